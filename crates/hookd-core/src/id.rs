@@ -1,0 +1,164 @@
+//! Prefixed, time-ordered identifiers (`app_`, `ep_`, `msg_`, `atmpt_`, `org_`, ...).
+//!
+//! The body is a millisecond KSUID (27 base62 characters), the same shape Svix uses, so
+//! ids sort by creation time and listings can page by id alone.
+
+use std::fmt;
+use std::str::FromStr;
+
+use svix_ksuid::KsuidMs;
+
+use crate::InvalidValue;
+
+/// Length of the KSUID body of every id.
+pub const KSUID_LEN: usize = 27;
+
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = concat!($prefix, "_");
+
+            /// A new id for something created now.
+            pub fn generate() -> Self {
+                Self(format!("{}{}", Self::PREFIX, KsuidMs::from_millis(None, None)))
+            }
+
+            /// Whether `s` has this id's shape (prefix and 27 base62 characters).
+            pub fn is_valid(s: &str) -> bool {
+                s.strip_prefix(Self::PREFIX).is_some_and(|body| {
+                    body.len() == KSUID_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric())
+                })
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// Wraps a value read back from storage, where it was validated on the way in.
+            pub fn from_trusted(s: String) -> Self {
+                Self(s)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                if Self::is_valid(s) {
+                    Ok(Self(s.to_owned()))
+                } else {
+                    Err(InvalidValue::new(format!(
+                        "must be `{}` followed by 27 letters or digits",
+                        Self::PREFIX
+                    )))
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidValue;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+prefixed_id!(
+    /// An organisation: the tenant every other object belongs to.
+    OrgId,
+    "org"
+);
+prefixed_id!(
+    /// An application: a customer of the organisation, owner of endpoints and messages.
+    ApplicationId,
+    "app"
+);
+prefixed_id!(
+    /// An endpoint of an application: a URL that receives webhooks.
+    EndpointId,
+    "ep"
+);
+prefixed_id!(
+    /// A message sent to an application.
+    MessageId,
+    "msg"
+);
+prefixed_id!(
+    /// One delivery attempt of a message to an endpoint.
+    AttemptId,
+    "atmpt"
+);
+prefixed_id!(
+    /// An API token (its public part; the secret part is only ever stored hashed).
+    TokenId,
+    "tok"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn generated_ids_have_the_svix_shape() {
+        let id = ApplicationId::generate();
+        assert_eq!(id.as_str().len(), 31);
+        assert!(ApplicationId::is_valid(id.as_str()));
+        assert!(!EndpointId::is_valid(id.as_str()));
+        assert_eq!(EndpointId::generate().as_str().len(), 30);
+    }
+
+    #[test]
+    fn ids_sort_by_creation_time() {
+        let first = MessageId::generate();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let second = MessageId::generate();
+        assert!(first < second, "{first} should sort before {second}");
+    }
+
+    proptest! {
+        #[test]
+        fn parse_accepts_only_the_exact_shape(s in "\\PC{0,40}") {
+            let ok = s.parse::<ApplicationId>().is_ok();
+            let expected = s.len() == 31
+                && s.starts_with("app_")
+                && s[4..].bytes().all(|b| b.is_ascii_alphanumeric());
+            prop_assert_eq!(ok, expected);
+        }
+
+        #[test]
+        fn display_round_trips(_n in 0u8..8) {
+            let id = EndpointId::generate();
+            prop_assert_eq!(id.to_string().parse::<EndpointId>().unwrap(), id);
+        }
+    }
+}

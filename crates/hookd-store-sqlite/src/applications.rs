@@ -1,0 +1,144 @@
+//! Applications.
+
+use async_trait::async_trait;
+use hookd_core::id::{ApplicationId, OrgId};
+use hookd_store::{
+    Application, ApplicationData, ApplicationStore, ListQuery, Mutation, Page, StoreError, StoreResult,
+};
+use rusqlite::{Connection, OptionalExtension as _, Row, params};
+
+use crate::SqliteStore;
+use crate::sql::{self, from_json, from_millis, internal, to_json};
+
+const COLUMNS: &str = "id, uid, name, throttle_rate, metadata, created_at, updated_at";
+const UID_TAKEN: &str = "an application with this uid already exists";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Application> {
+    Ok(Application {
+        id: ApplicationId::from_trusted(row.get(0)?),
+        data: ApplicationData {
+            uid: row
+                .get::<_, Option<String>>(1)?
+                .map(|u| u.parse().map_err(|e| sql::corrupt(1, e)))
+                .transpose()?,
+            name: row.get(2)?,
+            throttle_rate: row.get(3)?,
+            metadata: from_json(4, &row.get::<_, String>(4)?)?,
+        },
+        created_at: from_millis(row.get(5)?),
+        updated_at: from_millis(row.get(6)?),
+    })
+}
+
+/// Finds an application of `org` by id, or else by uid.
+pub(crate) fn find(c: &Connection, org: &OrgId, id_or_uid: &str) -> StoreResult<Application> {
+    c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM application WHERE org_id = ?1 AND (id = ?2 OR uid = ?2) ORDER BY id = ?2 DESC LIMIT 1"
+    ))
+    .and_then(|mut s| s.query_row(params![org.as_str(), id_or_uid], from_row).optional())
+    .map_err(internal)?
+    .ok_or(StoreError::NotFound("application"))
+}
+
+#[async_trait]
+impl ApplicationStore for SqliteStore {
+    async fn create_application(&self, org: &OrgId, data: ApplicationData) -> StoreResult<Application> {
+        let org = org.clone();
+        self.write(move |c| {
+            let now = sql::now();
+            let app = Application {
+                id: ApplicationId::generate(),
+                created_at: now,
+                updated_at: now,
+                data,
+            };
+            c.prepare_cached(
+                "INSERT INTO application (id, org_id, uid, name, throttle_rate, metadata, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    app.id.as_str(),
+                    org.as_str(),
+                    app.data.uid.as_ref().map(|u| u.as_str()),
+                    app.data.name,
+                    app.data.throttle_rate,
+                    to_json(&app.data.metadata),
+                    now.timestamp_millis(),
+                    now.timestamp_millis(),
+                ])
+            })
+            .map_err(|e| sql::conflict_or_internal(e, UID_TAKEN))?;
+            Ok(app)
+        })
+        .await
+    }
+
+    async fn get_application(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<Application> {
+        let (org, key) = (org.clone(), id_or_uid.to_owned());
+        self.read(move |c| find(c, &org, &key)).await
+    }
+
+    async fn list_applications(&self, org: &OrgId, query: &ListQuery) -> StoreResult<Page<Application>> {
+        let (org, query) = (org.clone(), query.clone());
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM application WHERE org_id = ?{}",
+                sql::page_clause(&query, "id")
+            );
+            let mut s = c.prepare_cached(&sql).map_err(internal)?;
+            let rows = match &query.cursor {
+                Some(cur) => s.query_map(params![org.as_str(), cur.key], from_row),
+                None => s.query_map(params![org.as_str()], from_row),
+            }
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(internal)?;
+            Ok(query.into_page(rows))
+        })
+        .await
+    }
+
+    async fn update_application(
+        &self,
+        org: &OrgId,
+        id_or_uid: &str,
+        change: Mutation<ApplicationData>,
+    ) -> StoreResult<Application> {
+        let (org, key) = (org.clone(), id_or_uid.to_owned());
+        self.write(move |c| {
+            let mut app = find(c, &org, &key)?;
+            change(&mut app.data)?;
+            app.updated_at = sql::now();
+            c.prepare_cached(
+                "UPDATE application SET uid = ?, name = ?, throttle_rate = ?, metadata = ?, updated_at = ?
+                 WHERE org_id = ? AND id = ?",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    app.data.uid.as_ref().map(|u| u.as_str()),
+                    app.data.name,
+                    app.data.throttle_rate,
+                    to_json(&app.data.metadata),
+                    app.updated_at.timestamp_millis(),
+                    org.as_str(),
+                    app.id.as_str(),
+                ])
+            })
+            .map_err(|e| sql::conflict_or_internal(e, UID_TAKEN))?;
+            Ok(app)
+        })
+        .await
+    }
+
+    async fn delete_application(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<()> {
+        let (org, key) = (org.clone(), id_or_uid.to_owned());
+        self.write(move |c| {
+            let app = find(c, &org, &key)?;
+            c.prepare_cached("DELETE FROM application WHERE org_id = ? AND id = ?")
+                .and_then(|mut s| s.execute(params![org.as_str(), app.id.as_str()]))
+                .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,169 @@
+//! The embedded SQLite backend of hookd.
+//!
+//! One database file in WAL mode. Writes go through one writer thread that
+//! group-commits ([`writer`]); reads use a small pool of read-only connections
+//! ([`readers`]). Migrations are embedded and applied on open ([`migrations`]).
+
+mod applications;
+mod endpoints;
+mod event_types;
+pub mod migrations;
+mod orgs;
+mod readers;
+mod sql;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hookd_store::{Store, StoreError, StoreResult};
+use rusqlite::{Connection, OpenFlags};
+
+use readers::Readers;
+use writer::Writer;
+
+/// How the SQLite database is opened.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub path: PathBuf,
+    /// Read-only connections in the pool.
+    pub readers: usize,
+    /// `synchronous=FULL` (true) makes every commit durable on power loss; `NORMAL`
+    /// (false) still survives a process crash.
+    pub synchronous_full: bool,
+    pub busy_timeout: Duration,
+}
+
+impl SqliteOptions {
+    /// Reads a `sqlite://path` (or `sqlite:path`) URL.
+    pub fn from_url(url: &str) -> Result<Self, String> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| format!("{url:?} is not a sqlite:// URL"))?;
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() {
+            return Err("the sqlite:// URL has no file path".into());
+        }
+        Ok(Self::new(path))
+    }
+
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            readers: 4,
+            synchronous_full: true,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<Readers>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its directory when missing) and migrates.
+    pub async fn open(options: SqliteOptions) -> StoreResult<Self> {
+        tokio::task::spawn_blocking(move || Self::open_blocking(options))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    fn open_blocking(options: SqliteOptions) -> StoreResult<Self> {
+        if let Some(dir) = options.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create the data directory {}: {e}", dir.display()))
+            })?;
+        }
+        let mut writer = open_connection(&options, false)?;
+        let applied = migrations::apply(&mut writer).map_err(|e| {
+            StoreError::Unavailable(format!("migrating {} failed: {e}", options.path.display()))
+        })?;
+        if !applied.is_empty() {
+            tracing::info!(path = %options.path.display(), ?applied, "applied SQLite migrations");
+        }
+        let readers = (0..options.readers.max(1))
+            .map(|_| open_connection(&options, true))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Self {
+            writer: Writer::start(writer).map_err(StoreError::internal)?,
+            readers: Arc::new(Readers::new(readers)),
+            path: options.path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.readers.read(f).await
+    }
+
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.writer.write(f).await
+    }
+}
+
+fn open_connection(options: &SqliteOptions, read_only: bool) -> StoreResult<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+    };
+    let unavailable =
+        |e: rusqlite::Error| StoreError::Unavailable(format!("opening {}: {e}", options.path.display()));
+    let conn = Connection::open_with_flags(&options.path, flags).map_err(unavailable)?;
+    conn.busy_timeout(options.busy_timeout).map_err(unavailable)?;
+    if !read_only {
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(unavailable)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable(format!(
+                "{} does not support WAL mode (got {mode})",
+                options.path.display()
+            )));
+        }
+        let sync = if options.synchronous_full {
+            "FULL"
+        } else {
+            "NORMAL"
+        };
+        conn.pragma_update(None, "synchronous", sync)
+            .map_err(unavailable)?;
+    }
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(unavailable)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(sql::internal))
+            .await
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+}

@@ -1,0 +1,30 @@
+//! Embedded schema migrations, applied in order on open. The applied version is kept
+//! in SQLite's `user_version`, so a database knows its own schema without a side table.
+
+use rusqlite::Connection;
+
+/// Migrations in order; index + 1 is the schema version it brings.
+const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../migrations/0001_init.sql"))];
+
+/// The schema version this build expects.
+pub const LATEST: u32 = MIGRATIONS.len() as u32;
+
+/// Applies every migration newer than the database's version, each in its own
+/// transaction. Returns the names of the migrations applied.
+pub fn apply(conn: &mut Connection) -> rusqlite::Result<Vec<&'static str>> {
+    let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > LATEST {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "the database schema is version {current}, newer than this hookd ({LATEST}); upgrade hookd"
+        )));
+    }
+    let mut applied = Vec::new();
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as u32 + 1)?;
+        tx.commit()?;
+        applied.push(*name);
+    }
+    Ok(applied)
+}

@@ -1,0 +1,67 @@
+//! Conversions between SQLite values and the store's types: times, JSON columns,
+//! constraint errors and keyset pagination.
+
+use chrono::{DateTime, Utc};
+use hookd_store::{ListQuery, StoreError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub(crate) fn internal(e: rusqlite::Error) -> StoreError {
+    StoreError::internal(e)
+}
+
+/// Maps a unique-constraint failure to a conflict with `message`; anything else is
+/// internal.
+pub(crate) fn conflict_or_internal(e: rusqlite::Error, message: &str) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation
+                && (f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) =>
+        {
+            StoreError::Conflict(message.to_owned())
+        }
+        _ => internal(e),
+    }
+}
+
+/// Now, at the millisecond precision the database keeps.
+pub(crate) fn now() -> DateTime<Utc> {
+    from_millis(Utc::now().timestamp_millis())
+}
+
+pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+pub(crate) fn to_json<T: Serialize>(v: &T) -> String {
+    // Serialising maps, sets and strings cannot fail.
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+pub(crate) fn from_json<T: DeserializeOwned>(idx: usize, s: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+/// A value that failed validation when read back (should never happen: it was validated
+/// on the way in).
+pub(crate) fn corrupt(idx: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+}
+
+/// The `AND key > ? ORDER BY key ASC LIMIT n` tail of a keyset-paginated query.
+/// The cursor, when present, must be bound as the next parameter.
+pub(crate) fn page_clause(query: &ListQuery, key: &str) -> String {
+    let (cmp, dir) = if query.scan_descending() {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    let after = if query.cursor.is_some() {
+        format!(" AND {key} {cmp} ?")
+    } else {
+        String::new()
+    };
+    format!("{after} ORDER BY {key} {dir} LIMIT {}", query.limit + 1)
+}

@@ -1,0 +1,755 @@
+//! The contract every store backend must pass.
+//!
+//! A backend's test target calls [`contract_tests!`](crate::contract_tests) with an
+//! async expression that makes a fresh, empty store; each check becomes its own test.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+use hookd_core::api_token::ApiToken;
+use hookd_core::id::{ApplicationId, OrgId};
+use hookd_core::name::EventTypeName;
+use hookd_core::secret::EndpointSecret;
+
+use crate::*;
+
+/// Expands to one `#[tokio::test]` per contract check, each on a store made by `$make`.
+#[macro_export]
+macro_rules! contract_tests {
+    ($make:expr) => {
+        $crate::contract_tests!(@each $make;
+            tokens_are_found_by_id_and_revoked,
+            orgs_are_created_once,
+            applications_round_trip,
+            application_uids_are_unique_per_org,
+            applications_page_both_ways,
+            tenants_are_isolated,
+            mutations_are_atomic,
+            rejected_mutations_change_nothing,
+            event_types_archive_and_expunge,
+            event_types_page_by_name,
+            endpoints_round_trip,
+            endpoint_uids_are_unique_per_app,
+            deleting_an_application_deletes_its_endpoints,
+            secret_rotation_keeps_the_old_key
+        );
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let store = $make.await;
+                $crate::contract::$name(&store).await;
+            }
+        )*
+    };
+}
+
+fn app_data(name: &str, uid: Option<&str>) -> ApplicationData {
+    ApplicationData {
+        uid: uid.map(|u| u.parse().unwrap()),
+        name: name.to_owned(),
+        throttle_rate: None,
+        metadata: Metadata::new(),
+    }
+}
+
+fn endpoint_data(uid: Option<&str>) -> EndpointData {
+    EndpointData {
+        uid: uid.map(|u| u.parse().unwrap()),
+        url: "https://example.com/hook".parse().unwrap(),
+        description: String::new(),
+        disabled: false,
+        event_types: None,
+        channels: None,
+        throttle_rate: None,
+        metadata: Metadata::new(),
+        headers: Default::default(),
+        secret: EndpointSecret::generate(),
+        previous_secrets: Vec::new(),
+    }
+}
+
+fn event_type_data(description: &str) -> EventTypeData {
+    EventTypeData {
+        description: description.to_owned(),
+        archived: false,
+        deprecated: false,
+        schemas: None,
+        group_name: None,
+        feature_flags: BTreeSet::new(),
+    }
+}
+
+async fn two_orgs(store: &dyn Store) -> (OrgId, OrgId) {
+    let a = store.ensure_org("contract-a").await.unwrap().id;
+    let b = store.ensure_org("contract-b").await.unwrap().id;
+    assert_ne!(a, b);
+    (a, b)
+}
+
+pub async fn orgs_are_created_once(store: &dyn Store) {
+    let first = store.ensure_org("acme").await.unwrap();
+    let again = store.ensure_org("acme").await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(store.find_org("acme").await.unwrap(), Some(first.clone()));
+    assert_eq!(store.find_org(first.id.as_str()).await.unwrap(), Some(first));
+    assert_eq!(store.find_org("nobody").await.unwrap(), None);
+}
+
+pub async fn tokens_are_found_by_id_and_revoked(store: &dyn Store) {
+    let org = store.ensure_org("tokens").await.unwrap().id;
+    let token = ApiToken::generate();
+    let record = store
+        .create_token(
+            &org,
+            NewToken {
+                id: token.id.clone(),
+                name: "ci".into(),
+                hash: token.hash(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(record.org_id, org);
+    let found = store.find_token(&token.id).await.unwrap().unwrap();
+    assert!(token.matches(&found.hash));
+    assert_eq!(found.revoked_at, None);
+    assert_eq!(store.list_tokens(&org).await.unwrap().len(), 1);
+
+    let other = store.ensure_org("tokens-other").await.unwrap().id;
+    assert!(matches!(
+        store.revoke_token(&other, &token.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.revoke_token(&org, &token.id).await.unwrap();
+    assert!(
+        store
+            .find_token(&token.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert!(matches!(
+        store.revoke_token(&org, &token.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn applications_round_trip(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let mut data = app_data("Shop", Some("shop-1"));
+    data.throttle_rate = Some(7);
+    data.metadata.insert("tier".into(), "gold".into());
+    let app = store.create_application(&org, data.clone()).await.unwrap();
+    assert_eq!(app.data, data);
+    assert!(ApplicationId::is_valid(app.id.as_str()));
+
+    assert_eq!(store.get_application(&org, app.id.as_str()).await.unwrap(), app);
+    assert_eq!(store.get_application(&org, "shop-1").await.unwrap(), app);
+
+    let updated = store
+        .update_application(
+            &org,
+            "shop-1",
+            Box::new(|d| {
+                d.name = "Shop 2".into();
+                d.uid = None;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.data.name, "Shop 2");
+    assert_eq!(updated.data.uid, None);
+    assert_eq!(updated.created_at, app.created_at);
+    assert!(updated.updated_at >= app.updated_at);
+    assert!(matches!(
+        store.get_application(&org, "shop-1").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    store.delete_application(&org, app.id.as_str()).await.unwrap();
+    assert!(matches!(
+        store.get_application(&org, app.id.as_str()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_application(&org, app.id.as_str()).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn application_uids_are_unique_per_org(store: &dyn Store) {
+    let (a, b) = two_orgs(store).await;
+    store
+        .create_application(&a, app_data("one", Some("same")))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.create_application(&a, app_data("two", Some("same"))).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The same uid in another organisation is fine.
+    store
+        .create_application(&b, app_data("three", Some("same")))
+        .await
+        .unwrap();
+    // Apps without uid never conflict.
+    store
+        .create_application(&a, app_data("four", None))
+        .await
+        .unwrap();
+    store
+        .create_application(&a, app_data("five", None))
+        .await
+        .unwrap();
+    // Taking a uid by update conflicts too.
+    let other = store
+        .create_application(&a, app_data("six", Some("other")))
+        .await
+        .unwrap();
+    let err = store
+        .update_application(
+            &a,
+            other.id.as_str(),
+            Box::new(|d| {
+                d.uid = Some("same".parse().unwrap());
+                Ok(())
+            }),
+        )
+        .await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+}
+
+pub async fn applications_page_both_ways(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        ids.push(
+            store
+                .create_application(&org, app_data(&format!("app {i}"), None))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    ids.sort();
+    let org = &org;
+    let list = |limit, cursor: Option<Cursor>, order| {
+        let q = ListQuery { limit, cursor, order };
+        async move { store.list_applications(org, &q).await.unwrap() }
+    };
+    let ids_of = |p: &Page<Application>| p.items.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+
+    let p1 = list(3, None, Order::Ascending).await;
+    assert_eq!(ids_of(&p1), ids[0..3]);
+    assert!(p1.has_more);
+    let p2 = list(
+        3,
+        Some(Cursor {
+            key: ids[2].to_string(),
+            backward: false,
+        }),
+        Order::Ascending,
+    )
+    .await;
+    assert_eq!(ids_of(&p2), ids[3..6]);
+    let p3 = list(
+        3,
+        Some(Cursor {
+            key: ids[5].to_string(),
+            backward: false,
+        }),
+        Order::Ascending,
+    )
+    .await;
+    assert_eq!(ids_of(&p3), ids[6..7]);
+    assert!(!p3.has_more);
+    // Back from the start of page 3 gives page 2 again, in listing order.
+    let back = list(
+        3,
+        Some(Cursor {
+            key: ids[6].to_string(),
+            backward: true,
+        }),
+        Order::Ascending,
+    )
+    .await;
+    assert_eq!(ids_of(&back), ids[3..6]);
+    assert!(back.has_more);
+
+    let mut desc = ids.clone();
+    desc.reverse();
+    let d1 = list(4, None, Order::Descending).await;
+    assert_eq!(ids_of(&d1), desc[0..4]);
+    let d2 = list(
+        4,
+        Some(Cursor {
+            key: desc[3].to_string(),
+            backward: false,
+        }),
+        Order::Descending,
+    )
+    .await;
+    assert_eq!(ids_of(&d2), desc[4..7]);
+    assert!(!d2.has_more);
+    let dback = list(
+        4,
+        Some(Cursor {
+            key: desc[4].to_string(),
+            backward: true,
+        }),
+        Order::Descending,
+    )
+    .await;
+    assert_eq!(ids_of(&dback), desc[0..4]);
+    assert!(!dback.has_more);
+}
+
+pub async fn tenants_are_isolated(store: &dyn Store) {
+    let (a, b) = two_orgs(store).await;
+    let app = store
+        .create_application(&a, app_data("mine", Some("mine")))
+        .await
+        .unwrap();
+    let ep = store
+        .create_endpoint(&a, &app.id, endpoint_data(Some("ep")))
+        .await
+        .unwrap();
+    store
+        .create_event_type(&a, &"secret.event".parse().unwrap(), event_type_data("a's"))
+        .await
+        .unwrap();
+
+    for key in [app.id.as_str(), "mine"] {
+        assert!(matches!(
+            store.get_application(&b, key).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.update_application(&b, key, Box::new(|_| Ok(()))).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.delete_application(&b, key).await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+    assert!(
+        store
+            .list_applications(&b, &ListQuery::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    assert!(matches!(
+        store.get_endpoint(&b, &app.id, ep.id.as_str()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.create_endpoint(&b, &app.id, endpoint_data(None)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        store
+            .list_endpoints(&b, &app.id, &ListQuery::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        store
+            .update_endpoint(&b, &app.id, "ep", Box::new(|_| Ok(())))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_endpoint(&b, &app.id, "ep").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    assert!(matches!(
+        store.get_event_type(&b, "secret.event").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store
+            .missing_event_types(&b, &["secret.event".parse().unwrap()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .list_event_types(&b, &ListQuery::default(), true)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        store.delete_event_type(&b, "secret.event", true).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Everything is still there for its owner.
+    assert_eq!(store.get_endpoint(&a, &app.id, "ep").await.unwrap(), ep);
+    store.get_event_type(&a, "secret.event").await.unwrap();
+}
+
+pub async fn mutations_are_atomic(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("counter", None))
+        .await
+        .unwrap();
+    let ep = store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        // Each task increments a counter in metadata: lost updates would show.
+        let app_id = app.id.clone();
+        let ep_id = ep.id.clone();
+        let org = org.clone();
+        let f = move |m: &mut Metadata| {
+            let n: u32 = m.get("n").map(|v| v.parse().unwrap()).unwrap_or(0);
+            m.insert("n".into(), (n + 1).to_string());
+        };
+        tasks.push(async move {
+            store
+                .update_application(
+                    &org,
+                    app_id.as_str(),
+                    Box::new(move |d| {
+                        f(&mut d.metadata);
+                        Ok(())
+                    }),
+                )
+                .await
+                .unwrap();
+            store
+                .update_endpoint(
+                    &org,
+                    &app_id,
+                    ep_id.as_str(),
+                    Box::new(move |d| {
+                        f(&mut d.metadata);
+                        Ok(())
+                    }),
+                )
+                .await
+                .unwrap();
+        });
+    }
+    futures_join_all(tasks).await;
+    let app = store.get_application(&org, app.id.as_str()).await.unwrap();
+    assert_eq!(app.data.metadata["n"], "20");
+    let ep = store.get_endpoint(&org, &app.id, ep.id.as_str()).await.unwrap();
+    assert_eq!(ep.data.metadata["n"], "20");
+}
+
+async fn futures_join_all<F: std::future::Future<Output = ()> + Send>(tasks: Vec<F>) {
+    // Poll all concurrently on the current task, without an extra dependency.
+    let mut set = Vec::new();
+    for t in tasks {
+        set.push(Box::pin(t));
+    }
+    let mut pending: Vec<_> = set.into_iter().map(Some).collect();
+    std::future::poll_fn(|cx| {
+        let mut all_done = true;
+        for slot in pending.iter_mut() {
+            if let Some(fut) = slot {
+                if fut.as_mut().poll(cx).is_ready() {
+                    *slot = None;
+                } else {
+                    all_done = false;
+                }
+            }
+        }
+        if all_done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
+pub async fn rejected_mutations_change_nothing(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("keep", None))
+        .await
+        .unwrap();
+    let err = store
+        .update_application(
+            &org,
+            app.id.as_str(),
+            Box::new(|d| {
+                d.name = "changed".into();
+                Err(StoreError::rejected("name", "no"))
+            }),
+        )
+        .await;
+    assert!(matches!(err, Err(StoreError::Rejected { .. })));
+    assert_eq!(
+        store
+            .get_application(&org, app.id.as_str())
+            .await
+            .unwrap()
+            .data
+            .name,
+        "keep"
+    );
+}
+
+pub async fn event_types_archive_and_expunge(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let name: EventTypeName = "invoice.paid".parse().unwrap();
+    let mut data = event_type_data("An invoice was paid");
+    data.schemas = Some(serde_json::json!({"1": {"type": "object"}}));
+    data.feature_flags.insert("beta".parse().unwrap());
+    data.group_name = Some("invoice".parse().unwrap());
+    let et = store.create_event_type(&org, &name, data.clone()).await.unwrap();
+    assert_eq!(et.data, data);
+    assert!(matches!(
+        store
+            .create_event_type(&org, &name, event_type_data("again"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.get_event_type(&org, "invoice.paid").await.unwrap(), et);
+
+    let patched = store
+        .update_event_type(
+            &org,
+            "invoice.paid",
+            Box::new(|d| {
+                d.deprecated = true;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(patched.data.deprecated);
+
+    store
+        .delete_event_type(&org, "invoice.paid", false)
+        .await
+        .unwrap();
+    let archived = store.get_event_type(&org, "invoice.paid").await.unwrap();
+    assert!(archived.data.archived);
+    assert!(
+        store
+            .list_event_types(&org, &ListQuery::default(), false)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .list_event_types(&org, &ListQuery::default(), true)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .missing_event_types(&org, std::slice::from_ref(&name))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    store.delete_event_type(&org, "invoice.paid", true).await.unwrap();
+    assert!(matches!(
+        store.get_event_type(&org, "invoice.paid").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.missing_event_types(&org, &[name]).await.unwrap().len(), 1);
+}
+
+pub async fn event_types_page_by_name(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    for n in ["c.x", "a.x", "e.x", "b.x", "d.x"] {
+        store
+            .create_event_type(&org, &n.parse().unwrap(), event_type_data(n))
+            .await
+            .unwrap();
+    }
+    let q = ListQuery {
+        limit: 2,
+        cursor: None,
+        order: Order::Ascending,
+    };
+    let p1 = store.list_event_types(&org, &q, false).await.unwrap();
+    let names = |p: &Page<EventType>| p.items.iter().map(|e| e.name.to_string()).collect::<Vec<_>>();
+    assert_eq!(names(&p1), ["a.x", "b.x"]);
+    let q2 = ListQuery {
+        cursor: Some(Cursor {
+            key: "b.x".into(),
+            backward: false,
+        }),
+        ..q.clone()
+    };
+    assert_eq!(
+        names(&store.list_event_types(&org, &q2, false).await.unwrap()),
+        ["c.x", "d.x"]
+    );
+}
+
+pub async fn endpoints_round_trip(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("eps", None))
+        .await
+        .unwrap();
+    let mut data = endpoint_data(Some("primary"));
+    data.event_types = Some(["a.b".parse().unwrap()].into());
+    data.channels = Some(["team:1".parse().unwrap()].into());
+    data.headers.insert("X-Custom".into(), "1".into());
+    data.throttle_rate = Some(10);
+    data.disabled = true;
+    let ep = store.create_endpoint(&org, &app.id, data.clone()).await.unwrap();
+    assert_eq!(ep.data, data);
+    assert_eq!(ep.app_id, app.id);
+    assert_eq!(store.get_endpoint(&org, &app.id, "primary").await.unwrap(), ep);
+    assert_eq!(
+        store.get_endpoint(&org, &app.id, ep.id.as_str()).await.unwrap(),
+        ep
+    );
+
+    let other_app = store
+        .create_application(&org, app_data("other", None))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_endpoint(&org, &other_app.id, ep.id.as_str()).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let page = store
+        .list_endpoints(&org, &app.id, &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(page.items, vec![ep.clone()]);
+
+    let updated = store
+        .update_endpoint(
+            &org,
+            &app.id,
+            "primary",
+            Box::new(|d| {
+                d.url = "https://example.org/new".parse().unwrap();
+                d.event_types = None;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.data.url.as_str(), "https://example.org/new");
+    assert_eq!(updated.data.event_types, None);
+    assert_eq!(updated.data.secret, ep.data.secret);
+
+    store.delete_endpoint(&org, &app.id, "primary").await.unwrap();
+    assert!(matches!(
+        store.get_endpoint(&org, &app.id, "primary").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn endpoint_uids_are_unique_per_app(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let a1 = store
+        .create_application(&org, app_data("a1", None))
+        .await
+        .unwrap();
+    let a2 = store
+        .create_application(&org, app_data("a2", None))
+        .await
+        .unwrap();
+    store
+        .create_endpoint(&org, &a1.id, endpoint_data(Some("dup")))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_endpoint(&org, &a1.id, endpoint_data(Some("dup")))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .create_endpoint(&org, &a2.id, endpoint_data(Some("dup")))
+        .await
+        .unwrap();
+}
+
+pub async fn deleting_an_application_deletes_its_endpoints(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("gone", None))
+        .await
+        .unwrap();
+    let ep = store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    store.delete_application(&org, app.id.as_str()).await.unwrap();
+    assert!(matches!(
+        store.get_endpoint(&org, &app.id, ep.id.as_str()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        store
+            .list_endpoints(&org, &app.id, &ListQuery::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+pub async fn secret_rotation_keeps_the_old_key(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("rot", None))
+        .await
+        .unwrap();
+    let ep = store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let new = EndpointSecret::generate();
+    let new2 = new.clone();
+    let rotated = store
+        .update_endpoint(
+            &org,
+            &app.id,
+            ep.id.as_str(),
+            Box::new(move |d| {
+                d.rotate_secret(new2, Utc::now(), chrono::Duration::hours(24));
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotated.data.secret, new);
+    assert_eq!(rotated.data.previous_secrets.len(), 1);
+    assert_eq!(rotated.data.previous_secrets[0].secret, ep.data.secret);
+    let reread = store.get_endpoint(&org, &app.id, ep.id.as_str()).await.unwrap();
+    assert_eq!(reread.data.previous_secrets, rotated.data.previous_secrets);
+}

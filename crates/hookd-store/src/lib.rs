@@ -1,0 +1,134 @@
+//! The storage seam of hookd.
+//!
+//! One trait per aggregate ([`OrgStore`], [`ApplicationStore`], [`EventTypeStore`],
+//! [`EndpointStore`]), gathered in [`Store`]. Every method that touches tenant data
+//! takes the organisation first, so no query can forget the tenant. Backends live in
+//! their own crates and run the shared [`contract`] suite (feature `contract`).
+//!
+//! Updates are expressed as a [`Mutation`]: a closure the backend applies to the
+//! current state inside one transaction, so concurrent PATCHes never lose each other's
+//! changes and no handler needs a read-modify-write race.
+
+mod error;
+mod models;
+mod page;
+
+#[cfg(feature = "contract")]
+pub mod contract;
+
+pub use error::StoreError;
+pub use models::*;
+pub use page::{Cursor, ListQuery, Order, Page};
+
+use async_trait::async_trait;
+use hookd_core::id::{ApplicationId, OrgId, TokenId};
+use hookd_core::name::EventTypeName;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A change applied to the current state of an object inside the backend's transaction.
+/// Returning an error aborts the change.
+pub type Mutation<T> = Box<dyn FnOnce(&mut T) -> StoreResult<()> + Send>;
+
+/// Organisations (tenants) and their API tokens.
+#[async_trait]
+pub trait OrgStore: Send + Sync {
+    /// Returns the organisation named `name`, creating it if needed.
+    async fn ensure_org(&self, name: &str) -> StoreResult<Org>;
+    /// Looks an organisation up by id or name.
+    async fn find_org(&self, id_or_name: &str) -> StoreResult<Option<Org>>;
+    async fn create_token(&self, org: &OrgId, token: NewToken) -> StoreResult<TokenRecord>;
+    /// Finds a token by its public id. This lookup precedes tenancy: it is how the
+    /// tenant of a request is learnt.
+    async fn find_token(&self, id: &TokenId) -> StoreResult<Option<TokenRecord>>;
+    async fn list_tokens(&self, org: &OrgId) -> StoreResult<Vec<TokenRecord>>;
+    /// Revokes a token; [`StoreError::NotFound`] if the org has no such live token.
+    async fn revoke_token(&self, org: &OrgId, id: &TokenId) -> StoreResult<()>;
+}
+
+/// Applications, addressed by id or uid.
+#[async_trait]
+pub trait ApplicationStore: Send + Sync {
+    /// [`StoreError::Conflict`] if the uid is taken in this organisation.
+    async fn create_application(&self, org: &OrgId, data: ApplicationData) -> StoreResult<Application>;
+    async fn get_application(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<Application>;
+    async fn list_applications(&self, org: &OrgId, query: &ListQuery) -> StoreResult<Page<Application>>;
+    async fn update_application(
+        &self,
+        org: &OrgId,
+        id_or_uid: &str,
+        change: Mutation<ApplicationData>,
+    ) -> StoreResult<Application>;
+    /// Deletes the application and everything that belongs to it.
+    async fn delete_application(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<()>;
+}
+
+/// Event types, addressed by name.
+#[async_trait]
+pub trait EventTypeStore: Send + Sync {
+    /// [`StoreError::Conflict`] if the name exists (archived or not).
+    async fn create_event_type(
+        &self,
+        org: &OrgId,
+        name: &EventTypeName,
+        data: EventTypeData,
+    ) -> StoreResult<EventType>;
+    async fn get_event_type(&self, org: &OrgId, name: &str) -> StoreResult<EventType>;
+    async fn list_event_types(
+        &self,
+        org: &OrgId,
+        query: &ListQuery,
+        include_archived: bool,
+    ) -> StoreResult<Page<EventType>>;
+    async fn update_event_type(
+        &self,
+        org: &OrgId,
+        name: &str,
+        change: Mutation<EventTypeData>,
+    ) -> StoreResult<EventType>;
+    /// Archives the event type, or removes it for good with `expunge`.
+    async fn delete_event_type(&self, org: &OrgId, name: &str, expunge: bool) -> StoreResult<()>;
+    /// Which of `names` do not exist in this organisation (archived ones exist).
+    async fn missing_event_types(
+        &self,
+        org: &OrgId,
+        names: &[EventTypeName],
+    ) -> StoreResult<Vec<EventTypeName>>;
+}
+
+/// Endpoints of an application, addressed by id or uid.
+#[async_trait]
+pub trait EndpointStore: Send + Sync {
+    /// [`StoreError::Conflict`] if the uid is taken in this application;
+    /// [`StoreError::NotFound`] if the application is not the organisation's.
+    async fn create_endpoint(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        data: EndpointData,
+    ) -> StoreResult<Endpoint>;
+    async fn get_endpoint(&self, org: &OrgId, app: &ApplicationId, id_or_uid: &str) -> StoreResult<Endpoint>;
+    async fn list_endpoints(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        query: &ListQuery,
+    ) -> StoreResult<Page<Endpoint>>;
+    async fn update_endpoint(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        id_or_uid: &str,
+        change: Mutation<EndpointData>,
+    ) -> StoreResult<Endpoint>;
+    async fn delete_endpoint(&self, org: &OrgId, app: &ApplicationId, id_or_uid: &str) -> StoreResult<()>;
+}
+
+/// Everything a hookd node needs from its database.
+#[async_trait]
+pub trait Store: OrgStore + ApplicationStore + EventTypeStore + EndpointStore + std::fmt::Debug {
+    /// Cheap check that the database answers (for readiness).
+    async fn ping(&self) -> StoreResult<()>;
+    /// Which backend this is, for logs and `config print`.
+    fn backend_name(&self) -> &'static str;
+}
