@@ -5,13 +5,50 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Mutex;
 
+use rand::RngCore as _;
 use svix_ksuid::KsuidMs;
 
 use crate::InvalidValue;
 
 /// Length of the KSUID body of every id.
 pub const KSUID_LEN: usize = 27;
+
+/// KSUID epoch (2014-05-13T16:53:20Z) in Unix seconds.
+const KSUID_EPOCH: i64 = 1_400_000_000;
+const PAYLOAD_LEN: usize = 15;
+
+/// The last timestamp and payload handed out, so ids made in the same 4 ms tick (the
+/// KSUID-ms resolution) still sort in creation order within this process.
+static LAST: Mutex<(u64, [u8; PAYLOAD_LEN])> = Mutex::new((0, [0; PAYLOAD_LEN]));
+
+/// A new KSUID-ms body, strictly greater than every one this process made before.
+fn next_ksuid() -> KsuidMs {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let secs = now_ms.div_euclid(1000) - KSUID_EPOCH;
+    let raw = ((secs.max(0) as u64) << 8) | ((now_ms.rem_euclid(1000) as u64) >> 2);
+    let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (ts, payload) = if raw > last.0 {
+        let mut payload = [0u8; PAYLOAD_LEN];
+        rand::rng().fill_bytes(&mut payload);
+        // Leave headroom so increments within a tick never wrap.
+        payload[0] &= 0x7f;
+        (raw, payload)
+    } else {
+        let mut payload = last.1;
+        for byte in payload.iter_mut().rev() {
+            let (v, carry) = byte.overflowing_add(1);
+            *byte = v;
+            if !carry {
+                break;
+            }
+        }
+        (last.0, payload)
+    };
+    *last = (ts, payload);
+    KsuidMs::new_raw(ts, Some(&payload))
+}
 
 macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
@@ -25,7 +62,7 @@ macro_rules! prefixed_id {
 
             /// A new id for something created now.
             pub fn generate() -> Self {
-                Self(format!("{}{}", Self::PREFIX, KsuidMs::from_millis(None, None)))
+                Self(format!("{}{}", Self::PREFIX, next_ksuid()))
             }
 
             /// Whether `s` has this id's shape (prefix and 27 base62 characters).
@@ -135,6 +172,12 @@ mod tests {
         assert!(ApplicationId::is_valid(id.as_str()));
         assert!(!EndpointId::is_valid(id.as_str()));
         assert_eq!(EndpointId::generate().as_str().len(), 30);
+    }
+
+    #[test]
+    fn ids_made_in_one_tick_still_sort_in_order() {
+        let ids: Vec<OrgId> = (0..2_000).map(|_| OrgId::generate()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use hookd_core::id::{ApplicationId, OrgId};
 use hookd_store::{
-    Application, ApplicationData, ApplicationStore, ListQuery, Mutation, Page, StoreError, StoreResult,
+    Application, ApplicationData, ApplicationFilter, ApplicationStore, ListQuery, Mutation, Page, StoreError,
+    StoreResult,
 };
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
@@ -79,11 +80,31 @@ impl ApplicationStore for SqliteStore {
         self.read(move |c| find(c, &org, &key)).await
     }
 
-    async fn list_applications(&self, org: &OrgId, query: &ListQuery) -> StoreResult<Page<Application>> {
+    async fn list_applications(
+        &self,
+        org: &OrgId,
+        query: &ListQuery,
+        filter: ApplicationFilter,
+    ) -> StoreResult<Page<Application>> {
         let (org, query) = (org.clone(), query.clone());
         self.read(move |c| {
+            let mut filters = String::new();
+            if filter.exclude_without_endpoints {
+                filters.push_str(
+                    " AND EXISTS (SELECT 1 FROM endpoint e WHERE e.org_id = application.org_id
+                      AND e.app_id = application.id)",
+                );
+            }
+            if filter.exclude_all_endpoints_disabled {
+                filters.push_str(
+                    " AND NOT (EXISTS (SELECT 1 FROM endpoint e WHERE e.org_id = application.org_id
+                          AND e.app_id = application.id)
+                      AND NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.org_id = application.org_id
+                          AND e.app_id = application.id AND e.disabled = 0))",
+                );
+            }
             let sql = format!(
-                "SELECT {COLUMNS} FROM application WHERE org_id = ?{}",
+                "SELECT {COLUMNS} FROM application WHERE org_id = ?{filters}{}",
                 sql::page_clause(&query, "id")
             );
             let mut s = c.prepare_cached(&sql).map_err(internal)?;

@@ -25,6 +25,7 @@ macro_rules! contract_tests {
             applications_round_trip,
             application_uids_are_unique_per_org,
             applications_page_both_ways,
+            applications_filter_by_endpoints,
             tenants_are_isolated,
             mutations_are_atomic,
             rejected_mutations_change_nothing,
@@ -242,7 +243,12 @@ pub async fn applications_page_both_ways(store: &dyn Store) {
     let org = &org;
     let list = |limit, cursor: Option<Cursor>, order| {
         let q = ListQuery { limit, cursor, order };
-        async move { store.list_applications(org, &q).await.unwrap() }
+        async move {
+            store
+                .list_applications(org, &q, ApplicationFilter::default())
+                .await
+                .unwrap()
+        }
     };
     let ids_of = |p: &Page<Application>| p.items.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
 
@@ -311,6 +317,58 @@ pub async fn applications_page_both_ways(store: &dyn Store) {
     assert!(!dback.has_more);
 }
 
+pub async fn applications_filter_by_endpoints(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let none = store
+        .create_application(&org, app_data("none", None))
+        .await
+        .unwrap();
+    let live = store
+        .create_application(&org, app_data("live", None))
+        .await
+        .unwrap();
+    let off = store
+        .create_application(&org, app_data("off", None))
+        .await
+        .unwrap();
+    store
+        .create_endpoint(&org, &live.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let mut disabled = endpoint_data(None);
+    disabled.disabled = true;
+    store
+        .create_endpoint(&org, &live.id, disabled.clone())
+        .await
+        .unwrap();
+    store.create_endpoint(&org, &off.id, disabled).await.unwrap();
+    let org = &org;
+    let names = |filter| async move {
+        let page = store
+            .list_applications(org, &ListQuery::default(), filter)
+            .await
+            .unwrap();
+        page.items.into_iter().map(|a| a.data.name).collect::<Vec<_>>()
+    };
+    assert_eq!(names(ApplicationFilter::default()).await, ["none", "live", "off"]);
+    let with_endpoints = ApplicationFilter {
+        exclude_without_endpoints: true,
+        ..Default::default()
+    };
+    assert_eq!(names(with_endpoints).await, ["live", "off"]);
+    let enabled = ApplicationFilter {
+        exclude_all_endpoints_disabled: true,
+        ..Default::default()
+    };
+    assert_eq!(names(enabled).await, ["none", "live"]);
+    let both = ApplicationFilter {
+        exclude_without_endpoints: true,
+        exclude_all_endpoints_disabled: true,
+    };
+    assert_eq!(names(both).await, ["live"]);
+    let _ = none;
+}
+
 pub async fn tenants_are_isolated(store: &dyn Store) {
     let (a, b) = two_orgs(store).await;
     let app = store
@@ -342,7 +400,7 @@ pub async fn tenants_are_isolated(store: &dyn Store) {
     }
     assert!(
         store
-            .list_applications(&b, &ListQuery::default())
+            .list_applications(&b, &ListQuery::default(), ApplicationFilter::default())
             .await
             .unwrap()
             .items

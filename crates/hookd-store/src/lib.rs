@@ -52,7 +52,12 @@ pub trait ApplicationStore: Send + Sync {
     /// [`StoreError::Conflict`] if the uid is taken in this organisation.
     async fn create_application(&self, org: &OrgId, data: ApplicationData) -> StoreResult<Application>;
     async fn get_application(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<Application>;
-    async fn list_applications(&self, org: &OrgId, query: &ListQuery) -> StoreResult<Page<Application>>;
+    async fn list_applications(
+        &self,
+        org: &OrgId,
+        query: &ListQuery,
+        filter: ApplicationFilter,
+    ) -> StoreResult<Page<Application>>;
     async fn update_application(
         &self,
         org: &OrgId,

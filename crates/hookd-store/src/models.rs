@@ -53,6 +53,15 @@ pub struct Application {
     pub data: ApplicationData,
 }
 
+/// Narrows an application listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplicationFilter {
+    /// Leave out applications that have no endpoint.
+    pub exclude_without_endpoints: bool,
+    /// Leave out applications whose endpoints are all disabled.
+    pub exclude_all_endpoints_disabled: bool,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventTypeData {
     pub description: String,

@@ -1,0 +1,140 @@
+//! The HTTP API: one module per resource, each with its `router()`, assembled here with
+//! the OpenAPI document generated from the same handlers.
+
+pub mod application;
+pub mod endpoint;
+pub mod event_type;
+pub mod health;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hookd_core::InvalidValue;
+use hookd_store::{StoreError, StoreResult};
+use serde::Serialize;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "hookd", description = "The hookd API: Svix-compatible webhook sending."),
+    modifiers(&BearerAuth),
+    security(("HTTPBearer" = [])),
+    components(schemas(crate::error::HttpErrorOut, crate::error::ValidationErrorOut))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "HTTPBearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API router with its layers. Trailing slashes are handled outside, by
+/// [`crate::launch`].
+pub fn router(state: AppState) -> Router {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(application::router())
+        .merge(event_type::router())
+        .merge(endpoint::router())
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    router
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { Json(openapi.as_ref().clone()) }),
+        )
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(state.config.api_max_body_bytes))
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                tracing::error!("a request handler panicked");
+                ApiError::Internal.into_response()
+            },
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A created-or-existing answer: 201 with the object, or 200 when nothing was created.
+#[derive(Debug)]
+pub struct Created<T> {
+    created: bool,
+    body: T,
+}
+
+impl<T> Created<T> {
+    pub fn new(body: T) -> Self {
+        Self { created: true, body }
+    }
+    pub fn existing(body: T) -> Self {
+        Self { created: false, body }
+    }
+    pub fn new_if(created: bool, body: T) -> Self {
+        Self { created, body }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Created<T> {
+    fn into_response(self) -> Response {
+        let status = if self.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        (status, Json(self.body)).into_response()
+    }
+}
+
+/// Parses a body field, answering 422 naming it when invalid.
+pub fn parse_field<T: FromStr<Err = InvalidValue>>(value: &str, field: &str) -> ApiResult<T> {
+    value
+        .parse()
+        .map_err(|e: InvalidValue| ApiError::invalid(&["body", field], e.message))
+}
+
+/// PUT semantics: replace when it exists, else create; a concurrent creator wins and is
+/// then replaced. Returns whether this call created the object.
+pub async fn upsert<T, U, UF, C, CF>(update: U, create: C) -> ApiResult<(T, bool)>
+where
+    U: Fn() -> UF,
+    UF: Future<Output = StoreResult<T>>,
+    C: FnOnce() -> CF,
+    CF: Future<Output = StoreResult<T>>,
+{
+    match update().await {
+        Err(StoreError::NotFound(what)) => match create().await {
+            Ok(v) => Ok((v, true)),
+            Err(StoreError::Conflict(message)) => match update().await {
+                Ok(v) => Ok((v, false)),
+                // The conflict was with some other object (e.g. a uid taken elsewhere).
+                Err(StoreError::NotFound(_)) => Err(ApiError::Conflict(message)),
+                Err(e) => Err(e.into()),
+            },
+            Err(StoreError::NotFound(_)) => Err(ApiError::not_found(what)),
+            Err(e) => Err(e.into()),
+        },
+        other => Ok((other?, false)),
+    }
+}

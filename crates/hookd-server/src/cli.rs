@@ -1,0 +1,251 @@
+//! The `hookd` command line: `serve`, `migrate`, `token ...`, `config print`.
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use hookd_core::api_token::ApiToken;
+use hookd_core::id::TokenId;
+use hookd_store::NewToken;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, DEFAULT_TOML, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(name = "hookd", version, about = "A self-hosted webhook server.", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API until SIGTERM or Ctrl-C.
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Manage API tokens (works while a server runs on the same database).
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token; prints it as the last line of stdout. Creates the organisation
+    /// when it does not exist.
+    Create {
+        /// Organisation name (or id).
+        #[arg(long, default_value = "default")]
+        org: String,
+        /// A name to recognise the token by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// List an organisation's tokens (ids and names; secrets are never stored).
+    List {
+        #[arg(long, default_value = "default")]
+        org: String,
+    },
+    /// Revoke a token by its id (`tok_...`).
+    Revoke {
+        #[arg(long, default_value = "default")]
+        org: String,
+        token_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration as TOML, secrets redacted.
+    Print {
+        /// Print the documented defaults instead.
+        #[arg(long)]
+        defaults: bool,
+    },
+}
+
+/// Runs the command line; the binary's `main` is just this.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Config {
+        action: ConfigCommand::Print { defaults: true },
+    } = cli.command
+    {
+        print!("{DEFAULT_TOML}");
+        return ExitCode::SUCCESS;
+    }
+    let loaded = match Config::load() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("hookd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&loaded.config);
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hookd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, loaded.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("hookd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match config.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let store = crate::open_store(&config).await?;
+            store.ping().await?;
+            println!("the {} database is at the latest schema", store.backend_name());
+            Ok(())
+        }
+        Command::Token { action } => token(action, config).await,
+        Command::Config {
+            action: ConfigCommand::Print { .. },
+        } => {
+            print!("{}", config.to_redacted_toml());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (listen / HOOKD_LISTEN): {e}", config.listen))?;
+    let grace = config.shutdown_timeout;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = crate::launch(config.clone(), listener, async {
+        let _ = stop_rx.await;
+    })
+    .await?;
+    tracing::info!(
+        address = %running.local_addr(),
+        database = %crate::config::redact_url(&config.database_url),
+        public_url = %config.public_url(),
+        "hookd is serving"
+    );
+    let mut server = tokio::spawn(running.wait());
+    tokio::select! {
+        result = &mut server => return Ok(result??),
+        () = shutdown_signal() => {}
+    }
+    tracing::info!(grace = ?grace, "shutting down: finishing in-flight requests");
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(result) => Ok(result??),
+        Err(_) => {
+            tracing::warn!("in-flight requests did not finish within {grace:?}; exiting anyway");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+async fn token(action: TokenCommand, config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let store = crate::open_store(&config).await?;
+    match action {
+        TokenCommand::Create { org, name } => {
+            let org = match store.find_org(&org).await? {
+                Some(o) => o,
+                None => store.ensure_org(&org).await?,
+            };
+            let token = ApiToken::generate();
+            store
+                .create_token(
+                    &org.id,
+                    NewToken {
+                        id: token.id.clone(),
+                        name: name.clone(),
+                        hash: token.hash(),
+                    },
+                )
+                .await?;
+            eprintln!(
+                "created token {} ({name}) for organisation {} ({}); it is shown only once:",
+                token.id, org.name, org.id
+            );
+            println!("{}", token.reveal());
+        }
+        TokenCommand::List { org } => {
+            let org = store
+                .find_org(&org)
+                .await?
+                .ok_or(format!("no organisation {org:?}"))?;
+            for t in store.list_tokens(&org.id).await? {
+                let state = match t.revoked_at {
+                    Some(at) => format!("revoked {}", at.to_rfc3339()),
+                    None => "active".into(),
+                };
+                println!("{}\t{}\t{}\t{state}", t.id, t.name, t.created_at.to_rfc3339());
+            }
+        }
+        TokenCommand::Revoke { org, token_id } => {
+            let org = store
+                .find_org(&org)
+                .await?
+                .ok_or(format!("no organisation {org:?}"))?;
+            let id: TokenId = token_id.parse().map_err(|e| format!("token id: {e}"))?;
+            store.revoke_token(&org.id, &id).await?;
+            println!("revoked {id}");
+        }
+    }
+    // Give the writer thread a moment to finish logging nothing; the commit is done.
+    tokio::time::sleep(Duration::from_millis(0)).await;
+    Ok(())
+}

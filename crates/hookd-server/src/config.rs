@@ -1,0 +1,366 @@
+//! Configuration: built-in defaults (`config.default.toml`, embedded) → optional TOML
+//! file named by `HOOKD_CONFIG` → `HOOKD_*` environment variables, environment last.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format as _, Toml};
+use hookd_core::network::NetworkList;
+use hookd_core::retry::RetrySchedule;
+use serde::{Deserialize, Serialize};
+
+/// The documented defaults. Being the defaults layer itself, the file cannot drift from
+/// what the binary does.
+pub const DEFAULT_TOML: &str = include_str!("../../../config.default.toml");
+
+/// Keys that may be set but have no default (they are commented out in the file).
+const OPTIONAL_KEYS: &[&str] = &["public_url"];
+/// `HOOKD_*` variables that are not settings.
+const NOT_SETTINGS: &[&str] = &["config", "test_database_url"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<url::Url>,
+    #[serde(with = "as_string_or_list")]
+    pub delivery_allow_networks: NetworkList,
+    #[serde(with = "as_string")]
+    pub retry_schedule: RetrySchedule,
+    pub api_max_body_bytes: usize,
+    #[serde(with = "as_duration")]
+    pub shutdown_timeout: Duration,
+    pub sqlite_synchronous: SqliteSynchronous,
+    pub sqlite_readers: usize,
+    pub log: String,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The database a URL selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite(PathBuf),
+}
+
+/// A loaded configuration, plus what the loader wants said once logging is up.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Loads from the process environment (and the file it names).
+    pub fn load() -> Result<Loaded, ConfigError> {
+        Self::load_from(std::env::vars())
+    }
+
+    /// Loads from the given environment, for tests.
+    pub fn load_from(env: impl IntoIterator<Item = (String, String)>) -> Result<Loaded, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let known = known_keys()?;
+        let mut warnings = Vec::new();
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+
+        if let Some((_, path)) = env.iter().find(|(k, _)| k == "HOOKD_CONFIG") {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("cannot read HOOKD_CONFIG file {path}: {e}")))?;
+            figment = figment.merge(Toml::string(&text));
+        }
+
+        let mut settings = Vec::new();
+        for (key, value) in &env {
+            let Some(name) = key.strip_prefix("HOOKD_") else {
+                continue;
+            };
+            let name = name.to_ascii_lowercase();
+            if NOT_SETTINGS.contains(&name.as_str()) {
+                continue;
+            }
+            if known.contains(&name) {
+                settings.push((name, value.clone()));
+            } else {
+                warnings.push(format!("ignoring {key}: hookd has no setting `{name}`"));
+            }
+        }
+        // Environment values are taken as strings; the typed fields parse them, so a
+        // value like HOOKD_SQLITE_READERS=four fails with the key named.
+        for (name, value) in settings {
+            figment = figment.merge((name.as_str(), env_value(&value)));
+        }
+
+        let config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
+        config.check()?;
+        Ok(Loaded { config, warnings })
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        self.database()?;
+        if self.api_max_body_bytes == 0 {
+            return Err(ConfigError("api_max_body_bytes must be greater than 0".into()));
+        }
+        if !(1..=64).contains(&self.sqlite_readers) {
+            return Err(ConfigError("sqlite_readers must be between 1 and 64".into()));
+        }
+        if let Some(url) = &self.public_url
+            && !matches!(url.scheme(), "http" | "https")
+        {
+            return Err(ConfigError(
+                "public_url must be an http:// or https:// URL".into(),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| ConfigError(format!("log: {e}")))?;
+        Ok(())
+    }
+
+    pub fn database(&self) -> Result<DatabaseKind, ConfigError> {
+        let url = &self.database_url;
+        if url.starts_with("sqlite:") {
+            hookd_store_sqlite::SqliteOptions::from_url(url)
+                .map(|o| DatabaseKind::Sqlite(o.path))
+                .map_err(|e| ConfigError(format!("database_url: {e}")))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Err(ConfigError(
+                "database_url: the PostgreSQL backend is not available in this build yet; use sqlite://"
+                    .into(),
+            ))
+        } else {
+            Err(ConfigError(format!(
+                "database_url: unsupported scheme in {}; use sqlite://PATH",
+                redact_url(url)
+            )))
+        }
+    }
+
+    /// The base of public URLs (ingest URLs are built on it).
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// The effective configuration as TOML, with credentials redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database_url = redact_url(&self.database_url);
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// Every key the defaults file sets, plus the optional ones.
+fn known_keys() -> Result<Vec<String>, ConfigError> {
+    let table: toml::Table = DEFAULT_TOML
+        .parse()
+        .map_err(|e| ConfigError(format!("the built-in defaults do not parse: {e}")))?;
+    Ok(table
+        .keys()
+        .cloned()
+        .chain(OPTIONAL_KEYS.iter().map(|k| (*k).to_owned()))
+        .collect())
+}
+
+/// Numbers stay numbers (for numeric settings); everything else is a string.
+fn env_value(raw: &str) -> figment::value::Value {
+    match raw.parse::<u64>() {
+        Ok(n) => figment::value::Value::from(n),
+        Err(_) => figment::value::Value::from(raw.to_owned()),
+    }
+}
+
+fn describe(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let kind = e.kind.to_string();
+            if key.is_empty() {
+                kind
+            } else {
+                format!("{key} (HOOKD_{}): {kind}", key.to_ascii_uppercase())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Hides the password in `scheme://user:password@host/...`.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("********"));
+            u.to_string()
+        }
+        _ => raw.to_owned(),
+    }
+}
+
+mod as_string {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr<Err = hookd_core::InvalidValue>,
+        D: Deserializer<'de>,
+    {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+mod as_string_or_list {
+    use hookd_core::network::NetworkList;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+
+    pub fn serialize<S: Serializer>(v: &NetworkList, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NetworkList, D::Error> {
+        let joined = match OneOrMany::deserialize(d)? {
+            OneOrMany::One(s) => s,
+            OneOrMany::Many(v) => v.join(","),
+        };
+        joined.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+mod as_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+        Config::load_from(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+    }
+
+    #[test]
+    fn defaults_match_the_operator_contract() {
+        let c = load(&[]).unwrap().config;
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8071");
+        assert_eq!(c.database_url, "sqlite://hookd-data/hookd.db");
+        assert_eq!(c.public_url(), "http://127.0.0.1:8071");
+        assert!(c.delivery_allow_networks.is_empty());
+        assert_eq!(c.retry_schedule.to_string(), "5s,5m,30m,2h,5h,10h,10h");
+        assert_eq!(
+            c.database().unwrap(),
+            DatabaseKind::Sqlite("hookd-data/hookd.db".into())
+        );
+    }
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hookd.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:9000\"\nsqlite_readers = 2\nlog = \"debug\"\n",
+        )
+        .unwrap();
+        let c = load(&[
+            ("HOOKD_CONFIG", file.to_str().unwrap()),
+            ("HOOKD_LISTEN", "127.0.0.1:9999"),
+            ("HOOKD_DELIVERY_ALLOW_NETWORKS", "10.0.0.0/8,192.168.1.0/24"),
+            ("HOOKD_RETRY_SCHEDULE", "1s,2s"),
+            ("HOOKD_PUBLIC_URL", "https://hooks.example.com/"),
+        ])
+        .unwrap()
+        .config;
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9999");
+        assert_eq!(c.sqlite_readers, 2);
+        assert_eq!(c.log, "debug");
+        assert_eq!(c.delivery_allow_networks.networks().len(), 2);
+        assert_eq!(c.retry_schedule.delays().len(), 2);
+        assert_eq!(c.public_url(), "https://hooks.example.com");
+    }
+
+    #[test]
+    fn invalid_settings_are_named() {
+        for (key, value, needle) in [
+            ("HOOKD_LISTEN", "not-an-address", "listen"),
+            ("HOOKD_SQLITE_READERS", "four", "sqlite_readers"),
+            ("HOOKD_RETRY_SCHEDULE", "5s,later", "retry_schedule"),
+            (
+                "HOOKD_DELIVERY_ALLOW_NETWORKS",
+                "10.0.0.0/33",
+                "delivery_allow_networks",
+            ),
+            ("HOOKD_DATABASE_URL", "mysql://x", "database_url"),
+            ("HOOKD_SQLITE_SYNCHRONOUS", "sometimes", "sqlite_synchronous"),
+            ("HOOKD_SHUTDOWN_TIMEOUT", "soon", "shutdown_timeout"),
+            ("HOOKD_SQLITE_READERS", "0", "sqlite_readers"),
+        ] {
+            let err = load(&[(key, value)]).unwrap_err().to_string();
+            assert!(err.contains(needle), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_fail_and_unknown_env_vars_warn() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hookd.toml");
+        std::fs::write(&file, "lisen = \"0.0.0.0:9000\"\n").unwrap();
+        let err = load(&[("HOOKD_CONFIG", file.to_str().unwrap())]).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+        let loaded = load(&[("HOOKD_LISTN", "x"), ("HOOKD_TEST_DATABASE_URL", "y")]).unwrap();
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(loaded.warnings[0].contains("HOOKD_LISTN"));
+    }
+
+    #[test]
+    fn printing_redacts_passwords() {
+        let mut c = load(&[]).unwrap().config;
+        c.database_url = "postgres://hookd:hunter2@db/hookd".into();
+        let shown = c.to_redacted_toml();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("listen"));
+    }
+}

@@ -1,0 +1,118 @@
+//! Test harness: the real server on port 0 with a fresh SQLite database, a token for
+//! a fresh organisation, and the official `svix` client pointed at it.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use hookd_core::api_token::ApiToken;
+use hookd_server::config::Config;
+use hookd_store::NewToken;
+use svix::api::{Svix, SvixOptions};
+use tokio::sync::oneshot;
+
+pub struct TestServer {
+    pub url: String,
+    /// A token of the organisation `test-org`.
+    pub token: String,
+    pub running: Option<hookd_server::Running>,
+    stop: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts with extra `HOOKD_*` settings (the process environment is not read).
+    pub async fn start_with(settings: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("hookd.db").display());
+        let mut env: Vec<(String, String)> = vec![("HOOKD_DATABASE_URL".into(), db)];
+        env.extend(settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let config = Config::load_from(env).expect("test config").config;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = hookd_server::launch(config, listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("launch");
+        let url = format!("http://{}", running.local_addr());
+        let mut server = Self {
+            url,
+            token: String::new(),
+            running: Some(running),
+            stop: Some(stop),
+            _dir: dir,
+        };
+        server.token = server.token_for("test-org").await;
+        server
+    }
+
+    /// A new token for the organisation `org` (created when missing).
+    pub async fn token_for(&self, org: &str) -> String {
+        let store = self.running.as_ref().unwrap().store();
+        let org = store.ensure_org(org).await.unwrap();
+        let token = ApiToken::generate();
+        store
+            .create_token(
+                &org.id,
+                NewToken {
+                    id: token.id.clone(),
+                    name: "test".into(),
+                    hash: token.hash(),
+                },
+            )
+            .await
+            .unwrap();
+        token.reveal()
+    }
+
+    pub fn svix(&self) -> Svix {
+        self.svix_with(&self.token)
+    }
+
+    pub fn svix_with(&self, token: &str) -> Svix {
+        Svix::new(
+            token.to_owned(),
+            Some(SvixOptions {
+                server_url: Some(self.url.clone()),
+                num_retries: Some(0),
+                ..Default::default()
+            }),
+        )
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// A request with this server's token.
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http()
+            .request(method, self.url(path))
+            .bearer_auth(&self.token)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running.wait().await.unwrap();
+        }
+    }
+}
+
+/// The HTTP status of a failed svix call.
+pub fn status_of(err: &svix::error::Error) -> u16 {
+    match err {
+        svix::error::Error::Http(e) => e.status.as_u16(),
+        svix::error::Error::Validation(e) => e.status.as_u16(),
+        other => panic!("not an HTTP error: {other:?}"),
+    }
+}
