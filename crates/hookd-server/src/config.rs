@@ -166,6 +166,10 @@ impl Config {
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.database_url = redact_url(&self.database_url);
+        shown.public_url = self
+            .public_url
+            .as_ref()
+            .and_then(|u| redact_url(u.as_str()).parse().ok());
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }

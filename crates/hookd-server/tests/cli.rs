@@ -1,0 +1,205 @@
+//! The `hookd` binary as an operator uses it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HOOKD: &str = env!("CARGO_BIN_EXE_hookd");
+
+fn hookd(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(HOOKD);
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOOKD_LOG", "warn");
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn last_line(out: &[u8]) -> String {
+    String::from_utf8_lossy(out)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_healthy(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{base}/api/v1/health/")).await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "hookd did not become healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn serve_with_defaults_then_tokens_from_the_cli_work_against_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    // Only the listen address is set: the database is the embedded default, created
+    // under ./hookd-data.
+    let server = Child(
+        hookd(dir.path())
+            .args(["serve"])
+            .env("HOOKD_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_healthy(&base).await;
+    assert!(dir.path().join("hookd-data/hookd.db").exists());
+
+    // A token made by the CLI while the server runs, on the same database.
+    let out = hookd(dir.path())
+        .args(["token", "create", "--org", "acme", "--name", "ci"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = last_line(&out.stdout);
+    assert!(token.starts_with("hk_"), "{token:?}");
+
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("{base}/api/v1/app"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "From the CLI"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+
+    // Listing shows it; revoking shuts it out.
+    let out = hookd(dir.path())
+        .args(["token", "list", "--org", "acme"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        listing.contains("\tci\t") && listing.contains("active"),
+        "{listing}"
+    );
+    assert!(!listing.contains(&token), "secrets are never listed");
+    let token_id = listing.split('\t').next().unwrap().to_owned();
+    let out = hookd(dir.path())
+        .args(["token", "revoke", "--org", "acme", &token_id])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let resp = client
+        .get(format!("{base}/api/v1/app"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    // SIGTERM stops it cleanly.
+    let mut server = server;
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "hookd did not exit on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn invalid_settings_stop_start_up_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value) in [
+        ("HOOKD_LISTEN", "nowhere"),
+        ("HOOKD_RETRY_SCHEDULE", "5s,whenever"),
+        ("HOOKD_DATABASE_URL", "mysql://localhost/x"),
+        ("HOOKD_DELIVERY_ALLOW_NETWORKS", "10.0.0.0/99"),
+    ] {
+        let out = hookd(dir.path()).arg("serve").env(key, value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{key}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let setting = key.trim_start_matches("HOOKD_").to_ascii_lowercase();
+        assert!(stderr.contains(&setting), "{key}: {stderr}");
+    }
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "listen = 8071\n").unwrap();
+    let out = hookd(dir.path())
+        .arg("serve")
+        .env("HOOKD_CONFIG", &file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
+}
+
+#[test]
+fn config_print_shows_the_effective_settings_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hookd.toml");
+    std::fs::write(&file, "sqlite_readers = 2\n").unwrap();
+    let out = hookd(dir.path())
+        .args(["config", "print"])
+        .env("HOOKD_CONFIG", &file)
+        .env("HOOKD_LISTEN", "0.0.0.0:9999")
+        .env("HOOKD_PUBLIC_URL", "https://user:hunter2@hooks.example.com")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!printed.contains("hunter2"), "{printed}");
+    let shown: toml::Table = printed.parse().unwrap();
+    assert_eq!(shown["listen"].as_str(), Some("0.0.0.0:9999"));
+    assert_eq!(shown["sqlite_readers"].as_integer(), Some(2));
+    assert_eq!(shown["retry_schedule"].as_str(), Some("5s,5m,30m,2h,5h,10h,10h"));
+
+    let defaults = hookd(dir.path())
+        .args(["config", "print", "--defaults"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&defaults.stdout);
+    assert!(text.contains("# hookd configuration"), "{text}");
+}
+
+#[test]
+fn migrate_creates_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hookd(dir.path())
+        .arg("migrate")
+        .env("HOOKD_DATABASE_URL", "sqlite://data/x.db")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join("data/x.db").exists());
+}
