@@ -1,0 +1,59 @@
+"""The README's Python walkthrough, run against a live hookd by .ci/run.
+
+Usage: HOOKD_URL=http://127.0.0.1:8071 HOOKD_TOKEN=hk_... python3 walkthrough.py
+Exits non-zero on the first thing that does not behave as the README says.
+"""
+
+import os
+import uuid
+
+from svix.api import (
+    ApplicationIn,
+    EndpointIn,
+    EndpointSecretRotateIn,
+    EventTypeIn,
+    Svix,
+    SvixOptions,
+)
+from svix.exceptions import HttpError
+
+svix = Svix(os.environ["HOOKD_TOKEN"], SvixOptions(server_url=os.environ["HOOKD_URL"]))
+suffix = uuid.uuid4().hex[:8]
+
+app = svix.application.create(ApplicationIn(name="My shop", uid=f"shop-{suffix}"))
+assert app.id.startswith("app_"), app
+assert svix.application.get(f"shop-{suffix}").id == app.id
+
+event_type = svix.event_type.create(
+    EventTypeIn(name=f"invoice.paid.{suffix}", description="An invoice was paid")
+)
+assert event_type.name == f"invoice.paid.{suffix}"
+
+endpoint = svix.endpoint.create(
+    app.id,
+    EndpointIn(
+        url="https://example.com/webhooks",
+        event_types=[event_type.name],
+        uid=f"main-{suffix}",
+    ),
+)
+assert endpoint.id.startswith("ep_"), endpoint
+assert list(endpoint.event_types) == [event_type.name], endpoint
+secret = svix.endpoint.get_secret(app.id, endpoint.id).key
+assert secret.startswith("whsec_"), secret
+
+svix.endpoint.rotate_secret(app.id, endpoint.id, EndpointSecretRotateIn())
+assert svix.endpoint.get_secret(app.id, endpoint.id).key != secret
+
+listed = svix.application.list()
+assert any(a.id == app.id for a in listed.data), listed
+
+try:
+    svix.application.create(ApplicationIn(name="again", uid=f"shop-{suffix}"))
+    raise SystemExit("a duplicate uid was accepted")
+except HttpError as e:
+    assert e.status_code == 409, e
+
+svix.endpoint.delete(app.id, endpoint.id)
+svix.application.delete(app.id)
+print("python svix walkthrough: ok")
