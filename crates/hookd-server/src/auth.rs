@@ -7,6 +7,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use hookd_core::api_token::ApiToken;
 use hookd_core::id::{OrgId, TokenId};
+use hookd_store::{NewToken, Org, Store, StoreResult};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -49,4 +50,25 @@ impl FromRequestParts<AppState> for Tenant {
             token: record.id,
         })
     }
+}
+
+/// Makes a new token for the organisation `org` (by name or id; created by that name
+/// when missing). The returned token is the only copy of its secret.
+pub async fn issue_token(store: &dyn Store, org: &str, name: &str) -> StoreResult<(Org, ApiToken)> {
+    let org = match store.find_org(org).await? {
+        Some(o) => o,
+        None => store.ensure_org(org).await?,
+    };
+    let token = ApiToken::generate();
+    store
+        .create_token(
+            &org.id,
+            NewToken {
+                id: token.id.clone(),
+                name: name.to_owned(),
+                hash: token.hash(),
+            },
+        )
+        .await?;
+    Ok((org, token))
 }

@@ -2,12 +2,9 @@
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use hookd_core::api_token::ApiToken;
 use hookd_core::id::TokenId;
-use hookd_store::NewToken;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, DEFAULT_TOML, LogFormat};
@@ -201,21 +198,7 @@ async fn token(action: TokenCommand, config: Config) -> Result<(), Box<dyn std::
     let store = crate::open_store(&config).await?;
     match action {
         TokenCommand::Create { org, name } => {
-            let org = match store.find_org(&org).await? {
-                Some(o) => o,
-                None => store.ensure_org(&org).await?,
-            };
-            let token = ApiToken::generate();
-            store
-                .create_token(
-                    &org.id,
-                    NewToken {
-                        id: token.id.clone(),
-                        name: name.clone(),
-                        hash: token.hash(),
-                    },
-                )
-                .await?;
+            let (org, token) = crate::auth::issue_token(store.as_ref(), &org, &name).await?;
             eprintln!(
                 "created token {} ({name}) for organisation {} ({}); it is shown only once:",
                 token.id, org.name, org.id
@@ -245,7 +228,5 @@ async fn token(action: TokenCommand, config: Config) -> Result<(), Box<dyn std::
             println!("revoked {id}");
         }
     }
-    // Give the writer thread a moment to finish logging nothing; the commit is done.
-    tokio::time::sleep(Duration::from_millis(0)).await;
     Ok(())
 }

@@ -103,18 +103,8 @@ impl ApplicationStore for SqliteStore {
                           AND e.app_id = application.id AND e.disabled = 0))",
                 );
             }
-            let sql = format!(
-                "SELECT {COLUMNS} FROM application WHERE org_id = ?{filters}{}",
-                sql::page_clause(&query, "id")
-            );
-            let mut s = c.prepare_cached(&sql).map_err(internal)?;
-            let rows = match &query.cursor {
-                Some(cur) => s.query_map(params![org.as_str(), cur.key], from_row),
-                None => s.query_map(params![org.as_str()], from_row),
-            }
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(internal)?;
-            Ok(query.into_page(rows))
+            let select = format!("SELECT {COLUMNS} FROM application WHERE org_id = ?{filters}");
+            sql::select_page(c, &select, "id", params![org.as_str()], &query, from_row)
         })
         .await
     }

@@ -164,18 +164,15 @@ impl EndpointStore for SqliteStore {
     ) -> StoreResult<Page<Endpoint>> {
         let (org, app, query) = (org.clone(), app.clone(), query.clone());
         self.read(move |c| {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM endpoint WHERE org_id = ? AND app_id = ?{}",
-                sql::page_clause(&query, "id")
-            );
-            let mut s = c.prepare_cached(&sql).map_err(internal)?;
-            let rows = match &query.cursor {
-                Some(cur) => s.query_map(params![org.as_str(), app.as_str(), cur.key], from_row),
-                None => s.query_map(params![org.as_str(), app.as_str()], from_row),
-            }
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(internal)?;
-            Ok(query.into_page(rows))
+            let select = format!("SELECT {COLUMNS} FROM endpoint WHERE org_id = ? AND app_id = ?");
+            sql::select_page(
+                c,
+                &select,
+                "id",
+                params![org.as_str(), app.as_str()],
+                &query,
+                from_row,
+            )
         })
         .await
     }

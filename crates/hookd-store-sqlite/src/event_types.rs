@@ -110,18 +110,8 @@ impl EventTypeStore for SqliteStore {
         let (org, query) = (org.clone(), query.clone());
         self.read(move |c| {
             let archived = if include_archived { "" } else { " AND archived = 0" };
-            let sql = format!(
-                "SELECT {COLUMNS} FROM event_type WHERE org_id = ?{archived}{}",
-                sql::page_clause(&query, "name")
-            );
-            let mut s = c.prepare_cached(&sql).map_err(internal)?;
-            let rows = match &query.cursor {
-                Some(cur) => s.query_map(params![org.as_str(), cur.key], from_row),
-                None => s.query_map(params![org.as_str()], from_row),
-            }
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(internal)?;
-            Ok(query.into_page(rows))
+            let select = format!("SELECT {COLUMNS} FROM event_type WHERE org_id = ?{archived}");
+            sql::select_page(c, &select, "name", params![org.as_str()], &query, from_row)
         })
         .await
     }

@@ -2,7 +2,8 @@
 //! constraint errors and keyset pagination.
 
 use chrono::{DateTime, Utc};
-use hookd_store::{ListQuery, StoreError};
+use hookd_store::{ListQuery, Page, StoreError, StoreResult};
+use rusqlite::{Connection, Row, ToSql};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -52,7 +53,7 @@ pub(crate) fn corrupt(idx: usize, e: impl std::error::Error + Send + Sync + 'sta
 
 /// The `AND key > ? ORDER BY key ASC LIMIT n` tail of a keyset-paginated query.
 /// The cursor, when present, must be bound as the next parameter.
-pub(crate) fn page_clause(query: &ListQuery, key: &str) -> String {
+fn page_clause(query: &ListQuery, key: &str) -> String {
     let (cmp, dir) = if query.scan_descending() {
         ("<", "DESC")
     } else {
@@ -64,4 +65,29 @@ pub(crate) fn page_clause(query: &ListQuery, key: &str) -> String {
         String::new()
     };
     format!("{after} ORDER BY {key} {dir} LIMIT {}", query.limit + 1)
+}
+
+/// Runs `select` (ending in its WHERE conditions, bound to `params`) as one keyset page
+/// ordered by `key`.
+pub(crate) fn select_page<T>(
+    c: &Connection,
+    select: &str,
+    key: &str,
+    params: &[&dyn ToSql],
+    query: &ListQuery,
+    from_row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<Page<T>> {
+    let sql = format!("{select}{}", page_clause(query, key));
+    let mut bound: Vec<&dyn ToSql> = params.to_vec();
+    if let Some(cursor) = &query.cursor {
+        bound.push(&cursor.key);
+    }
+    let rows = c
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_map(bound.as_slice(), from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(internal)?;
+    Ok(query.into_page(rows))
 }

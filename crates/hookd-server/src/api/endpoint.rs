@@ -334,6 +334,27 @@ async fn app_id(state: &AppState, tenant: &Tenant, key: &str) -> ApiResult<Appli
     Ok(state.store.get_application(&tenant.org, key).await?.id)
 }
 
+/// The endpoint `endpoint` (id or uid) of the application `app` (id or uid).
+async fn find_endpoint(state: &AppState, tenant: &Tenant, app: &str, endpoint: &str) -> ApiResult<Endpoint> {
+    let app = app_id(state, tenant, app).await?;
+    Ok(state.store.get_endpoint(&tenant.org, &app, endpoint).await?)
+}
+
+/// Applies `change` to the endpoint inside the store's transaction.
+async fn change_endpoint(
+    state: &AppState,
+    tenant: &Tenant,
+    app: &str,
+    endpoint: &str,
+    change: hookd_store::Mutation<EndpointData>,
+) -> ApiResult<Endpoint> {
+    let app = app_id(state, tenant, app).await?;
+    Ok(state
+        .store
+        .update_endpoint(&tenant.org, &app, endpoint, change)
+        .await?)
+}
+
 // ---------------------------------------------------------------------------------
 // Handlers.
 
@@ -573,8 +594,7 @@ async fn get_headers(
     State(state): State<AppState>,
     Path((app, endpoint)): Path<(String, String)>,
 ) -> ApiResult<Json<EndpointHeadersOut>> {
-    let app = app_id(&state, &tenant, &app).await?;
-    let ep = state.store.get_endpoint(&tenant.org, &app, &endpoint).await?;
+    let ep = find_endpoint(&state, &tenant, &app, &endpoint).await?;
     let (sensitive, shown): (BTreeMap<_, _>, BTreeMap<_, _>) = ep
         .data
         .headers
@@ -597,19 +617,17 @@ async fn set_headers(
     ApiJson(body): ApiJson<EndpointHeadersIn>,
 ) -> ApiResult<StatusCode> {
     check_headers(&body.headers)?;
-    let app = app_id(&state, &tenant, &app).await?;
-    state
-        .store
-        .update_endpoint(
-            &tenant.org,
-            &app,
-            &endpoint,
-            Box::new(move |d| {
-                d.headers = body.headers;
-                Ok(())
-            }),
-        )
-        .await?;
+    change_endpoint(
+        &state,
+        &tenant,
+        &app,
+        &endpoint,
+        Box::new(move |d| {
+            d.headers = body.headers;
+            Ok(())
+        }),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -641,31 +659,29 @@ async fn patch_headers(
         .map(|(k, _)| k.clone())
         .chain(body.delete_headers)
         .collect();
-    let app = app_id(&state, &tenant, &app).await?;
-    state
-        .store
-        .update_endpoint(
-            &tenant.org,
-            &app,
-            &endpoint,
-            Box::new(move |d| {
-                for name in remove.iter().chain(set.keys()) {
-                    d.headers.retain(|k, _| !k.eq_ignore_ascii_case(name));
-                }
-                d.headers.extend(set);
-                if d.headers.len() > endpoint_headers::MAX_HEADERS {
-                    return Err(StoreError::rejected(
-                        "headers",
-                        format!(
-                            "at most {} custom headers are allowed",
-                            endpoint_headers::MAX_HEADERS
-                        ),
-                    ));
-                }
-                Ok(())
-            }),
-        )
-        .await?;
+    change_endpoint(
+        &state,
+        &tenant,
+        &app,
+        &endpoint,
+        Box::new(move |d| {
+            for name in remove.iter().chain(set.keys()) {
+                d.headers.retain(|k, _| !k.eq_ignore_ascii_case(name));
+            }
+            d.headers.extend(set);
+            if d.headers.len() > endpoint_headers::MAX_HEADERS {
+                return Err(StoreError::rejected(
+                    "headers",
+                    format!(
+                        "at most {} custom headers are allowed",
+                        endpoint_headers::MAX_HEADERS
+                    ),
+                ));
+            }
+            Ok(())
+        }),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -678,8 +694,7 @@ async fn get_secret(
     State(state): State<AppState>,
     Path((app, endpoint)): Path<(String, String)>,
 ) -> ApiResult<Json<EndpointSecretOut>> {
-    let app = app_id(&state, &tenant, &app).await?;
-    let ep = state.store.get_endpoint(&tenant.org, &app, &endpoint).await?;
+    let ep = find_endpoint(&state, &tenant, &app, &endpoint).await?;
     Ok(Json(EndpointSecretOut {
         key: ep.data.secret.expose(),
     }))
@@ -709,18 +724,16 @@ async fn rotate_secret(
         None => EndpointSecret::generate(),
     };
     let key = new.expose();
-    let app = app_id(&state, &tenant, &app).await?;
-    state
-        .store
-        .update_endpoint(
-            &tenant.org,
-            &app,
-            &endpoint,
-            Box::new(move |d| {
-                d.rotate_secret(new, Utc::now(), chrono::Duration::seconds(i64::from(grace)));
-                Ok(())
-            }),
-        )
-        .await?;
+    change_endpoint(
+        &state,
+        &tenant,
+        &app,
+        &endpoint,
+        Box::new(move |d| {
+            d.rotate_secret(new, Utc::now(), chrono::Duration::seconds(i64::from(grace)));
+            Ok(())
+        }),
+    )
+    .await?;
     Ok(Json(EndpointSecretOut { key }))
 }

@@ -3,9 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use hookd_core::api_token::ApiToken;
 use hookd_server::config::Config;
-use hookd_store::NewToken;
 use svix::api::{Svix, SvixOptions};
 use tokio::sync::oneshot;
 
@@ -52,17 +50,7 @@ impl TestServer {
     /// A new token for the organisation `org` (created when missing).
     pub async fn token_for(&self, org: &str) -> String {
         let store = self.running.as_ref().unwrap().store();
-        let org = store.ensure_org(org).await.unwrap();
-        let token = ApiToken::generate();
-        store
-            .create_token(
-                &org.id,
-                NewToken {
-                    id: token.id.clone(),
-                    name: "test".into(),
-                    hash: token.hash(),
-                },
-            )
+        let (_, token) = hookd_server::auth::issue_token(store.as_ref(), org, "test")
             .await
             .unwrap();
         token.reveal()
