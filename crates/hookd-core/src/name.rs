@@ -142,6 +142,17 @@ mod tests {
         }
 
         #[test]
+        fn event_type_names_accept_exactly_their_pattern(s in "[a-zA-Z0-9._ :/-]{0,260}") {
+            let expected = !s.is_empty()
+                && s.len() <= 256
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            prop_assert_eq!(s.parse::<EventTypeName>().is_ok(), expected);
+            if let Ok(name) = s.parse::<EventTypeName>() {
+                prop_assert_eq!(name.as_str(), s.as_str());
+            }
+        }
+
+        #[test]
         fn channel_accepts_exactly_its_pattern(s in "[a-z:+ /]{0,140}") {
             let expected = !s.is_empty()
                 && s.len() <= 128

@@ -138,3 +138,46 @@ where
 {
     serde::Deserialize::deserialize(d).map(Some)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::api::application::ApplicationIn;
+    use crate::api::endpoint::{EndpointHeadersPatchIn, EndpointIn};
+
+    #[test]
+    fn missing_fields_are_named() {
+        let Err(ApiError::Validation(items)) = decode_json::<ApplicationIn>(b"{}") else {
+            panic!()
+        };
+        assert_eq!(items[0].loc, ["body", "name"]);
+        assert_eq!(items[0].kind, "value_error.missing");
+    }
+
+    #[test]
+    fn nested_fields_are_named() {
+        let Err(ApiError::Validation(items)) =
+            decode_json::<EndpointIn>(br#"{"url": "https://x", "headers": {"a": 1}}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(items[0].loc, ["body", "headers", "a"]);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode_json::<ApplicationIn>(&bytes);
+            let _ = decode_json::<EndpointIn>(&bytes);
+            let _ = decode_json::<EndpointHeadersPatchIn>(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_json_values_never_panic(s in r#"\{("[a-zA-Z]{1,12}": ("[^"\\]{0,8}"|-?[0-9]{1,6}|null|true|\[\]|\{\}), ){0,5}"name": "x"\}"#) {
+            let _ = decode_json::<ApplicationIn>(s.as_bytes());
+            let _ = decode_json::<EndpointIn>(s.as_bytes());
+        }
+    }
+}
