@@ -11,8 +11,10 @@ pub mod id;
 pub mod metadata;
 pub mod name;
 pub mod network;
+pub mod network_policy;
 pub mod retry;
 pub mod secret;
+pub mod signature;
 
 use std::fmt;
 
