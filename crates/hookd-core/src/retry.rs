@@ -22,6 +22,29 @@ impl RetrySchedule {
             .and_then(|i| self.0.get(i))
             .copied()
     }
+
+    /// How many retries the schedule holds.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Spreads `delay` by up to ±20% so that endpoints that failed together do not all
+/// retry in the same instant. `unit` is a random number in [0, 1).
+pub fn jitter(delay: Duration, unit: f64) -> Duration {
+    let factor = 0.8 + 0.4 * unit.clamp(0.0, 1.0);
+    delay.mul_f64(factor)
+}
+
+/// The delay a `Retry-After` answer asks for, bounded so that a receiver can neither
+/// make hookd hammer it (at least `floor`) nor park a delivery for days (at most
+/// `ceiling`).
+pub fn honour_retry_after(asked: Duration, floor: Duration, ceiling: Duration) -> Duration {
+    asked.clamp(floor, ceiling.max(floor))
 }
 
 impl Default for RetrySchedule {
@@ -96,7 +119,28 @@ mod tests {
         assert_eq!("100ms, 1s".parse::<RetrySchedule>().unwrap().delays().len(), 2);
     }
 
+    #[test]
+    fn retry_after_is_bounded() {
+        let (floor, ceiling) = (Duration::from_secs(1), Duration::from_secs(3600));
+        assert_eq!(honour_retry_after(Duration::ZERO, floor, ceiling), floor);
+        assert_eq!(
+            honour_retry_after(Duration::from_secs(30), floor, ceiling),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            honour_retry_after(Duration::from_secs(86_400), floor, ceiling),
+            ceiling
+        );
+    }
+
     proptest! {
+        #[test]
+        fn jitter_stays_within_twenty_percent(secs in 1u64..100_000, unit in 0.0f64..1.0) {
+            let d = Duration::from_secs(secs);
+            let j = jitter(d, unit);
+            prop_assert!(j >= d.mul_f64(0.8) && j <= d.mul_f64(1.2));
+        }
+
         #[test]
         fn display_round_trips(secs in proptest::collection::vec(1u64..100_000, 0..10)) {
             let s = RetrySchedule(secs.iter().map(|s| Duration::from_secs(*s)).collect());

@@ -67,7 +67,12 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
     })
 }
 
-fn find(c: &Connection, org: &OrgId, app: &ApplicationId, id_or_uid: &str) -> StoreResult<Endpoint> {
+pub(crate) fn find(
+    c: &Connection,
+    org: &OrgId,
+    app: &ApplicationId,
+    id_or_uid: &str,
+) -> StoreResult<Endpoint> {
     c.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM endpoint WHERE org_id = ?1 AND app_id = ?2 AND (id = ?3 OR uid = ?3)
          ORDER BY id = ?3 DESC LIMIT 1"

@@ -5,8 +5,10 @@
 //! ([`readers`]). Migrations are embedded and applied on open ([`migrations`]).
 
 mod applications;
+mod deliveries;
 mod endpoints;
 mod event_types;
+mod messages;
 pub mod migrations;
 mod orgs;
 mod readers;

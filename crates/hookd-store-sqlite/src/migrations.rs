@@ -4,7 +4,10 @@
 use rusqlite::Connection;
 
 /// Migrations in order; index + 1 is the schema version it brings.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../migrations/0001_init.sql")),
+    ("0002_messages", include_str!("../migrations/0002_messages.sql")),
+];
 
 /// The schema version this build expects.
 pub const LATEST: u32 = MIGRATIONS.len() as u32;

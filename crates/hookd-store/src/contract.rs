@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use chrono::Utc;
 use hookd_core::api_token::ApiToken;
-use hookd_core::id::{ApplicationId, OrgId};
+use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::name::EventTypeName;
 use hookd_core::secret::EndpointSecret;
 
@@ -34,7 +34,13 @@ macro_rules! contract_tests {
             endpoints_round_trip,
             endpoint_uids_are_unique_per_app,
             deleting_an_application_deletes_its_endpoints,
-            secret_rotation_keeps_the_old_key
+            secret_rotation_keeps_the_old_key,
+            messages_fan_out_to_matching_endpoints,
+            event_ids_are_unique_per_app,
+            claims_lease_and_expired_leases_are_reclaimed,
+            attempts_are_recorded_and_retries_scheduled,
+            expunged_and_disabled_deliveries_are_canceled,
+            messages_and_attempts_are_tenant_scoped
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -810,4 +816,374 @@ pub async fn secret_rotation_keeps_the_old_key(store: &dyn Store) {
     assert_eq!(rotated.data.previous_secrets[0].secret, ep.data.secret);
     let reread = store.get_endpoint(&org, &app.id, ep.id.as_str()).await.unwrap();
     assert_eq!(reread.data.previous_secrets, rotated.data.previous_secrets);
+}
+
+fn new_message(event_type: &str, channels: Option<&[&str]>) -> NewMessage {
+    NewMessage {
+        event_type: event_type.parse().unwrap(),
+        event_id: None,
+        channels: channels.map(|c| c.iter().map(|x| x.parse().unwrap()).collect()),
+        tags: BTreeSet::new(),
+        payload: r#"{"k": 1}"#.into(),
+        retain_until: Utc::now() + chrono::Duration::days(90),
+    }
+}
+
+async fn claim_all(store: &dyn Store, now: chrono::DateTime<Utc>) -> Vec<ClaimedDelivery> {
+    store
+        .claim_due(now, 100, now + chrono::Duration::seconds(30), "node-a", &[])
+        .await
+        .unwrap()
+}
+
+fn attempt(status: DeliveryStatus, code: i32) -> NewAttempt {
+    NewAttempt {
+        url: "https://example.com/hook".into(),
+        status,
+        response_status_code: code,
+        response: "ok".into(),
+        duration_ms: 12,
+        trigger: AttemptTrigger::Scheduled,
+        at: Utc::now(),
+    }
+}
+
+pub async fn messages_fan_out_to_matching_endpoints(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("fan", None))
+        .await
+        .unwrap();
+    let mk = |uid: &str, types: Option<&[&str]>, chans: Option<&[&str]>, disabled: bool| {
+        let mut d = endpoint_data(Some(uid));
+        d.event_types = types.map(|t| t.iter().map(|x| x.parse().unwrap()).collect());
+        d.channels = chans.map(|c| c.iter().map(|x| x.parse().unwrap()).collect());
+        d.disabled = disabled;
+        d
+    };
+    let mut wanted = Vec::new();
+    for (uid, types, chans, disabled, gets_it) in [
+        ("open", None, None, false, true),
+        ("typed", Some(&["a.b"][..]), None, false, true),
+        ("other-type", Some(&["c.d"][..]), None, false, false),
+        ("disabled", None, None, true, false),
+        ("channel", None, Some(&["x"][..]), false, true),
+        ("other-channel", None, Some(&["y"][..]), false, false),
+    ] {
+        let ep = store
+            .create_endpoint(&org, &app.id, mk(uid, types, chans, disabled))
+            .await
+            .unwrap();
+        if gets_it {
+            wanted.push(ep.id);
+        }
+    }
+    let (msg, n) = store
+        .create_message(&org, &app.id, new_message("a.b", Some(&["x"])))
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(msg.payload.as_deref(), Some(r#"{"k": 1}"#));
+    let mut got: Vec<EndpointId> = claim_all(store, Utc::now())
+        .await
+        .into_iter()
+        .map(|d| d.endpoint.id)
+        .collect();
+    got.sort();
+    wanted.sort();
+    assert_eq!(got, wanted);
+    // Without channels, the channel endpoint is left out.
+    let (_, n) = store
+        .create_message(&org, &app.id, new_message("a.b", None))
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(
+        store.get_message(&org, &app.id, msg.id.as_str()).await.unwrap(),
+        msg
+    );
+}
+
+pub async fn event_ids_are_unique_per_app(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let a1 = store
+        .create_application(&org, app_data("e1", None))
+        .await
+        .unwrap();
+    let a2 = store
+        .create_application(&org, app_data("e2", None))
+        .await
+        .unwrap();
+    let mut m = new_message("a.b", None);
+    m.event_id = Some("evt-1".parse().unwrap());
+    let (first, _) = store.create_message(&org, &a1.id, m.clone()).await.unwrap();
+    assert!(matches!(
+        store.create_message(&org, &a1.id, m.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.create_message(&org, &a2.id, m).await.unwrap();
+    assert_eq!(
+        store.get_message(&org, &a1.id, "evt-1").await.unwrap().id,
+        first.id
+    );
+}
+
+pub async fn claims_lease_and_expired_leases_are_reclaimed(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("lease", None))
+        .await
+        .unwrap();
+    let ep1 = store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let ep2 = store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    store
+        .create_message(&org, &app.id, new_message("a.b", None))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let lease = now + chrono::Duration::seconds(30);
+
+    let skipped = store
+        .claim_due(now, 10, lease, "node-a", std::slice::from_ref(&ep1.id))
+        .await
+        .unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].endpoint.id, ep2.id);
+    let first = store.claim_due(now, 10, lease, "node-a", &[]).await.unwrap();
+    assert_eq!(first.len(), 1, "only the unleased one is left");
+    assert_eq!(first[0].endpoint.id, ep1.id);
+    assert!(
+        store
+            .claim_due(now, 10, lease, "node-b", &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // After the lease runs out another node takes both.
+    let later = lease + chrono::Duration::seconds(1);
+    let stolen = store
+        .claim_due(later, 10, later + chrono::Duration::seconds(30), "node-b", &[])
+        .await
+        .unwrap();
+    assert_eq!(stolen.len(), 2);
+    // Releasing node-b's leases makes them claimable at once.
+    assert_eq!(store.release_leases("node-b").await.unwrap(), 2);
+    assert_eq!(
+        store
+            .claim_due(later, 10, later, "node-c", &[])
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+pub async fn attempts_are_recorded_and_retries_scheduled(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("att", None))
+        .await
+        .unwrap();
+    let ep = store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let (msg, _) = store
+        .create_message(&org, &app.id, new_message("a.b", None))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let d = claim_all(store, now).await.pop().unwrap();
+    assert_eq!(d.attempts, 0);
+    let retry_at = now + chrono::Duration::seconds(60);
+    store
+        .finish_attempt(
+            d.id,
+            attempt(DeliveryStatus::Fail, 500),
+            NextStep::RetryAt(retry_at),
+        )
+        .await
+        .unwrap();
+    assert!(
+        claim_all(store, now + chrono::Duration::seconds(59))
+            .await
+            .is_empty(),
+        "not before its time"
+    );
+    let again = claim_all(store, retry_at).await.pop().unwrap();
+    assert_eq!(again.attempts, 1);
+    store
+        .finish_attempt(again.id, attempt(DeliveryStatus::Success, 200), NextStep::Done)
+        .await
+        .unwrap();
+    assert!(
+        claim_all(store, retry_at + chrono::Duration::days(1))
+            .await
+            .is_empty(),
+        "done is done"
+    );
+
+    let all = AttemptFilter {
+        msg: Some(msg.id.clone()),
+        ..Default::default()
+    };
+    let page = store
+        .list_attempts(
+            &org,
+            &app.id,
+            &ListQuery {
+                order: Order::Descending,
+                ..Default::default()
+            },
+            &all,
+        )
+        .await
+        .unwrap();
+    let codes: Vec<i32> = page.items.iter().map(|a| a.response_status_code).collect();
+    assert_eq!(codes, [200, 500], "newest first");
+    assert_eq!(page.items[0].status, DeliveryStatus::Success);
+    let fails = AttemptFilter {
+        status: Some(DeliveryStatus::Fail),
+        ..all.clone()
+    };
+    assert_eq!(
+        store
+            .list_attempts(&org, &app.id, &ListQuery::default(), &fails)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let fives = AttemptFilter {
+        status_code_class: Some(5),
+        endpoint: Some(ep.id.clone()),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .list_attempts(&org, &app.id, &ListQuery::default(), &fives)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let one = &page.items[1];
+    assert_eq!(
+        store.get_attempt(&org, &app.id, &msg.id, &one.id).await.unwrap(),
+        *one
+    );
+}
+
+pub async fn expunged_and_disabled_deliveries_are_canceled(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("cancel", None))
+        .await
+        .unwrap();
+    let ep = store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let (msg, _) = store
+        .create_message(&org, &app.id, new_message("a.b", None))
+        .await
+        .unwrap();
+    store
+        .expunge_message_payload(&org, &app.id, &msg.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_message(&org, &app.id, msg.id.as_str())
+            .await
+            .unwrap()
+            .payload,
+        None
+    );
+    assert!(claim_all(store, Utc::now()).await.is_empty());
+
+    store
+        .create_message(&org, &app.id, new_message("a.b", None))
+        .await
+        .unwrap();
+    store
+        .update_endpoint(
+            &org,
+            &app.id,
+            ep.id.as_str(),
+            Box::new(|d| {
+                d.disabled = true;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(claim_all(store, Utc::now()).await.is_empty());
+}
+
+pub async fn messages_and_attempts_are_tenant_scoped(store: &dyn Store) {
+    let (a, b) = two_orgs(store).await;
+    let app = store
+        .create_application(&a, app_data("scoped", None))
+        .await
+        .unwrap();
+    store
+        .create_endpoint(&a, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let (msg, _) = store
+        .create_message(&a, &app.id, new_message("a.b", None))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_message(&b, &app.id, msg.id.as_str()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        store
+            .list_messages(&b, &app.id, &ListQuery::default(), &MessageFilter::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        store.expunge_message_payload(&b, &app.id, &msg.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let d = claim_all(store, Utc::now()).await.pop().unwrap();
+    assert_eq!(d.org_id, a);
+    store
+        .finish_attempt(d.id, attempt(DeliveryStatus::Success, 200), NextStep::Done)
+        .await
+        .unwrap();
+    let all = AttemptFilter {
+        msg: Some(msg.id.clone()),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .list_attempts(&b, &app.id, &ListQuery::default(), &all)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .list_attempts(&a, &app.id, &ListQuery::default(), &all)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
 }

@@ -21,7 +21,8 @@ pub use models::*;
 pub use page::{Cursor, ListQuery, Order, Page};
 
 use async_trait::async_trait;
-use hookd_core::id::{ApplicationId, OrgId, TokenId};
+use chrono::{DateTime, Utc};
+use hookd_core::id::{ApplicationId, AttemptId, EndpointId, MessageId, OrgId, TokenId};
 use hookd_core::name::EventTypeName;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -129,9 +130,87 @@ pub trait EndpointStore: Send + Sync {
     async fn delete_endpoint(&self, org: &OrgId, app: &ApplicationId, id_or_uid: &str) -> StoreResult<()>;
 }
 
+/// Messages and their attempt log, as the API sees them.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Stores the message and, in the same transaction, one pending delivery for every
+    /// endpoint of the application that accepts it (`hookd_core::matching`).
+    /// [`StoreError::Conflict`] if the application already has a message with this
+    /// `event_id`. Returns the message and how many deliveries it got.
+    async fn create_message(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        message: NewMessage,
+    ) -> StoreResult<(Message, usize)>;
+    /// By id, or else by event id.
+    async fn get_message(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        id_or_event_id: &str,
+    ) -> StoreResult<Message>;
+    /// Newest first by default.
+    async fn list_messages(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        query: &ListQuery,
+        filter: &MessageFilter,
+    ) -> StoreResult<Page<Message>>;
+    /// Removes the payload; pending deliveries of it are canceled.
+    async fn expunge_message_payload(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        msg: &MessageId,
+    ) -> StoreResult<()>;
+    async fn list_attempts(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        query: &ListQuery,
+        filter: &AttemptFilter,
+    ) -> StoreResult<Page<MessageAttempt>>;
+    async fn get_attempt(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        msg: &MessageId,
+        attempt: &AttemptId,
+    ) -> StoreResult<MessageAttempt>;
+}
+
+/// The delivery queue, as the engine sees it. Rows carry their organisation; these
+/// calls serve every tenant, which is why they are separate from the API's traits.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Leases up to `limit` deliveries that are due at `now` and not leased (or whose
+    /// lease ran out), skipping endpoints in `skip_endpoints` (those already at their
+    /// concurrency cap). Deliveries that can never be sent (endpoint disabled, payload
+    /// expunged) are canceled instead of returned.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+        owner: &str,
+        skip_endpoints: &[EndpointId],
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records an attempt and moves the delivery on, releasing its lease.
+    async fn finish_attempt(&self, delivery: i64, attempt: NewAttempt, next: NextStep) -> StoreResult<()>;
+    /// Puts a leased delivery back to be claimed at `at`, without recording an attempt
+    /// (throttling, shutdown).
+    async fn defer(&self, delivery: i64, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Drops the leases `owner` holds (a restarted node reclaims its own work at once).
+    async fn release_leases(&self, owner: &str) -> StoreResult<usize>;
+}
+
 /// Everything a hookd node needs from its database.
 #[async_trait]
-pub trait Store: OrgStore + ApplicationStore + EventTypeStore + EndpointStore + std::fmt::Debug {
+pub trait Store:
+    OrgStore + ApplicationStore + EventTypeStore + EndpointStore + MessageStore + DeliveryStore + std::fmt::Debug
+{
     /// Cheap check that the database answers (for readiness).
     async fn ping(&self) -> StoreResult<()>;
     /// Which backend this is, for logs and `config print`.

@@ -131,3 +131,144 @@ pub struct Endpoint {
     pub updated_at: DateTime<Utc>,
     pub data: EndpointData,
 }
+
+/// A message as the API creates it. `payload` is the JSON text exactly as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub event_type: EventTypeName,
+    pub event_id: Option<Uid>,
+    pub channels: Option<BTreeSet<ChannelName>>,
+    pub tags: BTreeSet<String>,
+    pub payload: String,
+    /// When the payload may be expunged.
+    pub retain_until: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: hookd_core::id::MessageId,
+    pub app_id: ApplicationId,
+    pub event_type: EventTypeName,
+    pub event_id: Option<Uid>,
+    pub channels: Option<BTreeSet<ChannelName>>,
+    pub tags: BTreeSet<String>,
+    /// `None` once expunged.
+    pub payload: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The status of a delivery or an attempt, numbered as the Svix `MessageStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    Success = 0,
+    Pending = 1,
+    Fail = 2,
+    Sending = 3,
+    Canceled = 4,
+}
+
+impl DeliveryStatus {
+    pub fn from_code(code: i64) -> Option<Self> {
+        Some(match code {
+            0 => Self::Success,
+            1 => Self::Pending,
+            2 => Self::Fail,
+            3 => Self::Sending,
+            4 => Self::Canceled,
+            _ => return None,
+        })
+    }
+
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Pending => "pending",
+            Self::Fail => "fail",
+            Self::Sending => "sending",
+            Self::Canceled => "canceled",
+        }
+    }
+}
+
+/// Why an attempt was made, numbered as the Svix `MessageAttemptTriggerType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptTrigger {
+    Scheduled = 0,
+    Manual = 1,
+}
+
+/// A delivery the engine has leased: everything needed to send it.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub org_id: OrgId,
+    pub message: Message,
+    pub endpoint: Endpoint,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub trigger: AttemptTrigger,
+}
+
+/// The record of one attempt, written by the engine.
+#[derive(Debug, Clone)]
+pub struct NewAttempt {
+    pub url: String,
+    /// `Success` or `Fail`.
+    pub status: DeliveryStatus,
+    /// The receiver's HTTP status; 0 when no answer came (refused, timeout, ...).
+    pub response_status_code: i32,
+    /// The first bytes of the answer, or why there was none.
+    pub response: String,
+    pub duration_ms: i64,
+    pub trigger: AttemptTrigger,
+    pub at: DateTime<Utc>,
+}
+
+/// What becomes of a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Delivered.
+    Done,
+    /// Try again at this time.
+    RetryAt(DateTime<Utc>),
+    /// The schedule is used up.
+    Exhausted,
+    /// Not attempted and never will be (endpoint gone or disabled, payload expunged).
+    Cancel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageAttempt {
+    pub id: hookd_core::id::AttemptId,
+    pub msg_id: hookd_core::id::MessageId,
+    pub endpoint_id: EndpointId,
+    pub url: String,
+    pub response: Option<String>,
+    pub response_status_code: i32,
+    pub response_duration_ms: i64,
+    pub status: DeliveryStatus,
+    pub trigger: AttemptTrigger,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Narrows a message listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageFilter {
+    pub event_types: Option<Vec<EventTypeName>>,
+    pub channel: Option<ChannelName>,
+    pub before: Option<DateTime<Utc>>,
+    pub after: Option<DateTime<Utc>>,
+}
+
+/// Narrows an attempt listing. One of `msg` or `endpoint` is set by the route.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptFilter {
+    pub msg: Option<hookd_core::id::MessageId>,
+    pub endpoint: Option<EndpointId>,
+    pub status: Option<DeliveryStatus>,
+    /// 1 for 1xx ... 5xx; 0 for attempts with no answer.
+    pub status_code_class: Option<u16>,
+    pub event_types: Option<Vec<EventTypeName>>,
+    pub before: Option<DateTime<Utc>>,
+    pub after: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,219 @@
+//! The delivery queue: leasing due deliveries and recording attempts.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hookd_core::id::{ApplicationId, AttemptId, EndpointId, OrgId};
+use hookd_store::{
+    AttemptTrigger, ClaimedDelivery, DeliveryStatus, DeliveryStore, NewAttempt, NextStep, StoreError,
+    StoreResult,
+};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension as _, ToSql, params};
+
+use crate::SqliteStore;
+use crate::sql::internal;
+
+fn cancel(c: &Connection, id: i64) -> StoreResult<()> {
+    c.prepare_cached("UPDATE delivery SET status = 4, lease_until = NULL, lease_owner = NULL WHERE id = ?")
+        .and_then(|mut s| s.execute([id]))
+        .map_err(internal)?;
+    Ok(())
+}
+
+/// A leased row, before its message and endpoint are loaded.
+struct Leased {
+    id: i64,
+    org: OrgId,
+    app: ApplicationId,
+    msg: String,
+    endpoint: String,
+    attempts: u32,
+    trigger: i64,
+}
+
+/// Loads what is needed to send a leased delivery; `None` (and the delivery canceled)
+/// when it can no longer be sent.
+fn load(c: &Connection, leased: Leased) -> StoreResult<Option<ClaimedDelivery>> {
+    let Leased {
+        id,
+        org,
+        app,
+        msg,
+        endpoint,
+        attempts,
+        trigger,
+    } = leased;
+    let message = c
+        .prepare_cached(&format!(
+            "SELECT {} FROM message WHERE id = ? AND org_id = ?",
+            crate::messages::COLUMNS
+        ))
+        .and_then(|mut s| {
+            s.query_row(params![msg, org.as_str()], crate::messages::from_row)
+                .optional()
+        })
+        .map_err(internal)?;
+    let endpoint = match crate::endpoints::find(c, &org, &app, &endpoint) {
+        Ok(ep) => Some(ep),
+        Err(StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    match (message, endpoint) {
+        (Some(message), Some(endpoint)) if message.payload.is_some() && !endpoint.data.disabled => {
+            Ok(Some(ClaimedDelivery {
+                id,
+                org_id: org,
+                message,
+                endpoint,
+                attempts,
+                trigger: if trigger == 1 {
+                    AttemptTrigger::Manual
+                } else {
+                    AttemptTrigger::Scheduled
+                },
+            }))
+        }
+        _ => {
+            cancel(c, id)?;
+            Ok(None)
+        }
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for SqliteStore {
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+        owner: &str,
+        skip_endpoints: &[EndpointId],
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let owner = owner.to_owned();
+        let skip: Vec<String> = skip_endpoints.iter().map(ToString::to_string).collect();
+        self.write(move |c| {
+            let now_ms = now.timestamp_millis();
+            let skip_clause = if skip.is_empty() {
+                String::new()
+            } else {
+                format!(" AND endpoint_id NOT IN ({})", vec!["?"; skip.len()].join(", "))
+            };
+            let sql = format!(
+                "UPDATE delivery SET lease_until = ?, lease_owner = ?, status = 1
+                 WHERE id IN (SELECT id FROM delivery
+                     WHERE status = 1 AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?){skip_clause}
+                     ORDER BY next_attempt_at LIMIT ?)
+                 RETURNING id, org_id, app_id, msg_id, endpoint_id, attempts, trigger"
+            );
+            let mut values = vec![
+                Value::Integer(lease_until.timestamp_millis()),
+                Value::Text(owner),
+                Value::Integer(now_ms),
+                Value::Integer(now_ms),
+            ];
+            values.extend(skip.into_iter().map(Value::Text));
+            values.push(Value::Integer(limit as i64));
+            let refs: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
+            let rows = c
+                .prepare_cached(&sql)
+                .and_then(|mut s| {
+                    s.query_map(refs.as_slice(), |r| {
+                        Ok(Leased {
+                            id: r.get(0)?,
+                            org: OrgId::from_trusted(r.get(1)?),
+                            app: ApplicationId::from_trusted(r.get(2)?),
+                            msg: r.get(3)?,
+                            endpoint: r.get(4)?,
+                            attempts: r.get(5)?,
+                            trigger: r.get(6)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(internal)?;
+            let mut claimed = Vec::with_capacity(rows.len());
+            for leased in rows {
+                if let Some(d) = load(c, leased)? {
+                    claimed.push(d);
+                }
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn finish_attempt(&self, delivery: i64, attempt: NewAttempt, next: NextStep) -> StoreResult<()> {
+        self.write(move |c| {
+            let row: Option<(String, String, String, String)> = c
+                .prepare_cached("SELECT org_id, app_id, msg_id, endpoint_id FROM delivery WHERE id = ?")
+                .and_then(|mut s| s.query_row([delivery], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional())
+                .map_err(internal)?;
+            // The endpoint or message was deleted while the attempt was in flight.
+            let Some((org, app, msg, endpoint)) = row else { return Ok(()) };
+            let at = attempt.at.timestamp_millis();
+            c.prepare_cached(
+                "INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, delivery_id, url, status,
+                     response_status_code, response, duration_ms, trigger, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    AttemptId::generate().as_str(),
+                    org,
+                    app,
+                    msg,
+                    endpoint,
+                    delivery,
+                    attempt.url,
+                    attempt.status as i64,
+                    attempt.response_status_code,
+                    attempt.response,
+                    attempt.duration_ms,
+                    attempt.trigger as i64,
+                    at,
+                ])
+            })
+            .map_err(internal)?;
+            let (status, next_at) = match next {
+                NextStep::Done => (DeliveryStatus::Success, None),
+                NextStep::RetryAt(t) => (DeliveryStatus::Pending, Some(t.timestamp_millis())),
+                NextStep::Exhausted => (DeliveryStatus::Fail, None),
+                NextStep::Cancel => (DeliveryStatus::Canceled, None),
+            };
+            c.prepare_cached(
+                "UPDATE delivery SET attempts = attempts + 1, status = ?, next_attempt_at = ?, lease_until = NULL,
+                     lease_owner = NULL, trigger = 0, last_attempt_at = ? WHERE id = ?",
+            )
+            .and_then(|mut s| s.execute(params![status as i64, next_at, at, delivery]))
+            .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn defer(&self, delivery: i64, at: DateTime<Utc>) -> StoreResult<()> {
+        self.write(move |c| {
+            c.prepare_cached(
+                "UPDATE delivery SET next_attempt_at = ?, lease_until = NULL, lease_owner = NULL
+                 WHERE id = ? AND status = 1",
+            )
+            .and_then(|mut s| s.execute(params![at.timestamp_millis(), delivery]))
+            .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_leases(&self, owner: &str) -> StoreResult<usize> {
+        let owner = owner.to_owned();
+        self.write(move |c| {
+            c.prepare_cached(
+                "UPDATE delivery SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = ?",
+            )
+            .and_then(|mut s| s.execute([owner]))
+            .map_err(internal)
+        })
+        .await
+    }
+}

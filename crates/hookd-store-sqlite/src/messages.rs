@@ -1,0 +1,330 @@
+//! Messages (with their fan-out into deliveries) and the attempt log.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use hookd_core::id::{ApplicationId, AttemptId, EndpointId, MessageId, OrgId};
+use hookd_core::matching::{Subscription, accepts};
+use hookd_core::name::{ChannelName, EventTypeName};
+use hookd_store::{
+    AttemptFilter, AttemptTrigger, DeliveryStatus, ListQuery, Message, MessageAttempt, MessageFilter,
+    MessageStore, NewMessage, Page, StoreError, StoreResult,
+};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension as _, Row, ToSql, params, params_from_iter};
+
+use crate::SqliteStore;
+use crate::sql::{self, from_json, from_millis, internal, to_json};
+
+pub(crate) const COLUMNS: &str = "id, app_id, event_type, event_id, channels, tags, payload, created_at";
+
+pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        id: MessageId::from_trusted(row.get(0)?),
+        app_id: ApplicationId::from_trusted(row.get(1)?),
+        event_type: EventTypeName::from_trusted(row.get(2)?),
+        event_id: row
+            .get::<_, Option<String>>(3)?
+            .map(|e| e.parse().map_err(|e| sql::corrupt(3, e)))
+            .transpose()?,
+        channels: row
+            .get::<_, Option<String>>(4)?
+            .map(|s| from_json(4, &s))
+            .transpose()?,
+        tags: from_json(5, &row.get::<_, String>(5)?)?,
+        payload: row.get(6)?,
+        created_at: from_millis(row.get(7)?),
+    })
+}
+
+fn find(c: &Connection, org: &OrgId, app: &ApplicationId, id_or_event_id: &str) -> StoreResult<Message> {
+    c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM message WHERE org_id = ?1 AND app_id = ?2 AND (id = ?3 OR event_id = ?3)
+         ORDER BY id = ?3 DESC LIMIT 1"
+    ))
+    .and_then(|mut s| {
+        s.query_row(params![org.as_str(), app.as_str(), id_or_event_id], from_row)
+            .optional()
+    })
+    .map_err(internal)?
+    .ok_or(StoreError::NotFound("message"))
+}
+
+/// The endpoints of `app` that accept a message of `event_type` on `channels`.
+fn subscribers(
+    c: &Connection,
+    org: &OrgId,
+    app: &ApplicationId,
+    event_type: &EventTypeName,
+    channels: Option<&BTreeSet<ChannelName>>,
+) -> StoreResult<Vec<String>> {
+    let mut s = c
+        .prepare_cached(
+            "SELECT id, disabled, event_types, channels FROM endpoint WHERE org_id = ? AND app_id = ?",
+        )
+        .map_err(internal)?;
+    let rows = s
+        .query_map(params![org.as_str(), app.as_str()], |row| {
+            let types: Option<BTreeSet<EventTypeName>> = row
+                .get::<_, Option<String>>(2)?
+                .map(|s| from_json(2, &s))
+                .transpose()?;
+            let chans: Option<BTreeSet<ChannelName>> = row
+                .get::<_, Option<String>>(3)?
+                .map(|s| from_json(3, &s))
+                .transpose()?;
+            let sub = Subscription {
+                disabled: row.get(1)?,
+                event_types: types.as_ref(),
+                channels: chans.as_ref(),
+            };
+            accepts(sub, event_type, channels)
+                .then(|| row.get::<_, String>(0))
+                .transpose()
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(internal)?;
+    Ok(rows.into_iter().flatten().collect())
+}
+
+const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.response, a.response_status_code,
+    a.duration_ms, a.status, a.trigger, a.created_at";
+
+fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<MessageAttempt> {
+    Ok(MessageAttempt {
+        id: AttemptId::from_trusted(row.get(0)?),
+        msg_id: MessageId::from_trusted(row.get(1)?),
+        endpoint_id: EndpointId::from_trusted(row.get(2)?),
+        url: row.get(3)?,
+        response: row.get(4)?,
+        response_status_code: row.get(5)?,
+        response_duration_ms: row.get(6)?,
+        status: DeliveryStatus::from_code(row.get(7)?).ok_or_else(|| sql::corrupt(7, std::fmt::Error))?,
+        trigger: if row.get::<_, i64>(8)? == 1 {
+            AttemptTrigger::Manual
+        } else {
+            AttemptTrigger::Scheduled
+        },
+        created_at: from_millis(row.get(9)?),
+    })
+}
+
+/// `AND column IN (?, ?, ...)` for a list of names.
+fn push_in(sql: &mut String, params: &mut Vec<Value>, column: &str, names: &[EventTypeName]) {
+    sql.push_str(&format!(
+        " AND {column} IN ({})",
+        vec!["?"; names.len()].join(", ")
+    ));
+    params.extend(names.iter().map(|n| Value::Text(n.to_string())));
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn create_message(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        message: NewMessage,
+    ) -> StoreResult<(Message, usize)> {
+        let (org, app) = (org.clone(), app.clone());
+        self.write(move |c| {
+            let now = sql::now();
+            let msg = Message {
+                id: MessageId::generate(),
+                app_id: app.clone(),
+                event_type: message.event_type,
+                event_id: message.event_id,
+                channels: message.channels,
+                tags: message.tags,
+                payload: Some(message.payload),
+                created_at: now,
+            };
+            c.prepare_cached(
+                "INSERT INTO message (id, org_id, app_id, event_type, event_id, channels, tags, payload,
+                     retain_until, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    msg.id.as_str(),
+                    org.as_str(),
+                    app.as_str(),
+                    msg.event_type.as_str(),
+                    msg.event_id.as_ref().map(|e| e.as_str()),
+                    msg.channels.as_ref().map(to_json),
+                    to_json(&msg.tags),
+                    msg.payload,
+                    message.retain_until.timestamp_millis(),
+                    now.timestamp_millis(),
+                ])
+            })
+            .map_err(|e| sql::conflict_or_internal(e, "a message with this eventId already exists"))?;
+            let endpoints = subscribers(c, &org, &app, &msg.event_type, msg.channels.as_ref())?;
+            let mut insert = c
+                .prepare_cached(
+                    "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, next_attempt_at, created_at)
+                     VALUES (?, ?, ?, ?, 1, ?, ?)",
+                )
+                .map_err(internal)?;
+            for ep in &endpoints {
+                insert
+                    .execute(params![
+                        org.as_str(),
+                        app.as_str(),
+                        msg.id.as_str(),
+                        ep,
+                        now.timestamp_millis(),
+                        now.timestamp_millis()
+                    ])
+                    .map_err(internal)?;
+            }
+            Ok((msg, endpoints.len()))
+        })
+        .await
+    }
+
+    async fn get_message(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        id_or_event_id: &str,
+    ) -> StoreResult<Message> {
+        let (org, app, key) = (org.clone(), app.clone(), id_or_event_id.to_owned());
+        self.read(move |c| find(c, &org, &app, &key)).await
+    }
+
+    async fn list_messages(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        query: &ListQuery,
+        filter: &MessageFilter,
+    ) -> StoreResult<Page<Message>> {
+        let (org, app, query, filter) = (org.clone(), app.clone(), query.clone(), filter.clone());
+        self.read(move |c| {
+            let mut select = format!("SELECT {COLUMNS} FROM message WHERE org_id = ? AND app_id = ?");
+            let mut values = vec![Value::Text(org.to_string()), Value::Text(app.to_string())];
+            if let Some(types) = &filter.event_types {
+                push_in(&mut select, &mut values, "event_type", types);
+            }
+            if let Some(channel) = &filter.channel {
+                select.push_str(" AND EXISTS (SELECT 1 FROM json_each(message.channels) WHERE value = ?)");
+                values.push(Value::Text(channel.to_string()));
+            }
+            if let Some(before) = filter.before {
+                select.push_str(" AND created_at < ?");
+                values.push(Value::Integer(before.timestamp_millis()));
+            }
+            if let Some(after) = filter.after {
+                select.push_str(" AND created_at > ?");
+                values.push(Value::Integer(after.timestamp_millis()));
+            }
+            let refs: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
+            sql::select_page(c, &select, "id", &refs, &query, from_row)
+        })
+        .await
+    }
+
+    async fn expunge_message_payload(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        msg: &MessageId,
+    ) -> StoreResult<()> {
+        let (org, app, msg) = (org.clone(), app.clone(), msg.clone());
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE message SET payload = NULL WHERE org_id = ? AND app_id = ? AND id = ?",
+                )
+                .and_then(|mut s| s.execute(params![org.as_str(), app.as_str(), msg.as_str()]))
+                .map_err(internal)?;
+            if n == 0 {
+                return Err(StoreError::NotFound("message"));
+            }
+            c.prepare_cached(
+                "UPDATE delivery SET status = 4, lease_until = NULL WHERE msg_id = ? AND status = 1",
+            )
+            .and_then(|mut s| s.execute([msg.as_str()]))
+            .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_attempts(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        query: &ListQuery,
+        filter: &AttemptFilter,
+    ) -> StoreResult<Page<MessageAttempt>> {
+        let (org, app, query, filter) = (org.clone(), app.clone(), query.clone(), filter.clone());
+        self.read(move |c| {
+            let mut select =
+                format!("SELECT {ATTEMPT_COLUMNS} FROM attempt a WHERE a.org_id = ? AND a.app_id = ?");
+            let mut values = vec![Value::Text(org.to_string()), Value::Text(app.to_string())];
+            if let Some(msg) = &filter.msg {
+                select.push_str(" AND a.msg_id = ?");
+                values.push(Value::Text(msg.to_string()));
+            }
+            if let Some(ep) = &filter.endpoint {
+                select.push_str(" AND a.endpoint_id = ?");
+                values.push(Value::Text(ep.to_string()));
+            }
+            if let Some(status) = filter.status {
+                select.push_str(" AND a.status = ?");
+                values.push(Value::Integer(status as i64));
+            }
+            if let Some(class) = filter.status_code_class {
+                if class == 0 {
+                    select.push_str(" AND a.response_status_code = 0");
+                } else {
+                    select.push_str(" AND a.response_status_code >= ? AND a.response_status_code < ?");
+                    values.push(Value::Integer(i64::from(class) * 100));
+                    values.push(Value::Integer(i64::from(class) * 100 + 100));
+                }
+            }
+            if let Some(types) = &filter.event_types {
+                select.push_str(" AND EXISTS (SELECT 1 FROM message m WHERE m.id = a.msg_id");
+                push_in(&mut select, &mut values, "m.event_type", types);
+                select.push(')');
+            }
+            if let Some(before) = filter.before {
+                select.push_str(" AND a.created_at < ?");
+                values.push(Value::Integer(before.timestamp_millis()));
+            }
+            if let Some(after) = filter.after {
+                select.push_str(" AND a.created_at > ?");
+                values.push(Value::Integer(after.timestamp_millis()));
+            }
+            let refs: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
+            sql::select_page(c, &select, "a.id", &refs, &query, attempt_from_row)
+        })
+        .await
+    }
+
+    async fn get_attempt(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        msg: &MessageId,
+        attempt: &AttemptId,
+    ) -> StoreResult<MessageAttempt> {
+        let (org, app, msg, attempt) = (org.clone(), app.clone(), msg.clone(), attempt.clone());
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM attempt a WHERE a.org_id = ? AND a.app_id = ? AND a.msg_id = ? AND a.id = ?"
+            ))
+            .and_then(|mut s| {
+                s.query_row(
+                    params_from_iter([org.as_str(), app.as_str(), msg.as_str(), attempt.as_str()]),
+                    attempt_from_row,
+                )
+                .optional()
+            })
+            .map_err(internal)?
+            .ok_or(StoreError::NotFound("attempt"))
+        })
+        .await
+    }
+}
