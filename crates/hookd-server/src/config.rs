@@ -31,6 +31,17 @@ pub struct Config {
     pub delivery_allow_networks: NetworkList,
     #[serde(with = "as_string")]
     pub retry_schedule: RetrySchedule,
+    pub delivery_enabled: bool,
+    #[serde(with = "as_duration")]
+    pub delivery_timeout: Duration,
+    pub delivery_https_only: bool,
+    pub delivery_concurrency: usize,
+    pub delivery_endpoint_concurrency: usize,
+    #[serde(with = "as_duration")]
+    pub delivery_lease: Duration,
+    #[serde(with = "as_duration")]
+    pub delivery_poll_interval: Duration,
+    pub node_id: String,
     pub api_max_body_bytes: usize,
     #[serde(with = "as_duration")]
     pub shutdown_timeout: Duration,
@@ -121,6 +132,26 @@ impl Config {
         if self.api_max_body_bytes == 0 {
             return Err(ConfigError("api_max_body_bytes must be greater than 0".into()));
         }
+        if !(1..=100_000).contains(&self.delivery_concurrency) {
+            return Err(ConfigError(
+                "delivery_concurrency must be between 1 and 100000".into(),
+            ));
+        }
+        if self.delivery_endpoint_concurrency == 0 {
+            return Err(ConfigError(
+                "delivery_endpoint_concurrency must be at least 1".into(),
+            ));
+        }
+        if self.delivery_lease < Duration::from_secs(1) || self.delivery_lease <= self.delivery_timeout {
+            return Err(ConfigError(
+                "delivery_lease must be at least 1s and longer than delivery_timeout".into(),
+            ));
+        }
+        if self.delivery_timeout.is_zero() || self.delivery_poll_interval.is_zero() {
+            return Err(ConfigError(
+                "delivery_timeout and delivery_poll_interval must be positive".into(),
+            ));
+        }
         if !(1..=64).contains(&self.sqlite_readers) {
             return Err(ConfigError("sqlite_readers must be between 1 and 64".into()));
         }
@@ -152,6 +183,19 @@ impl Config {
                 redact_url(url)
             )))
         }
+    }
+
+    /// This node's name for its delivery leases.
+    pub fn node_id(&self) -> String {
+        if !self.node_id.trim().is_empty() {
+            return self.node_id.trim().to_owned();
+        }
+        std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "hookd".into())
     }
 
     /// The base of public URLs (ingest URLs are built on it).
@@ -186,11 +230,16 @@ fn known_keys() -> Result<Vec<String>, ConfigError> {
         .collect())
 }
 
-/// Numbers stay numbers (for numeric settings); everything else is a string.
+/// Numbers and `true`/`false` keep their type (for numeric and boolean settings);
+/// everything else is a string.
 fn env_value(raw: &str) -> figment::value::Value {
-    match raw.parse::<u64>() {
-        Ok(n) => figment::value::Value::from(n),
-        Err(_) => figment::value::Value::from(raw.to_owned()),
+    if let Ok(n) = raw.parse::<u64>() {
+        return figment::value::Value::from(n);
+    }
+    match raw {
+        "true" => figment::value::Value::from(true),
+        "false" => figment::value::Value::from(false),
+        _ => figment::value::Value::from(raw.to_owned()),
     }
 }
 
@@ -341,6 +390,8 @@ mod tests {
             ("HOOKD_SQLITE_SYNCHRONOUS", "sometimes", "sqlite_synchronous"),
             ("HOOKD_SHUTDOWN_TIMEOUT", "soon", "shutdown_timeout"),
             ("HOOKD_SQLITE_READERS", "0", "sqlite_readers"),
+            ("HOOKD_DELIVERY_LEASE", "5s", "delivery_lease"),
+            ("HOOKD_DELIVERY_ENABLED", "perhaps", "delivery_enabled"),
         ] {
             let err = load(&[(key, value)]).unwrap_err().to_string();
             assert!(err.contains(needle), "{key}={value}: {err}");

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use axum::ServiceExt;
 use axum::extract::Request;
+use hookd_dispatch::{DispatchConfig, Dispatcher};
 use hookd_store::Store;
 use hookd_store_sqlite::{SqliteOptions, SqliteStore};
 use tokio::net::TcpListener;
@@ -37,6 +38,8 @@ pub enum LaunchError {
     Store(#[from] hookd_store::StoreError),
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot start the delivery engine: {0}")]
+    Dispatch(#[from] hookd_dispatch::sender::BuildError),
 }
 
 /// Opens (and migrates) the database the configuration names.
@@ -56,7 +59,9 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, LaunchError> 
 pub struct Running {
     local_addr: SocketAddr,
     store: Arc<dyn Store>,
+    dispatcher: Option<Arc<Dispatcher>>,
     task: JoinHandle<std::io::Result<()>>,
+    worker: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -69,10 +74,35 @@ impl Running {
         &self.store
     }
 
-    /// Waits until the server has stopped (after its shutdown future completed and
-    /// in-flight requests finished).
+    /// The delivery engine, when this node runs one (tests step it directly).
+    pub fn dispatcher(&self) -> Option<&Arc<Dispatcher>> {
+        self.dispatcher.as_ref()
+    }
+
+    /// Waits until the server has stopped (after its shutdown future completed,
+    /// in-flight requests finished and in-flight deliveries finished or were released).
     pub async fn wait(self) -> std::io::Result<()> {
-        self.task.await.map_err(std::io::Error::other)?
+        let served = self.task.await.map_err(std::io::Error::other)?;
+        if let Some(worker) = self.worker {
+            worker.await.map_err(std::io::Error::other)?;
+        }
+        served
+    }
+}
+
+/// The delivery engine's settings from the configuration.
+pub fn dispatch_config(config: &Config) -> DispatchConfig {
+    DispatchConfig {
+        node_id: config.node_id(),
+        retry_schedule: config.retry_schedule.clone(),
+        policy: hookd_core::network_policy::NetworkPolicy::new(config.delivery_allow_networks.clone()),
+        timeout: config.delivery_timeout,
+        https_only: config.delivery_https_only,
+        concurrency: config.delivery_concurrency,
+        endpoint_concurrency: config.delivery_endpoint_concurrency,
+        lease: config.delivery_lease,
+        poll_interval: config.delivery_poll_interval,
+        shutdown_grace: config.shutdown_timeout,
     }
 }
 
@@ -94,21 +124,41 @@ pub fn launch_with_store(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, LaunchError> {
     let local_addr = listener.local_addr()?;
+    let dispatcher = if config.delivery_enabled {
+        Some(Dispatcher::new(Arc::clone(&store), dispatch_config(&config))?)
+    } else {
+        None
+    };
+    // One shutdown signal, watched by the HTTP server and the delivery engine.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let worker = dispatcher
+        .as_ref()
+        .map(|d| tokio::spawn(Arc::clone(d).run(stop_rx.clone())));
     let state = AppState {
         store: Arc::clone(&store),
         config: Arc::new(config),
+        dispatcher: dispatcher.clone(),
     };
     // Trailing slashes are trimmed before routing, so every path answers with and
     // without one (the SDKs differ).
     let app = NormalizePathLayer::trim_trailing_slash().layer(api::router(state));
+    let mut http_stop = stop_rx;
     let task = tokio::spawn(async move {
         axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|stop| *stop).await;
+            })
             .await
     });
     Ok(Running {
         local_addr,
         store,
+        dispatcher,
         task,
+        worker,
     })
 }

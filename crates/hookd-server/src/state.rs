@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use hookd_dispatch::Dispatcher;
 use hookd_store::Store;
 
 use crate::config::Config;
@@ -10,4 +11,16 @@ use crate::config::Config;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
+    /// The local delivery engine, woken after each committed message; `None` on an
+    /// API-only node (its deliveries are picked up by the workers' polling).
+    pub dispatcher: Option<Arc<Dispatcher>>,
+}
+
+impl AppState {
+    /// Tells the local delivery engine that new deliveries were committed.
+    pub fn wake_dispatcher(&self) {
+        if let Some(d) = &self.dispatcher {
+            d.wake();
+        }
+    }
 }

@@ -105,7 +105,7 @@ fn check_metadata(metadata: &BTreeMap<String, String>) -> ApiResult<()> {
 }
 
 impl ApplicationIn {
-    fn into_data(self) -> ApiResult<ApplicationData> {
+    pub(crate) fn into_data(self) -> ApiResult<ApplicationData> {
         check_name(&self.name)?;
         if self.throttle_rate == Some(0) {
             return Err(ApiError::invalid(

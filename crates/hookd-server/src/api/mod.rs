@@ -2,9 +2,11 @@
 //! the OpenAPI document generated from the same handlers.
 
 pub mod application;
+pub mod attempt;
 pub mod endpoint;
 pub mod event_type;
 pub mod health;
+pub mod message;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -57,6 +59,8 @@ pub fn router(state: AppState) -> Router {
         .merge(application::router())
         .merge(event_type::router())
         .merge(endpoint::router())
+        .merge(message::router())
+        .merge(attempt::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     router

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod receiver;
+
 use hookd_server::config::Config;
 use svix::api::{Svix, SvixOptions};
 use tokio::sync::oneshot;

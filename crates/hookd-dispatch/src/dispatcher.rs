@@ -1,0 +1,285 @@
+//! Claim, send, record: the loop that moves deliveries.
+//!
+//! Work is leased from the store, never queued in memory: the in-memory state is only
+//! what is in flight (bounded by `concurrency`), per-endpoint counters, pauses and
+//! throttle buckets. A crash loses nothing: leased rows are reclaimed when their lease
+//! runs out, or at once when this node restarts (`release_leases`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use hookd_core::id::EndpointId;
+use hookd_core::network_policy::NetworkPolicy;
+use hookd_core::retry::RetrySchedule;
+use hookd_store::{ClaimedDelivery, NewAttempt, Store, StoreResult};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::outcome;
+use crate::sender::Sender;
+use crate::throttle::Throttle;
+
+/// Most deliveries leased in one claim.
+const CLAIM_BATCH: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    /// Names this node's leases; a restart with the same id reclaims them at once.
+    pub node_id: String,
+    pub retry_schedule: RetrySchedule,
+    pub policy: NetworkPolicy,
+    pub timeout: Duration,
+    pub https_only: bool,
+    /// Deliveries in flight on this node at most.
+    pub concurrency: usize,
+    /// Deliveries in flight to one endpoint at most, so a slow endpoint cannot take
+    /// every slot.
+    pub endpoint_concurrency: usize,
+    /// How long a claimed delivery is reserved; after a crash it is retried when this
+    /// runs out.
+    pub lease: Duration,
+    /// How often the queue is polled for retries and expired leases (new messages wake
+    /// the dispatcher at once).
+    pub poll_interval: Duration,
+    /// How long in-flight deliveries may finish after shutdown begins.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    inflight: HashMap<EndpointId, usize>,
+    paused: HashMap<EndpointId, Instant>,
+    throttle: Throttle,
+}
+
+#[derive(Debug)]
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    sender: Sender,
+    config: DispatchConfig,
+    wake: Notify,
+    permits: Arc<Semaphore>,
+    state: Mutex<State>,
+}
+
+impl Dispatcher {
+    pub fn new(store: Arc<dyn Store>, config: DispatchConfig) -> Result<Arc<Self>, reqwest::Error> {
+        let sender = Sender::new(config.policy.clone(), config.timeout, config.https_only)?;
+        Ok(Arc::new(Self {
+            permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            store,
+            sender,
+            config,
+            wake: Notify::new(),
+            state: Mutex::new(State::default()),
+        }))
+    }
+
+    /// Tells the dispatcher new work was committed (the fast path after a message).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One step: leases what is due now (within free capacity), sends it, and returns
+    /// once every attempt is recorded. Tests drive the engine with this.
+    pub async fn run_due(&self) -> StoreResult<usize> {
+        let batch = self.claim().await?;
+        let n = batch.len();
+        let mut sends = Vec::with_capacity(n);
+        for (d, permit) in batch {
+            sends.push(self.deliver(d, permit));
+        }
+        for send in sends {
+            send.await;
+        }
+        Ok(n)
+    }
+
+    /// Leases due deliveries and takes a concurrency slot for each one sent now; the
+    /// rest (endpoint at its cap, throttled) are put back for later.
+    async fn claim(&self) -> StoreResult<Vec<(ClaimedDelivery, OwnedSemaphorePermit)>> {
+        let free = self.permits.available_permits().min(CLAIM_BATCH);
+        if free == 0 {
+            return Ok(Vec::new());
+        }
+        let now = Utc::now();
+        let skip = {
+            let mut st = self.state();
+            let instant = Instant::now();
+            st.paused.retain(|_, until| *until > instant);
+            let cap = self.config.endpoint_concurrency.max(1);
+            let mut skip: Vec<EndpointId> = st
+                .inflight
+                .iter()
+                .filter(|(_, n)| **n >= cap)
+                .map(|(e, _)| e.clone())
+                .collect();
+            skip.extend(st.paused.keys().cloned());
+            skip
+        };
+        let lease_until =
+            now + chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::seconds(30));
+        let claimed = self
+            .store
+            .claim_due(now, free, lease_until, &self.config.node_id, &skip)
+            .await?;
+        let mut ready = Vec::with_capacity(claimed.len());
+        let mut later = Vec::new();
+        {
+            let mut st = self.state();
+            let instant = Instant::now();
+            st.throttle.prune(instant);
+            for d in claimed {
+                let ep = d.endpoint.id.clone();
+                let busy =
+                    st.inflight.get(&ep).copied().unwrap_or(0) >= self.config.endpoint_concurrency.max(1);
+                if busy {
+                    later.push((d.id, now));
+                    continue;
+                }
+                if let Some(rate) = d.endpoint.data.throttle_rate
+                    && let Err(wait) = st.throttle.take(&ep, rate, instant)
+                {
+                    st.paused.insert(ep, instant + wait);
+                    later.push((d.id, now + chrono::Duration::from_std(wait).unwrap_or_default()));
+                    continue;
+                }
+                match Arc::clone(&self.permits).try_acquire_owned() {
+                    Ok(permit) => {
+                        *st.inflight.entry(ep).or_insert(0) += 1;
+                        ready.push((d, permit));
+                    }
+                    Err(_) => later.push((d.id, now)),
+                }
+            }
+        }
+        for (id, at) in later {
+            if let Err(e) = self.store.defer(id, at).await {
+                tracing::warn!(delivery = id, error = %e, "could not put a delivery back; its lease will expire");
+            }
+        }
+        Ok(ready)
+    }
+
+    /// Sends one delivery and records the attempt.
+    async fn deliver(&self, d: ClaimedDelivery, permit: OwnedSemaphorePermit) {
+        let sent = self.sender.send(&d, Utc::now()).await;
+        let now = Utc::now();
+        let failures = d.attempts as usize + 1;
+        let verdict = outcome::judge(
+            &sent,
+            failures,
+            &self.config.retry_schedule,
+            now,
+            rand::random::<f64>(),
+        );
+        let ep = d.endpoint.id.clone();
+        if let Some(pause) = verdict.pause_endpoint {
+            self.state().paused.insert(ep.clone(), Instant::now() + pause);
+        }
+        if verdict.disable_endpoint {
+            tracing::info!(endpoint = %ep, "the endpoint answered 410 Gone; disabling it");
+            let disable = self
+                .store
+                .update_endpoint(
+                    &d.org_id,
+                    &d.endpoint.app_id,
+                    ep.as_str(),
+                    Box::new(|data| {
+                        data.disabled = true;
+                        Ok(())
+                    }),
+                )
+                .await;
+            if let Err(e) = disable {
+                tracing::warn!(endpoint = %ep, error = %e, "could not disable the endpoint");
+            }
+        }
+        tracing::debug!(
+            delivery = d.id, msg = %d.message.id, endpoint = %ep, status = ?sent.status,
+            ms = sent.duration.as_millis() as u64, next = ?verdict.next, "attempt"
+        );
+        let attempt = NewAttempt {
+            url: sent.url,
+            status: verdict.attempt,
+            response_status_code: sent.status.map(i32::from).unwrap_or(0),
+            response: sent.body,
+            duration_ms: sent.duration.as_millis() as i64,
+            trigger: d.trigger,
+            at: now,
+        };
+        if let Err(e) = self.store.finish_attempt(d.id, attempt, verdict.next).await {
+            // The lease will run out and the delivery be tried again (at least once).
+            tracing::error!(delivery = d.id, error = %e, "could not record an attempt");
+        }
+        {
+            let mut st = self.state();
+            if let Some(n) = st.inflight.get_mut(&ep) {
+                *n -= 1;
+                if *n == 0 {
+                    st.inflight.remove(&ep);
+                }
+            }
+        }
+        drop(permit);
+    }
+
+    /// Runs until `shutdown` turns true, then lets in-flight deliveries finish within
+    /// the grace period and gives up this node's remaining leases.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        match self.store.release_leases(&self.config.node_id).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "reclaimed deliveries leased before a restart"),
+            Err(e) => tracing::warn!(error = %e, "could not release old leases; they will expire"),
+        }
+        let mut tasks = JoinSet::new();
+        while !*shutdown.borrow() {
+            let claimed = match self.claim().await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming deliveries failed");
+                    Vec::new()
+                }
+            };
+            let got = claimed.len();
+            for (d, permit) in claimed {
+                let this = Arc::clone(&self);
+                tasks.spawn(async move { this.deliver(d, permit).await });
+            }
+            while tasks.try_join_next().is_some() {}
+            if got > 0 && self.permits.available_permits() > 0 {
+                continue; // there may be more due right now
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        let in_flight = tasks.len();
+        if in_flight > 0 {
+            tracing::info!(in_flight, "letting in-flight deliveries finish");
+        }
+        let drained = tokio::time::timeout(self.config.shutdown_grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = tasks.len(),
+                "in-flight deliveries did not finish in time; they will be retried"
+            );
+            tasks.abort_all();
+        }
+        if let Err(e) = self.store.release_leases(&self.config.node_id).await {
+            tracing::warn!(error = %e, "could not release leases at shutdown; they will expire");
+        }
+    }
+}

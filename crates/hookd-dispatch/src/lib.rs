@@ -1,0 +1,19 @@
+//! The delivery engine.
+//!
+//! [`Dispatcher::run_due`] is one step: lease what is due, send it, record the
+//! attempts. [`Dispatcher::run`] repeats that step in the background, woken by
+//! [`Dispatcher::wake`] right after a message is committed (the fast path) and by a
+//! poll for retries and expired leases. The parts are small modules:
+//!
+//! - [`guard`]: resolving hosts and refusing internal addresses before connecting;
+//! - [`sender`]: the signed HTTP request and what came back;
+//! - [`outcome`]: turning an answer into the delivery's next step;
+//! - [`throttle`]: per-endpoint rate limits.
+
+pub mod dispatcher;
+pub mod guard;
+pub mod outcome;
+pub mod sender;
+pub mod throttle;
+
+pub use dispatcher::{DispatchConfig, Dispatcher};

@@ -1,0 +1,223 @@
+//! Sending one delivery: the signed POST and what came back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use hookd_core::network_policy::NetworkPolicy;
+use hookd_core::signature::signature_header;
+use hookd_store::ClaimedDelivery;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
+
+use crate::guard::{self, GuardedResolver};
+
+/// The delivery HTTP client could not be built.
+pub type BuildError = reqwest::Error;
+
+/// How much of a response body is kept in the attempt log.
+pub const RESPONSE_KEEP: usize = 20 * 1024;
+
+/// What one attempt produced.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub url: String,
+    /// The HTTP status, or `None` when no answer came.
+    pub status: Option<u16>,
+    /// The start of the answer's body, or why there was no answer.
+    pub body: String,
+    pub retry_after: Option<Duration>,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    policy: Arc<NetworkPolicy>,
+    https_only: bool,
+    user_agent: HeaderValue,
+}
+
+impl Sender {
+    pub fn new(policy: NetworkPolicy, timeout: Duration, https_only: bool) -> Result<Self, reqwest::Error> {
+        let policy = Arc::new(policy);
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(GuardedResolver::new(Arc::clone(&policy))))
+            // A redirect is an answer (3xx, a failure), never followed: following it
+            // would send the payload somewhere nobody configured.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            // Proxies from the environment would bypass the address checks.
+            .no_proxy()
+            .build()?;
+        let user_agent = HeaderValue::from_str(&format!("hookd/{}", env!("CARGO_PKG_VERSION")))
+            .unwrap_or_else(|_| HeaderValue::from_static("hookd"));
+        Ok(Self {
+            client,
+            policy,
+            https_only,
+            user_agent,
+        })
+    }
+
+    /// The headers of a delivery, signed with every secret still valid at `now`.
+    pub fn headers(d: &ClaimedDelivery, now: DateTime<Utc>, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        // Custom headers first, so the signature headers below always win.
+        for (name, value) in &d.endpoint.data.headers {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(n, v);
+            }
+        }
+        let id = d.message.id.as_str();
+        let ts = now.timestamp();
+        let secrets = std::iter::once(&d.endpoint.data.secret).chain(
+            d.endpoint
+                .data
+                .previous_secrets
+                .iter()
+                .filter(|p| p.expires_at > now)
+                .map(|p| &p.secret),
+        );
+        let signature = signature_header(secrets, id, ts, body);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in [("webhook", id.to_owned()), ("svix", id.to_owned())]
+            .into_iter()
+            .flat_map(|(prefix, id)| {
+                [
+                    (format!("{prefix}-id"), id),
+                    (format!("{prefix}-timestamp"), ts.to_string()),
+                    (format!("{prefix}-signature"), signature.clone()),
+                ]
+            })
+        {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.insert(n, v);
+            }
+        }
+        headers
+    }
+
+    pub async fn send(&self, d: &ClaimedDelivery, now: DateTime<Utc>) -> Sent {
+        let url = d.endpoint.data.url.as_url().clone();
+        let body = d.message.payload.clone().unwrap_or_default().into_bytes();
+        let started = Instant::now();
+        let failed = |why: String| Sent {
+            url: url.to_string(),
+            status: None,
+            body: why,
+            retry_after: None,
+            duration: started.elapsed(),
+        };
+        if self.https_only && url.scheme() != "https" {
+            return failed("refused: delivery_https_only is set and the endpoint URL is not https".into());
+        }
+        if let Err(refused) = guard::check_literal(&self.policy, &url) {
+            return failed(refused.to_string());
+        }
+        let mut headers = Self::headers(d, now, &body);
+        headers.insert(USER_AGENT, self.user_agent.clone());
+        let result = self
+            .client
+            .post(url.clone())
+            .headers(headers)
+            .body(body)
+            .send()
+            .await;
+        let mut response = match result {
+            Ok(r) => r,
+            Err(e) => return failed(describe(&e)),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, now));
+        let mut kept = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = RESPONSE_KEEP.saturating_sub(kept.len());
+                    kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if kept.len() >= RESPONSE_KEEP {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                // The status arrived; a body cut short does not change the verdict.
+                Err(_) => break,
+            }
+        }
+        Sent {
+            url: url.to_string(),
+            status: Some(status),
+            body: String::from_utf8_lossy(&kept).into_owned(),
+            retry_after,
+            duration: started.elapsed(),
+        }
+    }
+}
+
+/// A readable reason for a request that got no answer.
+fn describe(e: &reqwest::Error) -> String {
+    if let Some(refused) = guard::refusal_in(e) {
+        return refused;
+    }
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let mut chain = vec![e.to_string()];
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        chain.push(c.to_string());
+        cur = c.source();
+    }
+    format!("{kind}: {}", chain.join(": "))
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?;
+    (at.with_timezone(&Utc) - now)
+        .to_std()
+        .ok()
+        .or(Some(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 2026 00:01:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 31 Dec 2025 00:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

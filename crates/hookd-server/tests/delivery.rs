@@ -1,0 +1,580 @@
+//! End to end: messages sent through the API reach a real receiver, signed, retried,
+//! logged; verified with the official `standardwebhooks` and `svix` libraries.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::receiver::{Answer, Receiver};
+use common::{TestServer, status_of};
+use svix::api::MessageAttemptListByMsgOptions;
+use svix::models::*;
+
+/// A server that may deliver to the loopback receiver, with a fast retry schedule.
+async fn server() -> TestServer {
+    TestServer::start_with(&[
+        ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+        ("HOOKD_RETRY_SCHEDULE", "200ms,400ms"),
+        ("HOOKD_DELIVERY_POLL_INTERVAL", "50ms"),
+    ])
+    .await
+}
+
+async fn app_with_endpoint(
+    server: &TestServer,
+    receiver: &Receiver,
+    path: &str,
+    ep: EndpointIn,
+) -> (String, EndpointOut) {
+    let svix = server.svix();
+    let app = svix
+        .application()
+        .create(ApplicationIn::new("shop".into()), None)
+        .await
+        .unwrap();
+    let ep = svix
+        .endpoint()
+        .create(
+            app.id.clone(),
+            EndpointIn {
+                url: format!("{}{path}", receiver.url),
+                ..ep
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    (app.id, ep)
+}
+
+fn http_headers(h: &axum::http::HeaderMap) -> http::HeaderMap {
+    let mut out = http::HeaderMap::new();
+    for (k, v) in h {
+        out.insert(
+            http::HeaderName::from_bytes(k.as_str().as_bytes()).unwrap(),
+            http::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_message_arrives_signed_and_byte_exact() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let ep_in = EndpointIn {
+        headers: Some(BTreeMap::from([("X-Custom".into(), "yes".into())])),
+        ..EndpointIn::new(String::new())
+    };
+    let (app, ep) = app_with_endpoint(&server, &receiver, "/hook", ep_in).await;
+    let secret = server
+        .svix()
+        .endpoint()
+        .get_secret(app.clone(), ep.id.clone())
+        .await
+        .unwrap()
+        .key;
+
+    // Sent raw, with odd spacing and key order, which must arrive unchanged.
+    let payload = r#"{ "z": 1,  "a": [true, null], "text": "h\u00e9llo" }"#;
+    let body = format!(r#"{{"eventType": "invoice.paid", "payload": {payload}}}"#);
+    let resp = server
+        .req(reqwest::Method::POST, &format!("/api/v1/app/{app}/msg"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let msg: serde_json::Value = resp.json().await.unwrap();
+    let msg_id = msg["id"].as_str().unwrap().to_owned();
+
+    let got = receiver.wait_for("/hook", 1, Duration::from_secs(10)).await;
+    let r = &got[0];
+    assert_eq!(std::str::from_utf8(&r.body).unwrap(), payload, "byte for byte");
+    let h = &r.headers;
+    assert_eq!(h["content-type"], "application/json");
+    assert!(h["user-agent"].to_str().unwrap().starts_with("hookd/"));
+    assert_eq!(h["x-custom"], "yes");
+    assert_eq!(h["webhook-id"], msg_id.as_str());
+    assert_eq!(h["svix-id"], msg_id.as_str());
+    assert_eq!(h["webhook-signature"], h["svix-signature"]);
+    assert_eq!(h["webhook-timestamp"], h["svix-timestamp"]);
+
+    let headers = http_headers(h);
+    standardwebhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(&r.body, &headers)
+        .expect("standardwebhooks verifies");
+    svix::webhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(&r.body, &headers)
+        .expect("svix verifies");
+    // A tampered body does not verify.
+    let mut tampered = r.body.to_vec();
+    tampered[3] ^= 1;
+    assert!(
+        standardwebhooks::Webhook::new(&secret)
+            .unwrap()
+            .verify(&tampered, &headers)
+            .is_err()
+    );
+
+    // The attempt is logged.
+    let svix = server.svix();
+    let attempts = svix
+        .message_attempt()
+        .list_by_msg(app.clone(), msg_id.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(attempts.data.len(), 1);
+    let a = &attempts.data[0];
+    assert_eq!(a.status, MessageStatus::Success);
+    assert_eq!(a.response_status_code, 200);
+    assert_eq!(a.response, "receiver says hi");
+    assert_eq!(a.endpoint_id, ep.id);
+    assert_eq!(a.url, format!("{}/hook", receiver.url));
+    let one = svix
+        .message_attempt()
+        .get(app.clone(), msg_id.clone(), a.id.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(one.id, a.id);
+    let by_ep = svix
+        .message_attempt()
+        .list_by_endpoint(app.clone(), ep.id.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(by_ep.data.len(), 1);
+
+    // And the message reads back.
+    let with = svix::api::MessageGetOptions {
+        with_content: Some(true),
+    };
+    let m = svix
+        .message()
+        .get(app.clone(), msg_id.clone(), Some(with))
+        .await
+        .unwrap();
+    assert_eq!(m.event_type, "invoice.paid");
+    assert_eq!(m.payload["z"], 1);
+    // The SDKs ask without content by default.
+    let bare = svix
+        .message()
+        .get(app.clone(), msg_id.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(bare.payload, serde_json::json!({}));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn during_rotation_both_secrets_verify() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let (app, ep) = app_with_endpoint(&server, &receiver, "/rot", EndpointIn::new(String::new())).await;
+    let svix = server.svix();
+    let old = svix
+        .endpoint()
+        .get_secret(app.clone(), ep.id.clone())
+        .await
+        .unwrap()
+        .key;
+    let new = svix
+        .endpoint()
+        .rotate_secret(app.clone(), ep.id.clone(), EndpointSecretRotateIn::new(), None)
+        .await
+        .unwrap()
+        .key;
+    svix.message()
+        .create(
+            app.clone(),
+            MessageIn::new("a.b".into(), serde_json::json!({"n": 1})),
+            None,
+        )
+        .await
+        .unwrap();
+    let r = receiver
+        .wait_for("/rot", 1, Duration::from_secs(10))
+        .await
+        .remove(0);
+    let headers = http_headers(&r.headers);
+    assert_eq!(
+        r.headers["webhook-signature"]
+            .to_str()
+            .unwrap()
+            .split(' ')
+            .count(),
+        2
+    );
+    for secret in [&old, &new] {
+        standardwebhooks::Webhook::new(secret)
+            .unwrap()
+            .verify(&r.body, &headers)
+            .unwrap();
+        svix::webhooks::Webhook::new(secret)
+            .unwrap()
+            .verify(&r.body, &headers)
+            .unwrap();
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn only_subscribed_endpoints_get_a_message() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let svix = server.svix();
+    for name in ["a.b", "c.d"] {
+        svix.event_type()
+            .create(EventTypeIn::new(name.into(), name.into()), None)
+            .await
+            .unwrap();
+    }
+    let app = svix
+        .application()
+        .create(ApplicationIn::new("fan".into()), None)
+        .await
+        .unwrap()
+        .id;
+    let mk = |path: &str, types: Option<&[&str]>, chans: Option<&[&str]>| EndpointIn {
+        event_types: types.map(|t| t.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>()),
+        channels: chans.map(|c| c.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>()),
+        ..EndpointIn::new(format!("{}{path}", receiver.url))
+    };
+    for ep in [
+        mk("/all", None, None),
+        mk("/ab", Some(&["a.b"]), None),
+        mk("/cd", Some(&["c.d"]), None),
+        mk("/chan-x", None, Some(&["x"])),
+        mk("/chan-y", None, Some(&["y"])),
+    ] {
+        svix.endpoint().create(app.clone(), ep, None).await.unwrap();
+    }
+    let msg = MessageIn {
+        channels: Some(BTreeSet::from(["x".to_owned()])),
+        ..MessageIn::new("a.b".into(), serde_json::json!({}))
+    };
+    svix.message().create(app.clone(), msg, None).await.unwrap();
+    for path in ["/all", "/ab", "/chan-x"] {
+        receiver.wait_for(path, 1, Duration::from_secs(10)).await;
+    }
+    // Give the engine time to (wrongly) deliver the rest.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for path in ["/cd", "/chan-y"] {
+        assert!(
+            receiver.received_on(path).is_empty(),
+            "{path} got a message it does not subscribe to"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn failures_are_retried_on_schedule_until_success() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    receiver.script([Answer::status(500), Answer::status(500)]);
+    let (app, ep) = app_with_endpoint(&server, &receiver, "/flaky", EndpointIn::new(String::new())).await;
+    let msg = server
+        .svix()
+        .message()
+        .create(
+            app.clone(),
+            MessageIn::new("a.b".into(), serde_json::json!({"k": "v"})),
+            None,
+        )
+        .await
+        .unwrap();
+    let got = receiver.wait_for("/flaky", 3, Duration::from_secs(10)).await;
+    // Same webhook-id on every try, so receivers can deduplicate.
+    assert!(got.iter().all(|r| r.headers["webhook-id"] == msg.id.as_str()));
+    let gap1 = got[1].at - got[0].at;
+    let gap2 = got[2].at - got[1].at;
+    assert!(
+        gap1 >= Duration::from_millis(150),
+        "first retry after ~200ms ±20%: {gap1:?}"
+    );
+    assert!(
+        gap2 >= Duration::from_millis(300),
+        "second retry after ~400ms ±20%: {gap2:?}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let svix = server.svix();
+    let opts = MessageAttemptListByMsgOptions { ..Default::default() };
+    let attempts = svix
+        .message_attempt()
+        .list_by_msg(app.clone(), msg.id.clone(), Some(opts))
+        .await
+        .unwrap();
+    let codes: Vec<i16> = attempts.data.iter().map(|a| a.response_status_code).collect();
+    assert_eq!(codes, [200, 500, 500], "newest first");
+    let failed = MessageAttemptListByMsgOptions {
+        status: Some(MessageStatus::Fail),
+        ..Default::default()
+    };
+    assert_eq!(
+        svix.message_attempt()
+            .list_by_msg(app.clone(), msg.id.clone(), Some(failed))
+            .await
+            .unwrap()
+            .data
+            .len(),
+        2
+    );
+    let _ = ep;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_exhausted_schedule_stops_and_410_disables_the_endpoint() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    receiver.answer_always(Answer::status(503));
+    let (app, _) = app_with_endpoint(&server, &receiver, "/down", EndpointIn::new(String::new())).await;
+    let svix = server.svix();
+    let msg = svix
+        .message()
+        .create(
+            app.clone(),
+            MessageIn::new("a.b".into(), serde_json::json!({})),
+            None,
+        )
+        .await
+        .unwrap();
+    // 1 try + 2 retries, then nothing more.
+    receiver.wait_for("/down", 3, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received_on("/down").len(), 3);
+    let attempts = svix
+        .message_attempt()
+        .list_by_msg(app.clone(), msg.id.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(attempts.data.len(), 3);
+
+    let gone = Receiver::start().await;
+    gone.answer_always(Answer::status(410));
+    let (app2, ep2) = app_with_endpoint(&server, &gone, "/gone", EndpointIn::new(String::new())).await;
+    svix.message()
+        .create(
+            app2.clone(),
+            MessageIn::new("a.b".into(), serde_json::json!({})),
+            None,
+        )
+        .await
+        .unwrap();
+    gone.wait_for("/gone", 1, Duration::from_secs(10)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let ep = svix.endpoint().get(app2.clone(), ep2.id.clone()).await.unwrap();
+        if ep.disabled == Some(true) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "410 did not disable the endpoint"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(gone.received_on("/gone").len(), 1, "no retries after 410");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    receiver.script([Answer {
+        status: 429,
+        delay: Duration::ZERO,
+        headers: vec![("retry-after", "2".into())],
+    }]);
+    let (app, _) = app_with_endpoint(&server, &receiver, "/busy", EndpointIn::new(String::new())).await;
+    server
+        .svix()
+        .message()
+        .create(app, MessageIn::new("a.b".into(), serde_json::json!({})), None)
+        .await
+        .unwrap();
+    let got = receiver.wait_for("/busy", 2, Duration::from_secs(10)).await;
+    let gap = got[1].at - got[0].at;
+    assert!(
+        gap >= Duration::from_millis(1900),
+        "Retry-After: 2 was not honoured: {gap:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn internal_addresses_are_refused_without_the_allowlist() {
+    // No HOOKD_DELIVERY_ALLOW_NETWORKS: loopback is refused.
+    let server = TestServer::start_with(&[
+        ("HOOKD_RETRY_SCHEDULE", ""),
+        ("HOOKD_DELIVERY_POLL_INTERVAL", "50ms"),
+    ])
+    .await;
+    let receiver = Receiver::start().await;
+    let svix = server.svix();
+    let app = svix
+        .application()
+        .create(ApplicationIn::new("ssrf".into()), None)
+        .await
+        .unwrap()
+        .id;
+    let port = receiver.url.rsplit(':').next().unwrap().to_owned();
+    let mut msgs = Vec::new();
+    for url in [
+        format!("http://127.0.0.1:{port}/x"),
+        format!("http://localhost:{port}/x"),
+        format!("http://[::ffff:127.0.0.1]:{port}/x"),
+    ] {
+        svix.endpoint()
+            .create(app.clone(), EndpointIn::new(url), None)
+            .await
+            .unwrap();
+    }
+    msgs.push(
+        svix.message()
+            .create(
+                app.clone(),
+                MessageIn::new("a.b".into(), serde_json::json!({})),
+                None,
+            )
+            .await
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let attempts = loop {
+        let a = svix
+            .message_attempt()
+            .list_by_msg(app.clone(), msgs[0].id.clone(), None)
+            .await
+            .unwrap();
+        if a.data.len() == 3 {
+            break a.data;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "attempts were not recorded: {}",
+            a.data.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for a in &attempts {
+        assert_eq!(a.status, MessageStatus::Fail);
+        assert_eq!(a.response_status_code, 0);
+        assert!(
+            a.response.contains("refused by the delivery network policy"),
+            "{}",
+            a.response
+        );
+        assert!(a.response.contains("loopback"), "{}", a.response);
+    }
+    assert!(receiver.received().is_empty(), "nothing reached the receiver");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn message_api_validates_and_deduplicates() {
+    let server = server().await;
+    let svix = server.svix();
+    let app = svix
+        .application()
+        .create(ApplicationIn::new("m".into()), None)
+        .await
+        .unwrap()
+        .id;
+    let with_id = MessageIn {
+        event_id: Some("evt-1".into()),
+        ..MessageIn::new("a.b".into(), serde_json::json!({}))
+    };
+    let first = svix
+        .message()
+        .create(app.clone(), with_id.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(
+            &svix
+                .message()
+                .create(app.clone(), with_id, None)
+                .await
+                .unwrap_err()
+        ),
+        409
+    );
+    assert_eq!(
+        svix.message()
+            .get(app.clone(), "evt-1".into(), None)
+            .await
+            .unwrap()
+            .id,
+        first.id
+    );
+    let bad = MessageIn::new("not valid!".into(), serde_json::json!({}));
+    assert_eq!(
+        status_of(&svix.message().create(app.clone(), bad, None).await.unwrap_err()),
+        422
+    );
+    let not_object = MessageIn::new("a.b".into(), serde_json::json!([1, 2]));
+    assert_eq!(
+        status_of(
+            &svix
+                .message()
+                .create(app.clone(), not_object, None)
+                .await
+                .unwrap_err()
+        ),
+        422
+    );
+    // An application is created inline when the path names none.
+    let inline = MessageIn {
+        application: Some(ApplicationIn {
+            uid: Some("inline-app".into()),
+            ..ApplicationIn::new("Inline".into())
+        }),
+        ..MessageIn::new("a.b".into(), serde_json::json!({}))
+    };
+    svix.message()
+        .create("inline-app".into(), inline, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        svix.application().get("inline-app".into()).await.unwrap().name,
+        "Inline"
+    );
+    let missing = MessageIn::new("a.b".into(), serde_json::json!({}));
+    assert_eq!(
+        status_of(
+            &svix
+                .message()
+                .create("no-such-app".into(), missing, None)
+                .await
+                .unwrap_err()
+        ),
+        404
+    );
+    // Listing, newest first; expunging the content.
+    let list = svix.message().list(app.clone(), None).await.unwrap();
+    assert_eq!(list.data[0].id, first.id);
+    svix.message()
+        .expunge_content(app.clone(), first.id.clone())
+        .await
+        .unwrap();
+    let with = svix::api::MessageGetOptions {
+        with_content: Some(true),
+    };
+    let expunged = svix
+        .message()
+        .get(app.clone(), first.id.clone(), Some(with))
+        .await
+        .unwrap();
+    assert_eq!(expunged.payload, serde_json::json!({}));
+    server.stop().await;
+}
