@@ -135,6 +135,9 @@ impl Dispatcher {
             let mut st = self.state();
             let instant = Instant::now();
             st.throttle.prune(instant);
+            // Throttled deliveries of one endpoint are spread over the coming slots
+            // (one per 1/rate), so each comes back once, when a send is allowed.
+            let mut throttled: HashMap<EndpointId, u32> = HashMap::new();
             for d in claimed {
                 let ep = d.endpoint.id.clone();
                 let busy =
@@ -146,8 +149,11 @@ impl Dispatcher {
                 if let Some(rate) = d.endpoint.data.throttle_rate
                     && let Err(wait) = st.throttle.take(&ep, rate, instant)
                 {
+                    let queued = throttled.entry(ep.clone()).or_insert(0);
+                    let slot = wait + Duration::from_secs_f64(f64::from(*queued) / f64::from(rate.max(1)));
+                    *queued += 1;
                     st.paused.insert(ep, instant + wait);
-                    later.push((d.id, now + chrono::Duration::from_std(wait).unwrap_or_default()));
+                    later.push((d.id, now + chrono::Duration::from_std(slot).unwrap_or_default()));
                     continue;
                 }
                 match Arc::clone(&self.permits).try_acquire_owned() {

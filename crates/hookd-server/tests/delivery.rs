@@ -578,3 +578,91 @@ async fn message_api_validates_and_deduplicates() {
     assert_eq!(expunged.payload, serde_json::json!({}));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn throttle_rate_bounds_the_delivery_rate() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let ep = EndpointIn {
+        throttle_rate: Some(5),
+        ..EndpointIn::new(String::new())
+    };
+    let (app, _) = app_with_endpoint(&server, &receiver, "/slowly", ep).await;
+    let svix = server.svix();
+    for i in 0..20 {
+        svix.message()
+            .create(
+                app.clone(),
+                MessageIn::new("a.b".into(), serde_json::json!({"i": i})),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let got = receiver.wait_for("/slowly", 20, Duration::from_secs(20)).await;
+    // A full bucket allows one second's worth (5) at once; the other 15 at 5/s.
+    let span = got[19].at - got[0].at;
+    let sustained = 15.0 / span.as_secs_f64();
+    assert!(
+        sustained <= 5.0 * 1.15,
+        "sustained {sustained:.1}/s over {span:?} exceeds throttleRate 5/s"
+    );
+    for (i, r) in got.iter().enumerate() {
+        let in_window = got[i..]
+            .iter()
+            .filter(|x| x.at - r.at < Duration::from_secs(1))
+            .count();
+        assert!(in_window <= 10, "{in_window} deliveries within one second");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_endpoint_does_not_delay_a_fast_one() {
+    let server = TestServer::start_with(&[
+        ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+        ("HOOKD_DELIVERY_CONCURRENCY", "8"),
+        ("HOOKD_DELIVERY_ENDPOINT_CONCURRENCY", "2"),
+        ("HOOKD_DELIVERY_POLL_INTERVAL", "50ms"),
+        ("HOOKD_SHUTDOWN_TIMEOUT", "1s"),
+    ])
+    .await;
+    let slow = Receiver::start().await;
+    slow.answer_always(Answer {
+        status: 200,
+        delay: Duration::from_secs(5),
+        headers: vec![],
+    });
+    let fast = Receiver::start().await;
+    let (slow_app, _) = app_with_endpoint(&server, &slow, "/slow", EndpointIn::new(String::new())).await;
+    let (fast_app, _) = app_with_endpoint(&server, &fast, "/fast", EndpointIn::new(String::new())).await;
+    let svix = server.svix();
+    for i in 0..20 {
+        svix.message()
+            .create(
+                slow_app.clone(),
+                MessageIn::new("a.b".into(), serde_json::json!({"i": i})),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    slow.wait_for("/slow", 2, Duration::from_secs(5)).await;
+    let sent = std::time::Instant::now();
+    svix.message()
+        .create(
+            fast_app,
+            MessageIn::new("a.b".into(), serde_json::json!({})),
+            None,
+        )
+        .await
+        .unwrap();
+    fast.wait_for("/fast", 1, Duration::from_secs(2)).await;
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "the fast endpoint waited behind the slow one"
+    );
+    // The slow endpoint never has more than its cap in flight.
+    assert_eq!(slow.received_on("/slow").len(), 2);
+    server.stop().await;
+}
