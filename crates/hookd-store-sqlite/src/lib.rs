@@ -8,6 +8,7 @@ mod applications;
 mod deliveries;
 mod endpoints;
 mod event_types;
+mod idempotency;
 mod messages;
 pub mod migrations;
 mod orgs;

@@ -7,6 +7,10 @@ use rusqlite::Connection;
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("../migrations/0001_init.sql")),
     ("0002_messages", include_str!("../migrations/0002_messages.sql")),
+    (
+        "0003_idempotency",
+        include_str!("../migrations/0003_idempotency.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

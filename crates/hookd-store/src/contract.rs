@@ -40,7 +40,8 @@ macro_rules! contract_tests {
             claims_lease_and_expired_leases_are_reclaimed,
             attempts_are_recorded_and_retries_scheduled,
             expunged_and_disabled_deliveries_are_canceled,
-            messages_and_attempts_are_tenant_scoped
+            messages_and_attempts_are_tenant_scoped,
+            idempotency_keys_claim_replay_and_expire
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1186,4 +1187,56 @@ pub async fn messages_and_attempts_are_tenant_scoped(store: &dyn Store) {
             .len(),
         1
     );
+}
+
+pub async fn idempotency_keys_claim_replay_and_expire(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let token = hookd_core::id::TokenId::generate();
+    let t0 = Utc::now();
+    let window = |now: chrono::DateTime<Utc>| IdempotencyWindow {
+        now,
+        stale_before: now - chrono::Duration::minutes(2),
+        expired_before: now - chrono::Duration::hours(12),
+    };
+    let begin = |key: &'static str, now| {
+        let (org, token) = (org.clone(), token.clone());
+        async move {
+            store
+                .idempotency_begin(&org, &token, key, "fp", window(now))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(begin("k", t0).await, IdempotencyBegin::Started);
+    assert_eq!(begin("k", t0).await, IdempotencyBegin::InProgress);
+    // A claim nobody answered for longer than the stale limit is taken over.
+    assert_eq!(
+        begin("k", t0 + chrono::Duration::minutes(3)).await,
+        IdempotencyBegin::Started
+    );
+    let response = StoredResponse {
+        status: 202,
+        content_type: Some("application/json".into()),
+        body: b"{}".to_vec(),
+    };
+    store
+        .idempotency_complete(&org, &token, "k", response.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        begin("k", t0 + chrono::Duration::hours(1)).await,
+        IdempotencyBegin::Completed {
+            fingerprint: "fp".into(),
+            response
+        }
+    );
+    // After 12 hours the answer is forgotten.
+    assert_eq!(
+        begin("k", t0 + chrono::Duration::hours(13)).await,
+        IdempotencyBegin::Started
+    );
+    // Abandoning drops an unanswered claim at once.
+    assert_eq!(begin("other", t0).await, IdempotencyBegin::Started);
+    store.idempotency_abandon(&org, &token, "other").await.unwrap();
+    assert_eq!(begin("other", t0).await, IdempotencyBegin::Started);
 }

@@ -206,10 +206,42 @@ pub trait DeliveryStore: Send + Sync {
     async fn release_leases(&self, owner: &str) -> StoreResult<usize>;
 }
 
+/// Idempotency keys, per token.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` for a request, unless a live claim or answer exists. A claim older
+    /// than `stale_before` is taken over (its request died); an answer older than
+    /// `expired_before` is forgotten.
+    async fn idempotency_begin(
+        &self,
+        org: &OrgId,
+        token: &TokenId,
+        key: &str,
+        fingerprint: &str,
+        window: IdempotencyWindow,
+    ) -> StoreResult<IdempotencyBegin>;
+    async fn idempotency_complete(
+        &self,
+        org: &OrgId,
+        token: &TokenId,
+        key: &str,
+        response: StoredResponse,
+    ) -> StoreResult<()>;
+    /// Drops a claim whose request failed on the server's side, so a retry runs again.
+    async fn idempotency_abandon(&self, org: &OrgId, token: &TokenId, key: &str) -> StoreResult<()>;
+}
+
 /// Everything a hookd node needs from its database.
 #[async_trait]
 pub trait Store:
-    OrgStore + ApplicationStore + EventTypeStore + EndpointStore + MessageStore + DeliveryStore + std::fmt::Debug
+    OrgStore
+    + ApplicationStore
+    + EventTypeStore
+    + EndpointStore
+    + MessageStore
+    + DeliveryStore
+    + IdempotencyStore
+    + std::fmt::Debug
 {
     /// Cheap check that the database answers (for readiness).
     async fn ping(&self) -> StoreResult<()>;

@@ -272,3 +272,35 @@ pub struct AttemptFilter {
     pub before: Option<DateTime<Utc>>,
     pub after: Option<DateTime<Utc>>,
 }
+
+/// A stored answer to an idempotent request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// The times an idempotency claim is judged by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdempotencyWindow {
+    pub now: DateTime<Utc>,
+    /// Claims started before this, still unanswered, belong to requests that died.
+    pub stale_before: DateTime<Utc>,
+    /// Answers given before this are forgotten.
+    pub expired_before: DateTime<Utc>,
+}
+
+/// What `IdempotencyStore::idempotency_begin` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// The key is new (or expired, or abandoned): the caller runs the request.
+    Started,
+    /// Another request with this key is running.
+    InProgress,
+    /// A request with this key was answered; `fingerprint` is of that request.
+    Completed {
+        fingerprint: String,
+        response: StoredResponse,
+    },
+}
