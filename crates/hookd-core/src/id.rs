@@ -155,6 +155,11 @@ prefixed_id!(
     "atmpt"
 );
 prefixed_id!(
+    /// A background task (e.g. an endpoint recovery).
+    TaskId,
+    "qtask"
+);
+prefixed_id!(
     /// An API token (its public part; the secret part is only ever stored hashed).
     TokenId,
     "tok"

@@ -666,3 +666,153 @@ async fn a_slow_endpoint_does_not_delay_a_fast_one() {
     assert_eq!(slow.received_on("/slow").len(), 2);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn resend_recover_send_example_stats_and_views() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    receiver.answer_always(Answer::status(500));
+    let (app, ep) = app_with_endpoint(&server, &receiver, "/r", EndpointIn::new(String::new())).await;
+    let svix = server.svix();
+    let since = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let msg = svix
+        .message()
+        .create(
+            app.clone(),
+            MessageIn::new("a.b".into(), serde_json::json!({"n": 1})),
+            None,
+        )
+        .await
+        .unwrap();
+    // Exhausts its three tries against a failing receiver.
+    receiver.wait_for("/r", 3, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats = svix
+        .endpoint()
+        .get_stats(app.clone(), ep.id.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!((stats.fail, stats.success, stats.pending), (1, 0, 0));
+
+    let dests = svix
+        .message_attempt()
+        .list_attempted_destinations(app.clone(), msg.id.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(dests.data.len(), 1);
+    assert_eq!(dests.data[0].id, ep.id);
+    assert_eq!(dests.data[0].status, MessageStatus::Fail);
+    let msgs = svix
+        .message_attempt()
+        .list_attempted_messages(app.clone(), ep.id.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(msgs.data.len(), 1);
+    assert_eq!(msgs.data[0].id, msg.id);
+    assert_eq!(msgs.data[0].status, MessageStatus::Fail);
+
+    // The receiver recovers; a manual resend goes through.
+    receiver.answer_always(Answer::status(200));
+    svix.message_attempt()
+        .resend(app.clone(), msg.id.clone(), ep.id.clone(), None)
+        .await
+        .unwrap();
+    receiver.wait_for("/r", 4, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let attempts = svix
+        .message_attempt()
+        .list_by_msg(app.clone(), msg.id.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(attempts.data[0].trigger_type, MessageAttemptTriggerType::Manual);
+    assert_eq!(attempts.data[0].status, MessageStatus::Success);
+
+    // Recover requeues what failed since a time.
+    receiver.answer_always(Answer::status(500));
+    let failed: Vec<String> = {
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            ids.push(
+                svix.message()
+                    .create(
+                        app.clone(),
+                        MessageIn::new("a.b".into(), serde_json::json!({"i": i})),
+                        None,
+                    )
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        ids
+    };
+    receiver.wait_for("/r", 4 + 9, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    receiver.answer_always(Answer::status(200));
+    let out = svix
+        .endpoint()
+        .recover(app.clone(), ep.id.clone(), RecoverIn::new(since), None)
+        .await
+        .unwrap();
+    assert!(out.id.starts_with("qtask_"), "{}", out.id);
+    let got = receiver.wait_for("/r", 4 + 9 + 3, Duration::from_secs(10)).await;
+    let recovered: BTreeSet<String> = got[13..]
+        .iter()
+        .map(|r| r.headers["webhook-id"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(recovered, failed.iter().cloned().collect::<BTreeSet<_>>());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stats = svix
+        .endpoint()
+        .get_stats(app.clone(), ep.id.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!((stats.success, stats.fail), (4, 0));
+
+    // Send-example: the schema's example, to this endpoint only.
+    svix.event_type()
+        .create(
+            EventTypeIn {
+                schemas: Some(serde_json::json!({"1": {"type": "object", "examples": [{"example": "yes"}]}})),
+                ..EventTypeIn::new("ex.ample".into(), "x".into())
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let example = svix
+        .endpoint()
+        .send_example(
+            app.clone(),
+            ep.id.clone(),
+            EventExampleIn::new("ex.ample".into()),
+            None,
+        )
+        .await
+        .unwrap();
+    let got = receiver.wait_for("/r", 17, Duration::from_secs(10)).await;
+    assert_eq!(got[16].headers["webhook-id"], example.id.as_str());
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&got[16].body).unwrap(),
+        serde_json::json!({"example": "yes"})
+    );
+
+    // An attempt's response can be removed.
+    let a = &svix
+        .message_attempt()
+        .list_by_msg(app.clone(), msg.id.clone(), None)
+        .await
+        .unwrap()
+        .data[0];
+    svix.message_attempt()
+        .expunge_content(app.clone(), msg.id.clone(), a.id.clone())
+        .await
+        .unwrap();
+    let after = svix
+        .message_attempt()
+        .get(app.clone(), msg.id.clone(), a.id.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(after.response, "");
+    server.stop().await;
+}

@@ -3,12 +3,13 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, AttemptId, EndpointId, MessageId, OrgId};
 use hookd_core::matching::{Subscription, accepts};
 use hookd_core::name::{ChannelName, EventTypeName};
 use hookd_store::{
-    AttemptFilter, AttemptTrigger, DeliveryStatus, ListQuery, Message, MessageAttempt, MessageFilter,
-    MessageStore, NewMessage, Page, StoreError, StoreResult,
+    AttemptFilter, AttemptTrigger, DeliveryState, DeliveryStatus, Endpoint, EndpointStats, ListQuery,
+    Message, MessageAttempt, MessageFilter, MessageStore, NewMessage, Page, StoreError, StoreResult,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension as _, Row, ToSql, params, params_from_iter};
@@ -17,6 +18,8 @@ use crate::SqliteStore;
 use crate::sql::{self, from_json, from_millis, internal, to_json};
 
 pub(crate) const COLUMNS: &str = "id, app_id, event_type, event_id, channels, tags, payload, created_at";
+const M_COLUMNS: &str =
+    "m.id, m.app_id, m.event_type, m.event_id, m.channels, m.tags, m.payload, m.created_at";
 
 pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -109,6 +112,42 @@ fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<MessageAttempt> {
     })
 }
 
+/// The WHERE conditions of a message filter, on the table aliased `m`.
+fn push_message_filter(sql: &mut String, values: &mut Vec<Value>, filter: &MessageFilter) {
+    if let Some(types) = &filter.event_types {
+        push_in(sql, values, "m.event_type", types);
+    }
+    if let Some(channel) = &filter.channel {
+        sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(m.channels) WHERE value = ?)");
+        values.push(Value::Text(channel.to_string()));
+    }
+    if let Some(before) = filter.before {
+        sql.push_str(" AND m.created_at < ?");
+        values.push(Value::Integer(before.timestamp_millis()));
+    }
+    if let Some(after) = filter.after {
+        sql.push_str(" AND m.created_at > ?");
+        values.push(Value::Integer(after.timestamp_millis()));
+    }
+}
+
+/// A delivery's state from its status, lease and next attempt columns.
+fn delivery_state(
+    status: i64,
+    lease_until: Option<i64>,
+    next: Option<i64>,
+    now: i64,
+) -> rusqlite::Result<DeliveryState> {
+    let mut status = DeliveryStatus::from_code(status).ok_or_else(|| sql::corrupt(0, std::fmt::Error))?;
+    if status == DeliveryStatus::Pending && lease_until.is_some_and(|l| l > now) {
+        status = DeliveryStatus::Sending;
+    }
+    let next_attempt = (status == DeliveryStatus::Pending)
+        .then(|| next.map(from_millis))
+        .flatten();
+    Ok(DeliveryState { status, next_attempt })
+}
+
 /// `AND column IN (?, ?, ...)` for a list of names.
 fn push_in(sql: &mut String, params: &mut Vec<Value>, column: &str, names: &[EventTypeName]) {
     sql.push_str(&format!(
@@ -158,7 +197,10 @@ impl MessageStore for SqliteStore {
                 ])
             })
             .map_err(|e| sql::conflict_or_internal(e, "a message with this eventId already exists"))?;
-            let endpoints = subscribers(c, &org, &app, &msg.event_type, msg.channels.as_ref())?;
+            let endpoints = match &message.only_endpoint {
+                Some(ep) => vec![crate::endpoints::find(c, &org, &app, ep.as_str())?.id.to_string()],
+                None => subscribers(c, &org, &app, &msg.event_type, msg.channels.as_ref())?,
+            };
             let mut insert = c
                 .prepare_cached(
                     "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, next_attempt_at, created_at)
@@ -201,25 +243,11 @@ impl MessageStore for SqliteStore {
     ) -> StoreResult<Page<Message>> {
         let (org, app, query, filter) = (org.clone(), app.clone(), query.clone(), filter.clone());
         self.read(move |c| {
-            let mut select = format!("SELECT {COLUMNS} FROM message WHERE org_id = ? AND app_id = ?");
+            let mut select = format!("SELECT {M_COLUMNS} FROM message m WHERE m.org_id = ? AND m.app_id = ?");
             let mut values = vec![Value::Text(org.to_string()), Value::Text(app.to_string())];
-            if let Some(types) = &filter.event_types {
-                push_in(&mut select, &mut values, "event_type", types);
-            }
-            if let Some(channel) = &filter.channel {
-                select.push_str(" AND EXISTS (SELECT 1 FROM json_each(message.channels) WHERE value = ?)");
-                values.push(Value::Text(channel.to_string()));
-            }
-            if let Some(before) = filter.before {
-                select.push_str(" AND created_at < ?");
-                values.push(Value::Integer(before.timestamp_millis()));
-            }
-            if let Some(after) = filter.after {
-                select.push_str(" AND created_at > ?");
-                values.push(Value::Integer(after.timestamp_millis()));
-            }
+            push_message_filter(&mut select, &mut values, &filter);
             let refs: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
-            sql::select_page(c, &select, "id", &refs, &query, from_row)
+            sql::select_page(c, &select, "m.id", &refs, &query, from_row)
         })
         .await
     }
@@ -324,6 +352,216 @@ impl MessageStore for SqliteStore {
             })
             .map_err(internal)?
             .ok_or(StoreError::NotFound("attempt"))
+        })
+        .await
+    }
+
+    async fn expunge_attempt_response(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        msg: &MessageId,
+        attempt: &AttemptId,
+    ) -> StoreResult<()> {
+        let (org, app, msg, attempt) = (org.clone(), app.clone(), msg.clone(), attempt.clone());
+        self.write(move |c| {
+            let n = c
+                .prepare_cached("UPDATE attempt SET response = NULL WHERE org_id = ? AND app_id = ? AND msg_id = ? AND id = ?")
+                .and_then(|mut s| s.execute(params_from_iter([org.as_str(), app.as_str(), msg.as_str(), attempt.as_str()])))
+                .map_err(internal)?;
+            if n == 0 { Err(StoreError::NotFound("attempt")) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn resend(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        msg: &MessageId,
+        endpoint: &EndpointId,
+    ) -> StoreResult<()> {
+        let (org, app, msg, endpoint) = (org.clone(), app.clone(), msg.clone(), endpoint.clone());
+        self.write(move |c| {
+            let m = find(c, &org, &app, msg.as_str())?;
+            if m.payload.is_none() {
+                return Err(StoreError::rejected("msg_id", "the message's payload was expunged; it cannot be resent"));
+            }
+            let ep = crate::endpoints::find(c, &org, &app, endpoint.as_str())?;
+            let now = sql::now().timestamp_millis();
+            c.prepare_cached(
+                "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, next_attempt_at, trigger, created_at)
+                 VALUES (?, ?, ?, ?, 1, ?, 1, ?)
+                 ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, next_attempt_at = excluded.next_attempt_at,
+                     trigger = 1",
+            )
+            .and_then(|mut s| s.execute(params![org.as_str(), app.as_str(), m.id.as_str(), ep.id.as_str(), now, now]))
+            .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn recover_batch(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> StoreResult<usize> {
+        let (org, app, endpoint) = (org.clone(), app.clone(), endpoint.clone());
+        self.write(move |c| {
+            let now = sql::now().timestamp_millis();
+            c.prepare_cached(
+                "UPDATE delivery SET status = 1, next_attempt_at = ?1, trigger = 1
+                 WHERE id IN (SELECT d.id FROM delivery d JOIN message m ON m.id = d.msg_id
+                     WHERE d.org_id = ?2 AND d.app_id = ?3 AND d.endpoint_id = ?4 AND d.status = 2
+                       AND m.payload IS NOT NULL AND m.created_at >= ?5 AND m.created_at < ?6 LIMIT ?7)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    now,
+                    org.as_str(),
+                    app.as_str(),
+                    endpoint.as_str(),
+                    since.timestamp_millis(),
+                    until.map_or(i64::MAX, |u| u.timestamp_millis()),
+                    limit as i64
+                ])
+            })
+            .map_err(internal)
+        })
+        .await
+    }
+
+    async fn endpoint_stats(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> StoreResult<EndpointStats> {
+        let (org, app, endpoint) = (org.clone(), app.clone(), endpoint.clone());
+        self.read(move |c| {
+            let now = sql::now().timestamp_millis();
+            let mut s = c
+                .prepare_cached(
+                    "SELECT d.status, d.lease_until > ?1, COUNT(*) FROM delivery d JOIN message m ON m.id = d.msg_id
+                     WHERE d.org_id = ?2 AND d.app_id = ?3 AND d.endpoint_id = ?4 AND m.created_at >= ?5 AND m.created_at < ?6
+                     GROUP BY 1, 2",
+                )
+                .map_err(internal)?;
+            let rows = s
+                .query_map(
+                    params![
+                        now,
+                        org.as_str(),
+                        app.as_str(),
+                        endpoint.as_str(),
+                        since.map_or(i64::MIN, |t| t.timestamp_millis()),
+                        until.map_or(i64::MAX, |t| t.timestamp_millis())
+                    ],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<bool>>(1)?.unwrap_or(false), r.get::<_, u64>(2)?)),
+                )
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(internal)?;
+            let mut stats = EndpointStats::default();
+            for (status, leased, n) in rows {
+                match (status, leased) {
+                    (0, _) => stats.success += n,
+                    (1, true) => stats.sending += n,
+                    (1, false) => stats.pending += n,
+                    (2, _) => stats.fail += n,
+                    _ => stats.canceled += n,
+                }
+            }
+            Ok(stats)
+        })
+        .await
+    }
+
+    async fn list_message_destinations(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        msg: &MessageId,
+        query: &ListQuery,
+    ) -> StoreResult<Page<(Endpoint, DeliveryState)>> {
+        let (org, app, msg, query) = (org.clone(), app.clone(), msg.clone(), query.clone());
+        self.read(move |c| {
+            let m = find(c, &org, &app, msg.as_str())?;
+            let now = sql::now().timestamp_millis();
+            let select = "SELECT d.endpoint_id, d.status, d.lease_until, d.next_attempt_at FROM delivery d
+                          WHERE d.org_id = ? AND d.app_id = ? AND d.msg_id = ?";
+            let page = sql::select_page(
+                c,
+                select,
+                "d.endpoint_id",
+                params![org.as_str(), app.as_str(), m.id.as_str()],
+                &query,
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        delivery_state(r.get(1)?, r.get(2)?, r.get(3)?, now)?,
+                    ))
+                },
+            )?;
+            let mut items = Vec::with_capacity(page.items.len());
+            for (ep, state) in page.items {
+                if let Ok(ep) = crate::endpoints::find(c, &org, &app, &ep) {
+                    items.push((ep, state));
+                }
+            }
+            Ok(Page {
+                items,
+                has_more: page.has_more,
+            })
+        })
+        .await
+    }
+
+    async fn list_endpoint_messages(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        query: &ListQuery,
+        filter: &MessageFilter,
+        status: Option<DeliveryStatus>,
+    ) -> StoreResult<Page<(Message, DeliveryState)>> {
+        let (org, app, endpoint, query, filter) = (
+            org.clone(),
+            app.clone(),
+            endpoint.clone(),
+            query.clone(),
+            filter.clone(),
+        );
+        self.read(move |c| {
+            let now = sql::now().timestamp_millis();
+            let mut select = format!(
+                "SELECT {M_COLUMNS}, d.status, d.lease_until, d.next_attempt_at FROM delivery d
+                 JOIN message m ON m.id = d.msg_id WHERE d.org_id = ? AND d.app_id = ? AND d.endpoint_id = ?"
+            );
+            let mut values = vec![
+                Value::Text(org.to_string()),
+                Value::Text(app.to_string()),
+                Value::Text(endpoint.to_string()),
+            ];
+            push_message_filter(&mut select, &mut values, &filter);
+            if let Some(status) = status {
+                select.push_str(" AND d.status = ?");
+                values.push(Value::Integer(status as i64));
+            }
+            let refs: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
+            sql::select_page(c, &select, "m.id", &refs, &query, |r| {
+                Ok((
+                    from_row(r)?,
+                    delivery_state(r.get(8)?, r.get(9)?, r.get(10)?, now)?,
+                ))
+            })
         })
         .await
     }

@@ -827,6 +827,7 @@ fn new_message(event_type: &str, channels: Option<&[&str]>) -> NewMessage {
         tags: BTreeSet::new(),
         payload: r#"{"k": 1}"#.into(),
         retain_until: Utc::now() + chrono::Duration::days(90),
+        only_endpoint: None,
     }
 }
 

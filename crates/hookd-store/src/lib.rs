@@ -179,6 +179,62 @@ pub trait MessageStore: Send + Sync {
         msg: &MessageId,
         attempt: &AttemptId,
     ) -> StoreResult<MessageAttempt>;
+    /// Removes an attempt's recorded response.
+    async fn expunge_attempt_response(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        msg: &MessageId,
+        attempt: &AttemptId,
+    ) -> StoreResult<()>;
+    /// Queues a manual attempt of `msg` to `endpoint` now, whatever the endpoint's
+    /// filters and the delivery's past. [`StoreError::Rejected`] when the payload was
+    /// expunged.
+    async fn resend(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        msg: &MessageId,
+        endpoint: &EndpointId,
+    ) -> StoreResult<()>;
+    /// Requeues up to `limit` failed (exhausted) deliveries to `endpoint` of messages
+    /// created in `[since, until)`; returns how many. Called until it returns 0.
+    async fn recover_batch(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> StoreResult<usize>;
+    /// Deliveries to `endpoint` by status, of messages created in `[since, until)`.
+    async fn endpoint_stats(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> StoreResult<EndpointStats>;
+    /// The endpoints a message was (or is being) delivered to, by endpoint id.
+    async fn list_message_destinations(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        msg: &MessageId,
+        query: &ListQuery,
+    ) -> StoreResult<Page<(Endpoint, DeliveryState)>>;
+    /// The messages delivered (or being delivered) to an endpoint, by message id.
+    async fn list_endpoint_messages(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        query: &ListQuery,
+        filter: &MessageFilter,
+        status: Option<DeliveryStatus>,
+    ) -> StoreResult<Page<(Message, DeliveryState)>>;
 }
 
 /// The delivery queue, as the engine sees it. Rows carry their organisation; these

@@ -142,6 +142,9 @@ pub struct NewMessage {
     pub payload: String,
     /// When the payload may be expunged.
     pub retain_until: DateTime<Utc>,
+    /// Deliver to this endpoint only, whatever its filters (send-example); `None`:
+    /// every endpoint that accepts the message.
+    pub only_endpoint: Option<EndpointId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,4 +306,22 @@ pub enum IdempotencyBegin {
         fingerprint: String,
         response: StoredResponse,
     },
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryState {
+    /// `Sending` while leased.
+    pub status: DeliveryStatus,
+    pub next_attempt: Option<DateTime<Utc>>,
+}
+
+/// Deliveries to one endpoint, by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    pub success: u64,
+    pub pending: u64,
+    pub sending: u64,
+    pub fail: u64,
+    pub canceled: u64,
 }

@@ -195,6 +195,7 @@ async fn create_message(
         tags,
         payload: body.payload.get().to_owned(),
         retain_until: Utc::now() + retain,
+        only_endpoint: None,
     };
     let (msg, deliveries) = state.store.create_message(&tenant.org, &app, message).await?;
     if deliveries > 0 {

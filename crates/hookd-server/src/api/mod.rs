@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod event_type;
 pub mod health;
 pub mod message;
+pub mod resend;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(endpoint::router())
         .merge(message::router())
         .merge(attempt::router())
+        .merge(resend::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     router
