@@ -17,6 +17,7 @@ use hookd_store::{ClaimedDelivery, NewAttempt, Store, StoreResult};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::metrics::{DispatchMetrics, OutcomeLabel};
 use crate::outcome;
 use crate::sender::Sender;
 use crate::throttle::Throttle;
@@ -62,6 +63,7 @@ pub struct Dispatcher {
     wake: Notify,
     permits: Arc<Semaphore>,
     state: Mutex<State>,
+    metrics: DispatchMetrics,
 }
 
 impl Dispatcher {
@@ -74,7 +76,13 @@ impl Dispatcher {
             config,
             wake: Notify::new(),
             state: Mutex::new(State::default()),
+            metrics: DispatchMetrics::default(),
         }))
+    }
+
+    /// The engine's counters, for `/metrics`.
+    pub fn metrics(&self) -> &DispatchMetrics {
+        &self.metrics
     }
 
     /// Tells the dispatcher new work was committed (the fast path after a message).
@@ -175,7 +183,10 @@ impl Dispatcher {
 
     /// Sends one delivery and records the attempt.
     async fn deliver(&self, d: ClaimedDelivery, permit: OwnedSemaphorePermit) {
+        self.metrics.in_flight.inc();
         let sent = self.sender.send(&d, Utc::now()).await;
+        self.metrics.in_flight.dec();
+        self.metrics.attempt_seconds.observe(sent.duration.as_secs_f64());
         let now = Utc::now();
         let failures = d.attempts as usize + 1;
         let verdict = outcome::judge(
@@ -220,6 +231,16 @@ impl Dispatcher {
             trigger: d.trigger,
             at: now,
         };
+        let outcome = match verdict.next {
+            hookd_store::NextStep::Done => "success",
+            hookd_store::NextStep::RetryAt(_) => "retry",
+            hookd_store::NextStep::Exhausted => "exhausted",
+            hookd_store::NextStep::Cancel => "canceled",
+        };
+        self.metrics
+            .attempts
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
         if let Err(e) = self.store.finish_attempt(d.id, attempt, verdict.next).await {
             // The lease will run out and the delivery be tried again (at least once).
             tracing::error!(delivery = d.id, error = %e, "could not record an attempt");

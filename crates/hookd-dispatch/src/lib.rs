@@ -12,6 +12,7 @@
 
 pub mod dispatcher;
 pub mod guard;
+pub mod metrics;
 pub mod outcome;
 pub mod sender;
 pub mod throttle;

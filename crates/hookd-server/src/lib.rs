@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod metrics;
 pub mod pagination;
 pub mod state;
 
@@ -142,6 +143,7 @@ pub fn launch_with_store(
     let state = AppState {
         store: Arc::clone(&store),
         config: Arc::new(config),
+        metrics: Arc::new(metrics::Metrics::new(dispatcher.as_ref().map(|d| d.metrics()))),
         dispatcher: dispatcher.clone(),
     };
     // Trailing slashes are trimmed before routing, so every path answers with and

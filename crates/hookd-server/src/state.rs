@@ -14,6 +14,7 @@ pub struct AppState {
     /// The local delivery engine, woken after each committed message; `None` on an
     /// API-only node (its deliveries are picked up by the workers' polling).
     pub dispatcher: Option<Arc<Dispatcher>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {

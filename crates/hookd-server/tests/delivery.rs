@@ -816,3 +816,51 @@ async fn resend_recover_send_example_stats_and_views() {
     assert_eq!(after.response, "");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_count_messages_attempts_and_backlog() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    receiver.script([Answer::status(500)]);
+    let (app, _) = app_with_endpoint(&server, &receiver, "/m", EndpointIn::new(String::new())).await;
+    let svix = server.svix();
+    for _ in 0..2 {
+        svix.message()
+            .create(
+                app.clone(),
+                MessageIn::new("a.b".into(), serde_json::json!({})),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    receiver.wait_for("/m", 3, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = server
+        .http()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("hookd_messages_accepted_total"), 2.0);
+    assert_eq!(value(r#"hookd_delivery_attempts_total{outcome="success"}"#), 2.0);
+    assert_eq!(value(r#"hookd_delivery_attempts_total{outcome="retry"}"#), 1.0);
+    assert_eq!(value("hookd_delivery_attempt_duration_seconds_count"), 3.0);
+    assert_eq!(value("hookd_deliveries_due"), 0.0);
+    assert_eq!(value("hookd_deliveries_scheduled"), 0.0);
+    assert_eq!(value("hookd_deliveries_in_flight"), 0.0);
+    server.stop().await;
+}

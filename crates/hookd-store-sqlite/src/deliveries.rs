@@ -216,4 +216,16 @@ impl DeliveryStore for SqliteStore {
         })
         .await
     }
+
+    async fn backlog(&self, now: DateTime<Utc>) -> StoreResult<(u64, u64)> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT COALESCE(SUM(next_attempt_at <= ?1), 0), COALESCE(SUM(next_attempt_at > ?1), 0)
+                 FROM delivery WHERE status = 1",
+            )
+            .and_then(|mut s| s.query_row([now.timestamp_millis()], |r| Ok((r.get(0)?, r.get(1)?))))
+            .map_err(internal)
+        })
+        .await
+    }
 }

@@ -260,6 +260,8 @@ pub trait DeliveryStore: Send + Sync {
     async fn defer(&self, delivery: i64, at: DateTime<Utc>) -> StoreResult<()>;
     /// Drops the leases `owner` holds (a restarted node reclaims its own work at once).
     async fn release_leases(&self, owner: &str) -> StoreResult<usize>;
+    /// Pending deliveries: `(due now, scheduled later)`, for metrics.
+    async fn backlog(&self, now: DateTime<Utc>) -> StoreResult<(u64, u64)>;
 }
 
 /// Idempotency keys, per token.

@@ -198,6 +198,7 @@ async fn create_message(
         only_endpoint: None,
     };
     let (msg, deliveries) = state.store.create_message(&tenant.org, &app, message).await?;
+    state.metrics.server.messages_accepted.inc();
     if deliveries > 0 {
         state.wake_dispatcher();
     }

@@ -1,0 +1,80 @@
+//! `/metrics`: Prometheus text exposition of the server and its delivery engine.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The server's own counters and the gauges read at scrape time.
+#[derive(Debug, Default)]
+pub struct ServerMetrics {
+    pub messages_accepted: Counter,
+    backlog_due: Gauge,
+    backlog_scheduled: Gauge,
+}
+
+/// The registry with everything `/metrics` shows.
+#[derive(Debug)]
+pub struct Metrics {
+    pub server: Arc<ServerMetrics>,
+    registry: Registry,
+}
+
+impl Metrics {
+    pub fn new(dispatch: Option<&hookd_dispatch::metrics::DispatchMetrics>) -> Self {
+        let server = Arc::new(ServerMetrics::default());
+        let mut registry = Registry::default();
+        registry.register(
+            "hookd_messages_accepted",
+            "Messages accepted (committed and answered 202)",
+            server.messages_accepted.clone(),
+        );
+        registry.register(
+            "hookd_deliveries_due",
+            "Pending deliveries whose time has come (the queue)",
+            server.backlog_due.clone(),
+        );
+        registry.register(
+            "hookd_deliveries_scheduled",
+            "Pending deliveries waiting for a later retry",
+            server.backlog_scheduled.clone(),
+        );
+        if let Some(d) = dispatch {
+            d.register(&mut registry);
+        }
+        Self { server, registry }
+    }
+}
+
+/// Prometheus metrics (no token: bind the listener privately or filter `/metrics` at
+/// the proxy if it must not be public).
+pub async fn handler(State(state): State<AppState>) -> Response {
+    match state.store.backlog(Utc::now()).await {
+        Ok((due, scheduled)) => {
+            state.metrics.server.backlog_due.set(due as i64);
+            state.metrics.server.backlog_scheduled.set(scheduled as i64);
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    }
+    let mut text = String::new();
+    if encode(&mut text, &state.metrics.registry).is_err() {
+        return ApiError::Internal.into_response();
+    }
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
