@@ -22,6 +22,13 @@ enum Command {
     Serve,
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Delete messages older than a duration, with their deliveries and attempts, and
+    /// expunge payloads past their retention (safe while a server runs).
+    Prune {
+        /// e.g. `30d`, `12h`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
+    },
     /// Manage API tokens (works while a server runs on the same database).
     Token {
         #[command(subcommand)]
@@ -130,6 +137,16 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             Ok(())
         }
         Command::Token { action } => token(action, config).await,
+        Command::Prune { older_than } => {
+            let store = crate::open_store(&config).await?;
+            let deleted = crate::retention::delete_older_than(store.as_ref(), older_than).await?;
+            let expunged = crate::retention::prune_expired(store.as_ref()).await?;
+            println!(
+                "deleted {deleted} messages older than {}; expunged {expunged} expired payloads",
+                humantime::format_duration(older_than)
+            );
+            Ok(())
+        }
         Command::Config {
             action: ConfigCommand::Print { .. },
         } => {

@@ -42,6 +42,8 @@ pub struct Config {
     #[serde(with = "as_duration")]
     pub delivery_poll_interval: Duration,
     pub node_id: String,
+    #[serde(with = "as_duration")]
+    pub retention_interval: Duration,
     pub api_max_body_bytes: usize,
     #[serde(with = "as_duration")]
     pub shutdown_timeout: Duration,
@@ -146,6 +148,9 @@ impl Config {
             return Err(ConfigError(
                 "delivery_lease must be at least 1s and longer than delivery_timeout".into(),
             ));
+        }
+        if self.retention_interval < Duration::from_secs(1) {
+            return Err(ConfigError("retention_interval must be at least 1s".into()));
         }
         if self.delivery_timeout.is_zero() || self.delivery_poll_interval.is_zero() {
             return Err(ConfigError(

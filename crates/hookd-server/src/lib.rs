@@ -13,6 +13,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod metrics;
 pub mod pagination;
+pub mod retention;
 pub mod state;
 
 use std::future::Future;

@@ -203,3 +203,20 @@ fn migrate_creates_the_database() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(dir.path().join("data/x.db").exists());
 }
+
+#[test]
+fn prune_deletes_old_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hookd(dir.path())
+        .args(["prune", "--older-than", "30d"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("deleted 0 messages older than 30days"), "{said}");
+    let bad = hookd(dir.path())
+        .args(["prune", "--older-than", "soon"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}

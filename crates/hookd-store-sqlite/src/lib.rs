@@ -13,6 +13,7 @@ mod messages;
 pub mod migrations;
 mod orgs;
 mod readers;
+mod retention;
 mod sql;
 mod writer;
 

@@ -41,7 +41,8 @@ macro_rules! contract_tests {
             attempts_are_recorded_and_retries_scheduled,
             expunged_and_disabled_deliveries_are_canceled,
             messages_and_attempts_are_tenant_scoped,
-            idempotency_keys_claim_replay_and_expire
+            idempotency_keys_claim_replay_and_expire,
+            retention_expires_payloads_and_deletes_old_messages
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1240,4 +1241,64 @@ pub async fn idempotency_keys_claim_replay_and_expire(store: &dyn Store) {
     assert_eq!(begin("other", t0).await, IdempotencyBegin::Started);
     store.idempotency_abandon(&org, &token, "other").await.unwrap();
     assert_eq!(begin("other", t0).await, IdempotencyBegin::Started);
+}
+
+pub async fn retention_expires_payloads_and_deletes_old_messages(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("ret", None))
+        .await
+        .unwrap();
+    store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let mut short = new_message("a.b", None);
+    short.retain_until = Utc::now() - chrono::Duration::seconds(1);
+    let (expired, _) = store.create_message(&org, &app.id, short).await.unwrap();
+    let (kept, _) = store
+        .create_message(&org, &app.id, new_message("a.b", None))
+        .await
+        .unwrap();
+    let mut total = 0;
+    loop {
+        let n = store.expire_payloads(Utc::now(), 1).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    assert_eq!(total, 1);
+    assert_eq!(
+        store
+            .get_message(&org, &app.id, expired.id.as_str())
+            .await
+            .unwrap()
+            .payload,
+        None
+    );
+    assert!(
+        store
+            .get_message(&org, &app.id, kept.id.as_str())
+            .await
+            .unwrap()
+            .payload
+            .is_some()
+    );
+    // Only the kept message's delivery is still pending.
+    let claimed = claim_all(store, Utc::now()).await;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].message.id, kept.id);
+
+    let future = Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(store.delete_messages_before(future, 100).await.unwrap(), 2);
+    assert!(matches!(
+        store.get_message(&org, &app.id, kept.id.as_str()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        claim_all(store, future + chrono::Duration::minutes(5))
+            .await
+            .is_empty()
+    );
 }

@@ -289,6 +289,20 @@ pub trait IdempotencyStore: Send + Sync {
     async fn idempotency_abandon(&self, org: &OrgId, token: &TokenId, key: &str) -> StoreResult<()>;
 }
 
+/// Housekeeping: expiring payloads and old records, in bounded batches so no single
+/// transaction holds the database for long. Each returns how many rows it changed;
+/// callers repeat until 0.
+#[async_trait]
+pub trait RetentionStore: Send + Sync {
+    /// Expunges payloads whose retention ended before `now` (their pending deliveries
+    /// are canceled).
+    async fn expire_payloads(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<usize>;
+    /// Deletes messages created before `cutoff`, with their deliveries and attempts.
+    async fn delete_messages_before(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<usize>;
+    /// Deletes idempotency records started before `cutoff`.
+    async fn delete_idempotency_before(&self, cutoff: DateTime<Utc>) -> StoreResult<usize>;
+}
+
 /// Everything a hookd node needs from its database.
 #[async_trait]
 pub trait Store:
@@ -299,6 +313,7 @@ pub trait Store:
     + MessageStore
     + DeliveryStore
     + IdempotencyStore
+    + RetentionStore
     + std::fmt::Debug
 {
     /// Cheap check that the database answers (for readiness).

@@ -1,0 +1,56 @@
+//! Retention: the background pruner, and the operator's `hookd prune`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use hookd_store::{Store, StoreResult};
+use tokio::sync::watch;
+
+/// Rows changed per transaction.
+const BATCH: usize = 1_000;
+
+/// Expunges expired payloads and forgets old idempotency records, every `interval`,
+/// until `shutdown` turns true.
+pub async fn run_pruner(store: Arc<dyn Store>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        match prune_expired(store.as_ref()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(payloads = n, "expunged payloads past their retention"),
+            Err(e) => tracing::warn!(error = %e, "the retention pruner failed; it will try again"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// One pass: every expired payload, in batches. Returns how many were expunged.
+pub async fn prune_expired(store: &dyn Store) -> StoreResult<usize> {
+    let mut total = 0;
+    loop {
+        let n = store.expire_payloads(Utc::now(), BATCH).await?;
+        total += n;
+        if n < BATCH {
+            break;
+        }
+    }
+    store
+        .delete_idempotency_before(Utc::now() - crate::idempotency::KEEP - chrono::Duration::hours(1))
+        .await?;
+    Ok(total)
+}
+
+/// Deletes messages (with deliveries and attempts) created more than `older_than` ago.
+pub async fn delete_older_than(store: &dyn Store, older_than: Duration) -> StoreResult<usize> {
+    let cutoff = Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+    let mut total = 0;
+    loop {
+        let n = store.delete_messages_before(cutoff, BATCH).await?;
+        total += n;
+        if n < BATCH {
+            return Ok(total);
+        }
+    }
+}
