@@ -17,6 +17,7 @@ use hookd_store::{ClaimedDelivery, NewAttempt, Store, StoreResult};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::events::{self, FAILING_AFTER, OperationalEvent};
 use crate::metrics::{DispatchMetrics, OutcomeLabel};
 use crate::outcome;
 use crate::sender::Sender;
@@ -46,6 +47,9 @@ pub struct DispatchConfig {
     pub poll_interval: Duration,
     /// How long in-flight deliveries may finish after shutdown begins.
     pub shutdown_grace: Duration,
+    /// An endpoint whose deliveries keep exhausting their retries with no success for
+    /// this long is disabled (and `endpoint.disabled` sent).
+    pub auto_disable_after: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -200,6 +204,7 @@ impl Dispatcher {
         if let Some(pause) = verdict.pause_endpoint {
             self.state().paused.insert(ep.clone(), Instant::now() + pause);
         }
+        let mut disabled_now = false;
         if verdict.disable_endpoint {
             tracing::info!(endpoint = %ep, "the endpoint answered 410 Gone; disabling it");
             let disable = self
@@ -214,18 +219,20 @@ impl Dispatcher {
                     }),
                 )
                 .await;
-            if let Err(e) = disable {
-                tracing::warn!(endpoint = %ep, error = %e, "could not disable the endpoint");
+            match disable {
+                Ok(_) => disabled_now = true,
+                Err(e) => tracing::warn!(endpoint = %ep, error = %e, "could not disable the endpoint"),
             }
         }
         tracing::debug!(
             delivery = d.id, msg = %d.message.id, endpoint = %ep, status = ?sent.status,
             ms = sent.duration.as_millis() as u64, next = ?verdict.next, "attempt"
         );
+        let status_code = sent.status.map(i32::from).unwrap_or(0);
         let attempt = NewAttempt {
             url: sent.url,
             status: verdict.attempt,
-            response_status_code: sent.status.map(i32::from).unwrap_or(0),
+            response_status_code: status_code,
             response: sent.body,
             duration_ms: sent.duration.as_millis() as i64,
             trigger: d.trigger,
@@ -241,9 +248,14 @@ impl Dispatcher {
             .attempts
             .get_or_create(&OutcomeLabel { outcome })
             .inc();
-        if let Err(e) = self.store.finish_attempt(d.id, attempt, verdict.next).await {
+        match self.store.finish_attempt(d.id, attempt, verdict.next).await {
+            Ok(Some(attempt_id)) if !d.operational => {
+                self.after_attempt(&d, &attempt_id, now, status_code, verdict.next, disabled_now)
+                    .await;
+            }
+            Ok(_) => {}
             // The lease will run out and the delivery be tried again (at least once).
-            tracing::error!(delivery = d.id, error = %e, "could not record an attempt");
+            Err(e) => tracing::error!(delivery = d.id, error = %e, "could not record an attempt"),
         }
         {
             let mut st = self.state();
@@ -255,6 +267,79 @@ impl Dispatcher {
             }
         }
         drop(permit);
+    }
+
+    /// Operational events and auto-disable after an attempt of a customer's message
+    /// (never for operational webhooks themselves, which would loop).
+    async fn after_attempt(
+        &self,
+        d: &ClaimedDelivery,
+        attempt: &hookd_core::id::AttemptId,
+        at: chrono::DateTime<Utc>,
+        status_code: i32,
+        next: hookd_store::NextStep,
+        mut disabled_now: bool,
+    ) {
+        let failures = d.attempts + 1;
+        let attempt_event = |kind| {
+            OperationalEvent::attempt(
+                kind,
+                &d.endpoint.app_id,
+                d.app_uid.as_ref(),
+                &d.message.id,
+                d.message.event_id.as_ref(),
+                &d.endpoint.id,
+                attempt,
+                at,
+                status_code,
+            )
+        };
+        let mut raised = Vec::new();
+        match next {
+            hookd_store::NextStep::Done if d.attempts >= FAILING_AFTER => {
+                raised.push(attempt_event("message.attempt.recovered"))
+            }
+            hookd_store::NextStep::RetryAt(_) if failures == FAILING_AFTER => {
+                raised.push(attempt_event("message.attempt.failing"))
+            }
+            hookd_store::NextStep::Exhausted => {
+                raised.push(attempt_event("message.attempt.exhausted"));
+                let disable_before = at
+                    - chrono::Duration::from_std(self.config.auto_disable_after)
+                        .unwrap_or(chrono::Duration::MAX);
+                match self
+                    .store
+                    .note_exhausted(&d.org_id, &d.endpoint.app_id, &d.endpoint.id, at, disable_before)
+                    .await
+                {
+                    Ok(true) => {
+                        tracing::info!(endpoint = %d.endpoint.id, "the endpoint kept failing; disabled it");
+                        disabled_now = true;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(endpoint = %d.endpoint.id, error = %e, "could not note the failure streak")
+                    }
+                }
+            }
+            _ => {}
+        }
+        if disabled_now {
+            raised.push(OperationalEvent::endpoint(
+                "endpoint.disabled",
+                &d.endpoint.app_id,
+                d.app_uid.as_ref(),
+                &d.endpoint.id,
+                d.endpoint.data.uid.as_ref(),
+            ));
+        }
+        for event in raised {
+            match events::emit(self.store.as_ref(), &d.org_id, event).await {
+                Ok(true) => self.wake(),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not queue an operational webhook"),
+            }
+        }
     }
 
     /// Runs until `shutdown` turns true, then lets in-flight deliveries finish within

@@ -11,6 +11,7 @@
 //! - [`throttle`]: per-endpoint rate limits.
 
 pub mod dispatcher;
+pub mod events;
 pub mod guard;
 pub mod metrics;
 pub mod outcome;

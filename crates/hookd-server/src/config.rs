@@ -43,6 +43,8 @@ pub struct Config {
     pub delivery_poll_interval: Duration,
     pub node_id: String,
     #[serde(with = "as_duration")]
+    pub endpoint_auto_disable_after: Duration,
+    #[serde(with = "as_duration")]
     pub retention_interval: Duration,
     pub api_max_body_bytes: usize,
     #[serde(with = "as_duration")]

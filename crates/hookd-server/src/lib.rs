@@ -106,6 +106,7 @@ pub fn dispatch_config(config: &Config) -> DispatchConfig {
         lease: config.delivery_lease,
         poll_interval: config.delivery_poll_interval,
         shutdown_grace: config.shutdown_timeout,
+        auto_disable_after: config.endpoint_auto_disable_after,
     }
 }
 

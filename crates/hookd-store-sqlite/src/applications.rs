@@ -34,7 +34,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Application> {
 /// Finds an application of `org` by id, or else by uid.
 pub(crate) fn find(c: &Connection, org: &OrgId, id_or_uid: &str) -> StoreResult<Application> {
     c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM application WHERE org_id = ?1 AND (id = ?2 OR uid = ?2) ORDER BY id = ?2 DESC LIMIT 1"
+        "SELECT {COLUMNS} FROM application WHERE org_id = ?1 AND operational = 0 AND (id = ?2 OR uid = ?2)
+         ORDER BY id = ?2 DESC LIMIT 1"
     ))
     .and_then(|mut s| s.query_row(params![org.as_str(), id_or_uid], from_row).optional())
     .map_err(internal)?
@@ -103,7 +104,8 @@ impl ApplicationStore for SqliteStore {
                           AND e.app_id = application.id AND e.disabled = 0))",
                 );
             }
-            let select = format!("SELECT {COLUMNS} FROM application WHERE org_id = ?{filters}");
+            let select =
+                format!("SELECT {COLUMNS} FROM application WHERE org_id = ? AND operational = 0{filters}");
             sql::select_page(c, &select, "id", params![org.as_str()], &query, from_row)
         })
         .await
@@ -149,6 +151,25 @@ impl ApplicationStore for SqliteStore {
                 .and_then(|mut s| s.execute(params![org.as_str(), app.id.as_str()]))
                 .map_err(internal)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn operational_app(&self, org: &OrgId) -> StoreResult<ApplicationId> {
+        let org = org.clone();
+        self.write(move |c| {
+            let now = sql::now().timestamp_millis();
+            c.prepare_cached(
+                "INSERT INTO application (id, org_id, uid, name, throttle_rate, metadata, created_at, updated_at, operational)
+                 VALUES (?, ?, NULL, 'Operational webhooks', NULL, '{}', ?, ?, 1)
+                 ON CONFLICT (org_id) WHERE operational = 1 DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![ApplicationId::generate().as_str(), org.as_str(), now, now]))
+            .map_err(internal)?;
+            c.prepare_cached("SELECT id FROM application WHERE org_id = ? AND operational = 1")
+                .and_then(|mut s| s.query_row([org.as_str()], |r| r.get::<_, String>(0)))
+                .map(ApplicationId::from_trusted)
+                .map_err(internal)
         })
         .await
     }

@@ -58,9 +58,21 @@ fn load(c: &Connection, leased: Leased) -> StoreResult<Option<ClaimedDelivery>> 
         Err(StoreError::NotFound(_)) => None,
         Err(e) => return Err(e),
     };
+    let (app_uid, operational): (Option<String>, bool) = c
+        .prepare_cached("SELECT uid, operational FROM application WHERE id = ? AND org_id = ?")
+        .and_then(|mut s| {
+            s.query_row(params![app.as_str(), org.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+        })
+        .optional()
+        .map_err(internal)?
+        .unwrap_or((None, false));
     match (message, endpoint) {
         (Some(message), Some(endpoint)) if message.payload.is_some() && !endpoint.data.disabled => {
             Ok(Some(ClaimedDelivery {
+                app_uid: app_uid.and_then(|u| u.parse().ok()),
+                operational,
                 id,
                 org_id: org,
                 message,
@@ -143,15 +155,21 @@ impl DeliveryStore for SqliteStore {
         .await
     }
 
-    async fn finish_attempt(&self, delivery: i64, attempt: NewAttempt, next: NextStep) -> StoreResult<()> {
+    async fn finish_attempt(
+        &self,
+        delivery: i64,
+        attempt: NewAttempt,
+        next: NextStep,
+    ) -> StoreResult<Option<AttemptId>> {
         self.write(move |c| {
             let row: Option<(String, String, String, String)> = c
                 .prepare_cached("SELECT org_id, app_id, msg_id, endpoint_id FROM delivery WHERE id = ?")
                 .and_then(|mut s| s.query_row([delivery], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional())
                 .map_err(internal)?;
             // The endpoint or message was deleted while the attempt was in flight.
-            let Some((org, app, msg, endpoint)) = row else { return Ok(()) };
+            let Some((org, app, msg, endpoint)) = row else { return Ok(None) };
             let at = attempt.at.timestamp_millis();
+            let attempt_id = AttemptId::generate();
             c.prepare_cached(
                 "INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, delivery_id, url, status,
                      response_status_code, response, duration_ms, trigger, created_at)
@@ -159,7 +177,7 @@ impl DeliveryStore for SqliteStore {
             )
             .and_then(|mut s| {
                 s.execute(params![
-                    AttemptId::generate().as_str(),
+                    attempt_id.as_str(),
                     org,
                     app,
                     msg,
@@ -187,7 +205,47 @@ impl DeliveryStore for SqliteStore {
             )
             .and_then(|mut s| s.execute(params![status as i64, next_at, at, delivery]))
             .map_err(internal)?;
-            Ok(())
+            if next == NextStep::Done {
+                c.prepare_cached("UPDATE endpoint SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL")
+                    .and_then(|mut s| s.execute([&endpoint]))
+                    .map_err(internal)?;
+            }
+            Ok(Some(attempt_id))
+        })
+        .await
+    }
+
+    async fn note_exhausted(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        now: DateTime<Utc>,
+        disable_before: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let (org, app, endpoint) = (org.clone(), app.clone(), endpoint.clone());
+        self.write(move |c| {
+            c.prepare_cached(
+                "UPDATE endpoint SET failing_since = ? WHERE org_id = ? AND app_id = ? AND id = ? AND failing_since IS NULL",
+            )
+            .and_then(|mut s| s.execute(params![now.timestamp_millis(), org.as_str(), app.as_str(), endpoint.as_str()]))
+            .map_err(internal)?;
+            let disabled = c
+                .prepare_cached(
+                    "UPDATE endpoint SET disabled = 1, updated_at = ?
+                     WHERE org_id = ? AND app_id = ? AND id = ? AND disabled = 0 AND failing_since <= ?",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        now.timestamp_millis(),
+                        org.as_str(),
+                        app.as_str(),
+                        endpoint.as_str(),
+                        disable_before.timestamp_millis()
+                    ])
+                })
+                .map_err(internal)?;
+            Ok(disabled > 0)
         })
         .await
     }

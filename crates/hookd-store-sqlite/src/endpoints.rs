@@ -140,12 +140,18 @@ impl EndpointStore for SqliteStore {
     ) -> StoreResult<Endpoint> {
         let (org, app) = (org.clone(), app.clone());
         self.write(move |c| {
-            // The application must be this organisation's.
-            let app = crate::applications::find(c, &org, app.as_str())?;
+            // The application must be this organisation's (operational ones included).
+            let owned = c
+                .prepare_cached("SELECT 1 FROM application WHERE org_id = ? AND id = ?")
+                .and_then(|mut s| s.exists(params![org.as_str(), app.as_str()]))
+                .map_err(internal)?;
+            if !owned {
+                return Err(StoreError::NotFound("application"));
+            }
             let now = sql::now();
             let ep = Endpoint {
                 id: EndpointId::generate(),
-                app_id: app.id,
+                app_id: app,
                 created_at: now,
                 updated_at: now,
                 data,

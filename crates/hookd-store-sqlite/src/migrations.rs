@@ -11,6 +11,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_idempotency",
         include_str!("../migrations/0003_idempotency.sql"),
     ),
+    (
+        "0004_operational",
+        include_str!("../migrations/0004_operational.sql"),
+    ),
 ];
 
 /// The schema version this build expects.
@@ -34,4 +38,25 @@ pub fn apply(conn: &mut Connection) -> rusqlite::Result<Vec<&'static str>> {
         applied.push(*name);
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_migration_file_is_listed_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .trim_end_matches(".sql")
+                    .to_owned()
+            })
+            .collect();
+        files.sort();
+        let listed: Vec<&str> = super::MIGRATIONS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(files, listed);
+    }
 }

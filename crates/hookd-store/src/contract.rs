@@ -42,7 +42,9 @@ macro_rules! contract_tests {
             expunged_and_disabled_deliveries_are_canceled,
             messages_and_attempts_are_tenant_scoped,
             idempotency_keys_claim_replay_and_expire,
-            retention_expires_payloads_and_deletes_old_messages
+            retention_expires_payloads_and_deletes_old_messages,
+            operational_apps_are_hidden_and_one_per_org,
+            endpoints_failing_for_long_are_disabled_once
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1300,5 +1302,110 @@ pub async fn retention_expires_payloads_and_deletes_old_messages(store: &dyn Sto
         claim_all(store, future + chrono::Duration::minutes(5))
             .await
             .is_empty()
+    );
+}
+
+pub async fn operational_apps_are_hidden_and_one_per_org(store: &dyn Store) {
+    let (a, b) = two_orgs(store).await;
+    let ops = store.operational_app(&a).await.unwrap();
+    assert_eq!(
+        store.operational_app(&a).await.unwrap(),
+        ops,
+        "one per organisation"
+    );
+    assert_ne!(store.operational_app(&b).await.unwrap(), ops);
+    assert!(matches!(
+        store.get_application(&a, ops.as_str()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        store
+            .list_applications(&a, &ListQuery::default(), ApplicationFilter::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // Its endpoints work like any other's, for its own organisation only.
+    let ep = store
+        .create_endpoint(&a, &ops, endpoint_data(None))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.create_endpoint(&b, &ops, endpoint_data(None)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let (_, n) = store
+        .create_message(&a, &ops, new_message("endpoint.created", None))
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let d = claim_all(store, Utc::now()).await.pop().unwrap();
+    assert!(d.operational);
+    assert_eq!(d.endpoint.id, ep.id);
+}
+
+pub async fn endpoints_failing_for_long_are_disabled_once(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("streak", None))
+        .await
+        .unwrap();
+    let ep = store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let t0 = Utc::now();
+    let days = chrono::Duration::days;
+    // The first exhaustion starts the streak; nothing is disabled yet.
+    assert!(
+        !store
+            .note_exhausted(&org, &app.id, &ep.id, t0, t0 - days(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .note_exhausted(&org, &app.id, &ep.id, t0 + days(4), t0 - days(1))
+            .await
+            .unwrap()
+    );
+    // A success ends the streak.
+    store
+        .create_message(&org, &app.id, new_message("a.b", None))
+        .await
+        .unwrap();
+    let d = claim_all(store, Utc::now()).await.pop().unwrap();
+    store
+        .finish_attempt(d.id, attempt(DeliveryStatus::Success, 200), NextStep::Done)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !store
+            .note_exhausted(&org, &app.id, &ep.id, t0 + days(6), t0 + days(1))
+            .await
+            .unwrap()
+    );
+    // Five days of failures later, it is disabled, once.
+    assert!(
+        store
+            .note_exhausted(&org, &app.id, &ep.id, t0 + days(12), t0 + days(7))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .note_exhausted(&org, &app.id, &ep.id, t0 + days(13), t0 + days(8))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .get_endpoint(&org, &app.id, ep.id.as_str())
+            .await
+            .unwrap()
+            .data
+            .disabled
     );
 }

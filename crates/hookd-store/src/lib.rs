@@ -67,6 +67,9 @@ pub trait ApplicationStore: Send + Sync {
     ) -> StoreResult<Application>;
     /// Deletes the application and everything that belongs to it.
     async fn delete_application(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<()>;
+    /// The organisation's hidden application for operational webhooks, created on
+    /// first use. It never appears in the application calls above.
+    async fn operational_app(&self, org: &OrgId) -> StoreResult<ApplicationId>;
 }
 
 /// Event types, addressed by name.
@@ -253,8 +256,26 @@ pub trait DeliveryStore: Send + Sync {
         owner: &str,
         skip_endpoints: &[EndpointId],
     ) -> StoreResult<Vec<ClaimedDelivery>>;
-    /// Records an attempt and moves the delivery on, releasing its lease.
-    async fn finish_attempt(&self, delivery: i64, attempt: NewAttempt, next: NextStep) -> StoreResult<()>;
+    /// Records an attempt and moves the delivery on, releasing its lease. A success
+    /// clears the endpoint's failing streak. Returns the attempt's id (`None` when the
+    /// delivery was deleted meanwhile).
+    async fn finish_attempt(
+        &self,
+        delivery: i64,
+        attempt: NewAttempt,
+        next: NextStep,
+    ) -> StoreResult<Option<AttemptId>>;
+    /// Notes that a delivery to the endpoint exhausted its retries at `now`. When the
+    /// endpoint has been failing (no success) since before `disable_before`, it is
+    /// disabled and `true` returned (once).
+    async fn note_exhausted(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        now: DateTime<Utc>,
+        disable_before: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     /// Puts a leased delivery back to be claimed at `at`, without recording an attempt
     /// (throttling, shutdown).
     async fn defer(&self, delivery: i64, at: DateTime<Utc>) -> StoreResult<()>;

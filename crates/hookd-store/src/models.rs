@@ -210,6 +210,11 @@ pub struct ClaimedDelivery {
     /// Attempts made before this one.
     pub attempts: u32,
     pub trigger: AttemptTrigger,
+    /// The application's uid, for event payloads.
+    pub app_uid: Option<Uid>,
+    /// Whether this is an operational webhook (hookd's own event): its failures
+    /// raise no further events.
+    pub operational: bool,
 }
 
 /// The record of one attempt, written by the engine.

@@ -90,6 +90,12 @@ impl From<Application> for ApplicationOut {
     }
 }
 
+/// Sends an `app.*` operational webhook (a hookd extension).
+async fn app_event(state: &AppState, tenant: &Tenant, kind: &'static str, app: &Application) {
+    let event = hookd_dispatch::events::OperationalEvent::app(kind, &app.id, app.data.uid.as_ref());
+    crate::api::emit_event(state, &tenant.org, event).await;
+}
+
 fn check_name(name: &str) -> ApiResult<()> {
     if name.trim().is_empty() || name.len() > 512 {
         return Err(ApiError::invalid(
@@ -192,7 +198,10 @@ async fn create_application(
     }
     let uid = data.uid.clone();
     match store.create_application(&tenant.org, data).await {
-        Ok(app) => Ok(Created::new(app.into())),
+        Ok(app) => {
+            app_event(&state, &tenant, "app.created", &app).await;
+            Ok(Created::new(app.into()))
+        }
         // Created concurrently by someone else between our look-up and insert.
         Err(StoreError::Conflict(m)) => match existing(&uid).await? {
             Some(app) => Ok(Created::existing(app.into())),
@@ -257,6 +266,13 @@ async fn upsert_application(
         },
     )
     .await?;
+    app_event(
+        &state,
+        &tenant,
+        if created { "app.created" } else { "app.updated" },
+        &app,
+    )
+    .await;
     Ok(Created::new_if(created, app.into()))
 }
 
@@ -303,6 +319,7 @@ async fn patch_application(
             }),
         )
         .await?;
+    app_event(&state, &tenant, "app.updated", &app).await;
     Ok(Json(app.into()))
 }
 
@@ -315,6 +332,11 @@ async fn delete_application(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_application(&tenant.org, &app_id).await?;
+    let app = state.store.get_application(&tenant.org, &app_id).await?;
+    state
+        .store
+        .delete_application(&tenant.org, app.id.as_str())
+        .await?;
+    app_event(&state, &tenant, "app.deleted", &app).await;
     Ok(StatusCode::NO_CONTENT)
 }

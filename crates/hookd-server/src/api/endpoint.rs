@@ -4,14 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use hookd_core::endpoint_headers;
 use hookd_core::endpoint_url::EndpointUrl;
 use hookd_core::id::{ApplicationId, EndpointId};
 use hookd_core::name::{ChannelName, EventTypeName, Uid};
 use hookd_core::secret::EndpointSecret;
+use hookd_dispatch::events::{self, OperationalEvent};
 use hookd_store::{Endpoint, EndpointData, Order, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -236,15 +238,23 @@ fn check_metadata(m: &BTreeMap<String, String>) -> ApiResult<()> {
     hookd_core::metadata::validate(m).map_err(|e| ApiError::invalid(&["body", "metadata"], e.message))
 }
 
-/// Refuses event-type filters naming event types the organisation does not have.
+/// Refuses event-type filters naming event types the organisation does not have (for
+/// operational endpoints: that hookd does not send).
 async fn check_event_types_exist(
     state: &AppState,
     tenant: &Tenant,
+    app: &AppRef,
     types: &Option<BTreeSet<EventTypeName>>,
 ) -> ApiResult<()> {
     let Some(types) = types else { return Ok(()) };
     let names: Vec<EventTypeName> = types.iter().cloned().collect();
-    let missing = state.store.missing_event_types(&tenant.org, &names).await?;
+    let missing = match app {
+        AppRef::Operational => names
+            .into_iter()
+            .filter(|n| !events::EVENT_TYPES.contains(&n.as_str()))
+            .collect(),
+        AppRef::Key(_) => state.store.missing_event_types(&tenant.org, &names).await?,
+    };
     if missing.is_empty() {
         return Ok(());
     }
@@ -329,13 +339,108 @@ impl EndpointFields {
     }
 }
 
+/// Which application a path means: `{app_id}` (id or uid), or, on the
+/// `/operational-webhook` routes, the organisation's operational application.
+#[derive(Debug, Clone)]
+pub enum AppRef {
+    Key(String),
+    Operational,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AppRef {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(params) =
+            Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::BadRequest {
+                    code: "bad_path",
+                    detail: e.to_string(),
+                })?;
+        Ok(match params.get("app_id") {
+            Some(key) => Self::Key(key.clone()),
+            None => Self::Operational,
+        })
+    }
+}
+
+/// The `{endpoint_id}` of the path (id or uid).
+#[derive(Debug, Clone)]
+pub struct EndpointKey(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for EndpointKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(params) =
+            Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::BadRequest {
+                    code: "bad_path",
+                    detail: e.to_string(),
+                })?;
+        params
+            .get("endpoint_id")
+            .cloned()
+            .map(Self)
+            .ok_or_else(|| ApiError::NotFound("no such route".into()))
+    }
+}
+
+/// An application as the endpoint routes need it.
+#[derive(Debug)]
+struct ResolvedApp {
+    id: ApplicationId,
+    uid: Option<Uid>,
+    operational: bool,
+}
+
+async fn resolve_app(state: &AppState, tenant: &Tenant, app: &AppRef) -> ApiResult<ResolvedApp> {
+    Ok(match app {
+        AppRef::Key(key) => {
+            let a = state.store.get_application(&tenant.org, key).await?;
+            ResolvedApp {
+                id: a.id,
+                uid: a.data.uid,
+                operational: false,
+            }
+        }
+        AppRef::Operational => ResolvedApp {
+            id: state.store.operational_app(&tenant.org).await?,
+            uid: None,
+            operational: true,
+        },
+    })
+}
+
 /// Resolves the application of the path, scoped to the caller.
-async fn app_id(state: &AppState, tenant: &Tenant, key: &str) -> ApiResult<ApplicationId> {
-    Ok(state.store.get_application(&tenant.org, key).await?.id)
+async fn app_id(state: &AppState, tenant: &Tenant, app: &AppRef) -> ApiResult<ApplicationId> {
+    Ok(resolve_app(state, tenant, app).await?.id)
+}
+
+/// Sends an `endpoint.*` operational webhook (not for operational endpoints).
+async fn endpoint_event(
+    state: &AppState,
+    tenant: &Tenant,
+    app: &ResolvedApp,
+    kind: &'static str,
+    ep: &Endpoint,
+) {
+    if app.operational {
+        return;
+    }
+    let event = OperationalEvent::endpoint(kind, &app.id, app.uid.as_ref(), &ep.id, ep.data.uid.as_ref());
+    crate::api::emit_event(state, &tenant.org, event).await;
 }
 
 /// The endpoint `endpoint` (id or uid) of the application `app` (id or uid).
-async fn find_endpoint(state: &AppState, tenant: &Tenant, app: &str, endpoint: &str) -> ApiResult<Endpoint> {
+async fn find_endpoint(
+    state: &AppState,
+    tenant: &Tenant,
+    app: &AppRef,
+    endpoint: &str,
+) -> ApiResult<Endpoint> {
     let app = app_id(state, tenant, app).await?;
     Ok(state.store.get_endpoint(&tenant.org, &app, endpoint).await?)
 }
@@ -344,7 +449,7 @@ async fn find_endpoint(state: &AppState, tenant: &Tenant, app: &str, endpoint: &
 async fn change_endpoint(
     state: &AppState,
     tenant: &Tenant,
-    app: &str,
+    app: &AppRef,
     endpoint: &str,
     change: hookd_store::Mutation<EndpointData>,
 ) -> ApiResult<Endpoint> {
@@ -361,10 +466,10 @@ async fn change_endpoint(
 /// List an application's endpoints.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint",
     params(("app_id" = String, Path), Pagination), responses((status = 200, body = ListResponse<EndpointOut>)))]
-async fn list_endpoints(
+pub(crate) async fn list_endpoints(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path(app): Path<String>,
+    app: AppRef,
     ApiQuery(page): ApiQuery<Pagination>,
 ) -> ApiResult<Json<ListResponse<EndpointOut>>> {
     let query = page.to_query(Order::Ascending)?;
@@ -382,10 +487,10 @@ async fn list_endpoints(
     params(("app_id" = String, Path)), request_body = EndpointIn,
     responses((status = 201, body = EndpointOut), (status = 409, body = crate::error::HttpErrorOut),
         (status = 422, body = crate::error::ValidationErrorOut)))]
-async fn create_endpoint(
+pub(crate) async fn create_endpoint(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path(app): Path<String>,
+    app: AppRef,
     ApiJson(body): ApiJson<EndpointIn>,
 ) -> ApiResult<Created<EndpointOut>> {
     let fields = parse_fields(
@@ -404,12 +509,13 @@ async fn create_endpoint(
     };
     let headers = body.headers.unwrap_or_default();
     check_headers(&headers)?;
-    check_event_types_exist(&state, &tenant, &fields.event_types).await?;
-    let app = app_id(&state, &tenant, &app).await?;
+    check_event_types_exist(&state, &tenant, &app, &fields.event_types).await?;
+    let resolved = resolve_app(&state, &tenant, &app).await?;
     let ep = state
         .store
-        .create_endpoint(&tenant.org, &app, fields.into_data(secret, headers))
+        .create_endpoint(&tenant.org, &resolved.id, fields.into_data(secret, headers))
         .await?;
+    endpoint_event(&state, &tenant, &resolved, "endpoint.created", &ep).await;
     Ok(Created::new(ep.into()))
 }
 
@@ -417,10 +523,11 @@ async fn create_endpoint(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
     params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
     responses((status = 200, body = EndpointOut), (status = 404, body = crate::error::HttpErrorOut)))]
-async fn get_endpoint(
+pub(crate) async fn get_endpoint(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path((app, endpoint)): Path<(String, String)>,
+    app: AppRef,
+    EndpointKey(endpoint): EndpointKey,
 ) -> ApiResult<Json<EndpointOut>> {
     let app = app_id(&state, &tenant, &app).await?;
     Ok(Json(
@@ -436,10 +543,11 @@ async fn get_endpoint(
 #[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
     params(("app_id" = String, Path), ("endpoint_id" = String, Path)), request_body = EndpointUpsertIn,
     responses((status = 200, body = EndpointOut), (status = 201, body = EndpointOut)))]
-async fn update_endpoint(
+pub(crate) async fn update_endpoint(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path((app, endpoint)): Path<(String, String)>,
+    app: AppRef,
+    EndpointKey(endpoint): EndpointKey,
     ApiJson(body): ApiJson<EndpointUpsertIn>,
 ) -> ApiResult<Created<EndpointOut>> {
     let mut fields = parse_fields(
@@ -452,8 +560,9 @@ async fn update_endpoint(
         body.channels,
         body.metadata,
     )?;
-    check_event_types_exist(&state, &tenant, &fields.event_types).await?;
-    let app = app_id(&state, &tenant, &app).await?;
+    check_event_types_exist(&state, &tenant, &app, &fields.event_types).await?;
+    let resolved = resolve_app(&state, &tenant, &app).await?;
+    let app = resolved.id.clone();
     let replace = |f: EndpointFields| {
         state.store.update_endpoint(
             &tenant.org,
@@ -497,6 +606,12 @@ async fn update_endpoint(
         },
     )
     .await?;
+    let kind = if created {
+        "endpoint.created"
+    } else {
+        "endpoint.updated"
+    };
+    endpoint_event(&state, &tenant, &resolved, kind, &ep).await;
     Ok(Created::new_if(created, ep.into()))
 }
 
@@ -507,7 +622,8 @@ async fn update_endpoint(
 async fn patch_endpoint(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path((app, endpoint)): Path<(String, String)>,
+    app: AppRef,
+    EndpointKey(endpoint): EndpointKey,
     ApiJson(patch): ApiJson<EndpointPatch>,
 ) -> ApiResult<Json<EndpointOut>> {
     let url: Option<EndpointUrl> = patch.url.as_deref().map(|u| parse_field(u, "url")).transpose()?;
@@ -524,10 +640,12 @@ async fn patch_endpoint(
     };
     let event_types = patch.event_types.map(parse_event_types).transpose()?;
     if let Some(types) = &event_types {
-        check_event_types_exist(&state, &tenant, types).await?;
+        check_event_types_exist(&state, &tenant, &app, types).await?;
     }
     let channels = patch.channels.map(parse_channels).transpose()?;
-    let app = app_id(&state, &tenant, &app).await?;
+    let resolved = resolve_app(&state, &tenant, &app).await?;
+    let was_disabled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = std::sync::Arc::clone(&was_disabled);
     let (description, disabled, throttle_rate, metadata) = (
         patch.description,
         patch.disabled,
@@ -538,9 +656,10 @@ async fn patch_endpoint(
         .store
         .update_endpoint(
             &tenant.org,
-            &app,
+            &resolved.id,
             &endpoint,
             Box::new(move |d| {
+                seen.store(d.disabled, std::sync::atomic::Ordering::Relaxed);
                 if let Some(v) = url {
                     d.url = v;
                 }
@@ -569,19 +688,37 @@ async fn patch_endpoint(
             }),
         )
         .await?;
+    endpoint_event(&state, &tenant, &resolved, "endpoint.updated", &ep).await;
+    match (
+        was_disabled.load(std::sync::atomic::Ordering::Relaxed),
+        ep.data.disabled,
+    ) {
+        (false, true) => endpoint_event(&state, &tenant, &resolved, "endpoint.disabled", &ep).await,
+        (true, false) => endpoint_event(&state, &tenant, &resolved, "endpoint.enabled", &ep).await,
+        _ => {}
+    }
     Ok(Json(ep.into()))
 }
 
 /// Delete an endpoint.
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
     params(("app_id" = String, Path), ("endpoint_id" = String, Path)), responses((status = 204)))]
-async fn delete_endpoint(
+pub(crate) async fn delete_endpoint(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path((app, endpoint)): Path<(String, String)>,
+    app: AppRef,
+    EndpointKey(endpoint): EndpointKey,
 ) -> ApiResult<StatusCode> {
-    let app = app_id(&state, &tenant, &app).await?;
-    state.store.delete_endpoint(&tenant.org, &app, &endpoint).await?;
+    let resolved = resolve_app(&state, &tenant, &app).await?;
+    let ep = state
+        .store
+        .get_endpoint(&tenant.org, &resolved.id, &endpoint)
+        .await?;
+    state
+        .store
+        .delete_endpoint(&tenant.org, &resolved.id, ep.id.as_str())
+        .await?;
+    endpoint_event(&state, &tenant, &resolved, "endpoint.deleted", &ep).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -589,10 +726,11 @@ async fn delete_endpoint(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint",
     params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
     responses((status = 200, body = EndpointHeadersOut)))]
-async fn get_headers(
+pub(crate) async fn get_headers(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path((app, endpoint)): Path<(String, String)>,
+    app: AppRef,
+    EndpointKey(endpoint): EndpointKey,
 ) -> ApiResult<Json<EndpointHeadersOut>> {
     let ep = find_endpoint(&state, &tenant, &app, &endpoint).await?;
     let (sensitive, shown): (BTreeMap<_, _>, BTreeMap<_, _>) = ep
@@ -610,10 +748,11 @@ async fn get_headers(
 #[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint",
     params(("app_id" = String, Path), ("endpoint_id" = String, Path)), request_body = EndpointHeadersIn,
     responses((status = 204)))]
-async fn set_headers(
+pub(crate) async fn set_headers(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path((app, endpoint)): Path<(String, String)>,
+    app: AppRef,
+    EndpointKey(endpoint): EndpointKey,
     ApiJson(body): ApiJson<EndpointHeadersIn>,
 ) -> ApiResult<StatusCode> {
     check_headers(&body.headers)?;
@@ -638,7 +777,8 @@ async fn set_headers(
 async fn patch_headers(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path((app, endpoint)): Path<(String, String)>,
+    app: AppRef,
+    EndpointKey(endpoint): EndpointKey,
     ApiJson(body): ApiJson<EndpointHeadersPatchIn>,
 ) -> ApiResult<StatusCode> {
     let set: BTreeMap<String, String> = body
@@ -689,10 +829,11 @@ async fn patch_headers(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", tag = "Endpoint",
     params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
     responses((status = 200, body = EndpointSecretOut)))]
-async fn get_secret(
+pub(crate) async fn get_secret(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path((app, endpoint)): Path<(String, String)>,
+    app: AppRef,
+    EndpointKey(endpoint): EndpointKey,
 ) -> ApiResult<Json<EndpointSecretOut>> {
     let ep = find_endpoint(&state, &tenant, &app, &endpoint).await?;
     Ok(Json(EndpointSecretOut {
@@ -706,10 +847,11 @@ async fn get_secret(
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", tag = "Endpoint",
     params(("app_id" = String, Path), ("endpoint_id" = String, Path)), request_body = EndpointSecretRotateIn,
     responses((status = 200, body = EndpointSecretOut)))]
-async fn rotate_secret(
+pub(crate) async fn rotate_secret(
     tenant: Tenant,
     State(state): State<AppState>,
-    Path((app, endpoint)): Path<(String, String)>,
+    app: AppRef,
+    EndpointKey(endpoint): EndpointKey,
     ApiJsonOrDefault(body): ApiJsonOrDefault<EndpointSecretRotateIn>,
 ) -> ApiResult<Json<EndpointSecretOut>> {
     let grace = body.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);

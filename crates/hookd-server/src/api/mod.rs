@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod event_type;
 pub mod health;
 pub mod message;
+pub mod operational;
 pub mod resend;
 
 use std::future::Future;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(message::router())
         .merge(attempt::router())
         .merge(resend::router())
+        .merge(operational::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     router
@@ -86,6 +88,21 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Queues an operational webhook; a failure is logged, never the caller's problem (the
+/// change it reports is already committed).
+pub async fn emit_event(
+    state: &AppState,
+    org: &hookd_core::id::OrgId,
+    event: hookd_dispatch::events::OperationalEvent,
+) {
+    let kind = event.kind;
+    match hookd_dispatch::events::emit(state.store.as_ref(), org, event).await {
+        Ok(true) => state.wake_dispatcher(),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(event = kind, error = %e, "could not queue an operational webhook"),
+    }
 }
 
 /// A created-or-existing answer: 201 with the object, or 200 when nothing was created.

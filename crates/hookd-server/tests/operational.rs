@@ -1,0 +1,279 @@
+//! Operational webhooks: hookd's own events, delivered signed to the organisation's
+//! operational endpoints by the same engine.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::receiver::{Answer, Receiver};
+use common::{TestServer, status_of};
+use svix::models::*;
+
+async fn events(receiver: &Receiver, n: usize) -> Vec<serde_json::Value> {
+    receiver
+        .wait_for("/ops", n, Duration::from_secs(15))
+        .await
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
+}
+
+fn types(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn endpoint_events_arrive_signed_and_filtered() {
+    let server = TestServer::start_with(&[
+        ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+        ("HOOKD_DELIVERY_POLL_INTERVAL", "50ms"),
+    ])
+    .await;
+    let ops = Receiver::start().await;
+    let svix = server.svix();
+    let op = svix
+        .operational_webhook()
+        .endpoint()
+        .create(
+            OperationalWebhookEndpointIn {
+                event_types: Some(BTreeSet::from([
+                    "endpoint.created".to_owned(),
+                    "endpoint.deleted".to_owned(),
+                ])),
+                ..OperationalWebhookEndpointIn::new(format!("{}/ops", ops.url))
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(op.id.starts_with("ep_"));
+    let listed = svix.operational_webhook().endpoint().list(None).await.unwrap();
+    assert_eq!(listed.data.len(), 1);
+    // The operational application is invisible to the application API.
+    assert!(svix.application().list(None).await.unwrap().data.is_empty());
+    // Unknown operational event types are refused.
+    let bad = OperationalWebhookEndpointIn {
+        event_types: Some(BTreeSet::from(["invoice.paid".to_owned()])),
+        ..OperationalWebhookEndpointIn::new(format!("{}/ops", ops.url))
+    };
+    assert_eq!(
+        status_of(
+            &svix
+                .operational_webhook()
+                .endpoint()
+                .create(bad, None)
+                .await
+                .unwrap_err()
+        ),
+        422
+    );
+
+    let app = svix
+        .application()
+        .create(
+            ApplicationIn {
+                uid: Some("shop".into()),
+                ..ApplicationIn::new("Shop".into())
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let ep = svix
+        .endpoint()
+        .create(
+            app.id.clone(),
+            EndpointIn {
+                uid: Some("main".into()),
+                ..EndpointIn::new("https://example.com/h".into())
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    svix.endpoint()
+        .patch(
+            app.id.clone(),
+            ep.id.clone(),
+            EndpointPatch {
+                description: Some("x".into()),
+                ..EndpointPatch::new()
+            },
+        )
+        .await
+        .unwrap();
+    svix.endpoint()
+        .delete(app.id.clone(), ep.id.clone())
+        .await
+        .unwrap();
+
+    let got = events(&ops, 2).await;
+    let mut seen = types(&got);
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["endpoint.created", "endpoint.deleted"],
+        "endpoint.updated is filtered out"
+    );
+    let got: Vec<_> = got
+        .into_iter()
+        .filter(|e| e["type"] == "endpoint.created")
+        .collect();
+    let data = &got[0]["data"];
+    assert_eq!(data["appId"], app.id.as_str());
+    assert_eq!(data["appUid"], "shop");
+    assert_eq!(data["endpointId"], ep.id.as_str());
+    assert_eq!(data["endpointUid"], "main");
+
+    let secret = svix
+        .operational_webhook()
+        .endpoint()
+        .get_secret(op.id.clone())
+        .await
+        .unwrap()
+        .key;
+    let r = &ops.received_on("/ops")[0];
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in &r.headers {
+        headers.insert(
+            http::HeaderName::from_bytes(k.as_str().as_bytes()).unwrap(),
+            http::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+        );
+    }
+    svix::webhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(&r.body, &headers)
+        .unwrap();
+    standardwebhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(&r.body, &headers)
+        .unwrap();
+
+    svix.operational_webhook()
+        .endpoint()
+        .delete(op.id.clone())
+        .await
+        .unwrap();
+    assert!(
+        svix.operational_webhook()
+            .endpoint()
+            .list(None)
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn attempt_events_and_auto_disable() {
+    let server = TestServer::start_with(&[
+        ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+        ("HOOKD_DELIVERY_POLL_INTERVAL", "50ms"),
+        ("HOOKD_RETRY_SCHEDULE", "50ms,50ms,50ms,50ms,50ms"),
+        // The second exhaustion after the first disables the endpoint.
+        ("HOOKD_ENDPOINT_AUTO_DISABLE_AFTER", "1ms"),
+    ])
+    .await;
+    let ops = Receiver::start().await;
+    let target = Receiver::start().await;
+    let svix = server.svix();
+    svix.operational_webhook()
+        .endpoint()
+        .create(
+            OperationalWebhookEndpointIn::new(format!("{}/ops", ops.url)),
+            None,
+        )
+        .await
+        .unwrap();
+    let app = svix
+        .application()
+        .create(ApplicationIn::new("a".into()), None)
+        .await
+        .unwrap();
+    let ep = svix
+        .endpoint()
+        .create(app.id.clone(), EndpointIn::new(format!("{}/t", target.url)), None)
+        .await
+        .unwrap();
+    // app.created + endpoint.created first.
+    let got = events(&ops, 2).await;
+    let mut first = types(&got);
+    first.sort();
+    assert_eq!(first, ["app.created", "endpoint.created"]);
+
+    // Four failures raise message.attempt.failing; the fifth try succeeds: recovered.
+    target.script((0..4).map(|_| Answer::status(500)));
+    let msg = svix
+        .message()
+        .create(
+            app.id.clone(),
+            MessageIn::new("a.b".into(), serde_json::json!({})),
+            None,
+        )
+        .await
+        .unwrap();
+    let got = events(&ops, 4).await;
+    assert_eq!(
+        types(&got[2..]),
+        ["message.attempt.failing", "message.attempt.recovered"]
+    );
+    assert_eq!(got[2]["data"]["msgId"], msg.id.as_str());
+    assert_eq!(got[2]["data"]["endpointId"], ep.id.as_str());
+    assert_eq!(got[2]["data"]["lastAttempt"]["responseStatusCode"], 500);
+
+    // Everything fails from now on: exhausted, then (the streak being older than the
+    // limit at the second exhaustion) the endpoint is disabled.
+    target.answer_always(Answer::status(500));
+    for _ in 0..2 {
+        svix.message()
+            .create(
+                app.id.clone(),
+                MessageIn::new("a.b".into(), serde_json::json!({})),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    // Each of the two messages: failing (4th failure), then exhausted; then disabled.
+    let got = events(&ops, 4 + 5).await;
+    let later = types(&got[4..]);
+    let count = |t: &str| later.iter().filter(|x| *x == t).count();
+    assert_eq!(count("message.attempt.failing"), 2, "{later:?}");
+    assert_eq!(count("message.attempt.exhausted"), 2, "{later:?}");
+    assert_eq!(count("endpoint.disabled"), 1, "{later:?}");
+    assert_eq!(later.len(), 5, "{later:?}");
+    assert!(
+        svix.endpoint()
+            .get(app.id.clone(), ep.id.clone())
+            .await
+            .unwrap()
+            .disabled
+            .unwrap()
+    );
+
+    // Re-enabling sends endpoint.updated and endpoint.enabled.
+    svix.endpoint()
+        .patch(
+            app.id.clone(),
+            ep.id.clone(),
+            EndpointPatch {
+                disabled: Some(false),
+                ..EndpointPatch::new()
+            },
+        )
+        .await
+        .unwrap();
+    let got = events(&ops, 9 + 2).await;
+    let mut tail = types(&got[9..]);
+    tail.sort();
+    assert_eq!(tail, ["endpoint.enabled", "endpoint.updated"]);
+    server.stop().await;
+}
