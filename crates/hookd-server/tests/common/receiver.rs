@@ -89,11 +89,19 @@ impl Receiver {
             if got.len() >= n {
                 return got;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{path}: {} of {n} requests arrived in {within:?}",
-                got.len()
-            );
+            if Instant::now() >= deadline {
+                let bodies: Vec<String> = got
+                    .iter()
+                    .map(|r| match serde_json::from_slice::<serde_json::Value>(&r.body) {
+                        Ok(v) if v.get("type").is_some() => format!("{} {}", v["type"], v["data"]["msgId"]),
+                        _ => String::from_utf8_lossy(&r.body).chars().take(100).collect(),
+                    })
+                    .collect();
+                panic!(
+                    "{path}: {} of {n} requests arrived in {within:?}: {bodies:#?}",
+                    got.len()
+                );
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
