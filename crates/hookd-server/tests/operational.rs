@@ -232,14 +232,14 @@ async fn attempt_events_and_auto_disable() {
     // Everything fails from now on: exhausted, then (the streak being older than the
     // limit at the second exhaustion) the endpoint is disabled.
     target.answer_always(Answer::status(500));
-    let fail = || {
-        svix.message().create(
+    svix.message()
+        .create(
             app.id.clone(),
             MessageIn::new("a.b".into(), serde_json::json!({})),
             None,
         )
-    };
-    fail().await.unwrap();
+        .await
+        .unwrap();
     // failing (4th failure), then exhausted: the failing streak starts.
     let got = events(&ops, 4 + 2).await;
     assert_eq!(
@@ -247,7 +247,14 @@ async fn attempt_events_and_auto_disable() {
         ["message.attempt.failing", "message.attempt.exhausted"]
     );
     tokio::time::sleep(Duration::from_millis(5)).await;
-    fail().await.unwrap();
+    svix.message()
+        .create(
+            app.id.clone(),
+            MessageIn::new("a.b".into(), serde_json::json!({})),
+            None,
+        )
+        .await
+        .unwrap();
     // Again failing and exhausted; the streak is now older than the limit: disabled.
     let got = events(&ops, 4 + 5).await;
     let later = types(&got[4..]);
