@@ -34,6 +34,8 @@ pub struct DispatchConfig {
     pub policy: NetworkPolicy,
     pub timeout: Duration,
     pub https_only: bool,
+    /// An HTTP(S) proxy for every delivery.
+    pub proxy: Option<String>,
     /// Deliveries in flight on this node at most.
     pub concurrency: usize,
     /// Deliveries in flight to one endpoint at most, so a slow endpoint cannot take
@@ -72,7 +74,12 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(store: Arc<dyn Store>, config: DispatchConfig) -> Result<Arc<Self>, reqwest::Error> {
-        let sender = Sender::new(config.policy.clone(), config.timeout, config.https_only)?;
+        let sender = Sender::new(
+            config.policy.clone(),
+            config.timeout,
+            config.https_only,
+            config.proxy.as_deref(),
+        )?;
         Ok(Arc::new(Self {
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
             store,

@@ -38,9 +38,20 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(policy: NetworkPolicy, timeout: Duration, https_only: bool) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        policy: NetworkPolicy,
+        timeout: Duration,
+        https_only: bool,
+        proxy: Option<&str>,
+    ) -> Result<Self, reqwest::Error> {
         let policy = Arc::new(policy);
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        builder = match proxy {
+            Some(p) => builder.proxy(reqwest::Proxy::all(p)?),
+            // Proxies from the environment would bypass the address checks.
+            None => builder.no_proxy(),
+        };
+        let client = builder
             .dns_resolver(Arc::new(GuardedResolver::new(Arc::clone(&policy))))
             // A redirect is an answer (3xx, a failure), never followed: following it
             // would send the payload somewhere nobody configured.
@@ -48,8 +59,6 @@ impl Sender {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(60))
-            // Proxies from the environment would bypass the address checks.
-            .no_proxy()
             .build()?;
         let user_agent = HeaderValue::from_str(&format!("hookd/{}", env!("CARGO_PKG_VERSION")))
             .unwrap_or_else(|_| HeaderValue::from_static("hookd"));

@@ -31,6 +31,7 @@ pub struct Config {
     pub delivery_allow_networks: NetworkList,
     #[serde(with = "as_string")]
     pub retry_schedule: RetrySchedule,
+    pub delivery_proxy: String,
     pub delivery_enabled: bool,
     #[serde(with = "as_duration")]
     pub delivery_timeout: Duration,
@@ -151,6 +152,15 @@ impl Config {
                 "delivery_lease must be at least 1s and longer than delivery_timeout".into(),
             ));
         }
+        if !self.delivery_proxy.is_empty() {
+            let ok =
+                url::Url::parse(&self.delivery_proxy).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(ConfigError(
+                    "delivery_proxy must be an http:// or https:// URL".into(),
+                ));
+            }
+        }
         if self.retention_interval < Duration::from_secs(1) {
             return Err(ConfigError("retention_interval must be at least 1s".into()));
         }
@@ -217,6 +227,7 @@ impl Config {
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.database_url = redact_url(&self.database_url);
+        shown.delivery_proxy = redact_url(&self.delivery_proxy);
         shown.public_url = self
             .public_url
             .as_ref()

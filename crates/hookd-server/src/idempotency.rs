@@ -4,8 +4,8 @@
 //! later requests with the same key get that answer again (with
 //! `Idempotent-Replayed: true`), and one arriving while the first still runs waits for
 //! it. A key reused for a different request is a 409. Server errors (5xx) are not
-//! kept, so a retry runs again. The request itself runs in its own task: a client
-//! that hangs up cannot leave it half done.
+//! kept, so a retry runs again. (Requests run to completion even when the client hangs
+//! up: see `api::run_to_completion`.)
 
 use std::time::{Duration, Instant};
 
@@ -105,17 +105,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
 }
 
 async fn run_and_keep(state: &AppState, tenant: &Tenant, key: &str, req: Request, next: Next) -> Response {
-    let handled = tokio::spawn(next.run(req));
-    let response = match handled.await {
-        Ok(r) => r,
-        Err(_) => {
-            let _ = state
-                .store
-                .idempotency_abandon(&tenant.org, &tenant.token, key)
-                .await;
-            return ApiError::Internal.into_response();
-        }
-    };
+    let response = next.run(req).await;
     if response.status().is_server_error() {
         let _ = state
             .store

@@ -101,6 +101,7 @@ pub fn dispatch_config(config: &Config) -> DispatchConfig {
         policy: hookd_core::network_policy::NetworkPolicy::new(config.delivery_allow_networks.clone()),
         timeout: config.delivery_timeout,
         https_only: config.delivery_https_only,
+        proxy: (!config.delivery_proxy.is_empty()).then(|| config.delivery_proxy.clone()),
         concurrency: config.delivery_concurrency,
         endpoint_concurrency: config.delivery_endpoint_concurrency,
         lease: config.delivery_lease,

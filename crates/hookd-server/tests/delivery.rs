@@ -864,3 +864,79 @@ async fn metrics_count_messages_attempts_and_backlog() {
     assert_eq!(value("hookd_deliveries_in_flight"), 0.0);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_raw_payload_is_delivered_byte_for_byte() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let (app, _) = app_with_endpoint(&server, &receiver, "/raw", EndpointIn::new(String::new())).await;
+    let raw = "<xml>not json at all</xml>\n";
+    let msg = MessageIn {
+        transformations_params: Some(serde_json::json!({"rawPayload": raw})),
+        ..MessageIn::new("a.b".into(), serde_json::json!({}))
+    };
+    server.svix().message().create(app, msg, None).await.unwrap();
+    let got = receiver.wait_for("/raw", 1, Duration::from_secs(10)).await;
+    assert_eq!(&got[0].body[..], raw.as_bytes());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_after_sending_still_gets_its_message_delivered() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let (app, _) = app_with_endpoint(&server, &receiver, "/hangup", EndpointIn::new(String::new())).await;
+    let body = r#"{"eventType": "a.b", "payload": {"left": "early"}}"#;
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let request = format!(
+        "POST /api/v1/app/{app}/msg HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        server.token,
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
+    drop(stream); // never reads the 202
+    let got = receiver.wait_for("/hangup", 1, Duration::from_secs(10)).await;
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&got[0].body).unwrap()["left"],
+        "early"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn deliveries_go_through_the_configured_proxy() {
+    // The receiver plays an HTTP proxy: it gets the absolute-form request.
+    let proxy = Receiver::start().await;
+    let server = TestServer::start_with(&[
+        ("HOOKD_DELIVERY_PROXY", proxy.url.as_str()),
+        ("HOOKD_DELIVERY_POLL_INTERVAL", "50ms"),
+    ])
+    .await;
+    let svix = server.svix();
+    let app = svix
+        .application()
+        .create(ApplicationIn::new("p".into()), None)
+        .await
+        .unwrap()
+        .id;
+    // A name that does not resolve here: only the proxy could reach it.
+    svix.endpoint()
+        .create(
+            app.clone(),
+            EndpointIn::new("http://hooks.example.invalid/via-proxy".into()),
+            None,
+        )
+        .await
+        .unwrap();
+    svix.message()
+        .create(app, MessageIn::new("a.b".into(), serde_json::json!({})), None)
+        .await
+        .unwrap();
+    let got = proxy.wait_for("/via-proxy", 1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].headers["host"], "hooks.example.invalid");
+    server.stop().await;
+}

@@ -51,6 +51,10 @@ pub struct MessageIn {
     pub payload_retention_period: Option<i64>,
     /// Hours to keep the payload (instead of days).
     pub payload_retention_hours: Option<i64>,
+    /// `{"rawPayload": "..."}` delivers that string as the body, byte for byte, instead
+    /// of `payload`.
+    #[schema(value_type = Option<Object>)]
+    pub transformations_params: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -186,6 +190,20 @@ async fn create_message(
         _ => None,
     };
     let retain = retention(&body)?;
+    let raw = match body
+        .transformations_params
+        .as_ref()
+        .and_then(|t| t.get("rawPayload"))
+    {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(raw)) => Some(raw.clone()),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                &["body", "transformationsParams", "rawPayload"],
+                "rawPayload must be a string",
+            ));
+        }
+    };
     let tags = parse_tags(body.tags.clone())?;
     let app = resolve_or_create_app(&state, &tenant, &app_key, body.application).await?;
     let message = NewMessage {
@@ -193,7 +211,7 @@ async fn create_message(
         event_id,
         channels,
         tags,
-        payload: body.payload.get().to_owned(),
+        payload: raw.unwrap_or_else(|| body.payload.get().to_owned()),
         retain_until: Utc::now() + retain,
         only_endpoint: None,
     };

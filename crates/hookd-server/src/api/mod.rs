@@ -79,6 +79,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::idempotency::middleware,
         ))
+        // Outside the idempotency layer, so a keyed request also runs to the end.
+        .layer(axum::middleware::from_fn(run_to_completion))
         .layer(DefaultBodyLimit::max(state.config.api_max_body_bytes))
         .layer(CatchPanicLayer::custom(
             |_panic: Box<dyn std::any::Any + Send>| {
@@ -88,6 +90,19 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Runs each request on its own task, so a client that hangs up cannot cancel a
+/// request half way (say, after its message is committed but before the delivery engine
+/// is woken): once received, a request runs to the end.
+async fn run_to_completion(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match tokio::spawn(next.run(req)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "a request task failed");
+            ApiError::Internal.into_response()
+        }
+    }
 }
 
 /// Queues an operational webhook; a failure is logged, never the caller's problem (the
