@@ -394,6 +394,7 @@ async fn retry_after_is_honoured() {
         status: 429,
         delay: Duration::ZERO,
         headers: vec![("retry-after", "2".into())],
+        body: None,
     }]);
     let (app, _) = app_with_endpoint(&server, &receiver, "/busy", EndpointIn::new(String::new())).await;
     server
@@ -632,6 +633,7 @@ async fn a_slow_endpoint_does_not_delay_a_fast_one() {
         status: 200,
         delay: Duration::from_secs(5),
         headers: vec![],
+        body: None,
     });
     let fast = Receiver::start().await;
     let (slow_app, _) = app_with_endpoint(&server, &slow, "/slow", EndpointIn::new(String::new())).await;
@@ -938,5 +940,149 @@ async fn deliveries_go_through_the_configured_proxy() {
         .unwrap();
     let got = proxy.wait_for("/via-proxy", 1, Duration::from_secs(10)).await;
     assert_eq!(got[0].headers["host"], "hooks.example.invalid");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn redirects_are_failures_bodies_are_capped_and_timeouts_recorded() {
+    let server = TestServer::start_with(&[
+        ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+        ("HOOKD_RETRY_SCHEDULE", ""),
+        ("HOOKD_DELIVERY_POLL_INTERVAL", "50ms"),
+        ("HOOKD_DELIVERY_TIMEOUT", "1s"),
+        ("HOOKD_SHUTDOWN_TIMEOUT", "1s"),
+    ])
+    .await;
+    let svix = server.svix();
+    let send = |path: &'static str, receiver: Receiver| {
+        let svix = svix.clone();
+        async move {
+            // One application per case, so each message goes to one endpoint.
+            let app = svix
+                .application()
+                .create(ApplicationIn::new(path.into()), None)
+                .await
+                .unwrap()
+                .id;
+            svix.endpoint()
+                .create(
+                    app.clone(),
+                    EndpointIn::new(format!("{}{path}", receiver.url)),
+                    None,
+                )
+                .await
+                .unwrap();
+            let msg = svix
+                .message()
+                .create(
+                    app.clone(),
+                    MessageIn::new("a.b".into(), serde_json::json!({})),
+                    None,
+                )
+                .await
+                .unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let a = svix
+                    .message_attempt()
+                    .list_by_msg(app.clone(), msg.id.clone(), None)
+                    .await
+                    .unwrap();
+                if let Some(a) = a.data.into_iter().next() {
+                    return (a, receiver);
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{path}: no attempt recorded"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    let redirect = Receiver::start().await;
+    redirect.answer_always(Answer {
+        status: 302,
+        delay: Duration::ZERO,
+        headers: vec![("location", format!("{}/elsewhere", redirect.url))],
+        body: None,
+    });
+    let (a, r) = send("/moved", redirect).await;
+    assert_eq!((a.status, a.response_status_code), (MessageStatus::Fail, 302));
+    assert!(
+        r.received_on("/elsewhere").is_empty(),
+        "the redirect was followed"
+    );
+
+    let big = Receiver::start().await;
+    big.answer_always(Answer {
+        status: 200,
+        delay: Duration::ZERO,
+        headers: vec![],
+        body: Some("x".repeat(100_000)),
+    });
+    let (a, _) = send("/big", big).await;
+    assert_eq!(a.status, MessageStatus::Success);
+    assert_eq!(
+        a.response.len(),
+        20 * 1024,
+        "the kept response is capped at 20 KB"
+    );
+
+    let slow = Receiver::start().await;
+    slow.answer_always(Answer {
+        status: 200,
+        delay: Duration::from_secs(3),
+        headers: vec![],
+        body: None,
+    });
+    let (a, _) = send("/slow", slow).await;
+    assert_eq!((a.status, a.response_status_code), (MessageStatus::Fail, 0));
+    assert!(a.response.contains("timed out"), "{}", a.response);
+    assert!(a.response_duration_ms < 2_500, "{}", a.response_duration_ms);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn https_only_refuses_plain_http_endpoints() {
+    let server = TestServer::start_with(&[
+        ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+        ("HOOKD_DELIVERY_HTTPS_ONLY", "true"),
+        ("HOOKD_RETRY_SCHEDULE", ""),
+        ("HOOKD_DELIVERY_POLL_INTERVAL", "50ms"),
+    ])
+    .await;
+    let receiver = Receiver::start().await;
+    let (app, _) = app_with_endpoint(&server, &receiver, "/plain", EndpointIn::new(String::new())).await;
+    let svix = server.svix();
+    let msg = svix
+        .message()
+        .create(
+            app.clone(),
+            MessageIn::new("a.b".into(), serde_json::json!({})),
+            None,
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let attempt = loop {
+        let a = svix
+            .message_attempt()
+            .list_by_msg(app.clone(), msg.id.clone(), None)
+            .await
+            .unwrap();
+        if let Some(a) = a.data.into_iter().next() {
+            break a;
+        }
+        assert!(std::time::Instant::now() < deadline, "no attempt recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(attempt.response_status_code, 0);
+    assert!(
+        attempt.response.contains("delivery_https_only"),
+        "{}",
+        attempt.response
+    );
+    assert!(receiver.received().is_empty());
     server.stop().await;
 }

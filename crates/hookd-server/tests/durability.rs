@@ -72,6 +72,7 @@ async fn sigkill_loses_nothing_acknowledged() {
         status: 200,
         delay: Duration::from_millis(300),
         headers: vec![],
+        body: None,
     });
 
     let mut hookd = start(dir.path(), port);

@@ -7,8 +7,7 @@ use chrono::{DateTime, Utc};
 use hookd_core::id::ApplicationId;
 use hookd_core::id::{AttemptId, EndpointId, MessageId};
 use hookd_store::{
-    AttemptFilter, AttemptTrigger, DeliveryState, DeliveryStatus, EndpointStats, MessageAttempt,
-    MessageFilter, Order,
+    AttemptFilter, AttemptTrigger, DeliveryState, DeliveryStatus, EndpointStats, MessageAttempt, Order,
 };
 
 use crate::api::endpoint::EndpointOut;
@@ -18,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::message::parse_event_types;
+use crate::api::message::{message_filter, parse_event_types};
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
@@ -95,15 +94,19 @@ pub struct AttemptQuery {
     endpoint_id: Option<String>,
 }
 
+/// The `status` query parameter: 0 success, 1 pending, 2 fail, 3 sending, 4 canceled.
+fn parse_status(status: Option<i64>) -> ApiResult<Option<DeliveryStatus>> {
+    status
+        .map(|s| {
+            DeliveryStatus::from_code(s)
+                .ok_or_else(|| ApiError::invalid(&["query", "status"], "status must be 0 to 4"))
+        })
+        .transpose()
+}
+
 impl AttemptQuery {
     fn to_filter(&self) -> ApiResult<AttemptFilter> {
-        let status = self
-            .status
-            .map(|s| {
-                DeliveryStatus::from_code(s)
-                    .ok_or_else(|| ApiError::invalid(&["query", "status"], "status must be 0 to 4"))
-            })
-            .transpose()?;
+        let status = parse_status(self.status)?;
         let class = match self.status_code_class {
             None => None,
             Some(c @ (0 | 100 | 200 | 300 | 400 | 500)) => Some(c / 100),
@@ -318,27 +321,8 @@ async fn list_endpoint_messages(
     let query = page.to_query(Order::Descending)?;
     let app = state.store.get_application(&tenant.org, &app_key).await?.id;
     let ep = state.store.get_endpoint(&tenant.org, &app, &endpoint).await?.id;
-    let status = q
-        .status
-        .map(|s| {
-            DeliveryStatus::from_code(s)
-                .ok_or_else(|| ApiError::invalid(&["query", "status"], "status must be 0 to 4"))
-        })
-        .transpose()?;
-    let filter = MessageFilter {
-        event_types: parse_event_types(q.event_types.as_deref())?,
-        channel: q
-            .channel
-            .as_deref()
-            .map(|c| {
-                c.parse().map_err(|e: hookd_core::InvalidValue| {
-                    ApiError::invalid(&["query", "channel"], e.message)
-                })
-            })
-            .transpose()?,
-        before: q.before,
-        after: q.after,
-    };
+    let status = parse_status(q.status)?;
+    let filter = message_filter(q.event_types.as_deref(), q.channel.as_deref(), q.before, q.after)?;
     let with = q.with_content.unwrap_or(true);
     let page = state
         .store

@@ -267,6 +267,27 @@ pub struct ListMessagesFilter {
     with_content: bool,
 }
 
+/// A message filter from query parameters, each checked and named when invalid.
+pub fn message_filter(
+    event_types: Option<&str>,
+    channel: Option<&str>,
+    before: Option<DateTime<Utc>>,
+    after: Option<DateTime<Utc>>,
+) -> ApiResult<MessageFilter> {
+    Ok(MessageFilter {
+        event_types: parse_event_types(event_types)?,
+        channel: channel
+            .map(|c| {
+                c.parse().map_err(|e: hookd_core::InvalidValue| {
+                    ApiError::invalid(&["query", "channel"], e.message)
+                })
+            })
+            .transpose()?,
+        before,
+        after,
+    })
+}
+
 /// Parses `event_types=a,b` (and repeated `event_types=` parameters, joined).
 pub fn parse_event_types(raw: Option<&str>) -> ApiResult<Option<Vec<EventTypeName>>> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
@@ -295,20 +316,12 @@ async fn list_messages(
 ) -> ApiResult<Json<ListResponse<MessageOut>>> {
     let query = page.to_query(Order::Descending)?;
     let app = state.store.get_application(&tenant.org, &app_key).await?.id;
-    let store_filter = MessageFilter {
-        event_types: parse_event_types(filter.event_types.as_deref())?,
-        channel: filter
-            .channel
-            .as_deref()
-            .map(|c| {
-                c.parse().map_err(|e: hookd_core::InvalidValue| {
-                    ApiError::invalid(&["query", "channel"], e.message)
-                })
-            })
-            .transpose()?,
-        before: filter.before,
-        after: filter.after,
-    };
+    let store_filter = message_filter(
+        filter.event_types.as_deref(),
+        filter.channel.as_deref(),
+        filter.before,
+        filter.after,
+    )?;
     let page = state
         .store
         .list_messages(&tenant.org, &app, &query, &store_filter)

@@ -26,6 +26,8 @@ pub struct Answer {
     pub status: u16,
     pub delay: Duration,
     pub headers: Vec<(&'static str, String)>,
+    /// The body; "receiver says hi" when `None`.
+    pub body: Option<String>,
 }
 
 impl Answer {
@@ -34,6 +36,7 @@ impl Answer {
             status,
             delay: Duration::ZERO,
             headers: Vec::new(),
+            body: None,
         }
     }
 }
@@ -130,7 +133,8 @@ async fn handle(
     if !answer.delay.is_zero() {
         tokio::time::sleep(answer.delay).await;
     }
-    let mut response = (StatusCode::from_u16(answer.status).unwrap(), "receiver says hi").into_response();
+    let body = answer.body.unwrap_or_else(|| "receiver says hi".into());
+    let mut response = (StatusCode::from_u16(answer.status).unwrap(), body).into_response();
     for (name, value) in answer.headers {
         response.headers_mut().insert(name, value.parse().unwrap());
     }
