@@ -53,6 +53,22 @@ async fn every_api_route_requires_a_valid_token() {
         (Method::GET, "/api/v1/app/x/endpoint/y/headers"),
         (Method::GET, "/api/v1/app/x/endpoint/y/secret"),
         (Method::POST, "/api/v1/app/x/endpoint/y/secret/rotate"),
+        (Method::POST, "/api/v1/app/x/endpoint/y/recover"),
+        (Method::POST, "/api/v1/app/x/endpoint/y/send-example"),
+        (Method::GET, "/api/v1/app/x/endpoint/y/stats"),
+        (Method::GET, "/api/v1/app/x/endpoint/y/msg"),
+        (Method::POST, "/api/v1/app/x/msg"),
+        (Method::GET, "/api/v1/app/x/msg"),
+        (Method::GET, "/api/v1/app/x/msg/m"),
+        (Method::DELETE, "/api/v1/app/x/msg/m/content"),
+        (Method::GET, "/api/v1/app/x/msg/m/endpoint"),
+        (Method::POST, "/api/v1/app/x/msg/m/endpoint/y/resend"),
+        (Method::GET, "/api/v1/app/x/attempt/msg/m"),
+        (Method::GET, "/api/v1/app/x/attempt/endpoint/y"),
+        (Method::GET, "/api/v1/app/x/msg/m/attempt/a"),
+        (Method::GET, "/api/v1/operational-webhook/endpoint"),
+        (Method::POST, "/api/v1/operational-webhook/endpoint"),
+        (Method::GET, "/api/v1/operational-webhook/endpoint/y/secret"),
     ];
     let revoked = {
         let token = server.token_for("test-org").await;
