@@ -450,23 +450,7 @@ async fn internal_addresses_are_refused_without_the_allowlist() {
             .await
             .unwrap(),
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let attempts = loop {
-        let a = svix
-            .message_attempt()
-            .list_by_msg(app.clone(), msgs[0].id.clone(), None)
-            .await
-            .unwrap();
-        if a.data.len() == 3 {
-            break a.data;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "attempts were not recorded: {}",
-            a.data.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let attempts = common::wait_for_attempts(&svix, &app, &msgs[0].id, 3).await;
     for a in &attempts {
         assert_eq!(a.status, MessageStatus::Fail);
         assert_eq!(a.response_status_code, 0);
@@ -981,22 +965,8 @@ async fn redirects_are_failures_bodies_are_capped_and_timeouts_recorded() {
                 )
                 .await
                 .unwrap();
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            loop {
-                let a = svix
-                    .message_attempt()
-                    .list_by_msg(app.clone(), msg.id.clone(), None)
-                    .await
-                    .unwrap();
-                if let Some(a) = a.data.into_iter().next() {
-                    return (a, receiver);
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "{path}: no attempt recorded"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let a = common::wait_for_attempts(&svix, &app, &msg.id, 1).await.remove(0);
+            (a, receiver)
         }
     };
 
@@ -1064,19 +1034,7 @@ async fn https_only_refuses_plain_http_endpoints() {
         )
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let attempt = loop {
-        let a = svix
-            .message_attempt()
-            .list_by_msg(app.clone(), msg.id.clone(), None)
-            .await
-            .unwrap();
-        if let Some(a) = a.data.into_iter().next() {
-            break a;
-        }
-        assert!(std::time::Instant::now() < deadline, "no attempt recorded");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let attempt = common::wait_for_attempts(&svix, &app, &msg.id, 1).await.remove(0);
     assert_eq!(attempt.response_status_code, 0);
     assert!(
         attempt.response.contains("delivery_https_only"),

@@ -106,3 +106,29 @@ pub fn status_of(err: &svix::error::Error) -> u16 {
         other => panic!("not an HTTP error: {other:?}"),
     }
 }
+
+/// Waits until the message has at least `n` recorded attempts (newest first).
+pub async fn wait_for_attempts(
+    svix: &Svix,
+    app: &str,
+    msg: &str,
+    n: usize,
+) -> Vec<svix::models::MessageAttemptOut> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let page = svix
+            .message_attempt()
+            .list_by_msg(app.to_owned(), msg.to_owned(), None)
+            .await
+            .unwrap();
+        if page.data.len() >= n {
+            return page.data;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{msg}: {} of {n} attempts recorded",
+            page.data.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
