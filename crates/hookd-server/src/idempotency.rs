@@ -55,6 +55,8 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         // Unauthenticated: the handler answers 401 as usual.
         return next.run(Request::from_parts(parts, body)).await;
     };
+    // The handler's Tenant extractor takes it from here instead of reading the token again.
+    parts.extensions.insert(tenant.clone());
     let bytes = match to_bytes(body, state.config.api_max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {

@@ -156,6 +156,19 @@ impl ApplicationStore for SqliteStore {
     }
 
     async fn operational_app(&self, org: &OrgId) -> StoreResult<ApplicationId> {
+        const FIND: &str = "SELECT id FROM application WHERE org_id = ? AND operational = 1";
+        // It exists after the first call: a read, not a write transaction, every time after.
+        let key = org.clone();
+        let found = self
+            .read(move |c| {
+                c.prepare_cached(FIND)
+                    .and_then(|mut s| s.query_row([key.as_str()], |r| r.get::<_, String>(0)).optional())
+                    .map_err(internal)
+            })
+            .await?;
+        if let Some(id) = found {
+            return Ok(ApplicationId::from_trusted(id));
+        }
         let org = org.clone();
         self.write(move |c| {
             let now = sql::now().timestamp_millis();
@@ -166,7 +179,7 @@ impl ApplicationStore for SqliteStore {
             )
             .and_then(|mut s| s.execute(params![ApplicationId::generate().as_str(), org.as_str(), now, now]))
             .map_err(internal)?;
-            c.prepare_cached("SELECT id FROM application WHERE org_id = ? AND operational = 1")
+            c.prepare_cached(FIND)
                 .and_then(|mut s| s.query_row([org.as_str()], |r| r.get::<_, String>(0)))
                 .map(ApplicationId::from_trusted)
                 .map_err(internal)

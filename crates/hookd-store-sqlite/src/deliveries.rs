@@ -43,31 +43,33 @@ fn load(c: &Connection, leased: Leased) -> StoreResult<Option<ClaimedDelivery>> 
         attempts,
         trigger,
     } = leased;
-    let message = c
+    // The message and its application's uid and kind, in one query.
+    let loaded = c
         .prepare_cached(&format!(
-            "SELECT {} FROM message WHERE id = ? AND org_id = ?",
-            crate::messages::COLUMNS
+            "SELECT {}, a.uid, a.operational FROM message m JOIN application a ON a.id = m.app_id
+             WHERE m.id = ? AND m.org_id = ?",
+            crate::messages::M_COLUMNS
         ))
         .and_then(|mut s| {
-            s.query_row(params![msg, org.as_str()], crate::messages::from_row)
-                .optional()
+            s.query_row(params![msg, org.as_str()], |r| {
+                Ok((
+                    crate::messages::from_row(r)?,
+                    r.get::<_, Option<String>>(8)?,
+                    r.get::<_, bool>(9)?,
+                ))
+            })
+            .optional()
         })
         .map_err(internal)?;
+    let (message, app_uid, operational) = match loaded {
+        Some((m, uid, op)) => (Some(m), uid, op),
+        None => (None, None, false),
+    };
     let endpoint = match crate::endpoints::find(c, &org, &app, &endpoint) {
         Ok(ep) => Some(ep),
         Err(StoreError::NotFound(_)) => None,
         Err(e) => return Err(e),
     };
-    let (app_uid, operational): (Option<String>, bool) = c
-        .prepare_cached("SELECT uid, operational FROM application WHERE id = ? AND org_id = ?")
-        .and_then(|mut s| {
-            s.query_row(params![app.as_str(), org.as_str()], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-        })
-        .optional()
-        .map_err(internal)?
-        .unwrap_or((None, false));
     match (message, endpoint) {
         (Some(message), Some(endpoint)) if message.payload.is_some() && !endpoint.data.disabled => {
             Ok(Some(ClaimedDelivery {

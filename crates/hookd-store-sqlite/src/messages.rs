@@ -18,7 +18,7 @@ use crate::SqliteStore;
 use crate::sql::{self, from_json, from_millis, internal, to_json};
 
 pub(crate) const COLUMNS: &str = "id, app_id, event_type, event_id, channels, tags, payload, created_at";
-const M_COLUMNS: &str =
+pub(crate) const M_COLUMNS: &str =
     "m.id, m.app_id, m.event_type, m.event_id, m.channels, m.tags, m.payload, m.created_at";
 
 pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
