@@ -50,25 +50,55 @@ fn next_ksuid() -> KsuidMs {
     KsuidMs::new_raw(ts, Some(&payload))
 }
 
+/// Length of the body of the shorter ids of the Svix Ingest API (`src_`, `log`).
+pub const SHORT_LEN: usize = 22;
+
+static LAST_SHORT: Mutex<u128> = Mutex::new(0);
+
+/// A new short id body: 48 bits of Unix milliseconds and 80 random bits, as 22
+/// zero-padded base62 characters (so string order is creation order), strictly greater
+/// than every one this process made before.
+fn next_short() -> String {
+    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u128;
+    let mut random = [0u8; 16];
+    rand::rng().fill_bytes(&mut random);
+    // 79 random bits: headroom so increments within a millisecond never reach the time.
+    let candidate = (now_ms << 80) | (u128::from_be_bytes(random) >> 49);
+    let mut last = LAST_SHORT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let value = if candidate > *last { candidate } else { *last + 1 };
+    *last = value;
+    let mut out = [b'0'; SHORT_LEN];
+    let mut n = value;
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[(n % 62) as usize];
+        n /= 62;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        prefixed_id!($(#[$doc])* $name, concat!($prefix, "_"), KSUID_LEN, next_ksuid);
+    };
+    ($(#[$doc:meta])* $name:ident, $prefix:expr, $len:expr, $body:ident) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
-            pub const PREFIX: &'static str = concat!($prefix, "_");
+            pub const PREFIX: &'static str = $prefix;
 
             /// A new id for something created now.
             pub fn generate() -> Self {
-                Self(format!("{}{}", Self::PREFIX, next_ksuid()))
+                Self(format!("{}{}", Self::PREFIX, $body()))
             }
 
             /// Whether `s` has this id's shape (prefix and 27 base62 characters).
             pub fn is_valid(s: &str) -> bool {
                 s.strip_prefix(Self::PREFIX).is_some_and(|body| {
-                    body.len() == KSUID_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric())
+                    body.len() == $len && body.bytes().all(|b| b.is_ascii_alphanumeric())
                 })
             }
 
@@ -89,8 +119,9 @@ macro_rules! prefixed_id {
                     Ok(Self(s.to_owned()))
                 } else {
                     Err(InvalidValue::new(format!(
-                        "must be `{}` followed by 27 letters or digits",
-                        Self::PREFIX
+                        "must be `{}` followed by {} letters or digits",
+                        Self::PREFIX,
+                        $len
                     )))
                 }
             }
@@ -165,6 +196,21 @@ prefixed_id!(
     "tok"
 );
 
+prefixed_id!(
+    /// An ingest source: a URL that receives third-party webhooks.
+    SourceId,
+    "src_",
+    SHORT_LEN,
+    next_short
+);
+prefixed_id!(
+    /// One request received at a source URL (an entry of the source's log).
+    IngestLogId,
+    "log",
+    SHORT_LEN,
+    next_short
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +229,18 @@ mod tests {
     fn ids_made_in_one_tick_still_sort_in_order() {
         let ids: Vec<OrgId> = (0..2_000).map(|_| OrgId::generate()).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn short_ids_have_the_ingest_shape_and_sort_in_order() {
+        let ids: Vec<IngestLogId> = (0..2_000).map(|_| IngestLogId::generate()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let src = SourceId::generate();
+        assert_eq!(src.as_str().len(), 26);
+        assert!(src.as_str().starts_with("src_"));
+        assert_eq!(ids[0].as_str().len(), 25);
+        assert!(ids[0].as_str().parse::<IngestLogId>().is_ok());
+        assert!(src.as_str().parse::<IngestLogId>().is_err());
     }
 
     #[test]

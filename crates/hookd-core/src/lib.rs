@@ -8,6 +8,7 @@ pub mod api_token;
 pub mod endpoint_headers;
 pub mod endpoint_url;
 pub mod id;
+pub mod ingest;
 pub mod matching;
 pub mod metadata;
 pub mod name;

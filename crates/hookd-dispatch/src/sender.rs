@@ -71,9 +71,24 @@ impl Sender {
     }
 
     /// The headers of a delivery, signed with every secret still valid at `now`.
+    ///
+    /// A forwarded received request passes on the headers chosen when it was received
+    /// (its content type among them); the endpoint's custom headers override those,
+    /// and the signature headers override everything.
     pub fn headers(d: &ClaimedDelivery, now: DateTime<Utc>, body: &[u8]) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        // Custom headers first, so the signature headers below always win.
+        let forwarded = d.raw.as_ref().map(|r| r.headers.as_slice()).unwrap_or_default();
+        for (name, value) in forwarded {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.append(n, v);
+            }
+        }
+        if d.raw.is_none() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
         for (name, value) in &d.endpoint.data.headers {
             if let (Ok(n), Ok(v)) = (
                 HeaderName::from_bytes(name.as_bytes()),
@@ -93,7 +108,6 @@ impl Sender {
                 .map(|p| &p.secret),
         );
         let signature = signature_header(secrets, id, ts, body);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (name, value) in [("webhook", id.to_owned()), ("svix", id.to_owned())]
             .into_iter()
             .flat_map(|(prefix, id)| {
@@ -116,7 +130,10 @@ impl Sender {
 
     pub async fn send(&self, d: &ClaimedDelivery, now: DateTime<Utc>) -> Sent {
         let url = d.endpoint.data.url.as_url().clone();
-        let body = d.message.payload.clone().unwrap_or_default().into_bytes();
+        let body = match &d.raw {
+            Some(raw) => raw.body.clone(),
+            None => d.message.payload.clone().unwrap_or_default().into_bytes(),
+        };
         let started = Instant::now();
         let failed = |why: String| Sent {
             url: url.to_string(),

@@ -115,6 +115,7 @@ fn message() -> NewMessage {
         payload: r#"{"step":1}"#.into(),
         retain_until: Utc::now() + chrono::Duration::days(1),
         only_endpoint: None,
+        forward: None,
     }
 }
 

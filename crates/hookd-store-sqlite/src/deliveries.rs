@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, AttemptId, EndpointId, OrgId};
 use hookd_store::{
-    AttemptTrigger, ClaimedDelivery, DeliveryStatus, DeliveryStore, NewAttempt, NextStep, StoreError,
-    StoreResult,
+    AttemptTrigger, ClaimedDelivery, DeliveryStatus, DeliveryStore, NewAttempt, NextStep, RawBody,
+    StoreError, StoreResult,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension as _, ToSql, params};
@@ -46,7 +46,8 @@ fn load(c: &Connection, leased: Leased) -> StoreResult<Option<ClaimedDelivery>> 
     // The message and its application's uid and kind, in one query.
     let loaded = c
         .prepare_cached(&format!(
-            "SELECT {}, a.uid, a.operational FROM message m JOIN application a ON a.id = m.app_id
+            "SELECT {}, a.uid, a.operational = 1, m.ingest_id, m.forward_headers
+             FROM message m JOIN application a ON a.id = m.app_id
              WHERE m.id = ? AND m.org_id = ?",
             crate::messages::M_COLUMNS
         ))
@@ -56,14 +57,34 @@ fn load(c: &Connection, leased: Leased) -> StoreResult<Option<ClaimedDelivery>> 
                     crate::messages::from_row(r)?,
                     r.get::<_, Option<String>>(8)?,
                     r.get::<_, bool>(9)?,
+                    r.get::<_, Option<String>>(10)?,
+                    r.get::<_, Option<String>>(11)?,
                 ))
             })
             .optional()
         })
         .map_err(internal)?;
-    let (message, app_uid, operational) = match loaded {
-        Some((m, uid, op)) => (Some(m), uid, op),
-        None => (None, None, false),
+    let (message, app_uid, operational, forwarded) = match loaded {
+        Some((m, uid, op, ingest_id, headers)) => (Some(m), uid, op, ingest_id.zip(headers)),
+        None => (None, None, false, None),
+    };
+    // A forwarded request's body lives in the source's log; gone with it, nothing to send.
+    let raw = match forwarded {
+        Some((ingest_id, headers)) => match c
+            .prepare_cached("SELECT body FROM ingest_request WHERE id = ? AND org_id = ?")
+            .and_then(|mut s| {
+                s.query_row(params![ingest_id, org.as_str()], |r| r.get::<_, Vec<u8>>(0))
+                    .optional()
+            })
+            .map_err(internal)?
+        {
+            Some(body) => Some(Some(RawBody {
+                body,
+                headers: crate::sql::from_json(11, &headers).map_err(internal)?,
+            })),
+            None => None,
+        },
+        None => Some(None),
     };
     let endpoint = match crate::endpoints::find(c, &org, &app, &endpoint) {
         Ok(ep) => Some(ep),
@@ -71,8 +92,11 @@ fn load(c: &Connection, leased: Leased) -> StoreResult<Option<ClaimedDelivery>> 
         Err(e) => return Err(e),
     };
     match (message, endpoint) {
-        (Some(message), Some(endpoint)) if message.payload.is_some() && !endpoint.data.disabled => {
+        (Some(message), Some(endpoint))
+            if message.payload.is_some() && !endpoint.data.disabled && raw.is_some() =>
+        {
             Ok(Some(ClaimedDelivery {
+                raw: raw.flatten(),
                 app_uid: app_uid.and_then(|u| u.parse().ok()),
                 operational,
                 id,

@@ -9,6 +9,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod idempotency;
+mod ingest;
 mod messages;
 pub mod migrations;
 mod orgs;

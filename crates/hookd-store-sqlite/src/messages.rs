@@ -157,6 +157,70 @@ fn push_in(sql: &mut String, params: &mut Vec<Value>, column: &str, names: &[Eve
     params.extend(names.iter().map(|n| Value::Text(n.to_string())));
 }
 
+/// Stores a message and its deliveries inside the caller's transaction.
+pub(crate) fn insert_message(
+    c: &Connection,
+    org: &OrgId,
+    app: &ApplicationId,
+    message: NewMessage,
+) -> StoreResult<(Message, usize)> {
+    let now = sql::now();
+    let msg = Message {
+        id: MessageId::generate(),
+        app_id: app.clone(),
+        event_type: message.event_type,
+        event_id: message.event_id,
+        channels: message.channels,
+        tags: message.tags,
+        payload: Some(message.payload),
+        created_at: now,
+    };
+    c.prepare_cached(
+        "INSERT INTO message (id, org_id, app_id, event_type, event_id, channels, tags, payload,
+             retain_until, created_at, ingest_id, forward_headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            msg.id.as_str(),
+            org.as_str(),
+            app.as_str(),
+            msg.event_type.as_str(),
+            msg.event_id.as_ref().map(|e| e.as_str()),
+            msg.channels.as_ref().map(to_json),
+            to_json(&msg.tags),
+            msg.payload,
+            message.retain_until.timestamp_millis(),
+            now.timestamp_millis(),
+            message.forward.as_ref().map(|f| f.log_id.as_str()),
+            message.forward.as_ref().map(|f| to_json(&f.headers)),
+        ])
+    })
+    .map_err(|e| sql::conflict_or_internal(e, "a message with this eventId already exists"))?;
+    let endpoints = match &message.only_endpoint {
+        Some(ep) => vec![crate::endpoints::find(c, org, app, ep.as_str())?.id.to_string()],
+        None => subscribers(c, org, app, &msg.event_type, msg.channels.as_ref())?,
+    };
+    let mut insert = c
+        .prepare_cached(
+            "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, next_attempt_at, created_at)
+             VALUES (?, ?, ?, ?, 1, ?, ?)",
+        )
+        .map_err(internal)?;
+    for ep in &endpoints {
+        insert
+            .execute(params![
+                org.as_str(),
+                app.as_str(),
+                msg.id.as_str(),
+                ep,
+                now.timestamp_millis(),
+                now.timestamp_millis()
+            ])
+            .map_err(internal)?;
+    }
+    Ok((msg, endpoints.len()))
+}
+
 #[async_trait]
 impl MessageStore for SqliteStore {
     async fn create_message(
@@ -166,62 +230,7 @@ impl MessageStore for SqliteStore {
         message: NewMessage,
     ) -> StoreResult<(Message, usize)> {
         let (org, app) = (org.clone(), app.clone());
-        self.write(move |c| {
-            let now = sql::now();
-            let msg = Message {
-                id: MessageId::generate(),
-                app_id: app.clone(),
-                event_type: message.event_type,
-                event_id: message.event_id,
-                channels: message.channels,
-                tags: message.tags,
-                payload: Some(message.payload),
-                created_at: now,
-            };
-            c.prepare_cached(
-                "INSERT INTO message (id, org_id, app_id, event_type, event_id, channels, tags, payload,
-                     retain_until, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    msg.id.as_str(),
-                    org.as_str(),
-                    app.as_str(),
-                    msg.event_type.as_str(),
-                    msg.event_id.as_ref().map(|e| e.as_str()),
-                    msg.channels.as_ref().map(to_json),
-                    to_json(&msg.tags),
-                    msg.payload,
-                    message.retain_until.timestamp_millis(),
-                    now.timestamp_millis(),
-                ])
-            })
-            .map_err(|e| sql::conflict_or_internal(e, "a message with this eventId already exists"))?;
-            let endpoints = match &message.only_endpoint {
-                Some(ep) => vec![crate::endpoints::find(c, &org, &app, ep.as_str())?.id.to_string()],
-                None => subscribers(c, &org, &app, &msg.event_type, msg.channels.as_ref())?,
-            };
-            let mut insert = c
-                .prepare_cached(
-                    "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, next_attempt_at, created_at)
-                     VALUES (?, ?, ?, ?, 1, ?, ?)",
-                )
-                .map_err(internal)?;
-            for ep in &endpoints {
-                insert
-                    .execute(params![
-                        org.as_str(),
-                        app.as_str(),
-                        msg.id.as_str(),
-                        ep,
-                        now.timestamp_millis(),
-                        now.timestamp_millis()
-                    ])
-                    .map_err(internal)?;
-            }
-            Ok((msg, endpoints.len()))
-        })
-        .await
+        self.write(move |c| insert_message(c, &org, &app, message)).await
     }
 
     async fn get_message(

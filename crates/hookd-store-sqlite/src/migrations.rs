@@ -15,6 +15,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_operational",
         include_str!("../migrations/0004_operational.sql"),
     ),
+    ("0005_ingest", include_str!("../migrations/0005_ingest.sql")),
 ];
 
 /// The schema version this build expects.

@@ -54,7 +54,14 @@ impl RetentionStore for SqliteStore {
                 attempts.execute([id]).map_err(internal)?;
                 message.execute([id]).map_err(internal)?;
             }
-            Ok(ids.len())
+            let requests = c
+                .prepare_cached(
+                    "DELETE FROM ingest_request WHERE id IN
+                         (SELECT id FROM ingest_request WHERE received_at < ? ORDER BY received_at LIMIT ?)",
+                )
+                .and_then(|mut s| s.execute(params![cutoff.timestamp_millis(), limit as i64]))
+                .map_err(internal)?;
+            Ok(ids.len() + requests)
         })
         .await
     }

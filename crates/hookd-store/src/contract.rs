@@ -831,6 +831,7 @@ fn new_message(event_type: &str, channels: Option<&[&str]>) -> NewMessage {
         payload: r#"{"k": 1}"#.into(),
         retain_until: Utc::now() + chrono::Duration::days(90),
         only_endpoint: None,
+        forward: None,
     }
 }
 

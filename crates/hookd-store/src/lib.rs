@@ -22,7 +22,9 @@ pub use page::{Cursor, ListQuery, Order, Page};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use hookd_core::id::{ApplicationId, AttemptId, EndpointId, MessageId, OrgId, TokenId};
+use hookd_core::id::{
+    ApplicationId, AttemptId, EndpointId, IngestLogId, MessageId, OrgId, SourceId, TokenId,
+};
 use hookd_core::name::EventTypeName;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -310,6 +312,67 @@ pub trait IdempotencyStore: Send + Sync {
     async fn idempotency_abandon(&self, org: &OrgId, token: &TokenId, key: &str) -> StoreResult<()>;
 }
 
+/// Ingest sources, their URL tokens and the log of what they received.
+///
+/// A source owns a hidden application (its destinations are that application's
+/// endpoints), created and deleted with it.
+#[async_trait]
+pub trait IngestStore: Send + Sync {
+    /// [`StoreError::Conflict`] if the uid is taken in this organisation.
+    async fn create_source(&self, org: &OrgId, data: SourceData, token: String) -> StoreResult<Source>;
+    async fn get_source(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<Source>;
+    async fn list_sources(&self, org: &OrgId, query: &ListQuery) -> StoreResult<Page<Source>>;
+    async fn update_source(
+        &self,
+        org: &OrgId,
+        id_or_uid: &str,
+        change: Mutation<SourceData>,
+    ) -> StoreResult<Source>;
+    /// Deletes the source with its destinations, messages and log.
+    async fn delete_source(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<()>;
+    /// Gives the source `token`; the current one keeps working until `old_until`.
+    async fn rotate_source_token(
+        &self,
+        org: &OrgId,
+        id_or_uid: &str,
+        token: String,
+        old_until: DateTime<Utc>,
+    ) -> StoreResult<Source>;
+    /// The source whose current token, or previous token still in its grace period at
+    /// `now`, is `token`. This lookup precedes tenancy: the URL is the credential.
+    async fn find_source_by_token(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(OrgId, Source)>>;
+    /// Keeps a received request and, when it is accepted and not a duplicate, the
+    /// message forwarding it with one delivery per enabled destination — all in one
+    /// transaction. A cron firing already recorded (by another node) is
+    /// [`StoreError::Conflict`].
+    async fn record_ingest(
+        &self,
+        org: &OrgId,
+        source: &SourceId,
+        request: NewIngestRequest,
+    ) -> StoreResult<IngestRecorded>;
+    /// Newest first by default.
+    async fn list_ingest_log(
+        &self,
+        org: &OrgId,
+        source: &SourceId,
+        query: &ListQuery,
+        filter: &IngestLogFilter,
+    ) -> StoreResult<Page<IngestRequest>>;
+    async fn get_ingest_request(
+        &self,
+        org: &OrgId,
+        source: &SourceId,
+        id: &IngestLogId,
+    ) -> StoreResult<IngestRequest>;
+    /// Every cron source of every organisation, with its last firing.
+    async fn cron_sources(&self) -> StoreResult<Vec<(OrgId, Source, Option<DateTime<Utc>>)>>;
+}
+
 /// Housekeeping: expiring payloads and old records, in bounded batches so no single
 /// transaction holds the database for long. Each returns how many rows it changed;
 /// callers repeat until 0.
@@ -318,7 +381,8 @@ pub trait RetentionStore: Send + Sync {
     /// Expunges payloads whose retention ended before `now` (their pending deliveries
     /// are canceled).
     async fn expire_payloads(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<usize>;
-    /// Deletes messages created before `cutoff`, with their deliveries and attempts.
+    /// Deletes messages created before `cutoff`, with their deliveries and attempts,
+    /// and ingest log entries received before it.
     async fn delete_messages_before(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<usize>;
     /// Deletes idempotency records started before `cutoff`.
     async fn delete_idempotency_before(&self, cutoff: DateTime<Utc>) -> StoreResult<usize>;
@@ -334,6 +398,7 @@ pub trait Store:
     + MessageStore
     + DeliveryStore
     + IdempotencyStore
+    + IngestStore
     + RetentionStore
     + std::fmt::Debug
 {

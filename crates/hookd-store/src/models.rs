@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use hookd_core::api_token::TokenHash;
 use hookd_core::endpoint_url::EndpointUrl;
-use hookd_core::id::{ApplicationId, EndpointId, OrgId, TokenId};
+use hookd_core::id::{ApplicationId, EndpointId, IngestLogId, MessageId, OrgId, SourceId, TokenId};
 use hookd_core::name::{ChannelName, EventTypeName, FeatureFlag, GroupName, Uid};
 use hookd_core::secret::EndpointSecret;
 
@@ -145,6 +145,8 @@ pub struct NewMessage {
     /// Deliver to this endpoint only, whatever its filters (send-example); `None`:
     /// every endpoint that accepts the message.
     pub only_endpoint: Option<EndpointId>,
+    /// Set for a message that forwards a received request (`payload` is then empty).
+    pub forward: Option<ForwardedRequest>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +217,9 @@ pub struct ClaimedDelivery {
     /// Whether this is an operational webhook (hookd's own event): its failures
     /// raise no further events.
     pub operational: bool,
+    /// For a forwarded received request: the body and headers to send instead of the
+    /// JSON payload.
+    pub raw: Option<RawBody>,
 }
 
 /// The record of one attempt, written by the engine.
@@ -329,4 +334,152 @@ pub struct EndpointStats {
     pub sending: u64,
     pub fail: u64,
     pub canceled: u64,
+}
+
+/// What a source is made of, as callers create and change it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceData {
+    pub uid: Option<Uid>,
+    pub name: String,
+    /// The preset (`github`, `stripe`, ...): `hookd_core::ingest::SourceKind` reads
+    /// it back with `config`.
+    pub kind: String,
+    /// The preset's configuration, secrets included (never shown by the API).
+    pub config: serde_json::Value,
+    /// `hookd_core::ingest::SourceOptions`, secrets included.
+    pub options: serde_json::Value,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub id: SourceId,
+    /// The hidden application whose endpoints are the source's destinations.
+    pub app_id: ApplicationId,
+    /// The secret part of the source's URL (`/in/{token}`).
+    pub token: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub data: SourceData,
+}
+
+/// What became of a received request, numbered as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IngestStatus {
+    /// Verified, kept and forwarded (or, for a provider's URL check, answered).
+    Accepted = 0,
+    /// Failed a check: kept, answered 4xx, never forwarded.
+    Rejected = 1,
+    /// Same deduplication key as an accepted request inside the window: kept,
+    /// answered like the original, not forwarded.
+    Duplicate = 2,
+}
+
+impl IngestStatus {
+    pub fn from_code(code: i64) -> Option<Self> {
+        Some(match code {
+            0 => Self::Accepted,
+            1 => Self::Rejected,
+            2 => Self::Duplicate,
+            _ => return None,
+        })
+    }
+
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+            Self::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// A request received at a source URL, as the receive handler records it.
+#[derive(Debug, Clone)]
+pub struct NewIngestRequest {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// Lower-case names, in arrival order.
+    pub headers: Vec<(String, String)>,
+    pub client_addr: Option<String>,
+    pub body: Vec<u8>,
+    /// `Accepted` or `Rejected`; the store turns an accepted request into a
+    /// `Duplicate` when its key was seen inside the window.
+    pub status: IngestStatus,
+    /// Why it was rejected, or a note (e.g. "URL check answered").
+    pub reason: Option<String>,
+    pub response_status: u16,
+    pub received_at: DateTime<Utc>,
+    /// Deduplication key and the start of its window.
+    pub dedup: Option<(String, DateTime<Utc>)>,
+    /// How to forward it, when accepted and not a duplicate; `None`: keep only.
+    pub forward: Option<IngestForward>,
+    /// For a cron source's firing: the firing before this one (`None` for the
+    /// first) and this one. Recorded only if no other node recorded it first.
+    pub cron: Option<(Option<DateTime<Utc>>, DateTime<Utc>)>,
+}
+
+/// The message an accepted request becomes.
+#[derive(Debug, Clone)]
+pub struct IngestForward {
+    pub event_type: EventTypeName,
+    /// Headers passed on to destinations (content type included).
+    pub headers: Vec<(String, String)>,
+    pub retain_until: DateTime<Utc>,
+}
+
+/// What `IngestStore::record_ingest` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestRecorded {
+    pub id: IngestLogId,
+    pub status: IngestStatus,
+    pub msg_id: Option<MessageId>,
+    /// The accepted request this one duplicates.
+    pub duplicate_of: Option<IngestLogId>,
+    /// Deliveries created (one per enabled destination).
+    pub deliveries: usize,
+}
+
+/// A received request, as kept in the source's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestRequest {
+    pub id: IngestLogId,
+    pub source_id: SourceId,
+    pub status: IngestStatus,
+    pub reason: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub client_addr: Option<String>,
+    pub body: Vec<u8>,
+    pub response_status: u16,
+    pub msg_id: Option<MessageId>,
+    pub duplicate_of: Option<IngestLogId>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Narrows a source's log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestLogFilter {
+    pub status: Option<IngestStatus>,
+    pub before: Option<DateTime<Utc>>,
+    pub after: Option<DateTime<Utc>>,
+}
+
+/// A message that forwards a received request: its body is the request's, stored once
+/// in the source's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedRequest {
+    pub log_id: IngestLogId,
+    /// Headers passed on to destinations (content type included).
+    pub headers: Vec<(String, String)>,
+}
+
+/// The body and headers a delivery of a forwarded request sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawBody {
+    pub body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
 }

@@ -214,6 +214,7 @@ async fn create_message(
         payload: raw.unwrap_or_else(|| body.payload.get().to_owned()),
         retain_until: Utc::now() + retain,
         only_endpoint: None,
+        forward: None,
     };
     let (msg, deliveries) = state.store.create_message(&tenant.org, &app, message).await?;
     state.metrics.server.messages_accepted.inc();

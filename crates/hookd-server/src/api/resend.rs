@@ -186,6 +186,7 @@ async fn send_example(
         tags: Default::default(),
         retain_until: Utc::now() + chrono::Duration::days(90),
         only_endpoint: Some(ep),
+        forward: None,
     };
     let (msg, _) = state.store.create_message(&tenant.org, &app, message).await?;
     state.wake_dispatcher();
