@@ -48,6 +48,13 @@ pub struct Config {
     #[serde(with = "as_duration")]
     pub retention_interval: Duration,
     pub api_max_body_bytes: usize,
+    pub ingest_max_body_bytes: usize,
+    #[serde(with = "as_duration")]
+    pub ingest_token_grace: Duration,
+    #[serde(with = "as_duration")]
+    pub ingest_retention: Duration,
+    #[serde(with = "as_string_or_list")]
+    pub ingest_trusted_proxies: NetworkList,
     #[serde(with = "as_duration")]
     pub shutdown_timeout: Duration,
     pub sqlite_synchronous: SqliteSynchronous,
@@ -136,6 +143,12 @@ impl Config {
         self.database()?;
         if self.api_max_body_bytes == 0 {
             return Err(ConfigError("api_max_body_bytes must be greater than 0".into()));
+        }
+        if self.ingest_max_body_bytes == 0 {
+            return Err(ConfigError("ingest_max_body_bytes must be greater than 0".into()));
+        }
+        if self.ingest_retention.is_zero() {
+            return Err(ConfigError("ingest_retention must be greater than 0".into()));
         }
         if !(1..=100_000).contains(&self.delivery_concurrency) {
             return Err(ConfigError(

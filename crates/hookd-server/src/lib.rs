@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod ingest;
 pub mod metrics;
 pub mod pagination;
 pub mod retention;
@@ -123,12 +124,17 @@ pub async fn launch(
 
 /// [`launch`] on a store the caller opened.
 pub fn launch_with_store(
-    config: Config,
+    mut config: Config,
     store: Arc<dyn Store>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, LaunchError> {
     let local_addr = listener.local_addr()?;
+    // Without a public URL, ingest URLs name the address actually bound (port 0 in
+    // tests picks one).
+    if config.public_url.is_none() {
+        config.public_url = url::Url::parse(&format!("http://{local_addr}")).ok();
+    }
     let dispatcher = if config.delivery_enabled {
         Some(Dispatcher::new(Arc::clone(&store), dispatch_config(&config))?)
     } else {
@@ -145,20 +151,36 @@ pub fn launch_with_store(
         .map(|d| tokio::spawn(Arc::clone(d).run(stop_rx.clone())));
     let state = AppState {
         store: Arc::clone(&store),
-        config: Arc::new(config),
         metrics: Arc::new(metrics::Metrics::new(dispatcher.as_ref().map(|d| d.metrics()))),
         dispatcher: dispatcher.clone(),
+        cron_wake: Arc::new(tokio::sync::Notify::new()),
+        config: Arc::new(config),
     };
+    tokio::spawn(retention::run_pruner(
+        Arc::clone(&store),
+        state.config.retention_interval,
+        state.config.ingest_retention,
+        stop_rx.clone(),
+    ));
+    tokio::spawn(ingest::run_cron(
+        Arc::clone(&store),
+        state.clone(),
+        Arc::clone(&state.cron_wake),
+        stop_rx.clone(),
+    ));
     // Trailing slashes are trimmed before routing, so every path answers with and
     // without one (the SDKs differ).
     let app = NormalizePathLayer::trim_trailing_slash().layer(api::router(state));
     let mut http_stop = stop_rx;
     let task = tokio::spawn(async move {
-        axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|stop| *stop).await;
-            })
-            .await
+        axum::serve(
+            listener,
+            ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|stop| *stop).await;
+        })
+        .await
     });
     Ok(Running {
         local_addr,

@@ -6,18 +6,29 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Labels of `hookd_ingest_requests`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IngestLabels {
+    /// `accepted`, `rejected` or `duplicate`.
+    pub status: &'static str,
+}
+
 /// The server's own counters and the gauges read at scrape time.
 #[derive(Debug, Default)]
 pub struct ServerMetrics {
     pub messages_accepted: Counter,
+    pub ingest_received: Family<IngestLabels, Counter>,
+    pub ingest_too_large: Counter,
     backlog_due: Gauge,
     backlog_scheduled: Gauge,
 }
@@ -37,6 +48,16 @@ impl Metrics {
             "hookd_messages_accepted",
             "Messages accepted (committed and answered 202)",
             server.messages_accepted.clone(),
+        );
+        registry.register(
+            "hookd_ingest_requests",
+            "Requests received at source URLs and kept, by outcome",
+            server.ingest_received.clone(),
+        );
+        registry.register(
+            "hookd_ingest_too_large",
+            "Requests refused at source URLs for a body over ingest_max_body_bytes (not kept)",
+            server.ingest_too_large.clone(),
         );
         registry.register(
             "hookd_deliveries_due",

@@ -15,6 +15,8 @@ pub struct AppState {
     /// API-only node (its deliveries are picked up by the workers' polling).
     pub dispatcher: Option<Arc<Dispatcher>>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Wakes the cron scheduler after a source changed.
+    pub cron_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -23,5 +25,10 @@ impl AppState {
         if let Some(d) = &self.dispatcher {
             d.wake();
         }
+    }
+
+    /// Tells the cron scheduler that a source was created, changed or deleted.
+    pub fn wake_cron(&self) {
+        self.cron_wake.notify_one();
     }
 }

@@ -8,6 +8,15 @@ use rusqlite::params;
 use crate::SqliteStore;
 use crate::sql::internal;
 
+fn delete_requests(c: &rusqlite::Connection, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
+    c.prepare_cached(
+        "DELETE FROM ingest_request WHERE id IN
+             (SELECT id FROM ingest_request WHERE received_at < ? ORDER BY received_at LIMIT ?)",
+    )
+    .and_then(|mut s| s.execute(params![cutoff.timestamp_millis(), limit as i64]))
+    .map_err(internal)
+}
+
 #[async_trait]
 impl RetentionStore for SqliteStore {
     async fn expire_payloads(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
@@ -54,16 +63,13 @@ impl RetentionStore for SqliteStore {
                 attempts.execute([id]).map_err(internal)?;
                 message.execute([id]).map_err(internal)?;
             }
-            let requests = c
-                .prepare_cached(
-                    "DELETE FROM ingest_request WHERE id IN
-                         (SELECT id FROM ingest_request WHERE received_at < ? ORDER BY received_at LIMIT ?)",
-                )
-                .and_then(|mut s| s.execute(params![cutoff.timestamp_millis(), limit as i64]))
-                .map_err(internal)?;
-            Ok(ids.len() + requests)
+            Ok(ids.len() + delete_requests(c, cutoff, limit)?)
         })
         .await
+    }
+
+    async fn delete_ingest_requests_before(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
+        self.write(move |c| delete_requests(c, cutoff, limit)).await
     }
 
     async fn delete_idempotency_before(&self, cutoff: DateTime<Utc>) -> StoreResult<usize> {

@@ -384,6 +384,9 @@ pub trait RetentionStore: Send + Sync {
     /// Deletes messages created before `cutoff`, with their deliveries and attempts,
     /// and ingest log entries received before it.
     async fn delete_messages_before(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<usize>;
+    /// Deletes ingest log entries received before `cutoff` (forwarded messages still
+    /// pending are then canceled: their body is gone).
+    async fn delete_ingest_requests_before(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<usize>;
     /// Deletes idempotency records started before `cutoff`.
     async fn delete_idempotency_before(&self, cutoff: DateTime<Utc>) -> StoreResult<usize>;
 }

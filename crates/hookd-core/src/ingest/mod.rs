@@ -295,3 +295,135 @@ impl From<ConfigError> for InvalidValue {
         InvalidValue::new(e.message)
     }
 }
+
+/// Headers never passed on to destinations: connection-level ones, credentials, and
+/// the Standard Webhooks headers hookd signs the forwarded request with itself.
+const NOT_FORWARDED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "expect",
+    "authorization",
+    "cookie",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "svix-id",
+    "svix-timestamp",
+    "svix-signature",
+];
+
+/// The received headers a destination gets: all of them (the provider's own
+/// `X-GitHub-Event`, `Stripe-Signature`, `Content-Type`, ...), in arrival order, but
+/// for [`NOT_FORWARDED`] ones and the source's API-key header.
+pub fn forward_headers(headers: &[(String, String)], options: &SourceOptions) -> Vec<(String, String)> {
+    let credentials = options.credential_headers();
+    headers
+        .iter()
+        .filter(|(name, _)| !NOT_FORWARDED.contains(&name.as_str()) && !credentials.contains(name))
+        .cloned()
+        .collect()
+}
+
+/// The deduplication key of a request, when the source deduplicates and the request
+/// has one (a request without the header or pointer is never a duplicate).
+pub fn dedup_key(options: &SourceOptions, headers: &[(String, String)], body: &[u8]) -> Option<String> {
+    use sha2::Digest as _;
+    let dedup = options.dedup.as_ref()?;
+    match dedup.key() {
+        DedupKey::Header(name) => headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty()),
+        DedupKey::JsonPointer(pointer) => {
+            let body: Value = serde_json::from_slice(body).ok()?;
+            match body.pointer(&pointer)? {
+                Value::Null => None,
+                Value::String(s) => Some(s.clone()),
+                other => Some(other.to_string()),
+            }
+        }
+        DedupKey::BodyHash => Some(hex::encode(sha2::Sha256::digest(body))),
+    }
+    .map(|key| {
+        // Bounded, whatever the sender put in its header.
+        if key.len() > 200 {
+            hex::encode(sha2::Sha256::digest(key.as_bytes()))
+        } else {
+            key
+        }
+    })
+}
+
+#[cfg(test)]
+mod forward_tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn provider_headers_pass_credentials_do_not() {
+        let options: SourceOptions =
+            serde_json::from_value(json!({"apiKey": {"header": "X-Key", "value": "k-12345678"}})).unwrap();
+        let kept = forward_headers(
+            &h(&[
+                ("content-type", "application/json"),
+                ("x-github-event", "push"),
+                ("authorization", "Basic abc"),
+                ("x-key", "k-12345678"),
+                ("webhook-signature", "v1,x"),
+                ("host", "hooks.example.com"),
+            ]),
+            &options,
+        );
+        assert_eq!(
+            kept,
+            h(&[("content-type", "application/json"), ("x-github-event", "push")])
+        );
+    }
+
+    #[test]
+    fn dedup_keys_from_header_pointer_and_hash() {
+        let by = |v: Value| -> SourceOptions { serde_json::from_value(json!({ "dedup": v })).unwrap() };
+        let headers = h(&[("x-github-delivery", "d-1")]);
+        let body = br#"{"id": "evt_9", "n": 7}"#;
+        assert_eq!(
+            dedup_key(&by(json!({"header": "X-GitHub-Delivery"})), &headers, body).as_deref(),
+            Some("d-1")
+        );
+        assert_eq!(
+            dedup_key(&by(json!({"jsonPointer": "/id"})), &headers, body).as_deref(),
+            Some("evt_9")
+        );
+        assert_eq!(
+            dedup_key(&by(json!({"jsonPointer": "/n"})), &headers, body).as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            dedup_key(&by(json!({"jsonPointer": "/missing"})), &headers, body),
+            None
+        );
+        assert_eq!(
+            dedup_key(&by(json!({"bodyHash": true})), &headers, body)
+                .unwrap()
+                .len(),
+            64
+        );
+        assert_eq!(dedup_key(&SourceOptions::default(), &headers, body), None);
+    }
+}

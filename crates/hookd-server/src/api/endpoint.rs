@@ -249,6 +249,12 @@ async fn check_event_types_exist(
     let Some(types) = types else { return Ok(()) };
     let names: Vec<EventTypeName> = types.iter().cloned().collect();
     let missing = match app {
+        AppRef::Source(_) => {
+            return Err(ApiError::invalid(
+                &["body", "eventTypes"],
+                "an ingest destination receives every accepted request; it has no event-type filter",
+            ));
+        }
         AppRef::Operational => names
             .into_iter()
             .filter(|n| !events::EVENT_TYPES.contains(&n.as_str()))
@@ -263,6 +269,17 @@ async fn check_event_types_exist(
         &["body", "eventTypes"],
         format!("no such event type: {}", list.join(", ")),
     ))
+}
+
+/// Ingest destinations receive every accepted request: no channel filter.
+fn check_channels_allowed(app: &AppRef, channels: &Option<BTreeSet<ChannelName>>) -> ApiResult<()> {
+    if matches!(app, AppRef::Source(_)) && channels.is_some() {
+        return Err(ApiError::invalid(
+            &["body", "channels"],
+            "an ingest destination receives every accepted request; it has no channel filter",
+        ));
+    }
+    Ok(())
 }
 
 /// The fields shared by create and replace.
@@ -339,12 +356,14 @@ impl EndpointFields {
     }
 }
 
-/// Which application a path means: `{app_id}` (id or uid), or, on the
-/// `/operational-webhook` routes, the organisation's operational application.
+/// Which application a path means: `{app_id}` (id or uid); on the
+/// `/operational-webhook` routes, the organisation's operational application; on the
+/// `/ingest/api/v1/source/{source_id}/endpoint` routes, the source's hidden one.
 #[derive(Debug, Clone)]
 pub enum AppRef {
     Key(String),
     Operational,
+    Source(String),
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for AppRef {
@@ -358,9 +377,10 @@ impl<S: Send + Sync> FromRequestParts<S> for AppRef {
                     code: "bad_path",
                     detail: e.to_string(),
                 })?;
-        Ok(match params.get("app_id") {
-            Some(key) => Self::Key(key.clone()),
-            None => Self::Operational,
+        Ok(match (params.get("app_id"), params.get("source_id")) {
+            (Some(key), _) => Self::Key(key.clone()),
+            (None, Some(source)) => Self::Source(source.clone()),
+            (None, None) => Self::Operational,
         })
     }
 }
@@ -393,7 +413,9 @@ impl<S: Send + Sync> FromRequestParts<S> for EndpointKey {
 struct ResolvedApp {
     id: ApplicationId,
     uid: Option<Uid>,
-    operational: bool,
+    /// Hidden (operational or ingest): its endpoint changes raise no `endpoint.*`
+    /// events.
+    hidden: bool,
 }
 
 async fn resolve_app(state: &AppState, tenant: &Tenant, app: &AppRef) -> ApiResult<ResolvedApp> {
@@ -403,13 +425,18 @@ async fn resolve_app(state: &AppState, tenant: &Tenant, app: &AppRef) -> ApiResu
             ResolvedApp {
                 id: a.id,
                 uid: a.data.uid,
-                operational: false,
+                hidden: false,
             }
         }
         AppRef::Operational => ResolvedApp {
             id: state.store.operational_app(&tenant.org).await?,
             uid: None,
-            operational: true,
+            hidden: true,
+        },
+        AppRef::Source(key) => ResolvedApp {
+            id: state.store.get_source(&tenant.org, key).await?.app_id,
+            uid: None,
+            hidden: true,
         },
     })
 }
@@ -427,7 +454,7 @@ async fn endpoint_event(
     kind: &'static str,
     ep: &Endpoint,
 ) {
-    if app.operational {
+    if app.hidden {
         return;
     }
     let event = OperationalEvent::endpoint(kind, &app.id, app.uid.as_ref(), &ep.id, ep.data.uid.as_ref());
@@ -510,6 +537,7 @@ pub(crate) async fn create_endpoint(
     let headers = body.headers.unwrap_or_default();
     check_headers(&headers)?;
     check_event_types_exist(&state, &tenant, &app, &fields.event_types).await?;
+    check_channels_allowed(&app, &fields.channels)?;
     let resolved = resolve_app(&state, &tenant, &app).await?;
     let ep = state
         .store
@@ -561,6 +589,7 @@ pub(crate) async fn update_endpoint(
         body.metadata,
     )?;
     check_event_types_exist(&state, &tenant, &app, &fields.event_types).await?;
+    check_channels_allowed(&app, &fields.channels)?;
     let resolved = resolve_app(&state, &tenant, &app).await?;
     let app = resolved.id.clone();
     let replace = |f: EndpointFields| {
@@ -643,6 +672,9 @@ async fn patch_endpoint(
         check_event_types_exist(&state, &tenant, &app, types).await?;
     }
     let channels = patch.channels.map(parse_channels).transpose()?;
+    if let Some(c) = &channels {
+        check_channels_allowed(&app, c)?;
+    }
     let resolved = resolve_app(&state, &tenant, &app).await?;
     let was_disabled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let seen = std::sync::Arc::clone(&was_disabled);

@@ -6,9 +6,11 @@ pub mod attempt;
 pub mod endpoint;
 pub mod event_type;
 pub mod health;
+pub mod ingest_endpoint;
 pub mod message;
 pub mod operational;
 pub mod resend;
+pub mod source;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -34,7 +36,7 @@ use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "hookd", description = "The hookd API: Svix-compatible webhook sending."),
+    info(title = "hookd", description = "The hookd API: Svix-compatible webhook sending and ingest."),
     modifiers(&BearerAuth),
     security(("HTTPBearer" = [])),
     components(schemas(crate::error::HttpErrorOut, crate::error::ValidationErrorOut))
@@ -65,8 +67,11 @@ pub fn router(state: AppState) -> Router {
         .merge(attempt::router())
         .merge(resend::router())
         .merge(operational::router())
+        .merge(source::router())
+        .merge(ingest_endpoint::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
+    let receive = crate::ingest::router(state.clone());
     router
         .route(
             "/api/v1/openapi.json",
@@ -79,9 +84,12 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::idempotency::middleware,
         ))
+        .layer(DefaultBodyLimit::max(state.config.api_max_body_bytes))
+        .with_state(state)
+        // Source URLs: their own body limit, no API token, no idempotency keys.
+        .merge(receive)
         // Outside the idempotency layer, so a keyed request also runs to the end.
         .layer(axum::middleware::from_fn(run_to_completion))
-        .layer(DefaultBodyLimit::max(state.config.api_max_body_bytes))
         .layer(CatchPanicLayer::custom(
             |_panic: Box<dyn std::any::Any + Send>| {
                 tracing::error!("a request handler panicked");
@@ -89,7 +97,6 @@ pub fn router(state: AppState) -> Router {
             },
         ))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 /// Runs each request on its own task, so a client that hangs up cannot cancel a

@@ -1,0 +1,756 @@
+//! Ingest end to end: sources managed with the official `svix` SDK; signed requests
+//! received at their URLs, kept byte for byte, deduplicated, forwarded to a real
+//! receiver where they verify with `standardwebhooks`; replay; cron sources.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::receiver::Receiver;
+use common::{TestServer, status_of};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use svix::models::*;
+
+async fn server() -> TestServer {
+    TestServer::start_with(&[
+        ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+        ("HOOKD_RETRY_SCHEDULE", "200ms,400ms"),
+        ("HOOKD_DELIVERY_POLL_INTERVAL", "50ms"),
+        ("HOOKD_INGEST_MAX_BODY_BYTES", "65536"),
+    ])
+    .await
+}
+
+const GITHUB_SECRET: &str = "gh-secret-for-tests";
+
+fn github_signature(body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256>>::new_from_slice(GITHUB_SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A source of `config` (raw API, so hookd's `options` can be set) with one destination
+/// at `receiver`/`path`; returns (source JSON, destination secret).
+async fn source_with_destination(
+    server: &TestServer,
+    receiver: &Receiver,
+    path: &str,
+    source: Value,
+) -> (Value, String) {
+    let res = server
+        .req(reqwest::Method::POST, "/ingest/api/v1/source")
+        .json(&source)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let source: Value = res.json().await.unwrap();
+    let id = source["id"].as_str().unwrap().to_owned();
+    let svix = server.svix();
+    let ep = svix
+        .ingest()
+        .endpoint()
+        .create(
+            id.clone(),
+            IngestEndpointIn::new(format!("{}{path}", receiver.url)),
+            None,
+        )
+        .await
+        .unwrap();
+    let secret = svix.ingest().endpoint().get_secret(id, ep.id).await.unwrap().key;
+    (source, secret)
+}
+
+async fn log(server: &TestServer, source: &Value, query: &str) -> Vec<Value> {
+    let path = format!(
+        "/ingest/api/v1/source/{}/log{query}",
+        source["id"].as_str().unwrap()
+    );
+    let res = server.req(reqwest::Method::GET, &path).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let page: Value = res.json().await.unwrap();
+    page["data"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_svix_sdk_manages_sources_and_destinations() {
+    let server = server().await;
+    let svix = server.svix();
+    let source = svix
+        .ingest()
+        .source()
+        .create(
+            IngestSourceIn {
+                name: "GitHub org".into(),
+                uid: Some("github-main".into()),
+                metadata: None,
+                config: IngestSourceInConfig::Github(GithubConfig {
+                    secret: Some(GITHUB_SECRET.into()),
+                }),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        source.id.starts_with("src_") && source.id.len() == 26,
+        "{}",
+        source.id
+    );
+    let ingest_url = source.ingest_url.clone().unwrap();
+    assert!(
+        ingest_url.starts_with(&format!("{}/in/", server.url)),
+        "{ingest_url}"
+    );
+    assert!(matches!(source.config, IngestSourceOutConfig::Github(_)));
+    // By uid, and in the list.
+    let again = svix.ingest().source().get("github-main".into()).await.unwrap();
+    assert_eq!(again.id, source.id);
+    let list = svix.ingest().source().list(None).await.unwrap();
+    assert_eq!(list.data.len(), 1);
+    // The secret never comes back.
+    let raw: Value = server
+        .req(
+            reqwest::Method::GET,
+            &format!("/ingest/api/v1/source/{}", source.id),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!raw.to_string().contains(GITHUB_SECRET), "{raw}");
+
+    // Replace (PUT) as a Stripe source; create by a new uid with PUT.
+    let replaced = svix
+        .ingest()
+        .source()
+        .upsert(
+            source.id.clone(),
+            IngestSourceIn {
+                name: "Stripe".into(),
+                uid: None,
+                metadata: None,
+                config: IngestSourceInConfig::Stripe(StripeConfig {
+                    secret: "whsec_stripe".into(),
+                }),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.uid.as_deref(), Some("github-main"));
+    assert!(matches!(replaced.config, IngestSourceOutConfig::Stripe(_)));
+    let created = svix
+        .ingest()
+        .source()
+        .upsert(
+            "cron-nightly".into(),
+            IngestSourceIn {
+                name: "Nightly".into(),
+                uid: None,
+                metadata: None,
+                config: IngestSourceInConfig::Cron(CronConfig::new("0 3 * * *".into(), "{\"job\":1}".into())),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.uid.as_deref(), Some("cron-nightly"));
+
+    // Destinations.
+    let ep = svix
+        .ingest()
+        .endpoint()
+        .create(
+            source.id.clone(),
+            IngestEndpointIn {
+                uid: Some("archive".into()),
+                throttle_rate: Some(5),
+                headers: Some([("X-Team".to_owned(), "infra".to_owned())].into()),
+                ..IngestEndpointIn::new("https://example.com/hooks".into())
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(ep.id.starts_with("ep_"));
+    assert_eq!(ep.throttle_rate, Some(5));
+    let headers = svix
+        .ingest()
+        .endpoint()
+        .get_headers(source.id.clone(), "archive".into())
+        .await
+        .unwrap();
+    assert_eq!(headers.headers["X-Team"], "infra");
+    let old = svix
+        .ingest()
+        .endpoint()
+        .get_secret(source.id.clone(), ep.id.clone())
+        .await
+        .unwrap()
+        .key;
+    svix.ingest()
+        .endpoint()
+        .rotate_secret(
+            source.id.clone(),
+            ep.id.clone(),
+            IngestEndpointSecretIn::new(),
+            None,
+        )
+        .await
+        .unwrap();
+    let new = svix
+        .ingest()
+        .endpoint()
+        .get_secret(source.id.clone(), ep.id.clone())
+        .await
+        .unwrap()
+        .key;
+    assert_ne!(old, new);
+    let updated = svix
+        .ingest()
+        .endpoint()
+        .upsert(
+            source.id.clone(),
+            "archive".into(),
+            IngestEndpointUpsertIn {
+                disabled: Some(true),
+                ..IngestEndpointUpsertIn::new("https://example.com/v2".into())
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.url, "https://example.com/v2");
+    assert_eq!(updated.disabled, Some(true));
+    assert_eq!(
+        svix.ingest()
+            .endpoint()
+            .list(source.id.clone(), None)
+            .await
+            .unwrap()
+            .data
+            .len(),
+        1
+    );
+    // Destinations are not applications' endpoints: the source's app is hidden.
+    assert!(svix.application().list(None).await.unwrap().data.is_empty());
+
+    // Unsupported types and bad configs name the field.
+    let res = server
+        .req(reqwest::Method::POST, "/ingest/api/v1/source")
+        .json(&json!({"name": "x1", "type": "stripe", "config": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "config", "secret"]));
+    let res = server
+        .req(reqwest::Method::POST, "/ingest/api/v1/source")
+        .json(&json!({"name": "x2", "type": "generic-webhook", "options": {"dedup": {"header": "a", "jsonPointer": "/b"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+
+    svix.ingest()
+        .endpoint()
+        .delete(source.id.clone(), ep.id)
+        .await
+        .unwrap();
+    svix.ingest().source().delete(source.id.clone()).await.unwrap();
+    let gone = svix.ingest().source().get(source.id).await.unwrap_err();
+    assert_eq!(status_of(&gone), 404);
+    let res = server.http().post(&ingest_url).body("{}").send().await.unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn a_signed_github_request_is_kept_and_forwarded_byte_for_byte() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let (source, secret) = source_with_destination(
+        &server,
+        &receiver,
+        "/gh",
+        json!({"name": "GitHub", "type": "github", "config": {"secret": GITHUB_SECRET}}),
+    )
+    .await;
+    let url = source["ingestUrl"].as_str().unwrap();
+    // Odd spacing and key order must survive.
+    let body = br#"{ "zen":"Keep it logically awesome." ,"hook_id": 1, "action" :"opened"}"#;
+    let res = server
+        .http()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-github-event", "issues")
+        .header("x-github-delivery", "d-1")
+        .header("x-hub-signature-256", github_signature(body))
+        .header("authorization", "Bearer must-not-travel")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let got = receiver.wait_for("/gh", 1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].body.as_ref(), body);
+    let h = &got[0].headers;
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(h["x-github-event"], "issues");
+    assert_eq!(h["x-hub-signature-256"], github_signature(body).as_str());
+    assert!(h.get("authorization").is_none());
+    // Signed with the destination's secret (Standard Webhooks).
+    let mut headers = http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        headers.insert(name, h[name].clone());
+    }
+    standardwebhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(body, &headers)
+        .unwrap();
+
+    // The log keeps it all.
+    let entries = log(&server, &source, "").await;
+    assert_eq!(entries.len(), 1);
+    let e = &entries[0];
+    assert_eq!(e["status"], "accepted");
+    assert_eq!(e["status_code"], 200);
+    assert_eq!(e["method"], "POST");
+    assert_eq!(e["client_addr"], "127.0.0.1");
+    assert_eq!(e["headers"]["x-github-delivery"], "d-1");
+    assert_eq!(e["payload"].as_str().unwrap().as_bytes(), body);
+    assert!(e["msg_id"].as_str().unwrap().starts_with("msg_"));
+    let raw = server
+        .req(
+            reqwest::Method::GET,
+            &format!(
+                "/ingest/api/v1/source/{}/log/{}/raw",
+                source["id"].as_str().unwrap(),
+                e["id"].as_str().unwrap()
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.headers()["content-type"], "application/json");
+    assert_eq!(raw.bytes().await.unwrap().as_ref(), body);
+
+    // Tampered, unsigned: 401, logged as rejected, never forwarded.
+    let tampered = br#"{ "zen":"Keep it logically awesome." ,"hook_id": 2, "action" :"opened"}"#;
+    let res = server
+        .http()
+        .post(url)
+        .header("x-hub-signature-256", github_signature(body))
+        .body(tampered.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["code"], "verification_failed");
+    let res = server.http().post(url).body(body.to_vec()).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let rejected = log(&server, &source, "?status=rejected").await;
+    assert_eq!(rejected.len(), 2);
+    assert!(
+        rejected
+            .iter()
+            .all(|e| e["msg_id"].is_null() && !e["error_text"].as_str().unwrap().is_empty())
+    );
+    // Newest first.
+    assert_eq!(rejected[0]["headers"].get("x-hub-signature-256"), None);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received_on("/gh").len(), 1);
+}
+
+#[tokio::test]
+async fn standard_webhooks_senders_verify_with_the_official_signer() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let sender_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let (source, _) = source_with_destination(
+        &server,
+        &receiver,
+        "/sw",
+        json!({"name": "Clerk", "type": "clerk", "config": {"secret": sender_secret}}),
+    )
+    .await;
+    let url = source["ingestUrl"].as_str().unwrap();
+    let body = r#"{"type":"user.created","data":{"id":"user_1"}}"#;
+    let wh = standardwebhooks::Webhook::new(sender_secret).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let signature = wh.sign("msg_sender_1", now, body.as_bytes()).unwrap();
+    for (prefix, expect) in [("svix", 200), ("webhook", 200)] {
+        let res = server
+            .http()
+            .post(url)
+            .header(format!("{prefix}-id"), "msg_sender_1")
+            .header(format!("{prefix}-timestamp"), now.to_string())
+            .header(format!("{prefix}-signature"), &signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), expect, "{prefix}");
+    }
+    // Stale: signed ten minutes ago.
+    let old = now - 600;
+    let stale = wh.sign("msg_sender_2", old, body.as_bytes()).unwrap();
+    let res = server
+        .http()
+        .post(url)
+        .header("webhook-id", "msg_sender_2")
+        .header("webhook-timestamp", old.to_string())
+        .header("webhook-signature", stale)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let got = receiver.wait_for("/sw", 2, Duration::from_secs(10)).await;
+    // The sender's own signature headers are replaced by hookd's.
+    assert_ne!(got[0].headers["webhook-id"], "msg_sender_1");
+}
+
+#[tokio::test]
+async fn duplicates_are_answered_but_forwarded_once_even_when_concurrent() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let (source, _) = source_with_destination(
+        &server,
+        &receiver,
+        "/dedup",
+        json!({"name": "Dedup", "type": "generic-webhook",
+               "options": {"dedup": {"header": "X-GitHub-Delivery", "windowSeconds": 3600},
+                           "response": {"status": 202, "body": "thanks", "contentType": "text/plain"}}}),
+    )
+    .await;
+    let url = source["ingestUrl"].as_str().unwrap().to_owned();
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let (client, url) = (server.http(), url.clone());
+        sends.spawn(async move {
+            let delivery = if i < 10 { "same" } else { "other" };
+            let res = client
+                .post(&url)
+                .header("x-github-delivery", delivery)
+                .body(format!("{{\"n\":{i}}}"))
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.text().await.unwrap())
+        });
+    }
+    for (status, text) in sends.join_all().await {
+        assert_eq!(status, 202);
+        assert_eq!(text, "thanks");
+    }
+    receiver.wait_for("/dedup", 2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received_on("/dedup").len(), 2, "one per distinct key");
+    let dups = log(&server, &source, "?status=duplicate").await;
+    assert_eq!(dups.len(), 10);
+    let accepted = log(&server, &source, "?status=accepted").await;
+    assert_eq!(accepted.len(), 2);
+    for d in &dups {
+        let key = &d["headers"]["x-github-delivery"];
+        let original = accepted
+            .iter()
+            .find(|e| e["headers"]["x-github-delivery"] == *key)
+            .unwrap();
+        assert_eq!(d["duplicate_of"], original["id"]);
+        assert!(d["msg_id"].is_null());
+    }
+}
+
+#[tokio::test]
+async fn an_oversize_body_gets_413_and_nothing_is_kept() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let (source, _) = source_with_destination(
+        &server,
+        &receiver,
+        "/big",
+        json!({"name": "Big", "type": "generic-webhook"}),
+    )
+    .await;
+    let url = source["ingestUrl"].as_str().unwrap();
+    let res = server
+        .http()
+        .post(url)
+        .body(vec![b'a'; 65_537])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["code"], "payload_too_large");
+    // Chunked, with no Content-Length: cut off at the limit all the same.
+    let path = url.strip_prefix(&server.url).unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(server.url.strip_prefix("http://").unwrap())
+        .await
+        .unwrap();
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let head =
+        format!("POST {path} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n");
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..20 {
+        let chunk = format!("2000\r\n{}\r\n", "b".repeat(8192));
+        if tcp.write_all(chunk.as_bytes()).await.is_err() {
+            break; // the server may answer and close before the end
+        }
+    }
+    let _ = tcp.write_all(b"0\r\n\r\n").await;
+    let mut answer = String::new();
+    let _ = tcp.read_to_string(&mut answer).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    // Exactly at the limit is fine.
+    let res = server
+        .http()
+        .post(url)
+        .body(vec![b'c'; 65_536])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let entries = log(&server, &source, "").await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["payload"].as_str().unwrap().len(), 65_536);
+}
+
+#[tokio::test]
+async fn binary_bodies_and_other_methods_are_kept_exactly_and_replayed() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let (source, _) = source_with_destination(
+        &server,
+        &receiver,
+        "/bin",
+        json!({"name": "Bin", "type": "generic-webhook", "options": {"allowedMethods": ["POST", "PUT"],
+               "basicAuth": {"username": "sender", "password": "pw-1"}}}),
+    )
+    .await;
+    let url = source["ingestUrl"].as_str().unwrap();
+    let body: Vec<u8> = (0..=255u8).chain([0xff, 0xfe, 0x00]).collect();
+    let res = server
+        .http()
+        .put(format!("{url}/orders/7?x=1&y=%20"))
+        .basic_auth("sender", Some("pw-1"))
+        .header("content-type", "application/octet-stream")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let got = receiver.wait_for("/bin", 1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].body.as_ref(), body.as_slice());
+    assert_eq!(got[0].headers["content-type"], "application/octet-stream");
+    let e = &log(&server, &source, "").await[0];
+    assert_eq!(e["method"], "PUT");
+    assert_eq!(e["path"], "/orders/7");
+    assert_eq!(e["query"], "x=1&y=%20");
+    use base64::Engine as _;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(e["payload_base64"].as_str().unwrap())
+            .unwrap(),
+        body
+    );
+
+    // Wrong password, wrong method: refused and logged.
+    let res = server
+        .http()
+        .post(url)
+        .basic_auth("sender", Some("pw-2"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = server
+        .http()
+        .get(url)
+        .basic_auth("sender", Some("pw-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
+    assert_eq!(log(&server, &source, "?status=rejected").await.len(), 2);
+
+    // Replay the accepted one: delivered again, same bytes, a new webhook-id.
+    let sid = source["id"].as_str().unwrap();
+    let res = server
+        .req(
+            reqwest::Method::POST,
+            &format!(
+                "/ingest/api/v1/source/{sid}/log/{}/replay",
+                e["id"].as_str().unwrap()
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let got = receiver.wait_for("/bin", 2, Duration::from_secs(10)).await;
+    assert_eq!(got[1].body.as_ref(), body.as_slice());
+    assert_ne!(got[0].headers["webhook-id"], got[1].headers["webhook-id"]);
+    // A rejected request is never replayed.
+    let rejected = &log(&server, &source, "?status=rejected").await[0];
+    let res = server
+        .req(
+            reqwest::Method::POST,
+            &format!(
+                "/ingest/api/v1/source/{sid}/log/{}/replay",
+                rejected["id"].as_str().unwrap()
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    // Range replay: every accepted request since a minute ago, once more.
+    let since = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    let res = server
+        .req(
+            reqwest::Method::POST,
+            &format!("/ingest/api/v1/source/{sid}/replay"),
+        )
+        .json(&json!({ "since": since }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let out: Value = res.json().await.unwrap();
+    assert_eq!(out["msgIds"].as_array().unwrap().len(), 1);
+    assert_eq!(out["done"], true);
+    receiver.wait_for("/bin", 3, Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn a_rotated_source_url_keeps_working_for_the_grace_period_only() {
+    let server = TestServer::start_with(&[("HOOKD_INGEST_TOKEN_GRACE", "1s")]).await;
+    let svix = server.svix();
+    let source = svix
+        .ingest()
+        .source()
+        .create(
+            IngestSourceIn {
+                name: "Generic".into(),
+                uid: None,
+                metadata: None,
+                config: IngestSourceInConfig::GenericWebhook,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let old = source.ingest_url.unwrap();
+    let new = svix
+        .ingest()
+        .source()
+        .rotate_token(source.id.clone(), None)
+        .await
+        .unwrap()
+        .ingest_url;
+    assert_ne!(old, new);
+    assert_eq!(
+        server.http().post(&old).body("{}").send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        server.http().post(&new).body("{}").send().await.unwrap().status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(
+        server.http().post(&old).body("{}").send().await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        server.http().post(&new).body("{}").send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        svix.ingest()
+            .source()
+            .get(source.id)
+            .await
+            .unwrap()
+            .ingest_url
+            .unwrap(),
+        new
+    );
+}
+
+#[tokio::test]
+async fn a_slack_url_check_is_answered_and_not_forwarded() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let secret = "slack-signing-secret";
+    let (source, _) = source_with_destination(
+        &server,
+        &receiver,
+        "/slack",
+        json!({"name": "Slack", "type": "slack", "config": {"secret": secret}}),
+    )
+    .await;
+    let body = r#"{"token":"t","challenge":"ch-123","type":"url_verification"}"#;
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let mut mac = <Hmac<Sha256>>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    let res = server
+        .http()
+        .post(source["ingestUrl"].as_str().unwrap())
+        .header("x-slack-request-timestamp", &ts)
+        .header(
+            "x-slack-signature",
+            format!("v0={}", hex::encode(mac.finalize().into_bytes())),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["challenge"], "ch-123");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(receiver.received_on("/slack").is_empty());
+    assert_eq!(log(&server, &source, "").await[0]["status"], "accepted");
+}
+
+#[tokio::test]
+async fn a_cron_source_fires_once_per_schedule_slot() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let (source, _) = source_with_destination(
+        &server,
+        &receiver,
+        "/cron",
+        json!({"name": "Every 5 min", "type": "cron",
+               "config": {"schedule": "*/5 * * * *", "payload": "{\"tick\":true}"}}),
+    )
+    .await;
+    assert_eq!(source["config"]["schedule"], "*/5 * * * *");
+    let store = server.running.as_ref().unwrap().store();
+    let retention = Duration::from_secs(3600);
+    let later = chrono::Utc::now() + chrono::Duration::minutes(6);
+    let step = hookd_server::ingest::cron_step(store.as_ref(), retention, later)
+        .await
+        .unwrap();
+    assert_eq!(step.fired, 1);
+    // The same slot again (another node, or this one): nothing.
+    let step = hookd_server::ingest::cron_step(store.as_ref(), retention, later)
+        .await
+        .unwrap();
+    assert_eq!(step.fired, 0);
+    assert!(step.next.unwrap() > later);
+    server.running.as_ref().unwrap().dispatcher().unwrap().wake();
+    let got = receiver.wait_for("/cron", 1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].body.as_ref(), b"{\"tick\":true}");
+    assert_eq!(got[0].headers["content-type"], "application/json");
+}
