@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Starts a hookd binary on a free port with a fresh SQLite database, creates a token
 # with its CLI, and runs the README walkthrough with the official Python and npm svix
-# SDKs against it. Usage: tests/sdk/run.sh [path/to/hookd]
+# SDKs against it, then the ingest check with the providers' own signing libraries. Usage: tests/sdk/run.sh [path/to/hookd]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 hookd=${1:-$here/../../target/debug/hookd}
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export HOOKD_LISTEN=127.0.0.1:$port HOOKD_DATABASE_URL=sqlite://$work/hookd.db HOOKD_LOG=warn
+# The ingest check forwards to a receiver on loopback.
+export HOOKD_DELIVERY_ALLOW_NETWORKS=127.0.0.0/8 HOOKD_RETRY_SCHEDULE=1s,1s
 
 "$hookd" serve >"$work/serve.log" 2>&1 &
 pid=$!
@@ -23,3 +25,4 @@ HOOKD_TOKEN=$("$hookd" token create --org sdk --name walkthrough 2>/dev/null | t
 export HOOKD_TOKEN
 python3 "$here/walkthrough.py"
 node "$here/walkthrough.mjs"
+python3 "$here/ingest.py"
