@@ -256,3 +256,10 @@ fn cron_next_fire() {
     let next = next_fire("*/5 * * * *", at).unwrap();
     assert_eq!(next.to_rfc3339(), "2026-01-01T10:05:00+00:00");
 }
+
+#[test]
+fn schedules_with_seconds_are_accepted() {
+    check_schedule("*/5 * * * *").unwrap();
+    check_schedule("30 */5 * * * *").unwrap();
+    assert!(check_schedule("* * *").is_err());
+}
