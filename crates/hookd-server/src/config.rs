@@ -11,6 +11,11 @@ use hookd_core::network::NetworkList;
 use hookd_core::retry::RetrySchedule;
 use serde::{Deserialize, Serialize};
 
+/// A configured duration as a time span (durations too large for one, saturated).
+pub fn span(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
 /// The documented defaults. Being the defaults layer itself, the file cannot drift from
 /// what the binary does.
 pub const DEFAULT_TOML: &str = include_str!("../../../config.default.toml");

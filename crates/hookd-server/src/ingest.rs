@@ -44,8 +44,9 @@ pub fn event_type(kind: &SourceKind) -> EventTypeName {
         .unwrap_or_else(|_| EventTypeName::from_trusted("ingest.request".into()))
 }
 
-fn retain_until(state: &AppState, now: DateTime<Utc>) -> DateTime<Utc> {
-    now + chrono::Duration::from_std(state.config.ingest_retention).unwrap_or(chrono::Duration::MAX)
+/// Until when a request received at `at` is kept and forwarded (`ingest_retention`).
+pub fn retain_until(retention: Duration, at: DateTime<Utc>) -> DateTime<Utc> {
+    at + crate::config::span(retention)
 }
 
 /// The client's address: the peer's, or, when the peer is a trusted proxy, the last
@@ -66,11 +67,7 @@ fn client_addr(state: &AppState, peer: Option<SocketAddr>, headers: &HeaderMap) 
 }
 
 fn answer(options: &SourceOptions) -> Response {
-    let spec = options.response.clone().unwrap_or(ingest::options::ResponseSpec {
-        status: None,
-        body: None,
-        content_type: None,
-    });
+    let spec = options.response.clone().unwrap_or_default();
     let status = spec
         .status
         .and_then(|s| StatusCode::from_u16(s).ok())
@@ -209,7 +206,7 @@ async fn receive_inner(
             request.forward = Some(IngestForward {
                 event_type: event_type(&kind),
                 headers: ingest::forward_headers(&header_list, &options),
-                retain_until: retain_until(state, now),
+                retain_until: retain_until(state.config.ingest_retention, now),
             });
             response
         }
@@ -230,8 +227,9 @@ async fn receive_inner(
         }
     };
     request.headers = header_list;
-    request.body = body.to_vec();
-    let recorded = state.store.record_ingest(&org, &source.id, request).await?;
+    // The buffer is handed over, not copied.
+    request.body = Vec::from(body);
+    let recorded = state.store.record_ingest(&org, &source, request).await?;
     state
         .metrics
         .server
@@ -318,8 +316,8 @@ pub async fn cron_step(
         let Ok((SourceKind::Cron(spec), options)) = source_spec(&source) else {
             continue;
         };
-        // Counting starts at the source's last change (or last firing).
-        let from = last.unwrap_or(source.updated_at).max(source.updated_at.min(now));
+        // Counting starts at the later of the last firing and the source's last change.
+        let from = last.map_or(source.updated_at, |l| l.max(source.updated_at));
         let Some(mut due) = verify::next_fire(&spec.schedule, from) else {
             continue;
         };
@@ -370,7 +368,7 @@ async fn fire(
         forward: Some(IngestForward {
             event_type: event_type(&kind),
             headers: ingest::forward_headers(&headers, options),
-            retain_until: at + chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX),
+            retain_until: retain_until(retention, at),
         }),
         headers,
         client_addr: None,
@@ -382,7 +380,7 @@ async fn fire(
         dedup: None,
         cron: Some((last, at)),
     };
-    match store.record_ingest(org, &source.id, request).await {
+    match store.record_ingest(org, source, request).await {
         Ok(recorded) => Ok(Some(recorded.deliveries)),
         // Another node fired it.
         Err(StoreError::Conflict(_)) => Ok(None),

@@ -25,8 +25,7 @@ pub async fn run_pruner(
             Ok(n) => tracing::info!(payloads = n, "expunged payloads past their retention"),
             Err(e) => tracing::warn!(error = %e, "the retention pruner failed; it will try again"),
         }
-        let cutoff =
-            Utc::now() - chrono::Duration::from_std(ingest_retention).unwrap_or(chrono::Duration::MAX);
+        let cutoff = Utc::now() - crate::config::span(ingest_retention);
         match delete_ingest_before(store.as_ref(), cutoff).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(requests = n, "deleted ingest log entries past ingest_retention"),
@@ -68,7 +67,7 @@ async fn delete_ingest_before(store: &dyn Store, cutoff: chrono::DateTime<Utc>) 
 
 /// Deletes messages (with deliveries and attempts) created more than `older_than` ago.
 pub async fn delete_older_than(store: &dyn Store, older_than: Duration) -> StoreResult<usize> {
-    let cutoff = Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+    let cutoff = Utc::now() - crate::config::span(older_than);
     let mut total = 0;
     loop {
         let n = store.delete_messages_before(cutoff, BATCH).await?;

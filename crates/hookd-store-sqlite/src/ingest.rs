@@ -370,12 +370,20 @@ impl IngestStore for SqliteStore {
     async fn record_ingest(
         &self,
         org: &OrgId,
-        source: &SourceId,
+        source: &Source,
         request: NewIngestRequest,
     ) -> StoreResult<IngestRecorded> {
+        // The caller has the source; the writer (the hot, serial path) only checks, by
+        // primary key, that it was not deleted meanwhile.
         let (org, source) = (org.clone(), source.clone());
         self.write(move |c| {
-            let source = find(c, &org, source.as_str())?;
+            let live = c
+                .prepare_cached("SELECT 1 FROM source WHERE id = ? AND org_id = ?")
+                .and_then(|mut s| s.exists(params![source.id.as_str(), org.as_str()]))
+                .map_err(internal)?;
+            if !live {
+                return Err(StoreError::NotFound("source"));
+            }
             record(c, &org, &source, request)
         })
         .await

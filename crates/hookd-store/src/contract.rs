@@ -1513,9 +1513,23 @@ pub async fn sources_round_trip_and_are_tenant_scoped(store: &dyn Store) {
         store.delete_source(&other, source.id.as_str()).await,
         Err(StoreError::NotFound(_))
     ));
+    // A request recorded for a source of another tenant, or one deleted since it was
+    // found, is refused.
+    assert!(matches!(
+        store
+            .record_ingest(&other, &changed, received(b"{}", None, true))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
     store.delete_source(&org, "gh").await.unwrap();
     assert!(matches!(
         store.get_source(&org, "gh").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .record_ingest(&org, &changed, received(b"{}", None, true))
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert!(
@@ -1587,14 +1601,14 @@ pub async fn accepted_requests_are_forwarded_once_per_dedup_key(store: &dyn Stor
         .await
         .unwrap();
     let first = store
-        .record_ingest(&org, &source.id, received(b"{}", Some("k1"), true))
+        .record_ingest(&org, &source, received(b"{}", Some("k1"), true))
         .await
         .unwrap();
     assert_eq!(first.status, IngestStatus::Accepted);
     assert_eq!(first.deliveries, 1, "enabled destinations only");
     assert!(first.msg_id.is_some());
     // Repeats of the key are duplicates of the first (the server test sends them concurrently).
-    let tasks = (0..8).map(|_| store.record_ingest(&org, &source.id, received(b"{}", Some("k1"), true)));
+    let tasks = (0..8).map(|_| store.record_ingest(&org, &source, received(b"{}", Some("k1"), true)));
     let mut dups = Vec::new();
     for t in tasks {
         dups.push(t.await.unwrap());
@@ -1605,7 +1619,7 @@ pub async fn accepted_requests_are_forwarded_once_per_dedup_key(store: &dyn Stor
     );
     assert!(dups.iter().all(|d| d.duplicate_of.as_ref() == Some(&first.id)));
     let other = store
-        .record_ingest(&org, &source.id, received(b"{}", Some("k2"), true))
+        .record_ingest(&org, &source, received(b"{}", Some("k2"), true))
         .await
         .unwrap();
     assert_eq!(other.status, IngestStatus::Accepted);
@@ -1613,10 +1627,10 @@ pub async fn accepted_requests_are_forwarded_once_per_dedup_key(store: &dyn Stor
     let mut rejected = received(b"{}", Some("k3"), true);
     rejected.status = IngestStatus::Rejected;
     rejected.reason = Some("bad signature".into());
-    let r = store.record_ingest(&org, &source.id, rejected).await.unwrap();
+    let r = store.record_ingest(&org, &source, rejected).await.unwrap();
     assert_eq!((r.status, r.deliveries), (IngestStatus::Rejected, 0));
     let after = store
-        .record_ingest(&org, &source.id, received(b"{}", Some("k3"), true))
+        .record_ingest(&org, &source, received(b"{}", Some("k3"), true))
         .await
         .unwrap();
     assert_eq!(after.status, IngestStatus::Accepted);
@@ -1624,7 +1638,7 @@ pub async fn accepted_requests_are_forwarded_once_per_dedup_key(store: &dyn Stor
     let mut old = received(b"{}", Some("k1"), true);
     old.dedup = Some(("k1".into(), Utc::now() + chrono::Duration::seconds(1)));
     assert_eq!(
-        store.record_ingest(&org, &source.id, old).await.unwrap().status,
+        store.record_ingest(&org, &source, old).await.unwrap().status,
         IngestStatus::Accepted
     );
 }
@@ -1641,7 +1655,7 @@ pub async fn forwarded_requests_carry_their_exact_body(store: &dyn Store) {
         .unwrap();
     let body: Vec<u8> = (0..=255u8).collect();
     let rec = store
-        .record_ingest(&org, &source.id, received(&body, None, true))
+        .record_ingest(&org, &source, received(&body, None, true))
         .await
         .unwrap();
     let claimed = claim_all(store, Utc::now()).await;
@@ -1690,11 +1704,11 @@ pub async fn cron_firings_are_recorded_once(store: &dyn Store) {
     let at = Utc::now();
     let mut first = received(b"{}", None, true);
     first.cron = Some((None, at));
-    store.record_ingest(&org, &source.id, first).await.unwrap();
+    store.record_ingest(&org, &source, first).await.unwrap();
     let mut again = received(b"{}", None, true);
     again.cron = Some((None, at));
     assert!(matches!(
-        store.record_ingest(&org, &source.id, again).await,
+        store.record_ingest(&org, &source, again).await,
         Err(StoreError::Conflict(_))
     ));
     let crons = store.cron_sources().await.unwrap();
@@ -1705,7 +1719,7 @@ pub async fn cron_firings_are_recorded_once(store: &dyn Store) {
     );
     let mut next = received(b"{}", None, true);
     next.cron = Some((crons[0].2, at + chrono::Duration::minutes(5)));
-    store.record_ingest(&org, &source.id, next).await.unwrap();
+    store.record_ingest(&org, &source, next).await.unwrap();
     let log = store
         .list_ingest_log(
             &org,
@@ -1730,7 +1744,7 @@ pub async fn ingest_logs_filter_page_and_expire(store: &dyn Store) {
         if i % 2 == 1 {
             r.status = IngestStatus::Rejected;
         }
-        ids.push(store.record_ingest(&org, &source.id, r).await.unwrap().id);
+        ids.push(store.record_ingest(&org, &source, r).await.unwrap().id);
     }
     let newest_first = ListQuery {
         limit: 2,

@@ -347,12 +347,13 @@ pub trait IngestStore: Send + Sync {
     ) -> StoreResult<Option<(OrgId, Source)>>;
     /// Keeps a received request and, when it is accepted and not a duplicate, the
     /// message forwarding it with one delivery per enabled destination — all in one
-    /// transaction. A cron firing already recorded (by another node) is
-    /// [`StoreError::Conflict`].
+    /// transaction. `source` is as the caller found it (by token); if it was deleted
+    /// since, [`StoreError::NotFound`]. A cron firing already recorded (by another
+    /// node) is [`StoreError::Conflict`].
     async fn record_ingest(
         &self,
         org: &OrgId,
-        source: &SourceId,
+        source: &Source,
         request: NewIngestRequest,
     ) -> StoreResult<IngestRecorded>;
     /// Newest first by default.

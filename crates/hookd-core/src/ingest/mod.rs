@@ -11,8 +11,6 @@ pub mod verify;
 
 use serde_json::{Map, Value, json};
 
-use crate::InvalidValue;
-
 pub use options::{DedupKey, SourceOptions};
 pub use verify::{IncomingRequest, Verdict};
 
@@ -280,19 +278,6 @@ impl SourceKind {
             } => Some(json!({ "notificationUrl": u })),
             _ => Some(json!({})),
         }
-    }
-
-    pub fn cron(&self) -> Option<&CronSpec> {
-        match self {
-            Self::Cron(c) => Some(c),
-            _ => None,
-        }
-    }
-}
-
-impl From<ConfigError> for InvalidValue {
-    fn from(e: ConfigError) -> Self {
-        InvalidValue::new(e.message)
     }
 }
 

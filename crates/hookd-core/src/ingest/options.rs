@@ -128,7 +128,7 @@ impl Dedup {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResponseSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -438,7 +438,7 @@ pub fn check_schedule(schedule: &str) -> Result<(), InvalidValue> {
     parse_schedule(schedule).map(|_| ())
 }
 
-pub fn parse_schedule(schedule: &str) -> Result<croner::Cron, InvalidValue> {
+fn parse_schedule(schedule: &str) -> Result<croner::Cron, InvalidValue> {
     croner::Cron::from_str(schedule.trim())
         .map_err(|e| InvalidValue::new(format!("not a cron schedule: {e}")))
 }

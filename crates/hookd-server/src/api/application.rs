@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{Created, parse_field, upsert};
+use crate::api::{Created, check_metadata, parse_field, upsert};
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, double_option};
@@ -104,10 +104,6 @@ fn check_name(name: &str) -> ApiResult<()> {
         ));
     }
     Ok(())
-}
-
-fn check_metadata(metadata: &BTreeMap<String, String>) -> ApiResult<()> {
-    hookd_core::metadata::validate(metadata).map_err(|e| ApiError::invalid(&["body", "metadata"], e.message))
 }
 
 impl ApplicationIn {

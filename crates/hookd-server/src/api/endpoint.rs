@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{Created, parse_field, upsert};
+use crate::api::{Created, check_metadata, parse_field, upsert};
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiJsonOrDefault, ApiQuery, double_option};
@@ -232,10 +232,6 @@ fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
         }
         ApiError::invalid(&loc, e.message)
     })
-}
-
-fn check_metadata(m: &BTreeMap<String, String>) -> ApiResult<()> {
-    hookd_core::metadata::validate(m).map_err(|e| ApiError::invalid(&["body", "metadata"], e.message))
 }
 
 /// Refuses event-type filters naming event types the organisation does not have (for

@@ -157,6 +157,11 @@ impl<T: Serialize> IntoResponse for Created<T> {
     }
 }
 
+/// Checks a body's `metadata`, answering 422 naming it when invalid.
+pub fn check_metadata(metadata: &std::collections::BTreeMap<String, String>) -> ApiResult<()> {
+    hookd_core::metadata::validate(metadata).map_err(|e| ApiError::invalid(&["body", "metadata"], e.message))
+}
+
 /// Parses a body field, answering 422 naming it when invalid.
 pub fn parse_field<T: FromStr<Err = InvalidValue>>(value: &str, field: &str) -> ApiResult<T> {
     value

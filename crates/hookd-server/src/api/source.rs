@@ -27,7 +27,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{Created, upsert};
+use crate::api::{Created, check_metadata, upsert};
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiJsonOrDefault, ApiQuery, double_option};
@@ -186,10 +186,6 @@ fn check_name(name: &str) -> ApiResult<()> {
         ));
     }
     Ok(())
-}
-
-fn check_metadata(m: &BTreeMap<String, String>) -> ApiResult<()> {
-    hookd_core::metadata::validate(m).map_err(|e| ApiError::invalid(&["body", "metadata"], e.message))
 }
 
 fn parse_kind(kind: &str, config: Option<&Value>) -> ApiResult<SourceKind> {
@@ -417,7 +413,7 @@ async fn rotate_token(
     State(state): State<AppState>,
     Path(source_id): Path<String>,
 ) -> ApiResult<Json<RotateTokenOut>> {
-    let grace = chrono::Duration::from_std(state.config.ingest_token_grace).unwrap_or(chrono::Duration::MAX);
+    let grace = crate::config::span(state.config.ingest_token_grace);
     let source = state
         .store
         .rotate_source_token(&tenant.org, &source_id, new_token(), Utc::now() + grace)
@@ -633,27 +629,26 @@ pub struct ReplayOut {
 }
 
 /// Forwards one logged request again, as a new message (new `webhook-id`, same body
-/// and headers).
+/// and headers). `spec` is the source's, read once per replay call.
 async fn replay_entry(
     state: &AppState,
     tenant: &Tenant,
     source: &Source,
+    (kind, options): &(SourceKind, SourceOptions),
     entry: &IngestRequest,
     only: Option<&EndpointId>,
 ) -> ApiResult<(hookd_core::id::MessageId, usize)> {
-    let (kind, options) = source_spec(source)?;
     let message = NewMessage {
-        event_type: crate::ingest::event_type(&kind),
+        event_type: crate::ingest::event_type(kind),
         event_id: None,
         channels: None,
         tags: Default::default(),
         payload: String::new(),
-        retain_until: Utc::now()
-            + chrono::Duration::from_std(state.config.ingest_retention).unwrap_or(chrono::Duration::MAX),
+        retain_until: crate::ingest::retain_until(state.config.ingest_retention, Utc::now()),
         only_endpoint: only.cloned(),
         forward: Some(ForwardedRequest {
             log_id: entry.id.clone(),
-            headers: hookd_core::ingest::forward_headers(&entry.headers, &options),
+            headers: hookd_core::ingest::forward_headers(&entry.headers, options),
         }),
     };
     let (msg, n) = state
@@ -696,7 +691,8 @@ async fn replay_one(
         return Err(ApiError::Conflict("a rejected request is never forwarded".into()));
     }
     let only = replay_target(&state, &tenant, &source, body.endpoint_id.as_deref()).await?;
-    let (msg_id, deliveries) = replay_entry(&state, &tenant, &source, &entry, only.as_ref()).await?;
+    let spec = source_spec(&source)?;
+    let (msg_id, deliveries) = replay_entry(&state, &tenant, &source, &spec, &entry, only.as_ref()).await?;
     state.wake_dispatcher();
     Ok((
         StatusCode::ACCEPTED,
@@ -722,6 +718,7 @@ async fn replay_range(
 ) -> ApiResult<(StatusCode, Json<ReplayOut>)> {
     let source = state.store.get_source(&tenant.org, &source_id).await?;
     let only = replay_target(&state, &tenant, &source, body.endpoint_id.as_deref()).await?;
+    let spec = source_spec(&source)?;
     let filter = IngestLogFilter {
         status: Some(IngestStatus::Accepted),
         before: Some(body.until.unwrap_or_else(Utc::now)),
@@ -749,7 +746,7 @@ async fn replay_range(
                 out.next_since = Some(entry.received_at);
                 break;
             }
-            let (msg, n) = replay_entry(&state, &tenant, &source, entry, only.as_ref()).await?;
+            let (msg, n) = replay_entry(&state, &tenant, &source, &spec, entry, only.as_ref()).await?;
             out.msg_ids.push(msg);
             out.deliveries += n;
         }

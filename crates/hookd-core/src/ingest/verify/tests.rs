@@ -261,5 +261,13 @@ fn cron_next_fire() {
 fn schedules_with_seconds_are_accepted() {
     check_schedule("*/5 * * * *").unwrap();
     check_schedule("30 */5 * * * *").unwrap();
+    // Six fields: seconds first.
+    let at = chrono::DateTime::parse_from_rfc3339("2026-01-01T10:02:30Z")
+        .unwrap()
+        .to_utc();
+    assert_eq!(
+        next_fire("30 */5 * * * *", at).unwrap().to_rfc3339(),
+        "2026-01-01T10:05:30+00:00"
+    );
     assert!(check_schedule("* * *").is_err());
 }
