@@ -18,8 +18,13 @@ use crate::*;
 /// Expands to one `#[tokio::test]` per contract check, each on a store made by `$make`.
 #[macro_export]
 macro_rules! contract_tests {
-    ($make:expr) => {
-        $crate::contract_tests!(@each $make;
+    // `$make` yields `Option<(guard, store)>`: `None` skips the check (the backend is
+    // not available here); the guard lives until the check ends (and cleans up).
+    (optional $make:expr) => {
+        $crate::contract_tests!(@names @optional $make);
+    };
+    (@names @$how:ident $make:expr) => {
+        $crate::contract_tests!(@$how $make;
             tokens_are_found_by_id_and_revoked,
             orgs_are_created_once,
             applications_round_trip,
@@ -50,7 +55,12 @@ macro_rules! contract_tests {
             accepted_requests_are_forwarded_once_per_dedup_key,
             forwarded_requests_carry_their_exact_body,
             cron_firings_are_recorded_once,
-            ingest_logs_filter_page_and_expire
+            ingest_logs_filter_page_and_expire,
+            concurrent_claims_never_overlap,
+            concurrent_idempotency_claims_run_once,
+            concurrent_event_ids_are_unique,
+            concurrent_exhaustion_disables_once,
+            shared_throttle_allows_the_rate
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -61,6 +71,18 @@ macro_rules! contract_tests {
                 $crate::contract::$name(&store).await;
             }
         )*
+    };
+    (@optional $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some((_guard, store)) = $make.await else { return };
+                $crate::contract::$name(&store).await;
+            }
+        )*
+    };
+    ($make:expr) => {
+        $crate::contract_tests!(@names @each $make);
     };
 }
 
@@ -1799,4 +1821,189 @@ pub async fn ingest_logs_filter_page_and_expire(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(deleted, 2);
+}
+
+// --- What must hold when several nodes (here: concurrent callers, each on its own
+// connection where the backend pools them) work on one database at once.
+
+/// Runs `n` copies of `f(i)` at once and returns their results in order.
+async fn at_once<'a, T, F, Fut>(n: usize, f: F) -> Vec<T>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T> + 'a,
+{
+    futures_util::future::join_all((0..n).map(f)).await
+}
+
+pub async fn concurrent_claims_never_overlap(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("claims", None))
+        .await
+        .unwrap();
+    for uid in ["c1", "c2"] {
+        store
+            .create_endpoint(&org, &app.id, endpoint_data(Some(uid)))
+            .await
+            .unwrap();
+    }
+    for _ in 0..100 {
+        store
+            .create_message(&org, &app.id, new_message("a.b", None))
+            .await
+            .unwrap();
+    }
+    let now = Utc::now();
+    // Eight "nodes" claim batches of 7 until the queue is empty.
+    let batches = at_once(8, |i| async move {
+        let owner = format!("node-{i}");
+        let mut mine = Vec::new();
+        loop {
+            let got = store
+                .claim_due(now, 7, now + chrono::Duration::seconds(30), &owner, &[])
+                .await
+                .unwrap();
+            if got.is_empty() {
+                return mine;
+            }
+            mine.extend(got.into_iter().map(|d| d.id));
+        }
+    })
+    .await;
+    let all: Vec<i64> = batches.into_iter().flatten().collect();
+    let distinct: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), 200, "every delivery claimed");
+    assert_eq!(distinct.len(), 200, "no delivery claimed twice");
+}
+
+pub async fn concurrent_idempotency_claims_run_once(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let token = hookd_core::id::TokenId::generate();
+    let now = Utc::now();
+    let window = IdempotencyWindow {
+        now,
+        stale_before: now - chrono::Duration::minutes(2),
+        expired_before: now - chrono::Duration::hours(12),
+    };
+    let answers = at_once(10, |_| {
+        let (org, token) = (org.clone(), token.clone());
+        async move {
+            store
+                .idempotency_begin(&org, &token, "same-key", "fp", window)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    let started = answers
+        .iter()
+        .filter(|a| **a == IdempotencyBegin::Started)
+        .count();
+    assert_eq!(started, 1, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|a| matches!(a, IdempotencyBegin::Started | IdempotencyBegin::InProgress))
+    );
+}
+
+pub async fn concurrent_event_ids_are_unique(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("eids", None))
+        .await
+        .unwrap();
+    let results = at_once(10, |_| {
+        let (org, app) = (org.clone(), app.id.clone());
+        async move {
+            let mut m = new_message("a.b", None);
+            m.event_id = Some("evt-once".parse().unwrap());
+            store.create_message(&org, &app, m).await
+        }
+    })
+    .await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 1);
+    assert!(
+        results
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(StoreError::Conflict(_))))
+    );
+}
+
+pub async fn concurrent_exhaustion_disables_once(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("exhaust", None))
+        .await
+        .unwrap();
+    let ep = store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let t0 = Utc::now();
+    // The streak starts long enough ago that the next exhaustion disables.
+    store
+        .note_exhausted(
+            &org,
+            &app.id,
+            &ep.id,
+            t0 - chrono::Duration::days(6),
+            t0 - chrono::Duration::days(7),
+        )
+        .await
+        .unwrap();
+    let disabled = at_once(10, |_| {
+        let (org, app, ep) = (org.clone(), app.id.clone(), ep.id.clone());
+        async move {
+            store
+                .note_exhausted(&org, &app, &ep, t0, t0 - chrono::Duration::days(5))
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(disabled.iter().filter(|d| **d).count(), 1, "{disabled:?}");
+    assert!(
+        store
+            .get_endpoint(&org, &app.id, ep.id.as_str())
+            .await
+            .unwrap()
+            .data
+            .disabled
+    );
+}
+
+pub async fn shared_throttle_allows_the_rate(store: &dyn Store) {
+    if !store.shares_throttle() {
+        // Single-node backends throttle in the engine's memory (tested there).
+        return;
+    }
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("throttle", None))
+        .await
+        .unwrap();
+    let ep = store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let waits = at_once(20, |_| {
+        let ep = ep.id.clone();
+        async move { store.throttle_take(&ep, 5, now).await.unwrap() }
+    })
+    .await;
+    // A burst of one second's worth, then each send waits its turn.
+    assert_eq!(waits.iter().filter(|w| w.is_none()).count(), 5, "{waits:?}");
+    assert!(
+        waits
+            .iter()
+            .flatten()
+            .all(|w| *w > std::time::Duration::ZERO && *w <= std::time::Duration::from_millis(200))
+    );
+    // 200 ms later (rate 5/s) one more send is allowed, and only one.
+    let later = now + chrono::Duration::milliseconds(200);
+    assert_eq!(store.throttle_take(&ep.id, 5, later).await.unwrap(), None);
+    assert!(store.throttle_take(&ep.id, 5, later).await.unwrap().is_some());
 }

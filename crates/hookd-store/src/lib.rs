@@ -285,6 +285,31 @@ pub trait DeliveryStore: Send + Sync {
     async fn release_leases(&self, owner: &str) -> StoreResult<usize>;
     /// Pending deliveries: `(due now, scheduled later)`, for metrics.
     async fn backlog(&self, now: DateTime<Utc>) -> StoreResult<(u64, u64)>;
+    /// Takes one send to `endpoint` under its `throttleRate` (`rate` per second, with a
+    /// burst of one second's worth) shared by every node on this database: `Ok(None)`
+    /// to send now, `Ok(Some(wait))` until a send is allowed. Only called when
+    /// [`DeliveryStore::shares_throttle`]; otherwise the engine keeps the bucket in
+    /// the node's memory.
+    async fn throttle_take(
+        &self,
+        endpoint: &EndpointId,
+        rate: u16,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<std::time::Duration>> {
+        let _ = (endpoint, rate, now);
+        Ok(None)
+    }
+    /// Whether throttling must go through [`DeliveryStore::throttle_take`] (several
+    /// nodes may send to one endpoint) rather than a bucket in the node's memory.
+    fn shares_throttle(&self) -> bool {
+        false
+    }
+    /// Raised when another node committed new work, so this node's engine looks at
+    /// once instead of at its next poll. `None`: a single-node backend (the API wakes
+    /// the local engine directly).
+    fn work_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 /// Idempotency keys, per token.

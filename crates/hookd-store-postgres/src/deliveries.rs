@@ -1,0 +1,309 @@
+//! The delivery queue: leasing due deliveries with `FOR UPDATE SKIP LOCKED`, recording
+//! attempts, and the throttle every node shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hookd_core::id::{ApplicationId, AttemptId, EndpointId, OrgId};
+use hookd_store::{
+    AttemptTrigger, ClaimedDelivery, DeliveryStatus, DeliveryStore, NewAttempt, NextStep, RawBody,
+    StoreResult,
+};
+use tokio::sync::Notify;
+use tokio_postgres::Row;
+
+use crate::PgStore;
+use crate::db::{self, get};
+
+/// Leases due rows and reads everything needed to send them, in one statement. Rows
+/// another node holds (locked by its claim in progress) are skipped, not waited for.
+fn claim_sql() -> String {
+    format!(
+        "WITH due AS (
+             SELECT id FROM delivery
+             WHERE status = 1 AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
+               AND NOT (endpoint_id = ANY($2))
+             ORDER BY next_attempt_at LIMIT $3
+             FOR UPDATE SKIP LOCKED
+         ), leased AS (
+             UPDATE delivery d SET lease_until = $4, lease_owner = $5
+             FROM due WHERE d.id = due.id
+             RETURNING d.id, d.org_id, d.msg_id, d.endpoint_id, d.attempts, d.trigger
+         )
+         SELECT l.id, l.org_id, l.attempts, l.trigger,
+                {m}, a.uid, a.operational = 1, m.ingest_id IS NOT NULL, ir.body, m.forward_headers,
+                {e}
+         FROM leased l
+         LEFT JOIN message m ON m.id = l.msg_id
+         LEFT JOIN application a ON a.id = m.app_id
+         LEFT JOIN endpoint e ON e.id = l.endpoint_id
+         LEFT JOIN ingest_request ir ON ir.id = m.ingest_id AND ir.org_id = l.org_id",
+        m = crate::messages::M_COLUMNS,
+        e = crate::endpoints::E_COLUMNS,
+    )
+}
+
+/// A claimed row as something to send, or `None` when it can never be sent (payload
+/// expunged, endpoint disabled or gone, forwarded body deleted with the log).
+fn sendable(row: &Row) -> StoreResult<Option<ClaimedDelivery>> {
+    if get::<Option<String>>(row, 4)?.is_none() || get::<Option<String>>(row, 17)?.is_none() {
+        return Ok(None);
+    }
+    let message = crate::messages::from_row_at(row, 4)?;
+    let endpoint = crate::endpoints::from_row_at(row, 17)?;
+    let raw = if get::<bool>(row, 14)? {
+        match get::<Option<Vec<u8>>>(row, 15)? {
+            Some(body) => Some(RawBody {
+                body,
+                headers: db::json_opt(row, 16)?.unwrap_or_default(),
+            }),
+            None => return Ok(None),
+        }
+    } else {
+        None
+    };
+    if message.payload.is_none() || endpoint.data.disabled {
+        return Ok(None);
+    }
+    Ok(Some(ClaimedDelivery {
+        id: get(row, 0)?,
+        org_id: OrgId::from_trusted(get(row, 1)?),
+        attempts: get::<i32>(row, 2)?.max(0) as u32,
+        trigger: if get::<i32>(row, 3)? == 1 {
+            AttemptTrigger::Manual
+        } else {
+            AttemptTrigger::Scheduled
+        },
+        app_uid: get::<Option<String>>(row, 12)?.and_then(|u| u.parse().ok()),
+        operational: get::<Option<bool>>(row, 13)?.unwrap_or(false),
+        raw,
+        message,
+        endpoint,
+    }))
+}
+
+/// GCRA with a burst of one second's worth: each send pushes the endpoint's
+/// "theoretical arrival time" one interval (1/rate) on; a send is allowed while that
+/// time is at most `burst` ahead of now. One statement, so concurrent nodes never
+/// both take the last token.
+const THROTTLE_TAKE: &str = "INSERT INTO endpoint_throttle AS t (endpoint_id, tat)
+    VALUES ($1, $2::timestamptz + $3::bigint * interval '1 microsecond')
+    ON CONFLICT (endpoint_id) DO UPDATE SET tat = GREATEST(t.tat, $2::timestamptz) + $3::bigint * interval '1 microsecond'
+        WHERE GREATEST(t.tat, $2::timestamptz) - $2::timestamptz <= $4::bigint * interval '1 microsecond'
+    RETURNING tat";
+
+#[async_trait]
+impl DeliveryStore for PgStore {
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+        owner: &str,
+        skip_endpoints: &[EndpointId],
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let c = self.client().await?;
+        let skip: Vec<&str> = skip_endpoints.iter().map(|e| e.as_str()).collect();
+        let rows = db::query(
+            &c,
+            &claim_sql(),
+            &[&now, &skip, &(limit as i64), &lease_until, &owner],
+        )
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        let mut dead: Vec<i64> = Vec::new();
+        for row in &rows {
+            match sendable(row)? {
+                Some(d) => claimed.push(d),
+                None => dead.push(get(row, 0)?),
+            }
+        }
+        if !dead.is_empty() {
+            db::execute(
+                &c,
+                "UPDATE delivery SET status = 4, lease_until = NULL, lease_owner = NULL WHERE id = ANY($1)",
+                &[&dead],
+            )
+            .await?;
+        }
+        Ok(claimed)
+    }
+
+    async fn finish_attempt(
+        &self,
+        delivery: i64,
+        attempt: NewAttempt,
+        next: NextStep,
+    ) -> StoreResult<Option<AttemptId>> {
+        let c = self.client().await?;
+        let (status, next_at) = match next {
+            NextStep::Done => (DeliveryStatus::Success, None),
+            NextStep::RetryAt(t) => (DeliveryStatus::Pending, Some(db::ms(t))),
+            NextStep::Exhausted => (DeliveryStatus::Fail, None),
+            NextStep::Cancel => (DeliveryStatus::Canceled, None),
+        };
+        let attempt_id = AttemptId::generate();
+        let at = db::ms(attempt.at);
+        // The delivery moves on, the attempt is logged and a success clears the
+        // endpoint's failing streak: one statement, one round trip.
+        let row = db::query_opt(
+            &c,
+            "WITH d AS (
+                 UPDATE delivery SET attempts = attempts + 1, status = $1, next_attempt_at = $2,
+                     lease_until = NULL, lease_owner = NULL, trigger = 0, last_attempt_at = $3
+                 WHERE id = $4 RETURNING org_id, app_id, msg_id, endpoint_id
+             ), healthy AS (
+                 UPDATE endpoint SET failing_since = NULL
+                 WHERE $5 AND id = (SELECT endpoint_id FROM d) AND failing_since IS NOT NULL
+             )
+             INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, delivery_id, url, status,
+                 response_status_code, response, duration_ms, trigger, created_at)
+             SELECT $6, org_id, app_id, msg_id, endpoint_id, $4, $7, $8, $9, $10, $11, $12, $3 FROM d
+             RETURNING id",
+            &[
+                &(status as i32),
+                &next_at,
+                &at,
+                &delivery,
+                &(next == NextStep::Done),
+                &attempt_id.as_str(),
+                &attempt.url,
+                &(attempt.status as i32),
+                &attempt.response_status_code,
+                &attempt.response,
+                &attempt.duration_ms,
+                &(attempt.trigger as i32),
+            ],
+        )
+        .await?;
+        // No row: the endpoint or message was deleted while the attempt was in flight.
+        Ok(row.map(|_| attempt_id))
+    }
+
+    async fn note_exhausted(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        now: DateTime<Utc>,
+        disable_before: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(db::err)?;
+        db::execute(
+            &tx,
+            "UPDATE endpoint SET failing_since = $1
+             WHERE org_id = $2 AND app_id = $3 AND id = $4 AND failing_since IS NULL",
+            &[&db::ms(now), &org.as_str(), &app.as_str(), &endpoint.as_str()],
+        )
+        .await?;
+        // Row-locked by the statement above: of two nodes noting at once, the second
+        // sees `disabled` already set and changes nothing — the event is sent once.
+        let disabled = db::execute(
+            &tx,
+            "UPDATE endpoint SET disabled = true, updated_at = $1
+             WHERE org_id = $2 AND app_id = $3 AND id = $4 AND NOT disabled AND failing_since <= $5",
+            &[
+                &db::ms(now),
+                &org.as_str(),
+                &app.as_str(),
+                &endpoint.as_str(),
+                &disable_before,
+            ],
+        )
+        .await?;
+        tx.commit().await.map_err(db::err)?;
+        Ok(disabled > 0)
+    }
+
+    async fn defer(&self, delivery: i64, at: DateTime<Utc>) -> StoreResult<()> {
+        let c = self.client().await?;
+        db::execute(
+            &c,
+            "UPDATE delivery SET next_attempt_at = $1, lease_until = NULL, lease_owner = NULL
+             WHERE id = $2 AND status = 1",
+            &[&db::ms(at), &delivery],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn release_leases(&self, owner: &str) -> StoreResult<usize> {
+        let c = self.client().await?;
+        let n = db::execute(
+            &c,
+            "UPDATE delivery SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = $1",
+            &[&owner],
+        )
+        .await?;
+        if n > 0 {
+            self.announce_work();
+        }
+        Ok(n as usize)
+    }
+
+    async fn backlog(&self, now: DateTime<Utc>) -> StoreResult<(u64, u64)> {
+        let c = self.client().await?;
+        let row = db::query_opt(
+            &c,
+            "SELECT COUNT(*) FILTER (WHERE next_attempt_at <= $1), COUNT(*) FILTER (WHERE next_attempt_at > $1)
+             FROM delivery WHERE status = 1",
+            &[&now],
+        )
+        .await?;
+        Ok(match row {
+            Some(row) => (
+                get::<i64>(&row, 0)?.max(0) as u64,
+                get::<i64>(&row, 1)?.max(0) as u64,
+            ),
+            None => (0, 0),
+        })
+    }
+
+    async fn throttle_take(
+        &self,
+        endpoint: &EndpointId,
+        rate: u16,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Duration>> {
+        let rate = i64::from(rate.max(1));
+        let interval = 1_000_000 / rate;
+        let burst = interval * (rate - 1);
+        let c = self.client().await?;
+        let stmt = c.prepare_cached(THROTTLE_TAKE).await.map_err(db::err)?;
+        let taken = c
+            .query_opt(&stmt, &[&endpoint.as_str(), &now, &interval, &burst])
+            .await;
+        match taken {
+            Ok(Some(_)) => return Ok(None),
+            Ok(None) => {}
+            // The endpoint was deleted meanwhile: nothing to hold back.
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(db::err(e)),
+        }
+        let tat: Option<DateTime<Utc>> = db::query_opt(
+            &c,
+            "SELECT tat FROM endpoint_throttle WHERE endpoint_id = $1",
+            &[&endpoint.as_str()],
+        )
+        .await?
+        .map(|r| get(&r, 0))
+        .transpose()?;
+        let Some(tat) = tat else { return Ok(None) };
+        let ahead = (tat.max(now) - now).num_microseconds().unwrap_or(i64::MAX);
+        let wait = (ahead - burst).max(1);
+        Ok(Some(Duration::from_micros(wait as u64)))
+    }
+
+    fn shares_throttle(&self) -> bool {
+        true
+    }
+
+    fn work_signal(&self) -> Option<Arc<Notify>> {
+        Some(Arc::clone(&self.work))
+    }
+}

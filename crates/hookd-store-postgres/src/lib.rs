@@ -1,0 +1,195 @@
+//! The PostgreSQL backend of hookd: several nodes share one database.
+//!
+//! - Every call takes a connection from a pool ([`deadpool_postgres`]); writes that
+//!   must hold together run in one transaction, and what must hold across nodes is
+//!   enforced by the database itself: unique indexes (`eventId`, uids), row locks
+//!   (`SELECT ... FOR UPDATE` around every read-modify-write), conditional updates
+//!   (auto-disable, cron firings) and transaction-scoped advisory locks
+//!   (deduplication keys).
+//! - The delivery queue is leased with `FOR UPDATE SKIP LOCKED` ([`deliveries`]), so
+//!   nodes never wait for each other's rows and never claim the same one.
+//! - New work wakes other nodes through `LISTEN/NOTIFY` ([`notify`]); polling remains
+//!   the fallback when a notification is lost.
+//! - Migrations are embedded and applied under an advisory lock, so nodes starting
+//!   together migrate once ([`migrations`]).
+
+mod applications;
+mod db;
+mod deliveries;
+mod endpoints;
+mod event_types;
+mod idempotency;
+mod ingest;
+mod messages;
+pub mod migrations;
+mod notify;
+mod orgs;
+mod retention;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Timeouts};
+use hookd_store::{Store, StoreError, StoreResult};
+use tokio::sync::Notify;
+
+pub use db::tls_connector;
+
+/// How the PostgreSQL database is reached.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// `postgres://user:password@host:port/database?sslmode=...&options=...`
+    pub url: String,
+    /// Connections in the pool (per node).
+    pub pool_size: usize,
+    /// How long opening a connection may take.
+    pub connect_timeout: Duration,
+    /// How long a call may wait for a free pooled connection.
+    pub acquire_timeout: Duration,
+    /// The longest a single statement may run (`statement_timeout`); zero: no limit.
+    pub statement_timeout: Duration,
+    /// A CA certificate (PEM) the server's certificate must chain to; `None`: TLS (when
+    /// `sslmode` asks for it) encrypts without authenticating the server, as libpq.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl PgOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+            ca_file: None,
+        }
+    }
+
+    /// The connection settings the URL describes, with hookd's timeouts applied.
+    pub fn pg_config(&self) -> StoreResult<tokio_postgres::Config> {
+        let mut config: tokio_postgres::Config = self
+            .url
+            .parse()
+            .map_err(|e| StoreError::Unavailable(format!("the PostgreSQL URL is not valid: {e}")))?;
+        config.connect_timeout(self.connect_timeout);
+        if config.get_application_name().is_none() {
+            config.application_name("hookd");
+        }
+        if !self.statement_timeout.is_zero() {
+            let options = config.get_options().unwrap_or_default().to_owned();
+            config.options(format!(
+                "{options} -c statement_timeout={}",
+                self.statement_timeout.as_millis()
+            ));
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    /// Raised when another node (or this one) committed new work.
+    work: Arc<Notify>,
+    /// Asks the notifier task to tell other nodes about work this node committed.
+    announce: Arc<Notify>,
+    /// Closes the pool and stops the background tasks when the last clone goes.
+    _closer: Arc<Closer>,
+}
+
+struct Closer {
+    pool: Pool,
+    announce: Arc<Notify>,
+}
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.pool.close();
+        // The announcer sees the closed pool and ends.
+        self.announce.notify_one();
+    }
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PgStore")
+            .field("pool_size", &status.max_size)
+            .field("pool_idle", &status.available)
+            .finish()
+    }
+}
+
+impl PgStore {
+    /// Connects, migrates (once, whatever the number of nodes starting) and starts the
+    /// `LISTEN` task that turns other nodes' notifications into wake-ups.
+    pub async fn open(options: PgOptions) -> StoreResult<Self> {
+        let pg_config = options.pg_config()?;
+        let manager = Manager::from_config(
+            pg_config.clone(),
+            tls_connector(options.ca_file.as_deref())?,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(2))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .timeouts(Timeouts {
+                wait: Some(options.acquire_timeout),
+                create: Some(options.connect_timeout),
+                recycle: Some(options.connect_timeout),
+            })
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("cannot build the connection pool: {e}")))?;
+        {
+            let mut client = pool.get().await.map_err(db::pool)?;
+            let applied = migrations::apply(&mut client).await?;
+            if !applied.is_empty() {
+                tracing::info!(?applied, "applied PostgreSQL migrations");
+            }
+        }
+        let work = Arc::new(Notify::new());
+        let announce = Arc::new(Notify::new());
+        tokio::spawn(notify::listen(
+            pg_config,
+            options.ca_file.clone(),
+            Arc::downgrade(&work),
+        ));
+        tokio::spawn(notify::announce(pool.clone(), Arc::clone(&announce)));
+        Ok(Self {
+            _closer: Arc::new(Closer {
+                pool: pool.clone(),
+                announce: Arc::clone(&announce),
+            }),
+            pool,
+            work,
+            announce,
+        })
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(db::pool)
+    }
+
+    /// Tells every node (this one included) that deliveries were committed.
+    fn announce_work(&self) {
+        self.announce.notify_one();
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map_err(db::err)?;
+        Ok(())
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "postgres"
+    }
+}

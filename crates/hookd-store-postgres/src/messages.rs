@@ -1,0 +1,557 @@
+//! Messages (with their fan-out into deliveries) and the attempt log.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use hookd_core::id::{ApplicationId, AttemptId, EndpointId, MessageId, OrgId};
+use hookd_core::matching::{Subscription, accepts};
+use hookd_core::name::{ChannelName, EventTypeName};
+use hookd_store::{
+    AttemptFilter, AttemptTrigger, DeliveryState, DeliveryStatus, Endpoint, EndpointStats, ListQuery,
+    Message, MessageAttempt, MessageFilter, MessageStore, NewMessage, Page, StoreError, StoreResult,
+};
+use tokio_postgres::Row;
+
+use crate::PgStore;
+use crate::db::{self, Args, get, json, json_opt, to_json};
+
+/// The message columns of the table aliased `m`.
+pub(crate) const M_COLUMNS: &str =
+    "m.id, m.app_id, m.event_type, m.event_id, m.channels, m.tags, m.payload, m.created_at";
+
+/// A message from the [`M_COLUMNS`] starting at column `at`.
+pub(crate) fn from_row_at(row: &Row, at: usize) -> StoreResult<Message> {
+    Ok(Message {
+        id: MessageId::from_trusted(get(row, at)?),
+        app_id: ApplicationId::from_trusted(get(row, at + 1)?),
+        event_type: EventTypeName::from_trusted(get(row, at + 2)?),
+        event_id: get::<Option<String>>(row, at + 3)?
+            .map(|e| e.parse().map_err(|e| db::corrupt("event id", e)))
+            .transpose()?,
+        channels: json_opt(row, at + 4)?,
+        tags: json(row, at + 5)?,
+        payload: get(row, at + 6)?,
+        created_at: get(row, at + 7)?,
+    })
+}
+
+fn from_row(row: &Row) -> StoreResult<Message> {
+    from_row_at(row, 0)
+}
+
+async fn find<C: GenericClient>(
+    c: &C,
+    org: &OrgId,
+    app: &ApplicationId,
+    id_or_event_id: &str,
+) -> StoreResult<Message> {
+    db::query_opt(
+        c,
+        &format!(
+            "SELECT {M_COLUMNS} FROM message m
+             WHERE m.org_id = $1 AND m.app_id = $2 AND (m.id = $3 OR m.event_id = $3)
+             ORDER BY (m.id = $3) DESC LIMIT 1"
+        ),
+        &[&org.as_str(), &app.as_str(), &id_or_event_id],
+    )
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()?
+    .ok_or(StoreError::NotFound("message"))
+}
+
+/// The endpoints of `app` that accept a message of `event_type` on `channels`.
+async fn subscribers<C: GenericClient>(
+    c: &C,
+    org: &OrgId,
+    app: &ApplicationId,
+    event_type: &EventTypeName,
+    channels: Option<&BTreeSet<ChannelName>>,
+) -> StoreResult<Vec<String>> {
+    let rows = db::query(
+        c,
+        "SELECT id, disabled, event_types, channels FROM endpoint WHERE org_id = $1 AND app_id = $2",
+        &[&org.as_str(), &app.as_str()],
+    )
+    .await?;
+    let mut ids = Vec::new();
+    for row in &rows {
+        let types: Option<BTreeSet<EventTypeName>> = json_opt(row, 2)?;
+        let chans: Option<BTreeSet<ChannelName>> = json_opt(row, 3)?;
+        let sub = Subscription {
+            disabled: get(row, 1)?,
+            event_types: types.as_ref(),
+            channels: chans.as_ref(),
+        };
+        if accepts(sub, event_type, channels) {
+            ids.push(get(row, 0)?);
+        }
+    }
+    Ok(ids)
+}
+
+const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.response, a.response_status_code,
+    a.duration_ms, a.status, a.trigger, a.created_at";
+
+fn attempt_from_row(row: &Row) -> StoreResult<MessageAttempt> {
+    Ok(MessageAttempt {
+        id: AttemptId::from_trusted(get(row, 0)?),
+        msg_id: MessageId::from_trusted(get(row, 1)?),
+        endpoint_id: EndpointId::from_trusted(get(row, 2)?),
+        url: get(row, 3)?,
+        response: get(row, 4)?,
+        response_status_code: get(row, 5)?,
+        response_duration_ms: get(row, 6)?,
+        status: DeliveryStatus::from_code(i64::from(get::<i32>(row, 7)?))
+            .ok_or_else(|| db::corrupt("attempt status", "unknown code"))?,
+        trigger: if get::<i32>(row, 8)? == 1 {
+            AttemptTrigger::Manual
+        } else {
+            AttemptTrigger::Scheduled
+        },
+        created_at: get(row, 9)?,
+    })
+}
+
+/// The WHERE conditions of a message filter, on the table aliased `m`.
+fn push_message_filter(sql: &mut String, args: &mut Args, filter: &MessageFilter) {
+    if let Some(types) = &filter.event_types {
+        let names: Vec<String> = types.iter().map(ToString::to_string).collect();
+        sql.push_str(&format!(" AND m.event_type = ANY({})", args.push(names)));
+    }
+    if let Some(channel) = &filter.channel {
+        sql.push_str(&format!(" AND m.channels ? {}", args.push(channel.to_string())));
+    }
+    if let Some(before) = filter.before {
+        sql.push_str(&format!(" AND m.created_at < {}", args.push(before)));
+    }
+    if let Some(after) = filter.after {
+        sql.push_str(&format!(" AND m.created_at > {}", args.push(after)));
+    }
+}
+
+/// A delivery's state from its status, lease and next attempt columns.
+fn delivery_state(
+    status: i32,
+    lease_until: Option<DateTime<Utc>>,
+    next: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> StoreResult<DeliveryState> {
+    let mut status = DeliveryStatus::from_code(i64::from(status))
+        .ok_or_else(|| db::corrupt("delivery status", "unknown code"))?;
+    if status == DeliveryStatus::Pending && lease_until.is_some_and(|l| l > now) {
+        status = DeliveryStatus::Sending;
+    }
+    let next_attempt = (status == DeliveryStatus::Pending).then_some(next).flatten();
+    Ok(DeliveryState { status, next_attempt })
+}
+
+/// Stores a message and its deliveries inside the caller's transaction.
+pub(crate) async fn insert_message<C: GenericClient>(
+    c: &C,
+    org: &OrgId,
+    app: &ApplicationId,
+    message: NewMessage,
+) -> StoreResult<(Message, usize)> {
+    let now = db::now();
+    let msg = Message {
+        id: MessageId::generate(),
+        app_id: app.clone(),
+        event_type: message.event_type,
+        event_id: message.event_id,
+        channels: message.channels,
+        tags: message.tags,
+        payload: Some(message.payload),
+        created_at: now,
+    };
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO message (id, org_id, app_id, event_type, event_id, channels, tags, payload,
+                 retain_until, created_at, ingest_id, forward_headers)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .await
+        .map_err(db::err)?;
+    c.execute(
+        &stmt,
+        &[
+            &msg.id.as_str(),
+            &org.as_str(),
+            &app.as_str(),
+            &msg.event_type.as_str(),
+            &msg.event_id.as_ref().map(|e| e.as_str()),
+            &msg.channels.as_ref().map(to_json),
+            &to_json(&msg.tags),
+            &msg.payload,
+            &db::ms(message.retain_until),
+            &now,
+            &message.forward.as_ref().map(|f| f.log_id.as_str()),
+            &message.forward.as_ref().map(|f| to_json(&f.headers)),
+        ],
+    )
+    .await
+    .map_err(|e| {
+        if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) {
+            StoreError::NotFound("application")
+        } else {
+            db::conflict_or(e, "a message with this eventId already exists")
+        }
+    })?;
+    let endpoints = match &message.only_endpoint {
+        Some(ep) => vec![
+            crate::endpoints::find(c, org, app, ep.as_str(), false)
+                .await?
+                .id
+                .to_string(),
+        ],
+        None => subscribers(c, org, app, &msg.event_type, msg.channels.as_ref()).await?,
+    };
+    if !endpoints.is_empty() {
+        db::execute(
+            c,
+            "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, next_attempt_at, created_at)
+             SELECT $1, $2, $3, e, 1, $4, $4 FROM unnest($5::text[]) AS e",
+            &[&org.as_str(), &app.as_str(), &msg.id.as_str(), &now, &endpoints],
+        )
+        .await?;
+    }
+    Ok((msg, endpoints.len()))
+}
+
+#[async_trait]
+impl MessageStore for PgStore {
+    async fn create_message(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        message: NewMessage,
+    ) -> StoreResult<(Message, usize)> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(db::err)?;
+        let created = insert_message(&tx, org, app, message).await?;
+        tx.commit().await.map_err(db::err)?;
+        if created.1 > 0 {
+            self.announce_work();
+        }
+        Ok(created)
+    }
+
+    async fn get_message(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        id_or_event_id: &str,
+    ) -> StoreResult<Message> {
+        let c = self.client().await?;
+        find(&c, org, app, id_or_event_id).await
+    }
+
+    async fn list_messages(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        query: &ListQuery,
+        filter: &MessageFilter,
+    ) -> StoreResult<Page<Message>> {
+        let c = self.client().await?;
+        let mut args = Args::default();
+        let mut select = format!(
+            "SELECT {M_COLUMNS} FROM message m WHERE m.org_id = {} AND m.app_id = {}",
+            args.push(org.to_string()),
+            args.push(app.to_string())
+        );
+        push_message_filter(&mut select, &mut args, filter);
+        db::select_page(&c, &select, "m.id", args, query, from_row).await
+    }
+
+    async fn expunge_message_payload(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        msg: &MessageId,
+    ) -> StoreResult<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(db::err)?;
+        let n = db::execute(
+            &tx,
+            "UPDATE message SET payload = NULL WHERE org_id = $1 AND app_id = $2 AND id = $3",
+            &[&org.as_str(), &app.as_str(), &msg.as_str()],
+        )
+        .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound("message"));
+        }
+        db::execute(
+            &tx,
+            "UPDATE delivery SET status = 4, lease_until = NULL WHERE msg_id = $1 AND status = 1",
+            &[&msg.as_str()],
+        )
+        .await?;
+        tx.commit().await.map_err(db::err)
+    }
+
+    async fn list_attempts(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        query: &ListQuery,
+        filter: &AttemptFilter,
+    ) -> StoreResult<Page<MessageAttempt>> {
+        let c = self.client().await?;
+        let mut args = Args::default();
+        let mut select = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempt a WHERE a.org_id = {} AND a.app_id = {}",
+            args.push(org.to_string()),
+            args.push(app.to_string())
+        );
+        if let Some(msg) = &filter.msg {
+            select.push_str(&format!(" AND a.msg_id = {}", args.push(msg.to_string())));
+        }
+        if let Some(ep) = &filter.endpoint {
+            select.push_str(&format!(" AND a.endpoint_id = {}", args.push(ep.to_string())));
+        }
+        if let Some(status) = filter.status {
+            select.push_str(&format!(" AND a.status = {}", args.push(status as i32)));
+        }
+        if let Some(class) = filter.status_code_class {
+            if class == 0 {
+                select.push_str(" AND a.response_status_code = 0");
+            } else {
+                let low = i32::from(class) * 100;
+                select.push_str(&format!(
+                    " AND a.response_status_code >= {} AND a.response_status_code < {}",
+                    args.push(low),
+                    args.push(low + 100)
+                ));
+            }
+        }
+        if let Some(types) = &filter.event_types {
+            let names: Vec<String> = types.iter().map(ToString::to_string).collect();
+            select.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM message m WHERE m.id = a.msg_id AND m.event_type = ANY({}))",
+                args.push(names)
+            ));
+        }
+        if let Some(before) = filter.before {
+            select.push_str(&format!(" AND a.created_at < {}", args.push(before)));
+        }
+        if let Some(after) = filter.after {
+            select.push_str(&format!(" AND a.created_at > {}", args.push(after)));
+        }
+        db::select_page(&c, &select, "a.id", args, query, attempt_from_row).await
+    }
+
+    async fn get_attempt(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        msg: &MessageId,
+        attempt: &AttemptId,
+    ) -> StoreResult<MessageAttempt> {
+        let c = self.client().await?;
+        db::query_opt(
+            &c,
+            &format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM attempt a
+                 WHERE a.org_id = $1 AND a.app_id = $2 AND a.msg_id = $3 AND a.id = $4"
+            ),
+            &[&org.as_str(), &app.as_str(), &msg.as_str(), &attempt.as_str()],
+        )
+        .await?
+        .as_ref()
+        .map(attempt_from_row)
+        .transpose()?
+        .ok_or(StoreError::NotFound("attempt"))
+    }
+
+    async fn expunge_attempt_response(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        msg: &MessageId,
+        attempt: &AttemptId,
+    ) -> StoreResult<()> {
+        let c = self.client().await?;
+        let n = db::execute(
+            &c,
+            "UPDATE attempt SET response = NULL WHERE org_id = $1 AND app_id = $2 AND msg_id = $3 AND id = $4",
+            &[&org.as_str(), &app.as_str(), &msg.as_str(), &attempt.as_str()],
+        )
+        .await?;
+        if n == 0 {
+            Err(StoreError::NotFound("attempt"))
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn resend(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        msg: &MessageId,
+        endpoint: &EndpointId,
+    ) -> StoreResult<()> {
+        let c = self.client().await?;
+        let m = find(&c, org, app, msg.as_str()).await?;
+        if m.payload.is_none() {
+            return Err(StoreError::rejected(
+                "msg_id",
+                "the message's payload was expunged; it cannot be resent",
+            ));
+        }
+        let ep = crate::endpoints::find(&c, org, app, endpoint.as_str(), false).await?;
+        let now = db::now();
+        db::execute(
+            &c,
+            "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, next_attempt_at, trigger, created_at)
+             VALUES ($1, $2, $3, $4, 1, $5, 1, $5)
+             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1,
+                 next_attempt_at = excluded.next_attempt_at, trigger = 1",
+            &[&org.as_str(), &app.as_str(), &m.id.as_str(), &ep.id.as_str(), &now],
+        )
+        .await?;
+        self.announce_work();
+        Ok(())
+    }
+
+    async fn recover_batch(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> StoreResult<usize> {
+        let c = self.client().await?;
+        let n = db::execute(
+            &c,
+            "UPDATE delivery SET status = 1, next_attempt_at = $1, trigger = 1
+             WHERE id IN (SELECT d.id FROM delivery d JOIN message m ON m.id = d.msg_id
+                 WHERE d.org_id = $2 AND d.app_id = $3 AND d.endpoint_id = $4 AND d.status = 2
+                   AND m.payload IS NOT NULL AND m.created_at >= $5 AND ($6::timestamptz IS NULL OR m.created_at < $6)
+                 LIMIT $7 FOR UPDATE OF d SKIP LOCKED)",
+            &[
+                &db::now(),
+                &org.as_str(),
+                &app.as_str(),
+                &endpoint.as_str(),
+                &since,
+                &until,
+                &(limit as i64),
+            ],
+        )
+        .await?;
+        if n > 0 {
+            self.announce_work();
+        }
+        Ok(n as usize)
+    }
+
+    async fn endpoint_stats(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> StoreResult<EndpointStats> {
+        let c = self.client().await?;
+        let rows = db::query(
+            &c,
+            "SELECT d.status, COALESCE(d.lease_until > $1, false), COUNT(*)
+             FROM delivery d JOIN message m ON m.id = d.msg_id
+             WHERE d.org_id = $2 AND d.app_id = $3 AND d.endpoint_id = $4
+               AND ($5::timestamptz IS NULL OR m.created_at >= $5)
+               AND ($6::timestamptz IS NULL OR m.created_at < $6)
+             GROUP BY 1, 2",
+            &[
+                &db::now(),
+                &org.as_str(),
+                &app.as_str(),
+                &endpoint.as_str(),
+                &since,
+                &until,
+            ],
+        )
+        .await?;
+        let mut stats = EndpointStats::default();
+        for row in &rows {
+            let (status, leased, n): (i32, bool, i64) = (get(row, 0)?, get(row, 1)?, get(row, 2)?);
+            let n = n.max(0) as u64;
+            match (status, leased) {
+                (0, _) => stats.success += n,
+                (1, true) => stats.sending += n,
+                (1, false) => stats.pending += n,
+                (2, _) => stats.fail += n,
+                _ => stats.canceled += n,
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn list_message_destinations(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        msg: &MessageId,
+        query: &ListQuery,
+    ) -> StoreResult<Page<(Endpoint, DeliveryState)>> {
+        let c = self.client().await?;
+        let m = find(&c, org, app, msg.as_str()).await?;
+        let now = db::now();
+        let mut args = Args::default();
+        let select = format!(
+            "SELECT {}, d.status, d.lease_until, d.next_attempt_at FROM delivery d
+             JOIN endpoint e ON e.id = d.endpoint_id AND e.org_id = d.org_id
+             WHERE d.org_id = {} AND d.app_id = {} AND d.msg_id = {}",
+            crate::endpoints::E_COLUMNS,
+            args.push(org.to_string()),
+            args.push(app.to_string()),
+            args.push(m.id.to_string())
+        );
+        db::select_page(&c, &select, "d.endpoint_id", args, query, |r| {
+            Ok((
+                crate::endpoints::from_row_at(r, 0)?,
+                delivery_state(get(r, 15)?, get(r, 16)?, get(r, 17)?, now)?,
+            ))
+        })
+        .await
+    }
+
+    async fn list_endpoint_messages(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        query: &ListQuery,
+        filter: &MessageFilter,
+        status: Option<DeliveryStatus>,
+    ) -> StoreResult<Page<(Message, DeliveryState)>> {
+        let c = self.client().await?;
+        let now = db::now();
+        let mut args = Args::default();
+        let mut select = format!(
+            "SELECT {M_COLUMNS}, d.status, d.lease_until, d.next_attempt_at FROM delivery d
+             JOIN message m ON m.id = d.msg_id WHERE d.org_id = {} AND d.app_id = {} AND d.endpoint_id = {}",
+            args.push(org.to_string()),
+            args.push(app.to_string()),
+            args.push(endpoint.to_string())
+        );
+        push_message_filter(&mut select, &mut args, filter);
+        if let Some(status) = status {
+            select.push_str(&format!(" AND d.status = {}", args.push(status as i32)));
+        }
+        db::select_page(&c, &select, "m.id", args, query, |r| {
+            Ok((
+                from_row(r)?,
+                delivery_state(get(r, 8)?, get(r, 9)?, get(r, 10)?, now)?,
+            ))
+        })
+        .await
+    }
+}

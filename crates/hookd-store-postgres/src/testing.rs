@@ -1,0 +1,105 @@
+//! Test support (feature `testing`): each test gets its own schema in the database
+//! `HOOKD_TEST_DATABASE_URL` names, dropped when the test ends.
+
+use std::sync::Once;
+
+/// The variable that names the PostgreSQL database tests may use.
+pub const TEST_DATABASE_URL: &str = "HOOKD_TEST_DATABASE_URL";
+
+/// The test database's URL, or `None` (said once per test binary on stderr) when
+/// PostgreSQL is not to be tested.
+pub fn test_database_url() -> Option<String> {
+    static SAID: Once = Once::new();
+    match std::env::var(TEST_DATABASE_URL) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            SAID.call_once(|| {
+                eprintln!(
+                    "note: PostgreSQL was NOT tested ({TEST_DATABASE_URL} is not set); \
+                     e.g. {TEST_DATABASE_URL}=postgres://postgres@127.0.0.1:5432/test"
+                );
+            });
+            None
+        }
+    }
+}
+
+/// A fresh schema; [`TestSchema::url`] connects with it as the `search_path`, so
+/// everything hookd creates lands there. Dropped (with its tables) on drop.
+#[derive(Debug)]
+pub struct TestSchema {
+    base: String,
+    name: String,
+    url: String,
+}
+
+impl TestSchema {
+    pub async fn create(base: &str) -> Result<Self, String> {
+        let name = format!("hookd_test_{}_{:x}", std::process::id(), rand_suffix());
+        let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("cannot connect to {TEST_DATABASE_URL}: {e}"))?;
+        let driver = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
+            .map_err(|e| format!("cannot create schema {name}: {e}"))?;
+        drop(client);
+        let _ = driver.await;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-csearch_path%3D{name}");
+        Ok(Self {
+            base: base.to_owned(),
+            name,
+            url,
+        })
+    }
+
+    /// The URL to give hookd (`HOOKD_DATABASE_URL`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish()
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        let (base, name) = (self.base.clone(), self.name.clone());
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread
+        // with its own runtime does the cleanup.
+        let done = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok((client, connection)) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await
+                else {
+                    return;
+                };
+                tokio::spawn(connection);
+                if let Err(e) = client
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                    .await
+                {
+                    eprintln!("could not drop test schema {name}: {e}");
+                }
+            });
+        });
+        let _ = done.join();
+    }
+}
