@@ -150,38 +150,47 @@ impl Dispatcher {
             .await?;
         let mut ready = Vec::with_capacity(claimed.len());
         let mut later = Vec::new();
-        {
-            let mut st = self.state();
-            let instant = Instant::now();
-            st.throttle.prune(instant);
-            // Throttled deliveries of one endpoint are spread over the coming slots
-            // (one per 1/rate), so each comes back once, when a send is allowed.
-            let mut throttled: HashMap<EndpointId, u32> = HashMap::new();
-            for d in claimed {
-                let ep = d.endpoint.id.clone();
-                let busy =
-                    st.inflight.get(&ep).copied().unwrap_or(0) >= self.config.endpoint_concurrency.max(1);
-                if busy {
-                    later.push((d.id, now));
-                    continue;
-                }
-                if let Some(rate) = d.endpoint.data.throttle_rate
-                    && let Err(wait) = st.throttle.take(&ep, rate, instant)
-                {
+        let shared_throttle = self.store.shares_throttle();
+        self.state().throttle.prune(Instant::now());
+        // Throttled deliveries of one endpoint are spread over the coming slots (one
+        // per 1/rate), so each comes back once, when a send is allowed.
+        let mut throttled: HashMap<EndpointId, u32> = HashMap::new();
+        for d in claimed {
+            let ep = d.endpoint.id.clone();
+            let busy = self.state().inflight.get(&ep).copied().unwrap_or(0)
+                >= self.config.endpoint_concurrency.max(1);
+            if busy {
+                later.push((d.id, now));
+                continue;
+            }
+            if let Some(rate) = d.endpoint.data.throttle_rate {
+                let wait = if shared_throttle {
+                    // Several nodes send to this endpoint: the database keeps the bucket.
+                    match self.store.throttle_take(&ep, rate, Utc::now()).await {
+                        Ok(wait) => wait,
+                        Err(e) => {
+                            tracing::warn!(endpoint = %ep, error = %e, "shared throttle unavailable; holding the delivery back");
+                            Some(Duration::from_secs(1))
+                        }
+                    }
+                } else {
+                    self.state().throttle.take(&ep, rate, Instant::now()).err()
+                };
+                if let Some(wait) = wait {
                     let queued = throttled.entry(ep.clone()).or_insert(0);
                     let slot = wait + Duration::from_secs_f64(f64::from(*queued) / f64::from(rate.max(1)));
                     *queued += 1;
-                    st.paused.insert(ep, instant + wait);
+                    self.state().paused.insert(ep, Instant::now() + wait);
                     later.push((d.id, now + chrono::Duration::from_std(slot).unwrap_or_default()));
                     continue;
                 }
-                match Arc::clone(&self.permits).try_acquire_owned() {
-                    Ok(permit) => {
-                        *st.inflight.entry(ep).or_insert(0) += 1;
-                        ready.push((d, permit));
-                    }
-                    Err(_) => later.push((d.id, now)),
+            }
+            match Arc::clone(&self.permits).try_acquire_owned() {
+                Ok(permit) => {
+                    *self.state().inflight.entry(ep).or_insert(0) += 1;
+                    ready.push((d, permit));
                 }
+                Err(_) => later.push((d.id, now)),
             }
         }
         for (id, at) in later {
@@ -358,6 +367,8 @@ impl Dispatcher {
             Err(e) => tracing::warn!(error = %e, "could not release old leases; they will expire"),
         }
         let mut tasks = JoinSet::new();
+        // Other nodes' new work (PostgreSQL's NOTIFY); single-node stores have none.
+        let remote = self.store.work_signal();
         while !*shutdown.borrow() {
             let claimed = match self.claim().await {
                 Ok(batch) => batch,
@@ -377,6 +388,12 @@ impl Dispatcher {
             }
             tokio::select! {
                 () = self.wake.notified() => {}
+                () = async {
+                    match &remote {
+                        Some(signal) => signal.notified().await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
                 () = tokio::time::sleep(self.config.poll_interval) => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = shutdown.changed() => {}

@@ -11,6 +11,8 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use hookd_dispatch::{DispatchConfig, Dispatcher};
 use hookd_store::*;
+use hookd_store_postgres::testing::{TestSchema, test_database_url};
+use hookd_store_postgres::{PgOptions, PgStore};
 use hookd_store_sqlite::{SqliteOptions, SqliteStore};
 
 /// A receiver answering with the statuses in `answers`, in order (then 200).
@@ -38,16 +40,32 @@ struct Setup {
     dispatcher: Arc<Dispatcher>,
     org: hookd_core::id::OrgId,
     app: hookd_core::id::ApplicationId,
+    _schema: Option<TestSchema>,
     _dir: tempfile::TempDir,
+}
+
+/// SQLite, or a fresh PostgreSQL schema when `HOOKD_TEST_DATABASE_URL` is set.
+async fn open_store(dir: &std::path::Path) -> (Arc<dyn Store>, Option<TestSchema>) {
+    match test_database_url() {
+        Some(base) => {
+            let schema = TestSchema::create(&base).await.unwrap();
+            let store = PgStore::open(PgOptions::new(schema.url())).await.unwrap();
+            (Arc::new(store), Some(schema))
+        }
+        None => (
+            Arc::new(
+                SqliteStore::open(SqliteOptions::new(dir.join("db")))
+                    .await
+                    .unwrap(),
+            ),
+            None,
+        ),
+    }
 }
 
 async fn setup(url: &str, schedule: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(SqliteOptions::new(dir.path().join("db")))
-            .await
-            .unwrap(),
-    );
+    let (store, schema) = open_store(dir.path()).await;
     let org = store.ensure_org("step").await.unwrap().id;
     let app = store
         .create_application(
@@ -102,6 +120,7 @@ async fn setup(url: &str, schedule: &str) -> Setup {
         dispatcher,
         org,
         app,
+        _schema: schema,
         _dir: dir,
     }
 }

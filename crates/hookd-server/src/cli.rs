@@ -18,8 +18,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the API until SIGTERM or Ctrl-C.
-    Serve,
+    /// Serve the API and deliver webhooks until SIGTERM or Ctrl-C.
+    Serve {
+        /// Do not serve the API or source URLs (only /api/v1/health and /metrics): a
+        /// delivery-only node. Same as `api_enabled = false`.
+        #[arg(long)]
+        no_api: bool,
+        /// Do not run the delivery engine, cron sources or pruning: an API-only node.
+        /// Same as `delivery_enabled = false`.
+        #[arg(long, conflicts_with = "no_api")]
+        no_worker: bool,
+    },
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Delete messages older than a duration, with their deliveries and attempts, and
@@ -129,7 +138,16 @@ fn init_logging(config: &Config) {
 
 async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error::Error>> {
     match command {
-        Command::Serve => serve(config).await,
+        Command::Serve { no_api, no_worker } => {
+            let mut config = config;
+            if no_api {
+                config.api_enabled = false;
+            }
+            if no_worker {
+                config.delivery_enabled = false;
+            }
+            serve(config).await
+        }
         Command::Migrate => {
             let store = crate::open_store(&config).await?;
             store.ping().await?;
@@ -169,6 +187,9 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(
         address = %running.local_addr(),
         database = %crate::config::redact_url(&config.database_url),
+        node = %config.node_id(),
+        api = config.api_enabled,
+        worker = config.delivery_enabled,
         public_url = %config.public_url(),
         "hookd is serving"
     );

@@ -37,6 +37,7 @@ pub struct Config {
     #[serde(with = "as_string")]
     pub retry_schedule: RetrySchedule,
     pub delivery_proxy: String,
+    pub api_enabled: bool,
     pub delivery_enabled: bool,
     #[serde(with = "as_duration")]
     pub delivery_timeout: Duration,
@@ -64,6 +65,14 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub sqlite_synchronous: SqliteSynchronous,
     pub sqlite_readers: usize,
+    pub postgres_pool_size: usize,
+    #[serde(with = "as_duration")]
+    pub postgres_connect_timeout: Duration,
+    #[serde(with = "as_duration")]
+    pub postgres_acquire_timeout: Duration,
+    #[serde(with = "as_duration")]
+    pub postgres_statement_timeout: Duration,
+    pub postgres_ca_file: String,
     pub log: String,
     pub log_format: LogFormat,
 }
@@ -86,6 +95,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseKind {
     Sqlite(PathBuf),
+    /// The URL as given.
+    Postgres(String),
 }
 
 /// A loaded configuration, plus what the loader wants said once logging is up.
@@ -187,6 +198,22 @@ impl Config {
                 "delivery_timeout and delivery_poll_interval must be positive".into(),
             ));
         }
+        if !(2..=1000).contains(&self.postgres_pool_size) {
+            return Err(ConfigError(
+                "postgres_pool_size must be between 2 and 1000".into(),
+            ));
+        }
+        if self.postgres_connect_timeout.is_zero() || self.postgres_acquire_timeout.is_zero() {
+            return Err(ConfigError(
+                "postgres_connect_timeout and postgres_acquire_timeout must be positive".into(),
+            ));
+        }
+        if !self.postgres_ca_file.is_empty() && !std::path::Path::new(&self.postgres_ca_file).is_file() {
+            return Err(ConfigError(format!(
+                "postgres_ca_file: {} is not a readable file",
+                self.postgres_ca_file
+            )));
+        }
         if !(1..=64).contains(&self.sqlite_readers) {
             return Err(ConfigError("sqlite_readers must be between 1 and 64".into()));
         }
@@ -208,13 +235,13 @@ impl Config {
                 .map(|o| DatabaseKind::Sqlite(o.path))
                 .map_err(|e| ConfigError(format!("database_url: {e}")))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Err(ConfigError(
-                "database_url: the PostgreSQL backend is not available in this build yet; use sqlite://"
-                    .into(),
-            ))
+            // Parsed now, so a bad URL stops start-up with the setting named.
+            url.parse::<tokio_postgres::Config>()
+                .map_err(|e| ConfigError(format!("database_url: {}: {e}", redact_url(url))))?;
+            Ok(DatabaseKind::Postgres(url.clone()))
         } else {
             Err(ConfigError(format!(
-                "database_url: unsupported scheme in {}; use sqlite://PATH",
+                "database_url: unsupported scheme in {}; use sqlite://PATH or postgres://...",
                 redact_url(url)
             )))
         }
@@ -230,7 +257,10 @@ impl Config {
             .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
             .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "hookd".into())
+            .map_or_else(
+                || format!("hookd:{}", self.listen.port()),
+                |h| format!("{h}:{}", self.listen.port()),
+            )
     }
 
     /// The base of public URLs (ingest URLs are built on it).

@@ -25,8 +25,11 @@ use crate::state::AppState;
 
 /// How long an answer is replayed.
 pub const KEEP: chrono::Duration = chrono::Duration::hours(12);
-/// A claim unanswered for this long belongs to a request that died.
-const STALE: chrono::Duration = chrono::Duration::minutes(2);
+/// A claim unanswered for this long belongs to a request that died (its node was
+/// killed): a retry — on any node — then takes the key over. Shorter than [`WAIT`], so a
+/// retry that waits gets an answer. API requests are single short transactions; one
+/// running longer than this could, if retried meanwhile, run twice.
+const STALE: chrono::Duration = chrono::Duration::seconds(30);
 /// How long a duplicate waits for the first request's answer.
 const WAIT: Duration = Duration::from_secs(60);
 const MAX_KEY_LEN: usize = 256;

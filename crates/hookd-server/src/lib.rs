@@ -25,6 +25,7 @@ use axum::ServiceExt;
 use axum::extract::Request;
 use hookd_dispatch::{DispatchConfig, Dispatcher};
 use hookd_store::Store;
+use hookd_store_postgres::{PgOptions, PgStore};
 use hookd_store_sqlite::{SqliteOptions, SqliteStore};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -55,7 +56,19 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, LaunchError> 
             options.synchronous_full = config.sqlite_synchronous == SqliteSynchronous::Full;
             Ok(Arc::new(SqliteStore::open(options).await?))
         }
+        DatabaseKind::Postgres(url) => Ok(Arc::new(PgStore::open(pg_options(config, url)).await?)),
     }
+}
+
+/// The PostgreSQL settings from the configuration.
+pub fn pg_options(config: &Config, url: String) -> PgOptions {
+    let mut options = PgOptions::new(url);
+    options.pool_size = config.postgres_pool_size;
+    options.connect_timeout = config.postgres_connect_timeout;
+    options.acquire_timeout = config.postgres_acquire_timeout;
+    options.statement_timeout = config.postgres_statement_timeout;
+    options.ca_file = (!config.postgres_ca_file.is_empty()).then(|| config.postgres_ca_file.clone().into());
+    options
 }
 
 /// A server started by [`launch`].
@@ -156,18 +169,22 @@ pub fn launch_with_store(
         cron_wake: Arc::new(tokio::sync::Notify::new()),
         config: Arc::new(config),
     };
-    tokio::spawn(retention::run_pruner(
-        Arc::clone(&store),
-        state.config.retention_interval,
-        state.config.ingest_retention,
-        stop_rx.clone(),
-    ));
-    tokio::spawn(ingest::run_cron(
-        Arc::clone(&store),
-        state.clone(),
-        Arc::clone(&state.cron_wake),
-        stop_rx.clone(),
-    ));
+    // Background work belongs to worker nodes (every node on one database may run it:
+    // pruning batches skip each other's rows and a cron firing is recorded once).
+    if state.config.delivery_enabled {
+        tokio::spawn(retention::run_pruner(
+            Arc::clone(&store),
+            state.config.retention_interval,
+            state.config.ingest_retention,
+            stop_rx.clone(),
+        ));
+        tokio::spawn(ingest::run_cron(
+            Arc::clone(&store),
+            state.clone(),
+            Arc::clone(&state.cron_wake),
+            stop_rx.clone(),
+        ));
+    }
     // Trailing slashes are trimmed before routing, so every path answers with and
     // without one (the SDKs differ).
     let app = NormalizePathLayer::trim_trailing_slash().layer(api::router(state));

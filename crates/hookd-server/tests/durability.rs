@@ -22,13 +22,13 @@ impl Drop for Hookd {
     }
 }
 
-fn start(dir: &std::path::Path, port: u16) -> Hookd {
+fn start(dir: &std::path::Path, db: &str, port: u16) -> Hookd {
     let child = Command::new(HOOKD)
         .arg("serve")
         .current_dir(dir)
         .env_clear()
         .env("HOOKD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HOOKD_DATABASE_URL", "sqlite://data/hookd.db")
+        .env("HOOKD_DATABASE_URL", db)
         .env("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8")
         .env("HOOKD_RETRY_SCHEDULE", "500ms,500ms,500ms,500ms,500ms")
         .env("HOOKD_DELIVERY_TIMEOUT", "2s")
@@ -60,6 +60,7 @@ async fn wait_healthy(base: &str) {
 #[tokio::test]
 async fn sigkill_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
+    let db = common::TestDatabase::new(dir.path()).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -75,14 +76,14 @@ async fn sigkill_loses_nothing_acknowledged() {
         body: None,
     });
 
-    let mut hookd = start(dir.path(), port);
+    let mut hookd = start(dir.path(), &db.url, port);
     wait_healthy(&base).await;
     let token = String::from_utf8(
         Command::new(HOOKD)
             .args(["token", "create"])
             .current_dir(dir.path())
             .env_clear()
-            .env("HOOKD_DATABASE_URL", "sqlite://data/hookd.db")
+            .env("HOOKD_DATABASE_URL", &db.url)
             .output()
             .unwrap()
             .stdout,
@@ -139,7 +140,7 @@ async fn sigkill_loses_nothing_acknowledged() {
     );
 
     receiver.answer_always(Answer::status(200));
-    let _hookd = start(dir.path(), port);
+    let _hookd = start(dir.path(), &db.url, port);
     wait_healthy(&base).await;
 
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -14,7 +14,10 @@ pub fn test_database_url() -> Option<String> {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ => {
             SAID.call_once(|| {
-                eprintln!(
+                // Straight to the process's stderr: the test harness captures eprintln!.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
                     "note: PostgreSQL was NOT tested ({TEST_DATABASE_URL} is not set); \
                      e.g. {TEST_DATABASE_URL}=postgres://postgres@127.0.0.1:5432/test"
                 );

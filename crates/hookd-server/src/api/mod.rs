@@ -58,6 +58,9 @@ impl utoipa::Modify for BearerAuth {
 /// The API router with its layers. Trailing slashes are handled outside, by
 /// [`crate::launch`].
 pub fn router(state: AppState) -> Router {
+    if !state.config.api_enabled {
+        return worker_router(state);
+    }
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(application::router())
@@ -96,6 +99,22 @@ pub fn router(state: AppState) -> Router {
                 ApiError::Internal.into_response()
             },
         ))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// A delivery-only node (`serve --no-api`): health and metrics, nothing else.
+fn worker_router(state: AppState) -> Router {
+    let (router, _) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .split_for_parts();
+    router
+        .route("/metrics", get(crate::metrics::handler))
+        .fallback(|| async {
+            ApiError::NotFound(
+                "this node serves no API (serve --no-api); only /api/v1/health and /metrics".into(),
+            )
+        })
+        .with_state(state)
         .layer(TraceLayer::new_for_http())
 }
 

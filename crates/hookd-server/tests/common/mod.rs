@@ -1,5 +1,6 @@
-//! Test harness: the real server on port 0 with a fresh SQLite database, a token for
-//! a fresh organisation, and the official `svix` client pointed at it.
+//! Test harness: the real server on port 0 with a fresh database — SQLite, or, when
+//! `HOOKD_TEST_DATABASE_URL` is set, a fresh schema of that PostgreSQL database — a
+//! token for a fresh organisation, and the official `svix` client pointed at it.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,12 +10,42 @@ use hookd_server::config::Config;
 use svix::api::{Svix, SvixOptions};
 use tokio::sync::oneshot;
 
+/// A fresh database for one test: its `HOOKD_DATABASE_URL` and what keeps it alive
+/// (the PostgreSQL schema is dropped with it).
+pub struct TestDatabase {
+    pub url: String,
+    pub schema: Option<hookd_store_postgres::testing::TestSchema>,
+}
+
+impl TestDatabase {
+    /// SQLite in `dir`, or a fresh PostgreSQL schema when `HOOKD_TEST_DATABASE_URL` is set.
+    pub async fn new(dir: &std::path::Path) -> Self {
+        match hookd_store_postgres::testing::test_database_url() {
+            Some(base) => {
+                let schema = hookd_store_postgres::testing::TestSchema::create(&base)
+                    .await
+                    .expect("test schema");
+                Self {
+                    url: schema.url().to_owned(),
+                    schema: Some(schema),
+                }
+            }
+            None => Self {
+                url: format!("sqlite://{}", dir.join("hookd.db").display()),
+                schema: None,
+            },
+        }
+    }
+}
+
 pub struct TestServer {
     pub url: String,
     /// A token of the organisation `test-org`.
     pub token: String,
     pub running: Option<hookd_server::Running>,
     stop: Option<oneshot::Sender<()>>,
+    // Dropped after `running` (fields drop in order), so the schema outlives the pool.
+    _db: TestDatabase,
     _dir: tempfile::TempDir,
 }
 
@@ -26,8 +57,8 @@ impl TestServer {
     /// Starts with extra `HOOKD_*` settings (the process environment is not read).
     pub async fn start_with(settings: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db = format!("sqlite://{}", dir.path().join("hookd.db").display());
-        let mut env: Vec<(String, String)> = vec![("HOOKD_DATABASE_URL".into(), db)];
+        let db = TestDatabase::new(dir.path()).await;
+        let mut env: Vec<(String, String)> = vec![("HOOKD_DATABASE_URL".into(), db.url.clone())];
         env.extend(settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let config = Config::load_from(env).expect("test config").config;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -43,6 +74,7 @@ impl TestServer {
             token: String::new(),
             running: Some(running),
             stop: Some(stop),
+            _db: db,
             _dir: dir,
         };
         server.token = server.token_for("test-org").await;

@@ -80,6 +80,24 @@ impl Receiver {
         self.inner.lock().unwrap().received.clone()
     }
 
+    /// How many requests arrived, on any path.
+    pub fn count(&self) -> usize {
+        self.inner.lock().unwrap().received.len()
+    }
+
+    /// Waits until `n` requests arrived in all (or panics after `within`).
+    pub async fn wait_for_total(&self, n: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} requests arrived in {within:?}",
+                self.count()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub fn received_on(&self, path: &str) -> Vec<Received> {
         self.received().into_iter().filter(|r| r.path == path).collect()
     }
