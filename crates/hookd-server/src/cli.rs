@@ -31,6 +31,17 @@ enum Command {
     },
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Copy everything from an SQLite database into an empty PostgreSQL database (stop
+    /// every hookd using the SQLite file first). All or nothing: one transaction.
+    MigrateData {
+        /// The SQLite database, e.g. `sqlite://hookd-data/hookd.db`.
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database, e.g. `postgres://hookd@db:5432/hookd`; it is migrated
+        /// and must hold no data yet.
+        #[arg(long)]
+        to: String,
+    },
     /// Delete messages older than a duration, with their deliveries and attempts, and
     /// expunge payloads past their retention (safe while a server runs).
     Prune {
@@ -154,6 +165,7 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             println!("the {} database is at the latest schema", store.backend_name());
             Ok(())
         }
+        Command::MigrateData { from, to } => migrate_data(&config, &from, to).await,
         Command::Token { action } => token(action, config).await,
         Command::Prune { older_than } => {
             let store = crate::open_store(&config).await?;
@@ -172,6 +184,44 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             Ok(())
         }
     }
+}
+
+/// `hookd migrate-data`: table by table, in batches, into one PostgreSQL transaction.
+async fn migrate_data(config: &Config, from: &str, to: String) -> Result<(), Box<dyn std::error::Error>> {
+    let source = hookd_store_sqlite::SqliteOptions::from_url(from).map_err(|e| format!("--from: {e}"))?;
+    if !source.path.is_file() {
+        return Err(format!("--from: {} does not exist", source.path.display()).into());
+    }
+    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+        return Err("--to must be a postgres:// URL".into());
+    }
+    let sqlite = hookd_store_sqlite::SqliteStore::open(source).await?;
+    let options = crate::pg_options(config, to);
+    let pg = hookd_store_postgres::PgStore::open(options.clone()).await?;
+    if !pg.is_empty().await? {
+        return Err("--to already holds data; migrate-data only fills an empty database".into());
+    }
+    let mut import = hookd_store_postgres::Import::begin(&options).await?;
+    for table in hookd_store::copy::TABLES {
+        let (mut after, mut copied) = (0, 0usize);
+        loop {
+            let batch = sqlite.export_batch(table, after, 500).await?;
+            if batch.rows.is_empty() {
+                break;
+            }
+            import.insert(table, &batch).await?;
+            copied += batch.rows.len();
+            after = batch.next;
+        }
+        println!("{table}: {copied} rows");
+    }
+    let rows = import.commit().await?;
+    println!(
+        "copied {rows} rows from {} to {}; point HOOKD_DATABASE_URL at the new database",
+        crate::config::redact_url(from),
+        crate::config::redact_url(&options.url)
+    );
+    Ok(())
 }
 
 async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {

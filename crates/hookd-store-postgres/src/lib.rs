@@ -19,6 +19,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod idempotency;
+mod import;
 mod ingest;
 mod messages;
 pub mod migrations;
@@ -37,6 +38,7 @@ use hookd_store::{Store, StoreError, StoreResult};
 use tokio::sync::Notify;
 
 pub use db::tls_connector;
+pub use import::Import;
 
 /// How the PostgreSQL database is reached.
 #[derive(Debug, Clone)]

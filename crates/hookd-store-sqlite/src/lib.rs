@@ -8,6 +8,7 @@ mod applications;
 mod deliveries;
 mod endpoints;
 mod event_types;
+mod export;
 mod idempotency;
 mod ingest;
 mod messages;

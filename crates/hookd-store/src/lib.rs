@@ -9,6 +9,7 @@
 //! current state inside one transaction, so concurrent PATCHes never lose each other's
 //! changes and no handler needs a read-modify-write race.
 
+pub mod copy;
 mod error;
 mod models;
 mod page;
