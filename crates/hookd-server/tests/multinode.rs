@@ -370,3 +370,100 @@ async fn three_nodes_share_the_work_and_survive_a_sigkill() {
     drop(nodes);
     drop(schema);
 }
+
+/// `serve --no-worker` and `serve --no-api` split the roles; the worker polls only
+/// once a minute, so a message reaching it within seconds shows the API node's
+/// `NOTIFY` woke it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_and_worker_nodes_split_the_roles() {
+    let Some(base_url) = hookd_store_postgres::testing::test_database_url() else {
+        return;
+    };
+    let schema = hookd_store_postgres::testing::TestSchema::create(&base_url)
+        .await
+        .unwrap();
+    let db = schema.url().to_owned();
+    let receiver = Receiver::start().await;
+    receiver.answer_always(Answer::status(200));
+    let role = |flag: &str, n: usize| {
+        let port = free_port();
+        let child = Command::new(HOOKD)
+            .args(["serve", flag])
+            .env_clear()
+            .env("HOOKD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HOOKD_DATABASE_URL", &db)
+            .env("HOOKD_NODE_ID", format!("role-{n}"))
+            .env("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8")
+            .env("HOOKD_DELIVERY_POLL_INTERVAL", "60s")
+            .env("HOOKD_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        Node {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    };
+    let api = role("--no-worker", 1);
+    wait_healthy(&api.base).await;
+    let worker = role("--no-api", 2);
+    wait_healthy(&worker.base).await;
+    // The worker answers health and metrics only.
+    let http = reqwest::Client::new();
+    let refused = http
+        .get(format!("{}/api/v1/app", worker.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 404);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("--no-api"), "{body}");
+    let metrics = http.get(format!("{}/metrics", worker.base)).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+
+    let token = String::from_utf8(
+        Command::new(HOOKD)
+            .args(["token", "create", "--org", "roles"])
+            .env_clear()
+            .env("HOOKD_DATABASE_URL", &db)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .lines()
+    .last()
+    .unwrap()
+    .to_owned();
+    let app: serde_json::Value = http
+        .post(format!("{}/api/v1/app", api.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "roles"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app = app["id"].as_str().unwrap();
+    http.post(format!("{}/api/v1/app/{app}/endpoint", api.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"url": format!("{}/roles", receiver.url)}))
+        .send()
+        .await
+        .unwrap();
+    // Give the worker's first poll (at start) time to pass, then post.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let resp = http
+        .post(format!("{}/api/v1/app/{app}/msg", api.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"eventType": "a.b", "payload": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    // Delivered by the worker (the API node runs no engine), long before its next poll.
+    receiver.wait_for("/roles", 1, Duration::from_secs(10)).await;
+    drop((api, worker));
+    drop(schema);
+}
