@@ -2,56 +2,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const HOOKD: &str = env!("CARGO_BIN_EXE_hookd");
+use common::process::{self, Process, free_port, last_line, wait_healthy};
 
 fn hookd(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(HOOKD);
-    cmd.current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOOKD_LOG", "warn");
+    let mut cmd = process::command();
+    cmd.current_dir(dir);
     cmd
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn last_line(out: &[u8]) -> String {
-    String::from_utf8_lossy(out)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_healthy(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{base}/api/v1/health/")).await
-            && r.status().is_success()
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "hookd did not become healthy");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
@@ -61,15 +22,16 @@ async fn serve_with_defaults_then_tokens_from_the_cli_work_against_it() {
     let base = format!("http://127.0.0.1:{port}");
     // Only the listen address is set: the database is the embedded default, created
     // under ./hookd-data.
-    let server = Child(
-        hookd(dir.path())
+    let server = Process {
+        child: hookd(dir.path())
             .args(["serve"])
             .env("HOOKD_LISTEN", format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
-    );
+        base: base.clone(),
+    };
     wait_healthy(&base).await;
     assert!(dir.path().join("hookd-data/hookd.db").exists());
 
@@ -119,7 +81,7 @@ async fn serve_with_defaults_then_tokens_from_the_cli_work_against_it() {
 
     // SIGTERM stops it cleanly.
     let mut server = server;
-    let pid = server.0.id().to_string();
+    let pid = server.child.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -129,7 +91,7 @@ async fn serve_with_defaults_then_tokens_from_the_cli_work_against_it() {
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = server.0.try_wait().unwrap() {
+        if let Some(status) = server.child.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "hookd did not exit on SIGTERM");

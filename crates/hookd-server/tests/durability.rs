@@ -6,67 +6,33 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::{self, Process};
 use common::receiver::{Answer, Receiver};
 
-const HOOKD: &str = env!("CARGO_BIN_EXE_hookd");
-
-struct Hookd(std::process::Child);
-
-impl Drop for Hookd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(dir: &std::path::Path, db: &str, port: u16) -> Hookd {
-    let child = Command::new(HOOKD)
-        .arg("serve")
-        .current_dir(dir)
-        .env_clear()
-        .env("HOOKD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HOOKD_DATABASE_URL", db)
-        .env("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8")
-        .env("HOOKD_RETRY_SCHEDULE", "500ms,500ms,500ms,500ms,500ms")
-        .env("HOOKD_DELIVERY_TIMEOUT", "2s")
-        .env("HOOKD_DELIVERY_LEASE", "3s")
-        .env("HOOKD_DELIVERY_ENDPOINT_CONCURRENCY", "4")
-        .env("HOOKD_DELIVERY_POLL_INTERVAL", "100ms")
-        .env("HOOKD_NODE_ID", "node-1")
-        .env("HOOKD_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Hookd(child)
-}
-
-async fn wait_healthy(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{base}/api/v1/health"))
-        .await
-        .map(|r| r.status().is_success())
-        .ok()
-        != Some(true)
-    {
-        assert!(Instant::now() < deadline, "hookd did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// hookd on `db` with short retries and a short lease, as node `node-1`.
+async fn start(db: &str) -> Process {
+    process::serve(
+        &[],
+        &[
+            ("HOOKD_DATABASE_URL", db),
+            ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+            ("HOOKD_RETRY_SCHEDULE", "500ms,500ms,500ms,500ms,500ms"),
+            ("HOOKD_DELIVERY_TIMEOUT", "2s"),
+            ("HOOKD_DELIVERY_LEASE", "3s"),
+            ("HOOKD_DELIVERY_ENDPOINT_CONCURRENCY", "4"),
+            ("HOOKD_DELIVERY_POLL_INTERVAL", "100ms"),
+            ("HOOKD_NODE_ID", "node-1"),
+        ],
+    )
+    .await
 }
 
 #[tokio::test]
 async fn sigkill_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let db = common::TestDatabase::new(dir.path()).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
     let receiver = Receiver::start().await;
     // Slow answers keep deliveries in flight and a backlog pending when the kill comes.
     receiver.answer_always(Answer {
@@ -76,23 +42,9 @@ async fn sigkill_loses_nothing_acknowledged() {
         body: None,
     });
 
-    let mut hookd = start(dir.path(), &db.url, port);
-    wait_healthy(&base).await;
-    let token = String::from_utf8(
-        Command::new(HOOKD)
-            .args(["token", "create"])
-            .current_dir(dir.path())
-            .env_clear()
-            .env("HOOKD_DATABASE_URL", &db.url)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .lines()
-    .last()
-    .unwrap()
-    .to_owned();
+    let mut hookd = start(&db.url).await;
+    let base = hookd.base.clone();
+    let token = process::create_token(&db.url, "durable");
     let http = reqwest::Client::new();
     let app: serde_json::Value = http
         .post(format!("{base}/api/v1/app"))
@@ -131,8 +83,7 @@ async fn sigkill_loses_nothing_acknowledged() {
     }
     // Let some deliveries happen and others be in flight, then kill without warning.
     receiver.wait_for("/a", 5, Duration::from_secs(10)).await;
-    hookd.0.kill().unwrap(); // SIGKILL
-    hookd.0.wait().unwrap();
+    hookd.kill(); // SIGKILL
     let before_restart = receiver.received().len();
     assert!(
         before_restart < 200,
@@ -140,8 +91,7 @@ async fn sigkill_loses_nothing_acknowledged() {
     );
 
     receiver.answer_always(Answer::status(200));
-    let _hookd = start(dir.path(), &db.url, port);
-    wait_healthy(&base).await;
+    let _hookd = start(&db.url).await;
 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

@@ -6,53 +6,24 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::process::{self, Process};
 use common::receiver::{Answer, Receiver};
 use serde_json::{Value, json};
 
-const HOOKD: &str = env!("CARGO_BIN_EXE_hookd");
 const PUBLIC_URL: &str = "https://hooks.example.com";
 
-struct Hookd(std::process::Child);
-
-impl Drop for Hookd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn serve(db: &str) -> (Hookd, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(HOOKD)
-        .arg("serve")
-        .env_clear()
-        .env("HOOKD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HOOKD_DATABASE_URL", db)
-        .env("HOOKD_PUBLIC_URL", PUBLIC_URL)
-        .env("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8")
-        .env("HOOKD_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{base}/api/v1/health"))
-        .await
-        .map(|r| r.status().is_success())
-        .ok()
-        != Some(true)
-    {
-        assert!(Instant::now() < deadline, "hookd did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (Hookd(child), base)
+async fn serve(db: &str) -> Process {
+    process::serve(
+        &[],
+        &[
+            ("HOOKD_DATABASE_URL", db),
+            ("HOOKD_PUBLIC_URL", PUBLIC_URL),
+            ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+        ],
+    )
+    .await
 }
 
 async fn call(method: reqwest::Method, url: String, token: &str, body: Option<Value>) -> Value {
@@ -103,21 +74,9 @@ async fn sqlite_data_moves_to_postgres() {
     receiver.answer_always(Answer::status(200));
 
     // A day of work on SQLite.
-    let (hookd, base) = serve(&sqlite).await;
-    let token = String::from_utf8(
-        Command::new(HOOKD)
-            .args(["token", "create", "--org", "moving"])
-            .env_clear()
-            .env("HOOKD_DATABASE_URL", &sqlite)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .lines()
-    .last()
-    .unwrap()
-    .to_owned();
+    let hookd = serve(&sqlite).await;
+    let base = hookd.base.clone();
+    let token = process::create_token(&sqlite, "moving");
     let post =
         |path: &str, body: Value| call(reqwest::Method::POST, format!("{base}{path}"), &token, Some(body));
     post(
@@ -177,9 +136,8 @@ async fn sqlite_data_moves_to_postgres() {
 
     // The copy.
     let migrate = |to: &str| {
-        Command::new(HOOKD)
+        process::command()
             .args(["migrate-data", "--from", &sqlite, "--to", to])
-            .env_clear()
             .output()
             .unwrap()
     };
@@ -200,7 +158,8 @@ async fn sqlite_data_moves_to_postgres() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds data"));
 
     // Served from PostgreSQL: the same answers, the same token and source URL.
-    let (_pg, base) = serve(schema.url()).await;
+    let pg = serve(schema.url()).await;
+    let base = pg.base.clone();
     let after = snapshot(&base, &token, &app, &source_id).await;
     for (b, a) in before.iter().zip(&after) {
         assert_eq!(b, a);

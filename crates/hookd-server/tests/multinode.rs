@@ -12,14 +12,13 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use common::process::{self, Process};
 use common::receiver::{Answer, Receiver};
 
-const HOOKD: &str = env!("CARGO_BIN_EXE_hookd");
 const NODES: usize = 3;
 const MESSAGES: usize = 3000;
 const ENDPOINTS: usize = 3;
@@ -28,63 +27,23 @@ const CONCURRENCY: usize = 32;
 /// API requests in flight at once.
 const IN_FLIGHT_POSTS: usize = 24;
 
-struct Node {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(db: &str, n: usize) -> Node {
-    let port = free_port();
-    let child = Command::new(HOOKD)
-        .arg("serve")
-        .env_clear()
-        .env("HOOKD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HOOKD_DATABASE_URL", db)
-        .env("HOOKD_NODE_ID", format!("node-{n}"))
-        .env("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8")
-        .env("HOOKD_RETRY_SCHEDULE", "200ms,500ms,1s,1s,1s")
-        .env("HOOKD_DELIVERY_TIMEOUT", "2s")
-        .env("HOOKD_DELIVERY_LEASE", "3s")
-        .env("HOOKD_DELIVERY_CONCURRENCY", CONCURRENCY.to_string())
-        .env("HOOKD_DELIVERY_POLL_INTERVAL", "200ms")
-        .env("HOOKD_POSTGRES_POOL_SIZE", "8")
-        .env("HOOKD_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    Node {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-async fn wait_healthy(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{base}/api/v1/health"))
-        .await
-        .map(|r| r.status().is_success())
-        .ok()
-        != Some(true)
-    {
-        assert!(Instant::now() < deadline, "{base} did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn start(db: &str, n: usize) -> Process {
+    let concurrency = CONCURRENCY.to_string();
+    process::serve(
+        &[],
+        &[
+            ("HOOKD_DATABASE_URL", db),
+            ("HOOKD_NODE_ID", &format!("node-{n}")),
+            ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+            ("HOOKD_RETRY_SCHEDULE", "200ms,500ms,1s,1s,1s"),
+            ("HOOKD_DELIVERY_TIMEOUT", "2s"),
+            ("HOOKD_DELIVERY_LEASE", "3s"),
+            ("HOOKD_DELIVERY_CONCURRENCY", &concurrency),
+            ("HOOKD_DELIVERY_POLL_INTERVAL", "200ms"),
+            ("HOOKD_POSTGRES_POOL_SIZE", "8"),
+        ],
+    )
+    .await
 }
 
 /// Posts one message, trying the nodes in turn from `first` (a dead node's connection
@@ -145,25 +104,11 @@ async fn three_nodes_share_the_work_and_survive_a_sigkill() {
     });
 
     // All three start at once on an empty schema: migration happens once.
-    let mut nodes: Vec<Option<Node>> = (0..NODES).map(|n| Some(start(&db, n))).collect();
+    let (a, b, c) = tokio::join!(start(&db, 0), start(&db, 1), start(&db, 2));
+    let mut nodes: Vec<Option<Process>> = vec![Some(a), Some(b), Some(c)];
+    assert_eq!(nodes.len(), NODES);
     let bases: Vec<String> = nodes.iter().map(|n| n.as_ref().unwrap().base.clone()).collect();
-    for base in &bases {
-        wait_healthy(base).await;
-    }
-    let token = String::from_utf8(
-        Command::new(HOOKD)
-            .args(["token", "create", "--org", "multinode"])
-            .env_clear()
-            .env("HOOKD_DATABASE_URL", &db)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .lines()
-    .last()
-    .unwrap()
-    .to_owned();
+    let token = process::create_token(&db, "multinode");
     let http = reqwest::Client::new();
     let app: serde_json::Value = http
         .post(format!("{}/api/v1/app", bases[0]))
@@ -201,9 +146,7 @@ async fn three_nodes_share_the_work_and_survive_a_sigkill() {
         if i == MESSAGES / 3 {
             // Midway: once deliveries are flowing, SIGKILL the third node.
             receiver.wait_for_total(300, Duration::from_secs(30)).await;
-            let mut victim = nodes[NODES - 1].take().unwrap();
-            victim.child.kill().unwrap(); // SIGKILL
-            victim.child.wait().unwrap();
+            nodes[NODES - 1].take().unwrap().kill(); // SIGKILL
             killed_at = Some(Instant::now());
             eprintln!(
                 "killed node-{} after {} receipts",
@@ -385,29 +328,23 @@ async fn api_and_worker_nodes_split_the_roles() {
     let db = schema.url().to_owned();
     let receiver = Receiver::start().await;
     receiver.answer_always(Answer::status(200));
-    let role = |flag: &str, n: usize| {
-        let port = free_port();
-        let child = Command::new(HOOKD)
-            .args(["serve", flag])
-            .env_clear()
-            .env("HOOKD_LISTEN", format!("127.0.0.1:{port}"))
-            .env("HOOKD_DATABASE_URL", &db)
-            .env("HOOKD_NODE_ID", format!("role-{n}"))
-            .env("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8")
-            .env("HOOKD_DELIVERY_POLL_INTERVAL", "60s")
-            .env("HOOKD_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        Node {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
+    let role = |flag: &'static str, n: usize| {
+        let db = db.clone();
+        async move {
+            process::serve(
+                &[flag],
+                &[
+                    ("HOOKD_DATABASE_URL", &db),
+                    ("HOOKD_NODE_ID", &format!("role-{n}")),
+                    ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+                    ("HOOKD_DELIVERY_POLL_INTERVAL", "60s"),
+                ],
+            )
+            .await
         }
     };
-    let api = role("--no-worker", 1);
-    wait_healthy(&api.base).await;
-    let worker = role("--no-api", 2);
-    wait_healthy(&worker.base).await;
+    let api = role("--no-worker", 1).await;
+    let worker = role("--no-api", 2).await;
     // The worker answers health and metrics only.
     let http = reqwest::Client::new();
     let refused = http
@@ -421,20 +358,7 @@ async fn api_and_worker_nodes_split_the_roles() {
     let metrics = http.get(format!("{}/metrics", worker.base)).send().await.unwrap();
     assert_eq!(metrics.status(), 200);
 
-    let token = String::from_utf8(
-        Command::new(HOOKD)
-            .args(["token", "create", "--org", "roles"])
-            .env_clear()
-            .env("HOOKD_DATABASE_URL", &db)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .lines()
-    .last()
-    .unwrap()
-    .to_owned();
+    let token = process::create_token(&db, "roles");
     let app: serde_json::Value = http
         .post(format!("{}/api/v1/app", api.base))
         .bearer_auth(&token)

@@ -3,7 +3,6 @@
 //! claim — one request runs, the other is told it is in progress.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use hookd_core::id::{OrgId, TokenId};
 use hookd_store::{IdempotencyBegin, IdempotencyStore, IdempotencyWindow, StoreResult, StoredResponse};
 
@@ -20,11 +19,7 @@ impl IdempotencyStore for PgStore {
         fingerprint: &str,
         window: IdempotencyWindow,
     ) -> StoreResult<IdempotencyBegin> {
-        let IdempotencyWindow {
-            now,
-            stale_before,
-            expired_before,
-        } = window;
+        let now = window.now;
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(db::err)?;
         let inserted = db::query_opt(
@@ -46,25 +41,16 @@ impl IdempotencyStore for PgStore {
         )
         .await?;
         if let Some(row) = existing {
-            let started: DateTime<Utc> = get(&row, 4)?;
-            let completed: Option<DateTime<Utc>> = get(&row, 5)?;
-            let live = match completed {
-                Some(done) => done >= expired_before,
-                None => started >= stale_before,
+            let status: Option<i32> = get(&row, 1)?;
+            let response = match status {
+                Some(status) => Some(StoredResponse {
+                    status: status.clamp(0, i32::from(u16::MAX)) as u16,
+                    content_type: get(&row, 2)?,
+                    body: get::<Option<Vec<u8>>>(&row, 3)?.unwrap_or_default(),
+                }),
+                None => None,
             };
-            if live {
-                let status: Option<i32> = get(&row, 1)?;
-                let answer = match (status, completed) {
-                    (Some(status), Some(_)) => IdempotencyBegin::Completed {
-                        fingerprint: get(&row, 0)?,
-                        response: StoredResponse {
-                            status: status.clamp(0, i32::from(u16::MAX)) as u16,
-                            content_type: get(&row, 2)?,
-                            body: get::<Option<Vec<u8>>>(&row, 3)?.unwrap_or_default(),
-                        },
-                    },
-                    _ => IdempotencyBegin::InProgress,
-                };
+            if let Some(answer) = window.judge(get(&row, 4)?, get(&row, 5)?, get(&row, 0)?, response) {
                 tx.commit().await.map_err(db::err)?;
                 return Ok(answer);
             }

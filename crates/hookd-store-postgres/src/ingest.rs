@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use hookd_core::id::{ApplicationId, IngestLogId, MessageId, OrgId, SourceId};
 use hookd_store::{
-    ForwardedRequest, IngestLogFilter, IngestRecorded, IngestRequest, IngestStatus, IngestStore, ListQuery,
-    Mutation, NewIngestRequest, NewMessage, Page, Source, SourceData, StoreError, StoreResult,
+    IngestLogFilter, IngestRecorded, IngestRequest, IngestStatus, IngestStore, ListQuery, Mutation,
+    NewIngestRequest, Page, Source, SourceData, StoreError, StoreResult,
 };
 use tokio_postgres::Row;
 
@@ -136,25 +136,8 @@ async fn record<C: GenericClient>(
     if status == IngestStatus::Accepted
         && let Some(forward) = request.forward
     {
-        let (msg, n) = crate::messages::insert_message(
-            c,
-            org,
-            &source.app_id,
-            NewMessage {
-                event_type: forward.event_type,
-                event_id: None,
-                channels: None,
-                tags: Default::default(),
-                payload: String::new(),
-                retain_until: forward.retain_until,
-                only_endpoint: None,
-                forward: Some(ForwardedRequest {
-                    log_id: id.clone(),
-                    headers: forward.headers,
-                }),
-            },
-        )
-        .await?;
+        let (msg, n) =
+            crate::messages::insert_message(c, org, &source.app_id, forward.into_message(id.clone())).await?;
         msg_id = Some(msg.id);
         deliveries = n;
     }
@@ -266,12 +249,10 @@ impl IngestStore for PgStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(db::err)?;
         let mut source = find(&tx, org, id_or_uid, true).await?;
-        let was_cron = source.data.kind == "cron";
-        let old_config = source.data.config.clone();
+        let before = source.data.clone();
         change(&mut source.data)?;
         source.updated_at = db::now();
-        // A new schedule starts counting from now, not from the old one's firings.
-        let reset_cron = !was_cron || source.data.kind != "cron" || source.data.config != old_config;
+        let reset_cron = source.data.resets_cron(&before);
         db::execute_unique(
             &tx,
             "UPDATE source SET uid = $1, name = $2, kind = $3, config = $4, options = $5, metadata = $6,

@@ -140,13 +140,8 @@ fn delivery_state(
     next: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> StoreResult<DeliveryState> {
-    let mut status = DeliveryStatus::from_code(i64::from(status))
-        .ok_or_else(|| db::corrupt("delivery status", "unknown code"))?;
-    if status == DeliveryStatus::Pending && lease_until.is_some_and(|l| l > now) {
-        status = DeliveryStatus::Sending;
-    }
-    let next_attempt = (status == DeliveryStatus::Pending).then_some(next).flatten();
-    Ok(DeliveryState { status, next_attempt })
+    DeliveryState::from_row(i64::from(status), lease_until.is_some_and(|l| l > now), next)
+        .ok_or_else(|| db::corrupt("delivery status", "unknown code"))
 }
 
 /// Stores a message and its deliveries inside the caller's transaction.
@@ -482,14 +477,7 @@ impl MessageStore for PgStore {
         let mut stats = EndpointStats::default();
         for row in &rows {
             let (status, leased, n): (i32, bool, i64) = (get(row, 0)?, get(row, 1)?, get(row, 2)?);
-            let n = n.max(0) as u64;
-            match (status, leased) {
-                (0, _) => stats.success += n,
-                (1, true) => stats.sending += n,
-                (1, false) => stats.pending += n,
-                (2, _) => stats.fail += n,
-                _ => stats.canceled += n,
-            }
+            stats.add(i64::from(status), leased, n.max(0) as u64);
         }
         Ok(stats)
     }

@@ -6,7 +6,7 @@ use hookd_store::{IdempotencyBegin, IdempotencyStore, IdempotencyWindow, StoreRe
 use rusqlite::{OptionalExtension as _, params};
 
 use crate::SqliteStore;
-use crate::sql::internal;
+use crate::sql::{from_millis, internal};
 
 #[async_trait]
 impl IdempotencyStore for SqliteStore {
@@ -18,11 +18,7 @@ impl IdempotencyStore for SqliteStore {
         fingerprint: &str,
         window: IdempotencyWindow,
     ) -> StoreResult<IdempotencyBegin> {
-        let IdempotencyWindow {
-            now,
-            stale_before,
-            expired_before,
-        } = window;
+        let now = window.now;
         let (org, token, key, fingerprint) =
             (org.clone(), token.clone(), key.to_owned(), fingerprint.to_owned());
         self.write(move |c| {
@@ -40,18 +36,13 @@ impl IdempotencyStore for SqliteStore {
                 })
                 .map_err(internal)?;
             if let Some((stored_fp, status, content_type, body, started, completed)) = existing {
-                let live = match completed {
-                    Some(done) => done >= expired_before.timestamp_millis(),
-                    None => started >= stale_before.timestamp_millis(),
-                };
-                if live {
-                    return Ok(match (status, completed) {
-                        (Some(status), Some(_)) => IdempotencyBegin::Completed {
-                            fingerprint: stored_fp,
-                            response: StoredResponse { status, content_type, body: body.unwrap_or_default() },
-                        },
-                        _ => IdempotencyBegin::InProgress,
-                    });
+                let response = status.map(|status| StoredResponse {
+                    status,
+                    content_type,
+                    body: body.unwrap_or_default(),
+                });
+                if let Some(answer) = window.judge(from_millis(started), completed.map(from_millis), stored_fp, response) {
+                    return Ok(answer);
                 }
             }
             c.prepare_cached(

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, IngestLogId, MessageId, OrgId, SourceId};
 use hookd_store::{
-    ForwardedRequest, IngestLogFilter, IngestRecorded, IngestRequest, IngestStatus, IngestStore, ListQuery,
-    Mutation, NewIngestRequest, NewMessage, Page, Source, SourceData, StoreError, StoreResult,
+    IngestLogFilter, IngestRecorded, IngestRequest, IngestStatus, IngestStore, ListQuery, Mutation,
+    NewIngestRequest, Page, Source, SourceData, StoreError, StoreResult,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension as _, Row, ToSql, params};
@@ -134,24 +134,8 @@ fn record(
     if status == IngestStatus::Accepted
         && let Some(forward) = request.forward
     {
-        let (msg, n) = crate::messages::insert_message(
-            c,
-            org,
-            &source.app_id,
-            NewMessage {
-                event_type: forward.event_type,
-                event_id: None,
-                channels: None,
-                tags: Default::default(),
-                payload: String::new(),
-                retain_until: forward.retain_until,
-                only_endpoint: None,
-                forward: Some(ForwardedRequest {
-                    log_id: id.clone(),
-                    headers: forward.headers,
-                }),
-            },
-        )?;
+        let (msg, n) =
+            crate::messages::insert_message(c, org, &source.app_id, forward.into_message(id.clone()))?;
         msg_id = Some(msg.id);
         deliveries = n;
     }
@@ -267,12 +251,10 @@ impl IngestStore for SqliteStore {
         let (org, key) = (org.clone(), id_or_uid.to_owned());
         self.write(move |c| {
             let mut source = find(c, &org, &key)?;
-            let was_cron = source.data.kind == "cron";
-            let old_config = source.data.config.clone();
+            let before = source.data.clone();
             change(&mut source.data)?;
             source.updated_at = sql::now();
-            // A new schedule starts counting from now, not from the old one's firings.
-            let reset_cron = !was_cron || source.data.kind != "cron" || source.data.config != old_config;
+            let reset_cron = source.data.resets_cron(&before);
             c.prepare_cached(
                 "UPDATE source SET uid = ?, name = ?, kind = ?, config = ?, options = ?, metadata = ?, updated_at = ?,
                      cron_last_fire = CASE WHEN ? THEN NULL ELSE cron_last_fire END

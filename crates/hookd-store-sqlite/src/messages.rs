@@ -138,14 +138,12 @@ fn delivery_state(
     next: Option<i64>,
     now: i64,
 ) -> rusqlite::Result<DeliveryState> {
-    let mut status = DeliveryStatus::from_code(status).ok_or_else(|| sql::corrupt(0, std::fmt::Error))?;
-    if status == DeliveryStatus::Pending && lease_until.is_some_and(|l| l > now) {
-        status = DeliveryStatus::Sending;
-    }
-    let next_attempt = (status == DeliveryStatus::Pending)
-        .then(|| next.map(from_millis))
-        .flatten();
-    Ok(DeliveryState { status, next_attempt })
+    DeliveryState::from_row(
+        status,
+        lease_until.is_some_and(|l| l > now),
+        next.map(from_millis),
+    )
+    .ok_or_else(|| sql::corrupt(0, std::fmt::Error))
 }
 
 /// `AND column IN (?, ?, ...)` for a list of names.
@@ -479,13 +477,7 @@ impl MessageStore for SqliteStore {
                 .map_err(internal)?;
             let mut stats = EndpointStats::default();
             for (status, leased, n) in rows {
-                match (status, leased) {
-                    (0, _) => stats.success += n,
-                    (1, true) => stats.sending += n,
-                    (1, false) => stats.pending += n,
-                    (2, _) => stats.fail += n,
-                    _ => stats.canceled += n,
-                }
+                stats.add(status, leased, n);
             }
             Ok(stats)
         })

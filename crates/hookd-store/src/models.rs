@@ -304,6 +304,31 @@ pub struct IdempotencyWindow {
     pub expired_before: DateTime<Utc>,
 }
 
+impl IdempotencyWindow {
+    /// Judges a stored claim: `Some(answer)` while it is live (answered within
+    /// `expired_before`, or unanswered but started within `stale_before`), `None` when
+    /// the new request takes the key over.
+    pub fn judge(
+        &self,
+        started: DateTime<Utc>,
+        completed: Option<DateTime<Utc>>,
+        fingerprint: String,
+        response: Option<StoredResponse>,
+    ) -> Option<IdempotencyBegin> {
+        let live = match completed {
+            Some(done) => done >= self.expired_before,
+            None => started >= self.stale_before,
+        };
+        live.then_some(match (response, completed) {
+            (Some(response), Some(_)) => IdempotencyBegin::Completed {
+                fingerprint,
+                response,
+            },
+            _ => IdempotencyBegin::InProgress,
+        })
+    }
+}
+
 /// What `IdempotencyStore::idempotency_begin` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyBegin {
@@ -326,6 +351,19 @@ pub struct DeliveryState {
     pub next_attempt: Option<DateTime<Utc>>,
 }
 
+impl DeliveryState {
+    /// From a delivery row: its stored status code, whether a lease is live, and its
+    /// next attempt. `None` for an unknown status code.
+    pub fn from_row(status: i64, leased: bool, next: Option<DateTime<Utc>>) -> Option<Self> {
+        let mut status = DeliveryStatus::from_code(status)?;
+        if status == DeliveryStatus::Pending && leased {
+            status = DeliveryStatus::Sending;
+        }
+        let next_attempt = (status == DeliveryStatus::Pending).then_some(next).flatten();
+        Some(Self { status, next_attempt })
+    }
+}
+
 /// Deliveries to one endpoint, by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EndpointStats {
@@ -334,6 +372,19 @@ pub struct EndpointStats {
     pub sending: u64,
     pub fail: u64,
     pub canceled: u64,
+}
+
+impl EndpointStats {
+    /// Adds `n` deliveries of a stored status code, leased (being sent) or not.
+    pub fn add(&mut self, status: i64, leased: bool, n: u64) {
+        match (status, leased) {
+            (0, _) => self.success += n,
+            (1, true) => self.sending += n,
+            (1, false) => self.pending += n,
+            (2, _) => self.fail += n,
+            _ => self.canceled += n,
+        }
+    }
 }
 
 /// What a source is made of, as callers create and change it.
@@ -349,6 +400,15 @@ pub struct SourceData {
     /// `hookd_core::ingest::SourceOptions`, secrets included.
     pub options: serde_json::Value,
     pub metadata: Metadata,
+}
+
+impl SourceData {
+    /// Whether changing `before` into `self` starts a cron schedule afresh (it became
+    /// a cron source, stopped being one, or its schedule changed): its firings then
+    /// count from now, not from the old schedule's.
+    pub fn resets_cron(&self, before: &SourceData) -> bool {
+        before.kind != "cron" || self.kind != "cron" || self.config != before.config
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -427,6 +487,26 @@ pub struct IngestForward {
     /// Headers passed on to destinations (content type included).
     pub headers: Vec<(String, String)>,
     pub retain_until: DateTime<Utc>,
+}
+
+impl IngestForward {
+    /// The message that forwards the request logged as `log_id` (its body is read from
+    /// the log when sent).
+    pub fn into_message(self, log_id: IngestLogId) -> NewMessage {
+        NewMessage {
+            event_type: self.event_type,
+            event_id: None,
+            channels: None,
+            tags: Default::default(),
+            payload: String::new(),
+            retain_until: self.retain_until,
+            only_endpoint: None,
+            forward: Some(ForwardedRequest {
+                log_id,
+                headers: self.headers,
+            }),
+        }
+    }
 }
 
 /// What `IngestStore::record_ingest` did.
