@@ -153,8 +153,10 @@ impl Dispatcher {
         let shared_throttle = self.store.shares_throttle();
         self.state().throttle.prune(Instant::now());
         // Throttled deliveries of one endpoint are spread over the coming slots (one
-        // per 1/rate), so each comes back once, when a send is allowed.
-        let mut throttled: HashMap<EndpointId, u32> = HashMap::new();
+        // per 1/rate), so each comes back once, when a send is allowed. Once an
+        // endpoint is refused in this batch, the rest of its deliveries are too (its
+        // first wait, then one slot each) without asking the bucket again.
+        let mut throttled: HashMap<EndpointId, (Duration, u32)> = HashMap::new();
         for d in claimed {
             let ep = d.endpoint.id.clone();
             let busy = self.state().inflight.get(&ep).copied().unwrap_or(0)
@@ -164,7 +166,9 @@ impl Dispatcher {
                 continue;
             }
             if let Some(rate) = d.endpoint.data.throttle_rate {
-                let wait = if shared_throttle {
+                let wait = if let Some((first, _)) = throttled.get(&ep) {
+                    Some(*first)
+                } else if shared_throttle {
                     // Several nodes send to this endpoint: the database keeps the bucket.
                     match self.store.throttle_take(&ep, rate, Utc::now()).await {
                         Ok(wait) => wait,
@@ -177,7 +181,7 @@ impl Dispatcher {
                     self.state().throttle.take(&ep, rate, Instant::now()).err()
                 };
                 if let Some(wait) = wait {
-                    let queued = throttled.entry(ep.clone()).or_insert(0);
+                    let (_, queued) = throttled.entry(ep.clone()).or_insert((wait, 0));
                     let slot = wait + Duration::from_secs_f64(f64::from(*queued) / f64::from(rate.max(1)));
                     *queued += 1;
                     self.state().paused.insert(ep, Instant::now() + wait);
