@@ -53,13 +53,23 @@ impl RetentionStore for PgStore {
         let tx = c.transaction().await.map_err(db::err)?;
         let rows = db::query(
             &tx,
-            "SELECT id FROM message WHERE created_at < $1 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+            "SELECT id, org_id, app_id FROM message WHERE created_at < $1 ORDER BY created_at LIMIT $2
+             FOR UPDATE SKIP LOCKED",
             &[&cutoff, &(limit as i64)],
         )
         .await?;
         let ids: Vec<String> = rows.iter().map(|r| db::get(r, 0)).collect::<StoreResult<_>>()?;
+        let orgs: Vec<String> = rows.iter().map(|r| db::get(r, 1)).collect::<StoreResult<_>>()?;
+        let apps: Vec<String> = rows.iter().map(|r| db::get(r, 2)).collect::<StoreResult<_>>()?;
         if !ids.is_empty() {
-            db::execute(&tx, "DELETE FROM attempt WHERE msg_id = ANY($1)", &[&ids]).await?;
+            // By (org, app, message): the attempt log's index, not a scan.
+            db::execute(
+                &tx,
+                "DELETE FROM attempt a USING unnest($1::text[], $2::text[], $3::text[]) AS m(org_id, app_id, id)
+                 WHERE a.org_id = m.org_id AND a.app_id = m.app_id AND a.msg_id = m.id",
+                &[&orgs, &apps, &ids],
+            )
+            .await?;
             // Deliveries go with their message (ON DELETE CASCADE).
             db::execute(&tx, "DELETE FROM message WHERE id = ANY($1)", &[&ids]).await?;
         }

@@ -45,22 +45,27 @@ impl RetentionStore for SqliteStore {
 
     async fn delete_messages_before(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
         self.write(move |c| {
-            let ids: Vec<String> = c
-                .prepare_cached("SELECT id FROM message WHERE created_at < ? ORDER BY created_at LIMIT ?")
+            let ids: Vec<(String, String, String)> = c
+                .prepare_cached(
+                    "SELECT id, org_id, app_id FROM message WHERE created_at < ? ORDER BY created_at LIMIT ?",
+                )
                 .and_then(|mut s| {
-                    s.query_map(params![cutoff.timestamp_millis(), limit as i64], |r| r.get(0))?
-                        .collect::<rusqlite::Result<Vec<_>>>()
+                    s.query_map(params![cutoff.timestamp_millis(), limit as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .map_err(internal)?;
+            // By (org, app, message): the attempt log's index, not a scan per message.
             let mut attempts = c
-                .prepare_cached("DELETE FROM attempt WHERE msg_id = ?")
+                .prepare_cached("DELETE FROM attempt WHERE org_id = ? AND app_id = ? AND msg_id = ?")
                 .map_err(internal)?;
             // Deliveries go with their message (ON DELETE CASCADE).
             let mut message = c
                 .prepare_cached("DELETE FROM message WHERE id = ?")
                 .map_err(internal)?;
-            for id in &ids {
-                attempts.execute([id]).map_err(internal)?;
+            for (id, org, app) in &ids {
+                attempts.execute([org, app, id]).map_err(internal)?;
                 message.execute([id]).map_err(internal)?;
             }
             Ok(ids.len() + delete_requests(c, cutoff, limit)?)

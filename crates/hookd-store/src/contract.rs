@@ -1320,9 +1320,29 @@ pub async fn retention_expires_payloads_and_deletes_old_messages(store: &dyn Sto
     let claimed = claim_all(store, Utc::now()).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].message.id, kept.id);
+    // An attempt of the kept message, to go with it.
+    store
+        .finish_attempt(
+            claimed[0].id,
+            attempt(DeliveryStatus::Success, 200),
+            NextStep::Done,
+        )
+        .await
+        .unwrap();
+    let listed = store
+        .list_attempts(&org, &app.id, &ListQuery::default(), &AttemptFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
 
     let future = Utc::now() + chrono::Duration::seconds(1);
     assert_eq!(store.delete_messages_before(future, 100).await.unwrap(), 2);
+    // The attempt log goes with its messages.
+    let listed = store
+        .list_attempts(&org, &app.id, &ListQuery::default(), &AttemptFilter::default())
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty());
     assert!(matches!(
         store.get_message(&org, &app.id, kept.id.as_str()).await,
         Err(StoreError::NotFound(_))
