@@ -1,0 +1,148 @@
+//! Micro-benchmarks of the per-message and per-request work that does no IO: signing a
+//! delivery, verifying a received request with each preset (on the providers' own
+//! vectors, `tests/data`), and matching a message against an application's endpoints.
+//!
+//! `cargo bench -p hookd-core` (figures in docs/benchmarks.md once the load harness
+//! lands; see issue 6).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeSet;
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use hookd_core::ingest::{IncomingRequest, SourceKind, SourceOptions, Verdict, verify};
+use hookd_core::matching::{Subscription, accepts};
+use hookd_core::name::{ChannelName, EventTypeName};
+use hookd_core::secret::EndpointSecret;
+use hookd_core::signature;
+use serde::Deserialize;
+use serde_json::Value;
+
+fn signing(c: &mut Criterion) {
+    let secret: EndpointSecret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".parse().unwrap();
+    let rotated = [secret.clone(), EndpointSecret::generate()];
+    let mut group = c.benchmark_group("sign");
+    for size in [256usize, 1024, 64 * 1024] {
+        let body = vec![b'x'; size];
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(BenchmarkId::new("one secret", size), &body, |b, body| {
+            b.iter(|| {
+                signature::sign(
+                    &secret,
+                    black_box("msg_27UH4WbU6Z5A5EzD8u03UvzRbpk"),
+                    1_649_367_553,
+                    body,
+                )
+            })
+        });
+        group.bench_with_input(
+            BenchmarkId::new("rotation, two secrets", size),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    signature::signature_header(
+                        rotated.iter(),
+                        black_box("msg_27UH4WbU6Z5A5EzD8u03UvzRbpk"),
+                        1_649_367_553,
+                        body,
+                    )
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+#[derive(Deserialize)]
+struct Vector {
+    name: String,
+    #[serde(rename = "type")]
+    type_name: String,
+    config: Value,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: String,
+    now: i64,
+}
+
+fn verification(c: &mut Criterion) {
+    let mut vectors: Vec<Vector> =
+        serde_json::from_str(include_str!("../tests/data/ingest_vectors_pypi.json")).unwrap();
+    vectors.extend(
+        serde_json::from_str::<Vec<Vector>>(include_str!("../tests/data/ingest_vectors_npm.json")).unwrap(),
+    );
+    let options = SourceOptions::default();
+    let mut group = c.benchmark_group("verify");
+    for v in &vectors {
+        let kind = SourceKind::parse(&v.type_name, Some(&v.config)).unwrap();
+        let query = v.url.split_once('?').map_or("", |(_, q)| q);
+        let req = IncomingRequest {
+            method: "POST",
+            url: &v.url,
+            query,
+            headers: &v.headers,
+            body: v.body.as_bytes(),
+            client: None,
+            now: v.now,
+        };
+        // Only accepted requests are measured: a benchmark of a refusal proves nothing.
+        assert!(
+            matches!(
+                verify::check(&kind, &options, &req),
+                Verdict::Accept | Verdict::Challenge { .. }
+            ),
+            "{}",
+            v.name
+        );
+        group.bench_function(&v.name, |b| {
+            b.iter(|| verify::check(&kind, &options, black_box(&req)))
+        });
+    }
+    group.finish();
+}
+
+fn matching(c: &mut Criterion) {
+    let names: Vec<EventTypeName> = (0..50)
+        .map(|i| format!("order.event{i}").parse().unwrap())
+        .collect();
+    let channels: Vec<ChannelName> = (0..20).map(|i| format!("region-{i}").parse().unwrap()).collect();
+    let mut group = c.benchmark_group("match");
+    for endpoints in [1usize, 100, 1_000] {
+        // Each endpoint filters on 5 event types and, every other one, on 2 channels.
+        let subs: Vec<(BTreeSet<EventTypeName>, Option<BTreeSet<ChannelName>>)> = (0..endpoints)
+            .map(|e| {
+                let types = (0..5).map(|k| names[(e + k * 7) % names.len()].clone()).collect();
+                let chans = (e % 2 == 0).then(|| {
+                    (0..2)
+                        .map(|k| channels[(e + k) % channels.len()].clone())
+                        .collect()
+                });
+                (types, chans)
+            })
+            .collect();
+        let message_channels: BTreeSet<ChannelName> = [channels[3].clone()].into();
+        group.throughput(Throughput::Elements(endpoints as u64));
+        group.bench_function(BenchmarkId::new("endpoints", endpoints), |b| {
+            b.iter(|| {
+                subs.iter()
+                    .filter(|(types, chans)| {
+                        accepts(
+                            Subscription {
+                                disabled: false,
+                                event_types: Some(types),
+                                channels: chans.as_ref(),
+                            },
+                            black_box(&names[7]),
+                            Some(&message_channels),
+                        )
+                    })
+                    .count()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, signing, verification, matching);
+criterion_main!(benches);
