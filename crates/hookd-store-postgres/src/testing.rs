@@ -1,6 +1,7 @@
 //! Test support (feature `testing`): each test gets its own schema in the database
 //! `HOOKD_TEST_DATABASE_URL` names, dropped when the test ends.
 
+use std::io::Write as _;
 use std::sync::Once;
 
 /// The variable that names the PostgreSQL database tests may use.
@@ -15,7 +16,6 @@ pub fn test_database_url() -> Option<String> {
         _ => {
             SAID.call_once(|| {
                 // Straight to the process's stderr: the test harness captures eprintln!.
-                use std::io::Write as _;
                 let _ = writeln!(
                     std::io::stderr(),
                     "note: PostgreSQL was NOT tested ({TEST_DATABASE_URL} is not set); \
@@ -50,7 +50,9 @@ impl TestSchema {
         drop(client);
         let _ = driver.await;
         let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-csearch_path%3D{name}");
+        // The schema's name as the sessions' application name, so the drop can end
+        // every session still using it.
+        let url = format!("{base}{sep}options=-csearch_path%3D{name}&application_name={name}");
         Ok(Self {
             base: base.to_owned(),
             name,
@@ -95,11 +97,23 @@ impl Drop for TestSchema {
                     return;
                 };
                 tokio::spawn(connection);
-                if let Err(e) = client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                    .await
-                {
-                    eprintln!("could not drop test schema {name}: {e}");
+                // Sessions of the test may still be open, even inside a transaction whose
+                // task can no longer run (this drop blocks the test's runtime): end them
+                // first, or the DROP would wait on their locks forever.
+                let ended = client
+                    .execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                         WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                        &[&name],
+                    )
+                    .await;
+                let dropped = client
+                    .batch_execute(&format!(
+                        "SET lock_timeout = '20s'; DROP SCHEMA IF EXISTS {name} CASCADE"
+                    ))
+                    .await;
+                if let Err(e) = ended.map(|_| ()).and(dropped) {
+                    let _ = writeln!(std::io::stderr(), "could not drop test schema {name}: {e}");
                 }
             });
         });
