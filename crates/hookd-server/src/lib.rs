@@ -79,6 +79,8 @@ pub struct Running {
     dispatcher: Option<Arc<Dispatcher>>,
     task: JoinHandle<std::io::Result<()>>,
     worker: Option<JoinHandle<()>>,
+    /// The retention pruner and the cron scheduler (worker nodes only).
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Running {
@@ -97,11 +99,16 @@ impl Running {
     }
 
     /// Waits until the server has stopped (after its shutdown future completed,
-    /// in-flight requests finished and in-flight deliveries finished or were released).
+    /// in-flight requests finished, in-flight deliveries finished or were released, and
+    /// the pruner and cron scheduler ended their current step — none of them is left
+    /// holding a transaction open).
     pub async fn wait(self) -> std::io::Result<()> {
         let served = self.task.await.map_err(std::io::Error::other)?;
         if let Some(worker) = self.worker {
             worker.await.map_err(std::io::Error::other)?;
+        }
+        for task in self.background {
+            task.await.map_err(std::io::Error::other)?;
         }
         served
     }
@@ -171,19 +178,20 @@ pub fn launch_with_store(
     };
     // Background work belongs to worker nodes (every node on one database may run it:
     // pruning batches skip each other's rows and a cron firing is recorded once).
+    let mut background = Vec::new();
     if state.config.delivery_enabled {
-        tokio::spawn(retention::run_pruner(
+        background.push(tokio::spawn(retention::run_pruner(
             Arc::clone(&store),
             state.config.retention_interval,
             state.config.ingest_retention,
             stop_rx.clone(),
-        ));
-        tokio::spawn(ingest::run_cron(
+        )));
+        background.push(tokio::spawn(ingest::run_cron(
             Arc::clone(&store),
             state.clone(),
             Arc::clone(&state.cron_wake),
             stop_rx.clone(),
-        ));
+        )));
     }
     // Trailing slashes are trimmed before routing, so every path answers with and
     // without one (the SDKs differ).
@@ -205,5 +213,6 @@ pub fn launch_with_store(
         dispatcher,
         task,
         worker,
+        background,
     })
 }

@@ -12,7 +12,7 @@ use tokio_postgres::types::{FromSql, ToSql};
 /// server's certificate is checked only when a CA is given (`ca_file`, PEM): then it
 /// must chain to it and name the host; without one the link is encrypted but the
 /// server not authenticated (libpq's `require`).
-pub fn tls_connector(
+pub(crate) fn tls_connector(
     ca_file: Option<&std::path::Path>,
 ) -> StoreResult<tokio_postgres_rustls::MakeRustlsConnect> {
     use std::sync::Arc;

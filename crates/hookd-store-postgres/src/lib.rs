@@ -37,7 +37,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Timeouts}
 use hookd_store::{Store, StoreError, StoreResult};
 use tokio::sync::Notify;
 
-pub use db::tls_connector;
+use db::tls_connector;
 pub use import::Import;
 
 /// How the PostgreSQL database is reached.

@@ -64,10 +64,6 @@ impl TestSchema {
     pub fn url(&self) -> &str {
         &self.url
     }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
 }
 
 fn rand_suffix() -> u64 {
@@ -97,9 +93,10 @@ impl Drop for TestSchema {
                     return;
                 };
                 tokio::spawn(connection);
-                // Sessions of the test may still be open, even inside a transaction whose
-                // task can no longer run (this drop blocks the test's runtime): end them
-                // first, or the DROP would wait on their locks forever.
+                // A test that failed (or never stopped its server) may leave sessions
+                // open, even inside a transaction whose task can no longer run (this drop
+                // blocks the test's runtime): end them first, or the DROP would wait on
+                // their locks forever.
                 let ended = client
                     .execute(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
