@@ -13,7 +13,7 @@ use chrono::Utc;
 use hookd_core::id::EndpointId;
 use hookd_core::network_policy::NetworkPolicy;
 use hookd_core::retry::RetrySchedule;
-use hookd_store::{ClaimedDelivery, NewAttempt, Store, StoreResult};
+use hookd_store::{ClaimedDelivery, EndpointRoom, NewAttempt, Store, StoreResult};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -128,25 +128,25 @@ impl Dispatcher {
             return Ok(Vec::new());
         }
         let now = Utc::now();
-        let skip = {
+        let room = {
             let mut st = self.state();
             let instant = Instant::now();
             st.paused.retain(|_, until| *until > instant);
             let cap = self.config.endpoint_concurrency.max(1);
-            let mut skip: Vec<EndpointId> = st
+            let mut limited: Vec<(EndpointId, usize)> = st
                 .inflight
                 .iter()
-                .filter(|(_, n)| **n >= cap)
-                .map(|(e, _)| e.clone())
+                .filter(|(e, _)| !st.paused.contains_key(*e))
+                .map(|(e, n)| (e.clone(), cap.saturating_sub(*n)))
                 .collect();
-            skip.extend(st.paused.keys().cloned());
-            skip
+            limited.extend(st.paused.keys().map(|e| (e.clone(), 0)));
+            EndpointRoom { each: cap, limited }
         };
         let lease_until =
             now + chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::seconds(30));
         let claimed = self
             .store
-            .claim_due(now, free, lease_until, &self.config.node_id, &skip)
+            .claim_due(now, free, lease_until, &self.config.node_id, &room)
             .await?;
         let mut ready = Vec::with_capacity(claimed.len());
         let mut later = Vec::new();
@@ -386,8 +386,13 @@ impl Dispatcher {
                 let this = Arc::clone(&self);
                 tasks.spawn(async move { this.deliver(d, permit).await });
             }
-            while tasks.try_join_next().is_some() {}
-            if got > 0 && self.permits.available_permits() > 0 {
+            // Deliveries that ended while the claim ran freed room the claim did not see;
+            // once reaped here, no `join_next` below would report them.
+            let mut ended = 0;
+            while tasks.try_join_next().is_some() {
+                ended += 1;
+            }
+            if (got > 0 || ended > 0) && self.permits.available_permits() > 0 {
                 continue; // there may be more due right now
             }
             tokio::select! {

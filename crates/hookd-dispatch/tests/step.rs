@@ -64,6 +64,10 @@ async fn open_store(dir: &std::path::Path) -> (Arc<dyn Store>, Option<TestSchema
 }
 
 async fn setup(url: &str, schedule: &str) -> Setup {
+    setup_with(url, schedule, |_| {}).await
+}
+
+async fn setup_with(url: &str, schedule: &str, tune: impl FnOnce(&mut DispatchConfig)) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let (store, schema) = open_store(dir.path()).await;
     let org = store.ensure_org("step").await.unwrap().id;
@@ -100,7 +104,7 @@ async fn setup(url: &str, schedule: &str) -> Setup {
         )
         .await
         .unwrap();
-    let config = DispatchConfig {
+    let mut config = DispatchConfig {
         node_id: "step".into(),
         retry_schedule: schedule.parse().unwrap(),
         policy: hookd_core::network_policy::NetworkPolicy::new("127.0.0.0/8".parse().unwrap()),
@@ -114,6 +118,7 @@ async fn setup(url: &str, schedule: &str) -> Setup {
         shutdown_grace: Duration::from_secs(1),
         auto_disable_after: Duration::from_secs(3600),
     };
+    tune(&mut config);
     let dispatcher = Dispatcher::new(Arc::clone(&store), config).unwrap();
     Setup {
         store,
@@ -175,7 +180,7 @@ async fn a_failure_is_scheduled_by_the_retry_schedule() {
     let early = before + chrono::Duration::minutes(47);
     assert!(
         s.store
-            .claim_due(early, 10, lease, "probe", &[])
+            .claim_due(early, 10, lease, "probe", &EndpointRoom::any())
             .await
             .unwrap()
             .is_empty()
@@ -183,10 +188,47 @@ async fn a_failure_is_scheduled_by_the_retry_schedule() {
     let late = Utc::now() + chrono::Duration::minutes(73);
     let due = s
         .store
-        .claim_due(late, 10, late + chrono::Duration::seconds(30), "probe", &[])
+        .claim_due(
+            late,
+            10,
+            late + chrono::Duration::seconds(30),
+            "probe",
+            &EndpointRoom::any(),
+        )
         .await
         .unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].attempts, 1);
     assert_eq!(got.lock().unwrap().len(), 1);
+}
+
+/// A queue for one endpoint drains at the endpoint's pace, not the poll's: each
+/// delivery that ends makes room that is claimed at once (a missed wake-up stalls the
+/// engine for a whole poll interval, here a minute). Several threads, as in `serve`:
+/// deliveries end while the claim loop runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_drains_without_waiting_for_the_poll() {
+    let (url, got) = receiver(vec![]).await;
+    let s = setup_with(&url, "1h", |c| {
+        c.poll_interval = Duration::from_secs(60);
+        c.endpoint_concurrency = 2;
+    })
+    .await;
+    for _ in 0..300 {
+        s.store.create_message(&s.org, &s.app, message()).await.unwrap();
+    }
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let engine = tokio::spawn(Arc::clone(&s.dispatcher).run(shutdown));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.lock().unwrap().len() < 300 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of 300 delivered in 30 s",
+            got.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    engine.await.unwrap();
+    assert_eq!(got.lock().unwrap().len(), 300);
 }

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, AttemptId, EndpointId, OrgId};
 use hookd_store::{
-    AttemptTrigger, ClaimedDelivery, DeliveryStatus, DeliveryStore, NewAttempt, NextStep, RawBody,
-    StoreResult,
+    AttemptTrigger, ClaimedDelivery, DeliveryStatus, DeliveryStore, EndpointRoom, NewAttempt, NextStep,
+    RawBody, StoreResult,
 };
 use tokio::sync::Notify;
 use tokio_postgres::Row;
@@ -21,12 +21,19 @@ use crate::db::{self, get};
 /// another node holds (locked by its claim in progress) are skipped, not waited for.
 fn claim_sql() -> String {
     format!(
-        "WITH due AS (
-             SELECT id FROM delivery
+        "WITH candidate AS (
+             SELECT id, endpoint_id, next_attempt_at FROM delivery
              WHERE status = 1 AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
                AND NOT (endpoint_id = ANY($2))
-             ORDER BY next_attempt_at LIMIT $3
+             ORDER BY next_attempt_at LIMIT $6
              FOR UPDATE SKIP LOCKED
+         ), numbered AS (
+             SELECT c.id, c.next_attempt_at, COALESCE(r.room, $7) AS room,
+                    row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS n
+             FROM candidate c
+             LEFT JOIN unnest($8::text[], $9::bigint[]) AS r(endpoint_id, room) ON r.endpoint_id = c.endpoint_id
+         ), due AS (
+             SELECT id FROM numbered WHERE n <= room ORDER BY next_attempt_at LIMIT $3
          ), leased AS (
              UPDATE delivery d SET lease_until = $4, lease_owner = $5
              FROM due WHERE d.id = due.id
@@ -102,14 +109,27 @@ impl DeliveryStore for PgStore {
         limit: usize,
         lease_until: DateTime<Utc>,
         owner: &str,
-        skip_endpoints: &[EndpointId],
+        room: &EndpointRoom,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let c = self.client().await?;
-        let skip: Vec<&str> = skip_endpoints.iter().map(|e| e.as_str()).collect();
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let skip: Vec<&str> = room.full().map(|e| e.as_str()).collect();
+        let (partial, partial_room): (Vec<&str>, Vec<i64>) =
+            room.partial().map(|(e, n)| (e.as_str(), count(n))).unzip();
         let rows = db::query(
             &c,
             &claim_sql(),
-            &[&now, &skip, &(limit as i64), &lease_until, &owner],
+            &[
+                &now,
+                &skip,
+                &count(limit),
+                &lease_until,
+                &owner,
+                &count(room.scan(limit)),
+                &count(room.each),
+                &partial,
+                &partial_room,
+            ],
         )
         .await?;
         let mut claimed = Vec::with_capacity(rows.len());

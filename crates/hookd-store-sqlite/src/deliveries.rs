@@ -4,14 +4,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, AttemptId, EndpointId, OrgId};
 use hookd_store::{
-    AttemptTrigger, ClaimedDelivery, DeliveryStatus, DeliveryStore, NewAttempt, NextStep, RawBody,
-    StoreError, StoreResult,
+    AttemptTrigger, ClaimedDelivery, DeliveryStatus, DeliveryStore, EndpointRoom, NewAttempt, NextStep,
+    RawBody, StoreError, StoreResult,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension as _, ToSql, params};
 
 use crate::SqliteStore;
 use crate::sql::internal;
+
+/// A count as an SQL integer.
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
 
 fn cancel(c: &Connection, id: i64) -> StoreResult<()> {
     c.prepare_cached("UPDATE delivery SET status = 4, lease_until = NULL, lease_owner = NULL WHERE id = ?")
@@ -126,10 +131,12 @@ impl DeliveryStore for SqliteStore {
         limit: usize,
         lease_until: DateTime<Utc>,
         owner: &str,
-        skip_endpoints: &[EndpointId],
+        room: &EndpointRoom,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let owner = owner.to_owned();
-        let skip: Vec<String> = skip_endpoints.iter().map(ToString::to_string).collect();
+        let skip: Vec<String> = room.full().map(ToString::to_string).collect();
+        let partial: Vec<(String, i64)> = room.partial().map(|(e, n)| (e.to_string(), count(n))).collect();
+        let (each, scan) = (count(room.each), count(room.scan(limit)));
         self.write(move |c| {
             let now_ms = now.timestamp_millis();
             let skip_clause = if skip.is_empty() {
@@ -137,21 +144,43 @@ impl DeliveryStore for SqliteStore {
             } else {
                 format!(" AND endpoint_id NOT IN ({})", vec!["?"; skip.len()].join(", "))
             };
+            let room_of = if partial.is_empty() {
+                "?".to_owned()
+            } else {
+                format!(
+                    "COALESCE((SELECT column2 FROM (VALUES {}) WHERE column1 = c.endpoint_id), ?)",
+                    vec!["(?, ?)"; partial.len()].join(", ")
+                )
+            };
+            // The first `scan` due rows, numbered within their endpoint; each endpoint's
+            // first `room` of them are leased.
             let sql = format!(
-                "UPDATE delivery SET lease_until = ?, lease_owner = ?, status = 1
-                 WHERE id IN (SELECT id FROM delivery
-                     WHERE status = 1 AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?){skip_clause}
-                     ORDER BY next_attempt_at LIMIT ?)
+                "UPDATE delivery SET lease_until = ?, lease_owner = ?
+                 WHERE id IN (
+                     SELECT id FROM (
+                         SELECT c.id, c.next_attempt_at,
+                                ROW_NUMBER() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS n,
+                                {room_of} AS room
+                         FROM (SELECT id, endpoint_id, next_attempt_at FROM delivery
+                               WHERE status = 1 AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?){skip_clause}
+                               ORDER BY next_attempt_at LIMIT ?) c)
+                     WHERE n <= room ORDER BY next_attempt_at LIMIT ?)
                  RETURNING id, org_id, app_id, msg_id, endpoint_id, attempts, trigger"
             );
             let mut values = vec![
                 Value::Integer(lease_until.timestamp_millis()),
                 Value::Text(owner),
-                Value::Integer(now_ms),
-                Value::Integer(now_ms),
             ];
+            for (endpoint, n) in partial {
+                values.push(Value::Text(endpoint));
+                values.push(Value::Integer(n));
+            }
+            values.push(Value::Integer(each));
+            values.push(Value::Integer(now_ms));
+            values.push(Value::Integer(now_ms));
             values.extend(skip.into_iter().map(Value::Text));
-            values.push(Value::Integer(limit as i64));
+            values.push(Value::Integer(scan));
+            values.push(Value::Integer(count(limit)));
             let refs: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
             let rows = c
                 .prepare_cached(&sql)

@@ -43,6 +43,7 @@ macro_rules! contract_tests {
             messages_fan_out_to_matching_endpoints,
             event_ids_are_unique_per_app,
             claims_lease_and_expired_leases_are_reclaimed,
+            claims_keep_within_each_endpoints_room,
             attempts_are_recorded_and_retries_scheduled,
             expunged_and_disabled_deliveries_are_canceled,
             messages_and_attempts_are_tenant_scoped,
@@ -865,7 +866,13 @@ fn new_message(event_type: &str, channels: Option<&[&str]>) -> NewMessage {
 
 async fn claim_all(store: &dyn Store, now: chrono::DateTime<Utc>) -> Vec<ClaimedDelivery> {
     store
-        .claim_due(now, 100, now + chrono::Duration::seconds(30), "node-a", &[])
+        .claim_due(
+            now,
+            100,
+            now + chrono::Duration::seconds(30),
+            "node-a",
+            &EndpointRoom::any(),
+        )
         .await
         .unwrap()
 }
@@ -962,6 +969,87 @@ pub async fn event_ids_are_unique_per_app(store: &dyn Store) {
     );
 }
 
+pub async fn claims_keep_within_each_endpoints_room(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("room", None))
+        .await
+        .unwrap();
+    let mut eps = Vec::new();
+    for _ in 0..3 {
+        eps.push(
+            store
+                .create_endpoint(&org, &app.id, endpoint_data(None))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let mut msgs = Vec::new();
+    for _ in 0..5 {
+        msgs.push(
+            store
+                .create_message(&org, &app.id, new_message("a.b", None))
+                .await
+                .unwrap()
+                .0
+                .id,
+        );
+    }
+    let now = Utc::now();
+    let lease = now + chrono::Duration::seconds(30);
+    let per_endpoint = |claimed: &[ClaimedDelivery]| {
+        eps.iter()
+            .map(|e| claimed.iter().filter(|d| d.endpoint.id == *e).count())
+            .collect::<Vec<_>>()
+    };
+    // Two each; the first endpoint has room for one more, the second for none.
+    let room = EndpointRoom {
+        each: 2,
+        limited: vec![(eps[0].clone(), 1), (eps[1].clone(), 0)],
+    };
+    let first = store.claim_due(now, 100, lease, "node-a", &room).await.unwrap();
+    assert_eq!(per_endpoint(&first), vec![1, 0, 2]);
+    // The oldest of each endpoint's deliveries go first.
+    let oldest = store
+        .claim_due(
+            now,
+            100,
+            lease,
+            "node-a",
+            &EndpointRoom {
+                each: 1,
+                limited: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(per_endpoint(&oldest), vec![1, 1, 1]);
+    let third = oldest.iter().find(|d| d.endpoint.id == eps[2]).unwrap();
+    assert_eq!(
+        third.message.id, msgs[2],
+        "the third endpoint's first two went first"
+    );
+    // The batch limit still holds, and what is left is all there.
+    let two = store
+        .claim_due(now, 2, lease, "node-a", &EndpointRoom::any())
+        .await
+        .unwrap();
+    assert_eq!(two.len(), 2);
+    let rest = store
+        .claim_due(now, 100, lease, "node-a", &EndpointRoom::any())
+        .await
+        .unwrap();
+    assert_eq!(first.len() + oldest.len() + two.len() + rest.len(), 15);
+    let mut ids: Vec<i64> = [&first, &oldest, &two, &rest]
+        .iter()
+        .flat_map(|b| b.iter().map(|d| d.id))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 15, "no delivery leased twice");
+}
+
 pub async fn claims_lease_and_expired_leases_are_reclaimed(store: &dyn Store) {
     let (org, _) = two_orgs(store).await;
     let app = store
@@ -984,17 +1072,29 @@ pub async fn claims_lease_and_expired_leases_are_reclaimed(store: &dyn Store) {
     let lease = now + chrono::Duration::seconds(30);
 
     let skipped = store
-        .claim_due(now, 10, lease, "node-a", std::slice::from_ref(&ep1.id))
+        .claim_due(
+            now,
+            10,
+            lease,
+            "node-a",
+            &EndpointRoom {
+                each: 10,
+                limited: vec![(ep1.id.clone(), 0)],
+            },
+        )
         .await
         .unwrap();
     assert_eq!(skipped.len(), 1);
     assert_eq!(skipped[0].endpoint.id, ep2.id);
-    let first = store.claim_due(now, 10, lease, "node-a", &[]).await.unwrap();
+    let first = store
+        .claim_due(now, 10, lease, "node-a", &EndpointRoom::any())
+        .await
+        .unwrap();
     assert_eq!(first.len(), 1, "only the unleased one is left");
     assert_eq!(first[0].endpoint.id, ep1.id);
     assert!(
         store
-            .claim_due(now, 10, lease, "node-b", &[])
+            .claim_due(now, 10, lease, "node-b", &EndpointRoom::any())
             .await
             .unwrap()
             .is_empty()
@@ -1002,7 +1102,13 @@ pub async fn claims_lease_and_expired_leases_are_reclaimed(store: &dyn Store) {
     // After the lease runs out another node takes both.
     let later = lease + chrono::Duration::seconds(1);
     let stolen = store
-        .claim_due(later, 10, later + chrono::Duration::seconds(30), "node-b", &[])
+        .claim_due(
+            later,
+            10,
+            later + chrono::Duration::seconds(30),
+            "node-b",
+            &EndpointRoom::any(),
+        )
         .await
         .unwrap();
     assert_eq!(stolen.len(), 2);
@@ -1010,7 +1116,7 @@ pub async fn claims_lease_and_expired_leases_are_reclaimed(store: &dyn Store) {
     assert_eq!(store.release_leases("node-b").await.unwrap(), 2);
     assert_eq!(
         store
-            .claim_due(later, 10, later, "node-c", &[])
+            .claim_due(later, 10, later, "node-c", &EndpointRoom::any())
             .await
             .unwrap()
             .len(),
@@ -1880,7 +1986,13 @@ pub async fn concurrent_claims_never_overlap(store: &dyn Store) {
         let mut mine = Vec::new();
         loop {
             let got = store
-                .claim_due(now, 7, now + chrono::Duration::seconds(30), &owner, &[])
+                .claim_due(
+                    now,
+                    7,
+                    now + chrono::Duration::seconds(30),
+                    &owner,
+                    &EndpointRoom::any(),
+                )
                 .await
                 .unwrap();
             if got.is_empty() {

@@ -248,16 +248,16 @@ pub trait MessageStore: Send + Sync {
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
     /// Leases up to `limit` deliveries that are due at `now` and not leased (or whose
-    /// lease ran out), skipping endpoints in `skip_endpoints` (those already at their
-    /// concurrency cap). Deliveries that can never be sent (endpoint disabled, payload
-    /// expunged) are canceled instead of returned.
+    /// lease ran out), oldest due first, at most `room` per endpoint (of the first
+    /// [`EndpointRoom::scan`] due rows). Deliveries that can never be sent (endpoint
+    /// disabled, payload expunged) are canceled instead of returned.
     async fn claim_due(
         &self,
         now: DateTime<Utc>,
         limit: usize,
         lease_until: DateTime<Utc>,
         owner: &str,
-        skip_endpoints: &[EndpointId],
+        room: &EndpointRoom,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Records an attempt and moves the delivery on, releasing its lease. A success
     /// clears the endpoint's failing streak. Returns the attempt's id (`None` when the

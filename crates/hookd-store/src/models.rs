@@ -202,6 +202,51 @@ pub enum AttemptTrigger {
     Manual = 1,
 }
 
+/// How many deliveries of each endpoint one claim may lease: the room left under the
+/// engine's per-endpoint concurrency cap. Deliveries the engine cannot start would only
+/// be leased to be put back, a write each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRoom {
+    /// For every endpoint not in `limited`.
+    pub each: usize,
+    /// Endpoints with less room (deliveries in flight, or paused: 0).
+    pub limited: Vec<(EndpointId, usize)>,
+}
+
+impl EndpointRoom {
+    /// No limit per endpoint.
+    pub fn any() -> Self {
+        Self {
+            each: usize::MAX,
+            limited: Vec::new(),
+        }
+    }
+
+    /// Endpoints with no room at all: left out of the claim.
+    pub fn full(&self) -> impl Iterator<Item = &EndpointId> {
+        self.limited.iter().filter(|(_, n)| *n == 0).map(|(e, _)| e)
+    }
+
+    /// Endpoints with some room, but less than `each`.
+    pub fn partial(&self) -> impl Iterator<Item = (&EndpointId, usize)> {
+        self.limited
+            .iter()
+            .filter(|(_, n)| *n > 0 && *n < self.each)
+            .map(|(e, n)| (e, *n))
+    }
+
+    /// Due rows a claim of `limit` reads before picking within each endpoint's room:
+    /// enough that one endpoint's queue at the front does not hide the others' (an
+    /// endpoint with no room is left out before reading).
+    pub fn scan(&self, limit: usize) -> usize {
+        if self.each == usize::MAX && self.limited.iter().all(|(_, n)| *n == 0) {
+            limit
+        } else {
+            limit.saturating_mul(4).max(64)
+        }
+    }
+}
+
 /// A delivery the engine has leased: everything needed to send it.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
