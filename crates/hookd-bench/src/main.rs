@@ -1,0 +1,183 @@
+//! `hookd-bench`: hookd's load harness. Each scenario starts a release `hookd` on a
+//! fresh database, a receiver in its own process, and drives it with a keep-alive load
+//! generator; it prints a table and writes JSON. See docs/benchmarks.md.
+//!
+//! ```sh
+//! cargo run --release -p hookd-bench -- deliver
+//! cargo run --release -p hookd-bench -- all --quick
+//! cargo run --release -p hookd-bench -- ingest --database postgres://postgres@127.0.0.1:5432/test
+//! ```
+
+mod hookd;
+mod load;
+mod receiver;
+mod report;
+mod scenarios;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Now, in µs since the Unix epoch: the send time payloads carry.
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "hookd-bench", about = "hookd's load harness (docs/benchmarks.md)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Message creation at full speed into one endpoint: acknowledged messages/s and
+    /// API latency.
+    Ingest(Opts),
+    /// End to end, ingest and delivery at once: deliveries/s and event → delivery
+    /// latency.
+    Deliver(Opts),
+    /// A fixed offered rate (--rate, default 1,000 messages/s): event → delivery latency.
+    Latency(Opts),
+    /// One application with --endpoints endpoints (default 100): deliveries/s.
+    Fanout(Opts),
+    /// A generic source with one destination: accepted requests/s at /in/{token} and
+    /// forwarded/s.
+    Receive(Opts),
+    /// --pending deliveries (default 1,000,000) queued for a receiver that is down:
+    /// memory and API latency with the backlog, then the drain rate once it is up.
+    Backlog(Opts),
+    /// Every scenario in turn.
+    All(Opts),
+    /// The receiver process (started by the harness).
+    #[command(hide = true)]
+    Receiver {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Opts {
+    /// A few seconds per scenario (and a 5,000-delivery backlog): checks that the harness
+    /// works; its figures are not the published ones.
+    #[arg(long)]
+    pub quick: bool,
+    /// PostgreSQL to measure on (a fresh schema is made in it and dropped). Default: a
+    /// new SQLite file.
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// Seconds of load before measuring starts.
+    #[arg(long, value_name = "SECONDS")]
+    pub warmup: Option<f64>,
+    /// Connections of the load generator (closed loop: requests in flight).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Offered messages/s (latency: default 1,000; fanout: default 40,000 / endpoints).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Endpoints of the application (fanout; default 100).
+    #[arg(long)]
+    pub endpoints: Option<usize>,
+    /// Deliveries queued before the receiver comes up (backlog).
+    #[arg(long)]
+    pub pending: Option<u64>,
+    /// Bytes of payload per message (the JSON the endpoint receives).
+    #[arg(long, default_value_t = 256)]
+    pub payload_bytes: usize,
+    /// The hookd binary to measure. Default: `cargo build --release` then
+    /// target/release/hookd.
+    #[arg(long)]
+    pub hookd: Option<PathBuf>,
+    /// Where to write the JSON report. Default: target/bench/SCENARIO-BACKEND.json.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Extra hookd settings for the run, as KEY=VALUE (e.g. HOOKD_SQLITE_SYNCHRONOUS=normal).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+}
+
+impl Opts {
+    pub fn window(&self) -> load::Window {
+        let (warmup, measure) = if self.quick { (1.0, 3.0) } else { (5.0, 20.0) };
+        load::Window {
+            warmup: Duration::from_secs_f64(self.warmup.unwrap_or(warmup).max(0.0)),
+            measure: Duration::from_secs_f64(self.duration.unwrap_or(measure).max(0.5)),
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        if self.database.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Receiver { listen } => receiver::run(listen),
+        command => run(command),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hookd-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), Error> {
+    use scenarios::Scenario;
+    let (list, opts) = match command {
+        Command::Ingest(o) => (vec![Scenario::Ingest], o),
+        Command::Deliver(o) => (vec![Scenario::Deliver], o),
+        Command::Latency(o) => (vec![Scenario::Latency], o),
+        Command::Fanout(o) => (vec![Scenario::Fanout], o),
+        Command::Receive(o) => (vec![Scenario::Receive], o),
+        Command::Backlog(o) => (vec![Scenario::Backlog], o),
+        Command::All(o) => (Scenario::ALL.to_vec(), o),
+        Command::Receiver { .. } => return Ok(()),
+    };
+    // The load generator gets one thread: the machine's cores are hookd's to use.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let bin = hookd::binary(opts.hookd.clone())?;
+        let out_dir = bin
+            .parent()
+            .and_then(|p| p.parent())
+            .map(|t| t.join("bench"))
+            .unwrap_or_else(|| PathBuf::from("bench"));
+        std::fs::create_dir_all(&out_dir)?;
+        let mut reports = Vec::new();
+        for scenario in &list {
+            let report = scenarios::run(*scenario, &bin, &out_dir, &opts).await?;
+            report.print();
+            reports.push(report);
+        }
+        let name = if list.len() == 1 { list[0].name() } else { "all" };
+        let path = opts
+            .json
+            .clone()
+            .unwrap_or_else(|| out_dir.join(format!("{name}-{}.json", opts.backend())));
+        std::fs::write(&path, serde_json::to_vec_pretty(&reports)?)?;
+        eprintln!("wrote {}", path.display());
+        Ok(())
+    })
+}

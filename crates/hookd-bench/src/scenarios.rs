@@ -1,0 +1,600 @@
+//! The six scenarios. Each starts from nothing (fresh database, new processes) and
+//! leaves nothing behind.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::Method;
+use serde_json::json;
+
+use crate::hookd::{self, Database, Proc, Usage};
+use crate::load::{self, Outcome, Spec, Window};
+use crate::receiver::Seen;
+use crate::report::{Report, Target};
+use crate::{Error, Opts};
+
+#[derive(Debug, Clone, Copy)]
+pub enum Scenario {
+    Ingest,
+    Deliver,
+    Latency,
+    Fanout,
+    Receive,
+    Backlog,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 6] = [
+        Self::Ingest,
+        Self::Deliver,
+        Self::Latency,
+        Self::Fanout,
+        Self::Receive,
+        Self::Backlog,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Deliver => "deliver",
+            Self::Latency => "latency",
+            Self::Fanout => "fanout",
+            Self::Receive => "receive",
+            Self::Backlog => "backlog",
+        }
+    }
+}
+
+pub async fn run(scenario: Scenario, bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
+    eprintln!("running {} on {}...", scenario.name(), opts.backend());
+    match scenario {
+        Scenario::Ingest => ingest(bin, dir, opts).await,
+        Scenario::Deliver => deliver(bin, dir, opts).await,
+        Scenario::Latency => latency(bin, dir, opts).await,
+        Scenario::Fanout => fanout(bin, dir, opts).await,
+        Scenario::Receive => receive(bin, dir, opts).await,
+        Scenario::Backlog => backlog(bin, dir, opts).await,
+    }
+}
+
+/// The processes and database of one run; dropped in this order (processes before
+/// the database they use).
+struct Setup {
+    hookd: Option<Proc>,
+    receiver: Option<Proc>,
+    addr: SocketAddr,
+    rx: SocketAddr,
+    token: String,
+    db: Database,
+}
+
+impl Setup {
+    async fn start(
+        bin: &Path,
+        dir: &Path,
+        opts: &Opts,
+        args: &[&str],
+        receiver_up: bool,
+    ) -> Result<Self, Error> {
+        let db = Database::fresh(opts.database.as_deref(), dir).await?;
+        // The CLI migrates the new database and makes the organisation's token.
+        let token = hookd::token(bin, &db)?;
+        let rx = loopback(hookd::free_port()?);
+        let receiver = if receiver_up {
+            Some(hookd::receiver(rx).await?)
+        } else {
+            None
+        };
+        let addr = loopback(hookd::free_port()?);
+        let hookd = hookd::serve(bin, &db, addr, args, &settings(opts)?).await?;
+        Ok(Self {
+            hookd: Some(hookd),
+            receiver,
+            addr,
+            rx,
+            token,
+            db,
+        })
+    }
+
+    fn pid(&self) -> Result<u32, Error> {
+        Ok(self.hookd.as_ref().ok_or("hookd is not running")?.pid())
+    }
+
+    /// The application `bench` with `endpoints` endpoints, `/e/0`, `/e/1`... on the
+    /// receiver.
+    async fn application(&self, endpoints: usize) -> Result<(), Error> {
+        let token = Some(self.token.as_str());
+        load::call_ok(
+            self.addr,
+            Method::POST,
+            "/api/v1/app/",
+            token,
+            Some(json!({"name": "bench", "uid": "bench"})),
+        )
+        .await?;
+        for i in 0..endpoints {
+            load::call_ok(
+                self.addr,
+                Method::POST,
+                "/api/v1/app/bench/endpoint/",
+                token,
+                Some(json!({"url": format!("http://{}/e/{i}", self.rx)})),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// What the receiver has seen (and, with `reset`, its latency histogram cleared).
+    async fn seen(&self, reset: bool) -> Result<Seen, Error> {
+        let seen: Seen =
+            serde_json::from_value(load::call_ok(self.rx, Method::GET, "/stats", None, None).await?)?;
+        if reset {
+            load::call_ok(self.rx, Method::POST, "/reset", None, None).await?;
+        }
+        Ok(seen)
+    }
+
+    /// Waits until the receiver has seen `total` deliveries (or `limit` passed);
+    /// answers what it saw last.
+    async fn wait_for(&self, total: u64, limit: Duration) -> Result<Seen, Error> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let seen = self.seen(false).await?;
+            if seen.total >= total || Instant::now() > deadline {
+                return Ok(seen);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// `--set KEY=VALUE` pairs.
+fn settings(opts: &Opts) -> Result<Vec<(String, String)>, Error> {
+    opts.settings
+        .iter()
+        .map(|s| {
+            s.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| format!("--set {s}: expected KEY=VALUE").into())
+        })
+        .collect()
+}
+
+/// `POST /api/v1/app/bench/msg/` with a payload of about `payload_bytes` carrying its
+/// send time.
+fn message_spec(token: &str, payload_bytes: usize) -> Spec {
+    let pad = "x".repeat(payload_bytes.saturating_sub(40));
+    Spec {
+        method: Method::POST,
+        path: "/api/v1/app/bench/msg/?with_content=false".into(),
+        headers: vec![
+            ("authorization", format!("Bearer {token}")),
+            ("content-type", "application/json".into()),
+        ],
+        body: Arc::new(move |t| {
+            Bytes::from(format!(
+                r#"{{"eventType":"bench.event","payload":{{"t":{t},"pad":"{pad}"}}}}"#
+            ))
+        }),
+    }
+}
+
+/// A snapshot at the edge of a measurement window.
+struct Mark {
+    at: Instant,
+    usage: Usage,
+    seen: Option<Seen>,
+}
+
+async fn mark(setup: &Setup, reset: bool) -> Result<Mark, Error> {
+    let seen = match setup.receiver {
+        Some(_) => Some(setup.seen(reset).await?),
+        None => None,
+    };
+    Ok(Mark {
+        at: Instant::now(),
+        usage: hookd::usage(setup.pid()?)?,
+        seen,
+    })
+}
+
+/// Between two marks: seconds, hookd's CPU (% of one core), deliveries/s.
+struct Span {
+    cpu_percent: f64,
+    delivered_per_s: f64,
+    seen: Option<Seen>,
+}
+
+fn span(a: &Mark, b: Mark) -> Span {
+    let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-6);
+    let delivered = match (&a.seen, &b.seen) {
+        (Some(x), Some(y)) => y.total.saturating_sub(x.total) as f64,
+        _ => 0.0,
+    };
+    Span {
+        cpu_percent: (b.usage.cpu_s - a.usage.cpu_s) / secs * 100.0,
+        delivered_per_s: delivered / secs,
+        seen: b.seen,
+    }
+}
+
+/// Runs `load` while marking the measurement window's edges.
+async fn measured<F>(setup: &Setup, window: Window, load: F) -> Result<(Outcome, Span), Error>
+where
+    F: std::future::Future<Output = Result<Outcome, Error>>,
+{
+    let marks = async {
+        tokio::time::sleep(window.warmup).await;
+        let a = mark(setup, true).await?;
+        tokio::time::sleep(window.measure.saturating_sub(a.at.elapsed())).await;
+        let b = mark(setup, false).await?;
+        Ok::<_, Error>(span(&a, b))
+    };
+    let (out, span) = tokio::join!(load, marks);
+    Ok((out?, span?))
+}
+
+fn params(opts: &Opts, extra: serde_json::Value) -> serde_json::Value {
+    let w = opts.window();
+    let mut p = json!({
+        "warmup_s": w.warmup.as_secs_f64(),
+        "measure_s": w.measure.as_secs_f64(),
+        "payload_bytes": opts.payload_bytes,
+        "settings": opts.settings,
+    });
+    if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
+        p.extend(extra.clone());
+    }
+    p
+}
+
+/// Errors by status, as a note (status 0: the connection failed).
+fn note_errors(report: &mut Report, out: &Outcome) {
+    if out.errors_total() > 0 {
+        report.note(format!(
+            "{} requests failed, by status: {:?}",
+            out.errors_total(),
+            out.errors
+        ));
+    }
+}
+
+/// hookd's CPU in the window and its peak memory over the whole run.
+fn add_usage(report: &mut Report, setup: &Setup, span: &Span, rss_goal: f64) -> Result<(), Error> {
+    report.add("hookd CPU (% of one core)", span.cpu_percent, "%");
+    let peak = hookd::usage(setup.pid()?)?.peak_rss_mib;
+    report.add_goal("hookd peak RSS", peak, "MiB", Target::Below(rss_goal));
+    Ok(())
+}
+
+fn pg_or(opts: &Opts, sqlite: f64, postgres: f64) -> f64 {
+    if opts.database.is_some() { postgres } else { sqlite }
+}
+
+async fn ingest(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
+    let setup = Setup::start(bin, dir, opts, &[], true).await?;
+    setup.application(1).await?;
+    let window = opts.window();
+    let spec = message_spec(&setup.token, opts.payload_bytes);
+    let (out, span) = measured(
+        &setup,
+        window,
+        load::closed(setup.addr, opts.concurrency, window, &spec),
+    )
+    .await?;
+    let mut r = Report::new(
+        "ingest",
+        opts.backend(),
+        opts.quick,
+        params(opts, json!({"concurrency": opts.concurrency, "endpoints": 1})),
+    );
+    r.add_goal(
+        "messages acknowledged/s",
+        out.rate(),
+        "/s",
+        Target::AtLeast(pg_or(opts, 15_000.0, 5_000.0)),
+    );
+    r.add("API latency p50", out.ms(0.50), "ms");
+    r.add_goal("API latency p99", out.ms(0.99), "ms", Target::Below(25.0));
+    r.add("API latency max", out.ms(1.0), "ms");
+    r.add("deliveries/s meanwhile", span.delivered_per_s, "/s");
+    add_usage(&mut r, &setup, &span, 100.0)?;
+    note_errors(&mut r, &out);
+    Ok(r)
+}
+
+async fn deliver(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
+    let setup = Setup::start(bin, dir, opts, &[], true).await?;
+    setup.application(1).await?;
+    let window = opts.window();
+    let spec = message_spec(&setup.token, opts.payload_bytes);
+    let (out, span) = measured(
+        &setup,
+        window,
+        load::closed(setup.addr, opts.concurrency, window, &spec),
+    )
+    .await?;
+    let stopped = Instant::now();
+    let at_stop = setup.seen(false).await?;
+    let drained = setup.wait_for(out.ok_total, Duration::from_secs(120)).await?;
+    let drain_s = stopped.elapsed().as_secs_f64();
+    let seen = span.seen.as_ref().ok_or("no receiver figures")?;
+    let mut r = Report::new(
+        "deliver",
+        opts.backend(),
+        opts.quick,
+        params(opts, json!({"concurrency": opts.concurrency, "endpoints": 1})),
+    );
+    r.add_goal(
+        "deliveries/s",
+        span.delivered_per_s,
+        "/s",
+        Target::AtLeast(pg_or(opts, 10_000.0, 5_000.0)),
+    );
+    r.add("messages acknowledged/s", out.rate(), "/s");
+    r.add("event -> delivery p50", seen.p50_us as f64 / 1000.0, "ms");
+    r.add("event -> delivery p95", seen.p95_us as f64 / 1000.0, "ms");
+    r.add("event -> delivery p99", seen.p99_us as f64 / 1000.0, "ms");
+    r.add("API latency p99", out.ms(0.99), "ms");
+    r.add(
+        "undelivered when the load stopped",
+        out.ok_total.saturating_sub(at_stop.total) as f64,
+        "",
+    );
+    r.add("seconds to deliver them", drain_s, "s");
+    add_usage(&mut r, &setup, &span, 100.0)?;
+    if drained.total != out.ok_total {
+        r.note(format!(
+            "{} messages acknowledged, {} deliveries received",
+            out.ok_total, drained.total
+        ));
+    }
+    note_errors(&mut r, &out);
+    Ok(r)
+}
+
+async fn latency(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
+    let setup = Setup::start(bin, dir, opts, &[], true).await?;
+    setup.application(1).await?;
+    let window = opts.window();
+    let rate = opts.rate.unwrap_or(1_000.0);
+    let spec = message_spec(&setup.token, opts.payload_bytes);
+    let (out, span) = measured(
+        &setup,
+        window,
+        load::open(setup.addr, rate, opts.concurrency, window, &spec),
+    )
+    .await?;
+    let seen = span.seen.as_ref().ok_or("no receiver figures")?;
+    let mut r = Report::new(
+        "latency",
+        opts.backend(),
+        opts.quick,
+        params(
+            opts,
+            json!({"rate": rate, "connections": opts.concurrency, "endpoints": 1}),
+        ),
+    );
+    r.add("messages acknowledged/s", out.rate(), "/s");
+    r.add("deliveries/s", span.delivered_per_s, "/s");
+    r.add("event -> delivery p50", seen.p50_us as f64 / 1000.0, "ms");
+    r.add("event -> delivery p95", seen.p95_us as f64 / 1000.0, "ms");
+    r.add_goal(
+        "event -> delivery p99",
+        seen.p99_us as f64 / 1000.0,
+        "ms",
+        Target::Below(10.0),
+    );
+    r.add("event -> delivery max", seen.max_us as f64 / 1000.0, "ms");
+    r.add("API latency p99", out.ms(0.99), "ms");
+    add_usage(&mut r, &setup, &span, 100.0)?;
+    note_errors(&mut r, &out);
+    Ok(r)
+}
+
+async fn fanout(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
+    let endpoints = opts.endpoints.unwrap_or(100).max(1);
+    let rate = opts.rate.unwrap_or(40_000.0 / endpoints as f64);
+    let setup = Setup::start(bin, dir, opts, &[], true).await?;
+    setup.application(endpoints).await?;
+    let window = opts.window();
+    let spec = message_spec(&setup.token, opts.payload_bytes);
+    let (out, span) = measured(
+        &setup,
+        window,
+        load::open(setup.addr, rate, opts.concurrency, window, &spec),
+    )
+    .await?;
+    let seen = span.seen.as_ref().ok_or("no receiver figures")?;
+    let mut r = Report::new(
+        "fanout",
+        opts.backend(),
+        opts.quick,
+        params(
+            opts,
+            json!({"endpoints": endpoints, "offered_messages_per_s": rate, "connections": opts.concurrency}),
+        ),
+    );
+    if endpoints == 100 {
+        r.add_goal(
+            "deliveries/s",
+            span.delivered_per_s,
+            "/s",
+            Target::AtLeast(20_000.0),
+        );
+    } else {
+        r.add("deliveries/s", span.delivered_per_s, "/s");
+    }
+    r.add("deliveries/s offered", out.rate() * endpoints as f64, "/s");
+    r.add("messages acknowledged/s", out.rate(), "/s");
+    r.add("API latency p99", out.ms(0.99), "ms");
+    r.add("event -> delivery p50", seen.p50_us as f64 / 1000.0, "ms");
+    r.add("endpoints that received deliveries", seen.paths as f64, "");
+    add_usage(&mut r, &setup, &span, 100.0)?;
+    note_errors(&mut r, &out);
+    Ok(r)
+}
+
+async fn receive(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
+    let setup = Setup::start(bin, dir, opts, &[], true).await?;
+    let token = Some(setup.token.as_str());
+    let source = load::call_ok(
+        setup.addr,
+        Method::POST,
+        "/ingest/api/v1/source",
+        token,
+        Some(json!({"name": "bench", "type": "generic-webhook"})),
+    )
+    .await?;
+    let id = source["id"].as_str().ok_or("the source has no id")?;
+    let url = source["ingestUrl"]
+        .as_str()
+        .ok_or("the source has no ingestUrl")?;
+    let path = url
+        .find("/in/")
+        .map(|i| url[i..].to_owned())
+        .ok_or("the ingest URL has no /in/ path")?;
+    load::call_ok(
+        setup.addr,
+        Method::POST,
+        &format!("/ingest/api/v1/source/{id}/endpoint"),
+        token,
+        Some(json!({"url": format!("http://{}/e/0", setup.rx)})),
+    )
+    .await?;
+    let pad = "x".repeat(opts.payload_bytes.saturating_sub(20));
+    let spec = Spec {
+        method: Method::POST,
+        path,
+        headers: vec![("content-type", "application/json".into())],
+        body: Arc::new(move |t| Bytes::from(format!(r#"{{"t":{t},"pad":"{pad}"}}"#))),
+    };
+    let window = opts.window();
+    let (out, span) = measured(
+        &setup,
+        window,
+        load::closed(setup.addr, opts.concurrency, window, &spec),
+    )
+    .await?;
+    let seen = span.seen.as_ref().ok_or("no receiver figures")?;
+    let mut r = Report::new(
+        "receive",
+        opts.backend(),
+        opts.quick,
+        params(
+            opts,
+            json!({"concurrency": opts.concurrency, "source": "generic-webhook", "destinations": 1}),
+        ),
+    );
+    r.add_goal("requests accepted/s", out.rate(), "/s", Target::AtLeast(20_000.0));
+    r.add("accept latency p50", out.ms(0.50), "ms");
+    r.add("accept latency p99", out.ms(0.99), "ms");
+    r.add("forwarded/s", span.delivered_per_s, "/s");
+    r.add("receive -> forward p99", seen.p99_us as f64 / 1000.0, "ms");
+    add_usage(&mut r, &setup, &span, 100.0)?;
+    note_errors(&mut r, &out);
+    Ok(r)
+}
+
+async fn backlog(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
+    let pending = opts.pending.unwrap_or(if opts.quick { 5_000 } else { 1_000_000 });
+    // The receiver is down and nothing delivers: an API-only node takes the messages.
+    let mut setup = Setup::start(bin, dir, opts, &["--no-worker"], false).await?;
+    setup.application(1).await?;
+    let spec = message_spec(&setup.token, opts.payload_bytes);
+    let probe = Window {
+        warmup: Duration::from_secs(1),
+        measure: Duration::from_secs(if opts.quick { 2 } else { 5 }),
+    };
+    let (empty, _) = measured(
+        &setup,
+        probe,
+        load::closed(setup.addr, opts.concurrency, probe, &spec),
+    )
+    .await?;
+    let fill = load::closed_count(
+        setup.addr,
+        opts.concurrency,
+        pending.saturating_sub(empty.ok_total),
+        Duration::from_secs(3_600),
+        &spec,
+    )
+    .await?;
+    let (full, span) = measured(
+        &setup,
+        probe,
+        load::closed(setup.addr, opts.concurrency, probe, &spec),
+    )
+    .await?;
+    let queued = empty.ok_total + fill.ok_total + full.ok_total;
+    let with_backlog = hookd::usage(setup.pid()?)?;
+
+    // The receiver comes up, and so does a node that delivers.
+    if let Some(api) = setup.hookd.take() {
+        api.stop(Duration::from_secs(60))?;
+    }
+    setup.receiver = Some(hookd::receiver(setup.rx).await?);
+    let started = Instant::now();
+    setup.hookd = Some(hookd::serve(bin, &setup.db, setup.addr, &[], &settings(opts)?).await?);
+    let startup_s = started.elapsed().as_secs_f64();
+    let draining = Instant::now();
+    let limit = Duration::from_secs(120 + queued / 500);
+    let drained = setup.wait_for(queued, limit).await?;
+    let drain_s = draining.elapsed().as_secs_f64();
+    let drain_usage = hookd::usage(setup.pid()?)?;
+
+    let mut r = Report::new(
+        "backlog",
+        opts.backend(),
+        opts.quick,
+        params(opts, json!({"pending": queued, "concurrency": opts.concurrency})),
+    );
+    r.add("deliveries queued", queued as f64, "");
+    r.add("messages acknowledged/s while filling", fill.rate(), "/s");
+    r.add("API latency p99, empty queue", empty.ms(0.99), "ms");
+    r.add_goal(
+        "API latency p99, with the backlog",
+        full.ms(0.99),
+        "ms",
+        Target::Below(empty.ms(0.99) * 1.2),
+    );
+    r.add_goal(
+        "RSS with the backlog",
+        with_backlog.rss_mib,
+        "MiB",
+        Target::Below(150.0),
+    );
+    r.add("hookd CPU while probing (% of one core)", span.cpu_percent, "%");
+    r.add("start-up with the backlog", startup_s, "s");
+    r.add_goal(
+        "drain rate",
+        drained.total as f64 / drain_s,
+        "/s",
+        Target::AtLeast(10_000.0),
+    );
+    r.add_goal(
+        "peak RSS while draining",
+        drain_usage.peak_rss_mib,
+        "MiB",
+        Target::Below(150.0),
+    );
+    if drained.total < queued {
+        r.note(format!(
+            "only {} of {queued} deliveries arrived within {limit:?}",
+            drained.total
+        ));
+    }
+    for out in [&empty, &fill, &full] {
+        note_errors(&mut r, out);
+    }
+    Ok(r)
+}
