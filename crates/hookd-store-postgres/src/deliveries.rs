@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, AttemptId, EndpointId, OrgId};
 use hookd_store::{
-    AttemptTrigger, ClaimedDelivery, DeliveryStatus, DeliveryStore, EndpointRoom, NewAttempt, NextStep,
-    RawBody, StoreResult,
+    AttemptTrigger, CLAIM_WALK_ENDPOINTS, ClaimedDelivery, DeliveryStatus, DeliveryStore, EndpointRoom,
+    NewAttempt, NextStep, RawBody, StoreResult,
 };
 use tokio::sync::Notify;
 use tokio_postgres::Row;
@@ -19,30 +19,50 @@ use crate::db::{self, get};
 
 /// Leases due rows and reads everything needed to send them, in one statement. Rows
 /// another node holds (locked by its claim in progress) are skipped, not waited for.
+/// A claim: walks the endpoints with pending deliveries after `$6` (up to `$7`, when
+/// set) in id order, at most `$11` of them, and leases each one's oldest due deliveries
+/// up to its room (`$8`, or the `$9`/`$10` pairs; the endpoints in `$2` have none),
+/// `$3` in all. Always answers at least one row: its last column is the last endpoint
+/// the walk visited (NULL: none), and a row without a delivery (NULL id) only carries
+/// that.
 fn claim_sql() -> String {
     format!(
-        "WITH candidate AS (
-             SELECT id, endpoint_id, next_attempt_at FROM delivery
-             WHERE status = 1 AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
-               AND NOT (endpoint_id = ANY($2))
-             ORDER BY next_attempt_at LIMIT $6
-             FOR UPDATE SKIP LOCKED
-         ), numbered AS (
-             SELECT c.id, c.next_attempt_at, COALESCE(r.room, $7) AS room,
-                    row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS n
-             FROM candidate c
-             LEFT JOIN unnest($8::text[], $9::bigint[]) AS r(endpoint_id, room) ON r.endpoint_id = c.endpoint_id
+        "WITH RECURSIVE walk(e, n) AS (
+             (SELECT endpoint_id, 1::bigint FROM delivery
+              WHERE status = 1 AND endpoint_id > $6 AND ($7::text IS NULL OR endpoint_id <= $7)
+              ORDER BY endpoint_id LIMIT 1)
+             UNION ALL
+             SELECT (SELECT d.endpoint_id FROM delivery d
+                     WHERE d.status = 1 AND d.endpoint_id > w.e AND ($7::text IS NULL OR d.endpoint_id <= $7)
+                     ORDER BY d.endpoint_id LIMIT 1), w.n + 1
+             FROM walk w WHERE w.e IS NOT NULL AND w.n < $11
+         ), visit AS (
+             SELECT w.e, w.n, COALESCE(r.room, $8) AS room FROM walk w
+             LEFT JOIN unnest($9::text[], $10::bigint[]) AS r(endpoint_id, room) ON r.endpoint_id = w.e
+             WHERE w.e IS NOT NULL AND NOT (w.e = ANY($2))
+         ), candidate AS (
+             SELECT c.id, v.n, c.next_attempt_at FROM visit v
+             CROSS JOIN LATERAL (
+                 SELECT id, next_attempt_at FROM delivery
+                 WHERE status = 1 AND endpoint_id = v.e AND next_attempt_at <= $1
+                   AND (lease_until IS NULL OR lease_until <= $1)
+                 ORDER BY next_attempt_at LIMIT v.room
+                 FOR UPDATE SKIP LOCKED
+             ) c
          ), due AS (
-             SELECT id FROM numbered WHERE n <= room ORDER BY next_attempt_at LIMIT $3
+             SELECT id FROM candidate ORDER BY n, next_attempt_at LIMIT $3
          ), leased AS (
              UPDATE delivery d SET lease_until = $4, lease_owner = $5
              FROM due WHERE d.id = due.id
              RETURNING d.id, d.org_id, d.msg_id, d.endpoint_id, d.attempts, d.trigger
+         ), visited AS (
+             SELECT max(e) AS last FROM walk
          )
          SELECT l.id, l.org_id, l.attempts, l.trigger,
                 {m}, a.uid, a.operational = 1, m.ingest_id IS NOT NULL, ir.body, m.forward_headers,
-                {e}
-         FROM leased l
+                {e}, l.endpoint_id, visited.last
+         FROM visited
+         LEFT JOIN leased l ON true
          LEFT JOIN message m ON m.id = l.msg_id
          LEFT JOIN application a ON a.id = m.app_id
          LEFT JOIN endpoint e ON e.id = l.endpoint_id
@@ -116,22 +136,53 @@ impl DeliveryStore for PgStore {
         let skip: Vec<&str> = room.full().map(|e| e.as_str()).collect();
         let (partial, partial_room): (Vec<&str>, Vec<i64>) =
             room.partial().map(|(e, n)| (e.as_str(), count(n))).unzip();
-        let rows = db::query(
-            &c,
-            &claim_sql(),
-            &[
-                &now,
-                &skip,
-                &count(limit),
-                &lease_until,
-                &owner,
-                &count(room.scan(limit)),
-                &count(room.each),
-                &partial,
-                &partial_room,
-            ],
-        )
-        .await?;
+        let after = self.claim_cursor.lock().map(|g| g.clone()).unwrap_or_default();
+        let sql = claim_sql();
+        let mut rows = Vec::new();
+        let mut next_cursor = None;
+        // The endpoints after the one served last, then from the first up to it.
+        let passes: [(&str, Option<&str>); 2] = [(&after, None), ("", Some(&after))];
+        for (from, upto) in passes {
+            if rows.len() >= limit || (upto.is_some() && after.is_empty()) {
+                break;
+            }
+            let got = db::query(
+                &c,
+                &sql,
+                &[
+                    &now,
+                    &skip,
+                    &count(limit - rows.len()),
+                    &lease_until,
+                    &owner,
+                    &from,
+                    &upto,
+                    &count(room.each),
+                    &partial,
+                    &partial_room,
+                    &count(CLAIM_WALK_ENDPOINTS),
+                ],
+            )
+            .await?;
+            let last_col = got.first().map_or(0, |r| r.len() - 1);
+            let walked: Option<String> = got.first().map(|r| get(r, last_col)).transpose()?.flatten();
+            let got: Vec<Row> = got
+                .into_iter()
+                .filter(|r| r.try_get::<_, Option<i64>>(0).ok().flatten().is_some())
+                .collect();
+            // A full claim resumes after the last endpoint it took from; otherwise after
+            // the last one visited.
+            let served = got
+                .iter()
+                .filter_map(|r| get::<String>(r, last_col - 1).ok())
+                .max();
+            let full = got.len() >= limit - rows.len();
+            next_cursor = if full { served } else { walked }.or(next_cursor);
+            rows.extend(got);
+        }
+        if let (Some(cursor), Ok(mut g)) = (next_cursor, self.claim_cursor.lock()) {
+            *g = cursor;
+        }
         let mut claimed = Vec::with_capacity(rows.len());
         let mut dead: Vec<i64> = Vec::new();
         for row in &rows {

@@ -98,6 +98,8 @@ pub struct PgStore {
     work: Arc<Notify>,
     /// Asks the notifier task to tell other nodes about work this node committed.
     announce: Arc<Notify>,
+    /// The endpoint this node's last claim ended on; the next claim starts after it.
+    claim_cursor: Arc<std::sync::Mutex<String>>,
     /// Closes the pool and stops the background tasks when the last clone goes.
     _closer: Arc<Closer>,
 }
@@ -170,6 +172,7 @@ impl PgStore {
             pool,
             work,
             announce,
+            claim_cursor: Arc::default(),
         })
     }
 

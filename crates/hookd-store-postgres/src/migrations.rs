@@ -8,7 +8,13 @@ use hookd_store::{StoreError, StoreResult};
 use crate::db::err;
 
 /// Migrations in order; index + 1 is the schema version it brings.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../migrations/0001_init.sql")),
+    (
+        "0002_delivery_queue",
+        include_str!("../migrations/0002_delivery_queue.sql"),
+    ),
+];
 
 /// The schema version this build expects.
 pub const LATEST: i32 = MIGRATIONS.len() as i32;

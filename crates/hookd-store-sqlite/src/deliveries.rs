@@ -1,14 +1,16 @@
 //! The delivery queue: leasing due deliveries and recording attempts.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, AttemptId, EndpointId, OrgId};
 use hookd_store::{
-    AttemptTrigger, ClaimedDelivery, DeliveryStatus, DeliveryStore, EndpointRoom, NewAttempt, NextStep,
-    RawBody, StoreError, StoreResult,
+    AttemptTrigger, CLAIM_WALK_ENDPOINTS, ClaimedDelivery, DeliveryStatus, DeliveryStore, EndpointRoom,
+    NewAttempt, NextStep, RawBody, StoreError, StoreResult,
 };
-use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension as _, ToSql, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::SqliteStore;
 use crate::sql::internal;
@@ -16,6 +18,105 @@ use crate::sql::internal;
 /// A count as an SQL integer.
 fn count(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// One claim's walk over the endpoints with pending deliveries, in id order: each
+/// endpoint's oldest due deliveries, up to its room, until the claim is full. Served in
+/// turn (the next claim starts after the last endpoint visited), so a long queue for one
+/// endpoint never hides the others, and reading it costs its room, not its length.
+struct QueueWalk<'a> {
+    each: usize,
+    limited: HashMap<&'a str, usize>,
+    remaining: usize,
+    visited: usize,
+    last: Option<String>,
+    leased: Vec<Leased>,
+}
+
+impl<'a> QueueWalk<'a> {
+    fn new(room: &'a EndpointRoom, limit: usize) -> Self {
+        Self {
+            each: room.each,
+            limited: room.limited.iter().map(|(e, n)| (e.as_str(), *n)).collect(),
+            remaining: limit,
+            visited: 0,
+            last: None,
+            leased: Vec::new(),
+        }
+    }
+
+    /// Visits the endpoints after `after` (up to and including `upto`).
+    fn pass(
+        &mut self,
+        c: &Connection,
+        after: &str,
+        upto: Option<&str>,
+        now_ms: i64,
+        lease_until_ms: i64,
+        owner: &str,
+    ) -> StoreResult<()> {
+        // Named: left to itself the planner takes `delivery_due` and sorts every
+        // pending row to find one endpoint id.
+        let mut next_endpoint = c
+            .prepare_cached(
+                "SELECT endpoint_id FROM delivery INDEXED BY delivery_queue
+                 WHERE status = 1 AND endpoint_id > ? ORDER BY endpoint_id LIMIT 1",
+            )
+            .map_err(internal)?;
+        let mut lease = c
+            .prepare_cached(
+                "UPDATE delivery SET lease_until = ?, lease_owner = ?
+                 WHERE id IN (SELECT id FROM delivery
+                     WHERE status = 1 AND endpoint_id = ? AND next_attempt_at <= ?
+                       AND (lease_until IS NULL OR lease_until <= ?)
+                     ORDER BY next_attempt_at LIMIT ?)
+                 RETURNING id, org_id, app_id, msg_id, endpoint_id, attempts, trigger",
+            )
+            .map_err(internal)?;
+        let mut at = after.to_owned();
+        while self.remaining > 0 && self.visited < CLAIM_WALK_ENDPOINTS {
+            let Some(endpoint) = next_endpoint
+                .query_row([&at], |r| r.get::<_, String>(0))
+                .optional()
+                .map_err(internal)?
+            else {
+                break;
+            };
+            if upto.is_some_and(|u| endpoint.as_str() > u) {
+                break;
+            }
+            self.visited += 1;
+            let room = self.room_of(&endpoint).min(self.remaining);
+            if room > 0 {
+                let rows = lease
+                    .query_map(
+                        params![lease_until_ms, owner, endpoint, now_ms, now_ms, count(room)],
+                        |r| {
+                            Ok(Leased {
+                                id: r.get(0)?,
+                                org: OrgId::from_trusted(r.get(1)?),
+                                app: ApplicationId::from_trusted(r.get(2)?),
+                                msg: r.get(3)?,
+                                endpoint: r.get(4)?,
+                                attempts: r.get(5)?,
+                                trigger: r.get(6)?,
+                            })
+                        },
+                    )
+                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                    .map_err(internal)?;
+                self.remaining -= rows.len().min(self.remaining);
+                self.leased.extend(rows);
+            }
+            self.last = Some(endpoint.clone());
+            at = endpoint;
+        }
+        Ok(())
+    }
+
+    fn room_of(&self, endpoint: &str) -> usize {
+        self.limited.get(endpoint).copied().unwrap_or(self.each)
+    }
 }
 
 fn cancel(c: &Connection, id: i64) -> StoreResult<()> {
@@ -134,73 +235,29 @@ impl DeliveryStore for SqliteStore {
         room: &EndpointRoom,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let owner = owner.to_owned();
-        let skip: Vec<String> = room.full().map(ToString::to_string).collect();
-        let partial: Vec<(String, i64)> = room.partial().map(|(e, n)| (e.to_string(), count(n))).collect();
-        let (each, scan) = (count(room.each), count(room.scan(limit)));
+        let room = room.clone();
+        let cursor = Arc::clone(&self.claim_cursor);
         self.write(move |c| {
             let now_ms = now.timestamp_millis();
-            let skip_clause = if skip.is_empty() {
-                String::new()
-            } else {
-                format!(" AND endpoint_id NOT IN ({})", vec!["?"; skip.len()].join(", "))
-            };
-            let room_of = if partial.is_empty() {
-                "?".to_owned()
-            } else {
-                format!(
-                    "COALESCE((SELECT column2 FROM (VALUES {}) WHERE column1 = c.endpoint_id), ?)",
-                    vec!["(?, ?)"; partial.len()].join(", ")
-                )
-            };
-            // The first `scan` due rows, numbered within their endpoint; each endpoint's
-            // first `room` of them are leased.
-            let sql = format!(
-                "UPDATE delivery SET lease_until = ?, lease_owner = ?
-                 WHERE id IN (
-                     SELECT id FROM (
-                         SELECT c.id, c.next_attempt_at,
-                                ROW_NUMBER() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS n,
-                                {room_of} AS room
-                         FROM (SELECT id, endpoint_id, next_attempt_at FROM delivery
-                               WHERE status = 1 AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?){skip_clause}
-                               ORDER BY next_attempt_at LIMIT ?) c)
-                     WHERE n <= room ORDER BY next_attempt_at LIMIT ?)
-                 RETURNING id, org_id, app_id, msg_id, endpoint_id, attempts, trigger"
-            );
-            let mut values = vec![
-                Value::Integer(lease_until.timestamp_millis()),
-                Value::Text(owner),
-            ];
-            for (endpoint, n) in partial {
-                values.push(Value::Text(endpoint));
-                values.push(Value::Integer(n));
+            let after = cursor.lock().map(|g| g.clone()).unwrap_or_default();
+            let mut walk = QueueWalk::new(&room, limit);
+            // The endpoints after the one served last, then from the first up to it.
+            walk.pass(c, &after, None, now_ms, lease_until.timestamp_millis(), &owner)?;
+            if !after.is_empty() {
+                walk.pass(
+                    c,
+                    "",
+                    Some(&after),
+                    now_ms,
+                    lease_until.timestamp_millis(),
+                    &owner,
+                )?;
             }
-            values.push(Value::Integer(each));
-            values.push(Value::Integer(now_ms));
-            values.push(Value::Integer(now_ms));
-            values.extend(skip.into_iter().map(Value::Text));
-            values.push(Value::Integer(scan));
-            values.push(Value::Integer(count(limit)));
-            let refs: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
-            let rows = c
-                .prepare_cached(&sql)
-                .and_then(|mut s| {
-                    s.query_map(refs.as_slice(), |r| {
-                        Ok(Leased {
-                            id: r.get(0)?,
-                            org: OrgId::from_trusted(r.get(1)?),
-                            app: ApplicationId::from_trusted(r.get(2)?),
-                            msg: r.get(3)?,
-                            endpoint: r.get(4)?,
-                            attempts: r.get(5)?,
-                            trigger: r.get(6)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .map_err(internal)?;
-            let mut claimed = Vec::with_capacity(rows.len());
-            for leased in rows {
+            if let (Some(last), Ok(mut g)) = (walk.last.take(), cursor.lock()) {
+                *g = last;
+            }
+            let mut claimed = Vec::with_capacity(walk.leased.len());
+            for leased in walk.leased {
                 if let Some(d) = load(c, leased)? {
                     claimed.push(d);
                 }

@@ -71,6 +71,8 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
     path: PathBuf,
+    /// The endpoint the last claim visited last; the next claim starts after it.
+    claim_cursor: Arc<std::sync::Mutex<String>>,
 }
 
 impl SqliteStore {
@@ -101,6 +103,7 @@ impl SqliteStore {
             writer: Writer::start(writer).map_err(StoreError::internal)?,
             readers: Arc::new(Readers::new(readers)),
             path: options.path,
+            claim_cursor: Arc::default(),
         })
     }
 

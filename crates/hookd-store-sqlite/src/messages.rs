@@ -193,7 +193,15 @@ pub(crate) fn insert_message(
             message.forward.as_ref().map(|f| to_json(&f.headers)),
         ])
     })
-    .map_err(|e| sql::conflict_or_internal(e, "a message with this eventId already exists"))?;
+    .map_err(|e| match &e {
+        // The application is gone (deleted since the caller looked it up).
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+        {
+            StoreError::NotFound("application")
+        }
+        _ => sql::conflict_or_internal(e, "a message with this eventId already exists"),
+    })?;
     let endpoints = match &message.only_endpoint {
         Some(ep) => vec![crate::endpoints::find(c, org, app, ep.as_str())?.id.to_string()],
         None => subscribers(c, org, app, &msg.event_type, msg.channels.as_ref())?,

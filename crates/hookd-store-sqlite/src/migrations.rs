@@ -16,6 +16,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0004_operational.sql"),
     ),
     ("0005_ingest", include_str!("../migrations/0005_ingest.sql")),
+    (
+        "0006_delivery_queue",
+        include_str!("../migrations/0006_delivery_queue.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

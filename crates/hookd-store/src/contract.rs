@@ -42,8 +42,10 @@ macro_rules! contract_tests {
             secret_rotation_keeps_the_old_key,
             messages_fan_out_to_matching_endpoints,
             event_ids_are_unique_per_app,
+            messages_for_a_deleted_application_are_not_found,
             claims_lease_and_expired_leases_are_reclaimed,
             claims_keep_within_each_endpoints_room,
+            claims_serve_endpoints_in_turn,
             attempts_are_recorded_and_retries_scheduled,
             expunged_and_disabled_deliveries_are_canceled,
             messages_and_attempts_are_tenant_scoped,
@@ -969,6 +971,23 @@ pub async fn event_ids_are_unique_per_app(store: &dyn Store) {
     );
 }
 
+/// The API may hold an application's id from a recent lookup: a message for it after
+/// it was deleted is refused as not found, not stored and not an internal error.
+pub async fn messages_for_a_deleted_application_are_not_found(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("gone", None))
+        .await
+        .unwrap();
+    store.delete_application(&org, app.id.as_str()).await.unwrap();
+    assert!(matches!(
+        store
+            .create_message(&org, &app.id, new_message("a.b", None))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
 pub async fn claims_keep_within_each_endpoints_room(store: &dyn Store) {
     let (org, _) = two_orgs(store).await;
     let app = store
@@ -1048,6 +1067,68 @@ pub async fn claims_keep_within_each_endpoints_room(store: &dyn Store) {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 15, "no delivery leased twice");
+}
+
+/// A long queue for one endpoint neither hides another endpoint's newer deliveries nor
+/// takes more than its room.
+pub async fn claims_serve_endpoints_in_turn(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let long = store
+        .create_application(&org, app_data("long", None))
+        .await
+        .unwrap();
+    let busy = store
+        .create_endpoint(&org, &long.id, endpoint_data(None))
+        .await
+        .unwrap()
+        .id;
+    for _ in 0..300 {
+        store
+            .create_message(&org, &long.id, new_message("a.b", None))
+            .await
+            .unwrap();
+    }
+    let short = store
+        .create_application(&org, app_data("short", None))
+        .await
+        .unwrap();
+    let quiet = store
+        .create_endpoint(&org, &short.id, endpoint_data(None))
+        .await
+        .unwrap()
+        .id;
+    store
+        .create_message(&org, &short.id, new_message("a.b", None))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let lease = now + chrono::Duration::seconds(30);
+    let room = EndpointRoom {
+        each: 4,
+        limited: vec![],
+    };
+    let mut seen_quiet = false;
+    for _ in 0..2 {
+        let claimed = store.claim_due(now, 8, lease, "node-a", &room).await.unwrap();
+        assert!(claimed.iter().filter(|d| d.endpoint.id == busy).count() <= 4);
+        seen_quiet |= claimed.iter().any(|d| d.endpoint.id == quiet);
+    }
+    assert!(seen_quiet, "the newer delivery of another endpoint was served");
+    // With the busy endpoint full, the rest is found at once whatever its queue's length.
+    store
+        .create_message(&org, &short.id, new_message("a.b", None))
+        .await
+        .unwrap();
+    let full = EndpointRoom {
+        each: 4,
+        limited: vec![(busy.clone(), 0)],
+    };
+    let claimed = store
+        .claim_due(Utc::now(), 8, lease, "node-a", &full)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].endpoint.id, quiet);
 }
 
 pub async fn claims_lease_and_expired_leases_are_reclaimed(store: &dyn Store) {

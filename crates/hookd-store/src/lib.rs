@@ -248,9 +248,12 @@ pub trait MessageStore: Send + Sync {
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
     /// Leases up to `limit` deliveries that are due at `now` and not leased (or whose
-    /// lease ran out), oldest due first, at most `room` per endpoint (of the first
-    /// [`EndpointRoom::scan`] due rows). Deliveries that can never be sent (endpoint
-    /// disabled, payload expunged) are canceled instead of returned.
+    /// lease ran out), at most `room` per endpoint, each endpoint's oldest due first.
+    /// Endpoints with pending deliveries are served in turn (in id order, each claim
+    /// starting after the endpoint the previous one ended on, at most
+    /// [`CLAIM_WALK_ENDPOINTS`] per claim), so one endpoint's long queue never hides
+    /// the others and costs a claim only its room. Deliveries that can never be sent
+    /// (endpoint disabled, payload expunged) are canceled instead of returned.
     async fn claim_due(
         &self,
         now: DateTime<Utc>,

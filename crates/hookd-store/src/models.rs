@@ -234,18 +234,10 @@ impl EndpointRoom {
             .filter(|(_, n)| *n > 0 && *n < self.each)
             .map(|(e, n)| (e, *n))
     }
-
-    /// Due rows a claim of `limit` reads before picking within each endpoint's room:
-    /// enough that one endpoint's queue at the front does not hide the others' (an
-    /// endpoint with no room is left out before reading).
-    pub fn scan(&self, limit: usize) -> usize {
-        if self.each == usize::MAX && self.limited.iter().all(|(_, n)| *n == 0) {
-            limit
-        } else {
-            limit.saturating_mul(4).max(64)
-        }
-    }
 }
+
+/// Endpoints with pending deliveries one claim visits at most (an index seek each).
+pub const CLAIM_WALK_ENDPOINTS: usize = 1_000;
 
 /// A delivery the engine has leased: everything needed to send it.
 #[derive(Debug, Clone)]
