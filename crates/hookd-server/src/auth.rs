@@ -45,7 +45,14 @@ impl FromRequestParts<AppState> for Tenant {
         // which part was wrong.
         let invalid = || ApiError::Unauthorized("invalid or revoked token".into());
         let token = ApiToken::parse(presented).ok_or_else(invalid)?;
-        let record = state.store.find_token(&token.id).await?.ok_or_else(invalid)?;
+        let record = match state.lookups.tokens.get(&token.id) {
+            Some(record) => record,
+            None => {
+                let record = state.store.find_token(&token.id).await?.ok_or_else(invalid)?;
+                state.lookups.tokens.put(token.id.clone(), record.clone());
+                record
+            }
+        };
         if record.revoked_at.is_some() || !token.matches(&record.hash) {
             return Err(invalid());
         }

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -174,6 +175,7 @@ pub fn launch_with_store(
         metrics: Arc::new(metrics::Metrics::new(dispatcher.as_ref().map(|d| d.metrics()))),
         dispatcher: dispatcher.clone(),
         cron_wake: Arc::new(tokio::sync::Notify::new()),
+        lookups: Arc::default(),
         config: Arc::new(config),
     };
     // Background work belongs to worker nodes (every node on one database may run it:

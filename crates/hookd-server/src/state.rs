@@ -17,6 +17,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Wakes the cron scheduler after a source changed.
     pub cron_wake: Arc<tokio::sync::Notify>,
+    /// Recent token and application lookups (see `cache`).
+    pub lookups: Arc<crate::cache::Lookups>,
 }
 
 impl AppState {

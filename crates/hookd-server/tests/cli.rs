@@ -71,13 +71,27 @@ async fn serve_with_defaults_then_tokens_from_the_cli_work_against_it() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let resp = client
-        .get(format!("{base}/api/v1/app"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
+    // A running server trusts a token record it looked up for one second
+    // (hookd_server::cache::TRUST): the revocation holds within that.
+    let revoked_at = Instant::now();
+    loop {
+        let resp = client
+            .get(format!("{base}/api/v1/app"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 401 {
+            break;
+        }
+        assert_eq!(resp.status(), 200);
+        assert!(
+            revoked_at.elapsed() < hookd_server::cache::TRUST + Duration::from_millis(500),
+            "the revoked token still works after {:?}",
+            revoked_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // SIGTERM stops it cleanly.
     let mut server = server;

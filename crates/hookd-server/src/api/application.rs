@@ -262,6 +262,7 @@ async fn upsert_application(
         },
     )
     .await?;
+    state.lookups.apps.clear();
     app_event(
         &state,
         &tenant,
@@ -315,6 +316,7 @@ async fn patch_application(
             }),
         )
         .await?;
+    state.lookups.apps.clear();
     app_event(&state, &tenant, "app.updated", &app).await;
     Ok(Json(app.into()))
 }
@@ -333,6 +335,7 @@ async fn delete_application(
         .store
         .delete_application(&tenant.org, app.id.as_str())
         .await?;
+    state.lookups.apps.clear();
     app_event(&state, &tenant, "app.deleted", &app).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -231,8 +231,15 @@ async fn resolve_or_create_app(
     key: &str,
     inline: Option<ApplicationIn>,
 ) -> ApiResult<ApplicationId> {
+    let cache_key = (tenant.org.clone(), key.to_owned());
+    if let Some(id) = state.lookups.apps.get(&cache_key) {
+        return Ok(id);
+    }
     match state.store.get_application(&tenant.org, key).await {
-        Ok(app) => Ok(app.id),
+        Ok(app) => {
+            state.lookups.apps.put(cache_key, app.id.clone());
+            Ok(app.id)
+        }
         Err(StoreError::NotFound(_)) => {
             let Some(inline) = inline else {
                 return Err(ApiError::not_found("application"));
