@@ -42,8 +42,8 @@ enum Command {
     /// Message creation at full speed into one endpoint: acknowledged messages/s and
     /// API latency.
     Ingest(Opts),
-    /// End to end, ingest and delivery at once: deliveries/s and event → delivery
-    /// latency.
+    /// End to end, ingest and delivery at once, at an offered rate (--rate, default
+    /// 10,000 messages/s): deliveries/s, whether they kept up, event → delivery latency.
     Deliver(Opts),
     /// A fixed offered rate (--rate, default 1,000 messages/s): event → delivery latency.
     Latency(Opts),
@@ -67,7 +67,7 @@ enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct Opts {
-    /// A few seconds per scenario (and a 5,000-delivery backlog): checks that the harness
+    /// A few seconds per scenario (and a 10,000-delivery backlog): checks that the harness
     /// works; its figures are not the published ones.
     #[arg(long)]
     pub quick: bool,
@@ -84,7 +84,8 @@ pub struct Opts {
     /// Connections of the load generator (closed loop: requests in flight).
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// Offered messages/s (latency: default 1,000; fanout: default 40,000 / endpoints).
+    /// Offered messages/s (deliver: default 10,000; latency: 1,000; fanout: 40,000 /
+    /// endpoints).
     #[arg(long)]
     pub rate: Option<f64>,
     /// Endpoints of the application (fanout; default 100).
