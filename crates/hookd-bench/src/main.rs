@@ -84,7 +84,7 @@ pub struct Opts {
     /// Connections of the load generator (closed loop: requests in flight).
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// Offered messages/s (deliver: default 10,000; latency: 1,000; fanout: 40,000 /
+    /// Offered messages/s (deliver: default 10,000; latency: 1,000; fanout: 20,000 /
     /// endpoints).
     #[arg(long)]
     pub rate: Option<f64>,

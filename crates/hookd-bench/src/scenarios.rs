@@ -415,7 +415,7 @@ async fn latency(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
 
 async fn fanout(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     let endpoints = opts.endpoints.unwrap_or(100).max(1);
-    let rate = opts.rate.unwrap_or(40_000.0 / endpoints as f64);
+    let rate = opts.rate.unwrap_or(20_000.0 / endpoints as f64);
     let setup = Setup::start(bin, dir, opts, &[], true).await?;
     setup.application(endpoints).await?;
     let window = opts.window();
