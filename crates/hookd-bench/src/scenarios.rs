@@ -288,17 +288,38 @@ fn pg_or(opts: &Opts, sqlite: f64, postgres: f64) -> f64 {
     if opts.database.is_some() { postgres } else { sqlite }
 }
 
-async fn ingest(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
+/// How messages are offered: as fast as `--concurrency` connections go, or at a rate.
+#[derive(Debug, Clone, Copy)]
+enum Offer {
+    Closed,
+    Rate(f64),
+}
+
+/// A fresh hookd and receiver, the application `bench` with `endpoints` endpoints, and
+/// messages posted to it through the measurement window.
+async fn post_messages(
+    bin: &Path,
+    dir: &Path,
+    opts: &Opts,
+    endpoints: usize,
+    offer: Offer,
+) -> Result<(Setup, Outcome, Span), Error> {
     let setup = Setup::start(bin, dir, opts, &[], true).await?;
-    setup.application(1).await?;
+    setup.application(endpoints).await?;
     let window = opts.window();
     let spec = message_spec(&setup.token, opts.payload_bytes);
-    let (out, span) = measured(
-        &setup,
-        window,
-        load::closed(setup.addr, opts.concurrency, window, &spec),
-    )
-    .await?;
+    let load = async {
+        match offer {
+            Offer::Closed => load::closed(setup.addr, opts.concurrency, window, &spec).await,
+            Offer::Rate(rate) => load::open(setup.addr, rate, opts.concurrency, window, &spec).await,
+        }
+    };
+    let (out, span) = measured(&setup, window, load).await?;
+    Ok((setup, out, span))
+}
+
+async fn ingest(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
+    let (setup, out, span) = post_messages(bin, dir, opts, 1, Offer::Closed).await?;
     let mut r = Report::new(
         "ingest",
         opts.backend(),
@@ -321,17 +342,8 @@ async fn ingest(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
 }
 
 async fn deliver(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
-    let setup = Setup::start(bin, dir, opts, &[], true).await?;
-    setup.application(1).await?;
-    let window = opts.window();
     let rate = opts.rate.unwrap_or(10_000.0);
-    let spec = message_spec(&setup.token, opts.payload_bytes);
-    let (out, span) = measured(
-        &setup,
-        window,
-        load::open(setup.addr, rate, opts.concurrency, window, &spec),
-    )
-    .await?;
+    let (setup, out, span) = post_messages(bin, dir, opts, 1, Offer::Rate(rate)).await?;
     let stopped = Instant::now();
     let at_stop = setup.seen(false).await?;
     let drained = setup.wait_for(out.ok_total, Duration::from_secs(120)).await?;
@@ -375,17 +387,8 @@ async fn deliver(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
 }
 
 async fn latency(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
-    let setup = Setup::start(bin, dir, opts, &[], true).await?;
-    setup.application(1).await?;
-    let window = opts.window();
     let rate = opts.rate.unwrap_or(1_000.0);
-    let spec = message_spec(&setup.token, opts.payload_bytes);
-    let (out, span) = measured(
-        &setup,
-        window,
-        load::open(setup.addr, rate, opts.concurrency, window, &spec),
-    )
-    .await?;
+    let (setup, out, span) = post_messages(bin, dir, opts, 1, Offer::Rate(rate)).await?;
     let seen = span.seen.as_ref().ok_or("no receiver figures")?;
     let mut r = Report::new(
         "latency",
@@ -416,16 +419,7 @@ async fn latency(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
 async fn fanout(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     let endpoints = opts.endpoints.unwrap_or(100).max(1);
     let rate = opts.rate.unwrap_or(20_000.0 / endpoints as f64);
-    let setup = Setup::start(bin, dir, opts, &[], true).await?;
-    setup.application(endpoints).await?;
-    let window = opts.window();
-    let spec = message_spec(&setup.token, opts.payload_bytes);
-    let (out, span) = measured(
-        &setup,
-        window,
-        load::open(setup.addr, rate, opts.concurrency, window, &spec),
-    )
-    .await?;
+    let (setup, out, span) = post_messages(bin, dir, opts, endpoints, Offer::Rate(rate)).await?;
     let seen = span.seen.as_ref().ok_or("no receiver figures")?;
     let mut r = Report::new(
         "fanout",
