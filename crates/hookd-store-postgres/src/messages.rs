@@ -144,7 +144,9 @@ fn delivery_state(
         .ok_or_else(|| db::corrupt("delivery status", "unknown code"))
 }
 
-/// Stores a message and its deliveries inside the caller's transaction.
+/// Stores a message and its deliveries: the endpoints that take it are read first,
+/// then the message and its deliveries are written by one statement (atomic on its
+/// own; inside the caller's transaction when there is one). Two round trips, not five.
 pub(crate) async fn insert_message<C: GenericClient>(
     c: &C,
     org: &OrgId,
@@ -162,11 +164,25 @@ pub(crate) async fn insert_message<C: GenericClient>(
         payload: Some(message.payload),
         created_at: now,
     };
+    let endpoints = match &message.only_endpoint {
+        Some(ep) => vec![
+            crate::endpoints::find(c, org, app, ep.as_str(), false)
+                .await?
+                .id
+                .to_string(),
+        ],
+        None => subscribers(c, org, app, &msg.event_type, msg.channels.as_ref()).await?,
+    };
     let stmt = c
         .prepare_cached(
-            "INSERT INTO message (id, org_id, app_id, event_type, event_id, channels, tags, payload,
-                 retain_until, created_at, ingest_id, forward_headers)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "WITH m AS (
+                 INSERT INTO message (id, org_id, app_id, event_type, event_id, channels, tags, payload,
+                     retain_until, created_at, ingest_id, forward_headers)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 RETURNING id
+             )
+             INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, next_attempt_at, created_at)
+             SELECT $2, $3, m.id, e, 1, $10, $10 FROM m, unnest($13::text[]) AS e",
         )
         .await
         .map_err(db::err)?;
@@ -185,34 +201,19 @@ pub(crate) async fn insert_message<C: GenericClient>(
             &now,
             &message.forward.as_ref().map(|f| f.log_id.as_str()),
             &message.forward.as_ref().map(|f| to_json(&f.headers)),
+            &endpoints,
         ],
     )
     .await
     .map_err(|e| {
-        if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) {
+        let constraint = e.as_db_error().and_then(|d| d.constraint());
+        if constraint == Some("message_app_id_fkey") {
+            // The application is gone (deleted since the caller looked it up).
             StoreError::NotFound("application")
         } else {
             db::conflict_or(e, "a message with this eventId already exists")
         }
     })?;
-    let endpoints = match &message.only_endpoint {
-        Some(ep) => vec![
-            crate::endpoints::find(c, org, app, ep.as_str(), false)
-                .await?
-                .id
-                .to_string(),
-        ],
-        None => subscribers(c, org, app, &msg.event_type, msg.channels.as_ref()).await?,
-    };
-    if !endpoints.is_empty() {
-        db::execute(
-            c,
-            "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, next_attempt_at, created_at)
-             SELECT $1, $2, $3, e, 1, $4, $4 FROM unnest($5::text[]) AS e",
-            &[&org.as_str(), &app.as_str(), &msg.id.as_str(), &now, &endpoints],
-        )
-        .await?;
-    }
     Ok((msg, endpoints.len()))
 }
 
@@ -224,10 +225,8 @@ impl MessageStore for PgStore {
         app: &ApplicationId,
         message: NewMessage,
     ) -> StoreResult<(Message, usize)> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(db::err)?;
-        let created = insert_message(&tx, org, app, message).await?;
-        tx.commit().await.map_err(db::err)?;
+        let c = self.client().await?;
+        let created = insert_message(&c, org, app, message).await?;
         if created.1 > 0 {
             self.announce_work();
         }
