@@ -41,7 +41,7 @@ impl TestSchema {
         let name = format!("hookd_test_{}_{:x}", std::process::id(), rand_suffix());
         let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
             .await
-            .map_err(|e| format!("cannot connect to {TEST_DATABASE_URL}: {e}"))?;
+            .map_err(|e| format!("cannot connect to the database to make a schema in: {e}"))?;
         let driver = tokio::spawn(connection);
         client
             .batch_execute(&format!("CREATE SCHEMA {name}"))
