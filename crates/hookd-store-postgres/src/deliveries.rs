@@ -25,9 +25,10 @@ use crate::db::{self, get};
 /// `$3` in all. Always answers at least one row: its last column is the last endpoint
 /// the walk visited (NULL: none), and a row without a delivery (NULL id) only carries
 /// that.
-fn claim_sql() -> String {
-    format!(
-        "WITH RECURSIVE walk(e, n) AS (
+fn claim_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "WITH RECURSIVE walk(e, n) AS (
              (SELECT endpoint_id, 1::bigint FROM delivery
               WHERE status = 1 AND endpoint_id > $6 AND ($7::text IS NULL OR endpoint_id <= $7)
               ORDER BY endpoint_id LIMIT 1)
@@ -67,9 +68,11 @@ fn claim_sql() -> String {
          LEFT JOIN application a ON a.id = m.app_id
          LEFT JOIN endpoint e ON e.id = l.endpoint_id
          LEFT JOIN ingest_request ir ON ir.id = m.ingest_id AND ir.org_id = l.org_id",
-        m = crate::messages::M_COLUMNS,
-        e = crate::endpoints::E_COLUMNS,
-    )
+            m = crate::messages::M_COLUMNS,
+            e = crate::endpoints::E_COLUMNS,
+        )
+    });
+    &SQL
 }
 
 /// A claimed row as something to send, or `None` when it can never be sent (payload
@@ -148,7 +151,7 @@ impl DeliveryStore for PgStore {
             }
             let got = db::query(
                 &c,
-                &sql,
+                sql,
                 &[
                     &now,
                     &skip,
