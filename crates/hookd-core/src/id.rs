@@ -195,6 +195,11 @@ prefixed_id!(
     TokenId,
     "tok"
 );
+prefixed_id!(
+    /// An API key of the data API (its public part; the secret is only stored hashed).
+    ApiKeyId,
+    "key"
+);
 
 prefixed_id!(
     /// An ingest source: a URL that receives third-party webhooks.

@@ -5,6 +5,7 @@
 //! without a database or a network.
 
 pub mod api_token;
+pub mod data;
 pub mod endpoint_headers;
 pub mod endpoint_url;
 pub mod id;

@@ -105,6 +105,15 @@ validated_name!(
     /// An event type group's name.
     GroupName, max = 256, extra = "-_.", what = "a group name"
 );
+validated_name!(
+    /// The name of a collection, leaderboard or portal mode of an application.
+    DataName, max = 64, extra = "-_", what = "a name"
+);
+validated_name!(
+    /// A document's key or a leaderboard player's id: it appears in portal URLs, so it
+    /// keeps to characters that need no escaping there.
+    ItemKey, max = 256, extra = "-_.:@+=", what = "a key"
+);
 
 #[cfg(test)]
 mod tests {

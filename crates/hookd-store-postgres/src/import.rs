@@ -142,6 +142,7 @@ fn convert(v: &CopyValue, ty: &Type) -> Result<Param, String> {
             CopyValue::Text(t) => t.clone().into_bytes(),
             other => return Err(format!("expected bytes, found {other:?}")),
         }),
+        Type::DATE => Box::new(text()?.parse::<chrono::NaiveDate>().map_err(|e| e.to_string())?),
         ref other => return Err(format!("no conversion to {other}")),
     })
 }

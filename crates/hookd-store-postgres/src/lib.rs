@@ -14,6 +14,7 @@
 //!   together migrate once ([`migrations`]).
 
 mod applications;
+mod data;
 mod db;
 mod deliveries;
 mod endpoints;

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_delivery_queue",
         include_str!("../migrations/0002_delivery_queue.sql"),
     ),
+    ("0003_data", include_str!("../migrations/0003_data.sql")),
 ];
 
 /// The schema version this build expects.

@@ -5,6 +5,7 @@
 //! ([`readers`]). Migrations are embedded and applied on open ([`migrations`]).
 
 mod applications;
+mod data;
 mod deliveries;
 mod endpoints;
 mod event_types;

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_delivery_queue",
         include_str!("../migrations/0006_delivery_queue.sql"),
     ),
+    ("0007_data", include_str!("../migrations/0007_data.sql")),
 ];
 
 /// The schema version this build expects.

@@ -16,6 +16,11 @@ pub const TABLES: &[&str] = &[
     "idempotency",
     "source",
     "ingest_request",
+    "data_definition",
+    "document",
+    "score",
+    "api_key",
+    "data_usage",
 ];
 
 /// One column value as read from the source database.

@@ -10,6 +10,7 @@
 //! changes and no handler needs a read-modify-write race.
 
 pub mod copy;
+mod data;
 mod error;
 mod models;
 mod page;
@@ -17,16 +18,18 @@ mod page;
 #[cfg(feature = "contract")]
 pub mod contract;
 
+pub use data::*;
 pub use error::StoreError;
 pub use models::*;
 pub use page::{Cursor, ListQuery, Order, Page};
 
 use async_trait::async_trait;
+use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{
-    ApplicationId, AttemptId, EndpointId, IngestLogId, MessageId, OrgId, SourceId, TokenId,
+    ApiKeyId, ApplicationId, AttemptId, EndpointId, IngestLogId, MessageId, OrgId, SourceId, TokenId,
 };
-use hookd_core::name::EventTypeName;
+use hookd_core::name::{DataName, EventTypeName, ItemKey};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -421,6 +424,146 @@ pub trait RetentionStore: Send + Sync {
     async fn delete_idempotency_before(&self, cutoff: DateTime<Utc>) -> StoreResult<usize>;
 }
 
+/// The data API: an application's collections, leaderboards and modes
+/// ([`Definition`]s), its documents and scores, its API keys, and usage per day.
+#[async_trait]
+pub trait DataStore: Send + Sync {
+    /// [`StoreError::Conflict`] if the name is taken for this kind in the application;
+    /// [`StoreError::NotFound`] if the application is not the organisation's.
+    async fn create_definition(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        name: &str,
+        spec: DefinitionSpec,
+    ) -> StoreResult<Definition>;
+    async fn get_definition(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        kind: DefinitionKind,
+        name: &str,
+    ) -> StoreResult<Definition>;
+    /// By name.
+    async fn list_definitions(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        kind: DefinitionKind,
+        query: &ListQuery,
+    ) -> StoreResult<Page<Definition>>;
+    /// The mutation may not change the kind ([`StoreError::Rejected`]).
+    async fn update_definition(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        kind: DefinitionKind,
+        name: &str,
+        change: Mutation<DefinitionSpec>,
+    ) -> StoreResult<Definition>;
+    /// Deletes the definition, and a collection's documents or a leaderboard's scores.
+    async fn delete_definition(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        kind: DefinitionKind,
+        name: &str,
+    ) -> StoreResult<()>;
+
+    /// [`StoreError::NotFound`] naming the collection or the document.
+    async fn get_document(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        collection: &DataName,
+        key: &ItemKey,
+    ) -> StoreResult<Document>;
+    /// By key.
+    async fn list_documents(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        collection: &DataName,
+        query: &ListQuery,
+        filter: &DocumentFilter,
+    ) -> StoreResult<Page<Document>>;
+    /// Applies `edit` to the document in one transaction: its version grows by one
+    /// with each change, and when the collection publishes change events, the event
+    /// message (see [`change_event`], kept until `event_retain_until`) and its
+    /// deliveries are written in the same transaction.
+    async fn write_document(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        collection: &DataName,
+        key: &ItemKey,
+        edit: DocumentEdit,
+        event_retain_until: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<DocumentWritten>;
+
+    /// Combines `score` with the player's score of the period `now` falls in, under
+    /// the board's policy, in one transaction; answers the player's standing after it.
+    async fn submit_score(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        board: &DataName,
+        player: &ItemKey,
+        score: i64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<ScoreSubmitted>;
+    /// The best `limit` of the period, best first, with the period's key.
+    async fn top_scores(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        board: &DataName,
+        period: &Period,
+        limit: usize,
+    ) -> StoreResult<(String, Vec<ScoreEntry>)>;
+    /// The player's entry with up to `neighbours` entries ranked just above and just
+    /// below, best first. [`StoreError::NotFound`] ("score") when the player has none.
+    async fn scores_around(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        board: &DataName,
+        player: &ItemKey,
+        neighbours: usize,
+        period: &Period,
+    ) -> StoreResult<(String, Vec<ScoreEntry>)>;
+    /// Deletes every score of the board (of every period); returns how many.
+    async fn reset_leaderboard(&self, org: &OrgId, app: &ApplicationId, board: &DataName)
+    -> StoreResult<u64>;
+
+    /// [`StoreError::NotFound`] if the application is not the organisation's.
+    async fn create_api_key(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        key: NewApiKey,
+    ) -> StoreResult<ApiKeyRecord>;
+    /// Finds a key by its public id. This lookup precedes tenancy: it is how the
+    /// tenant of a portal request is learnt.
+    async fn find_api_key(&self, id: &ApiKeyId) -> StoreResult<Option<ApiKeyRecord>>;
+    /// By id (creation order).
+    async fn list_api_keys(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        query: &ListQuery,
+    ) -> StoreResult<Page<ApiKeyRecord>>;
+    /// [`StoreError::NotFound`] if the application has no such live key.
+    async fn revoke_api_key(&self, org: &OrgId, app: &ApplicationId, id: &ApiKeyId) -> StoreResult<()>;
+
+    /// Adds to the organisation's usage of `day`.
+    async fn add_usage(&self, org: &OrgId, day: NaiveDate, count: UsageCount) -> StoreResult<()>;
+    /// The organisation's usage of each day in `[since, until]` that has any, oldest
+    /// first.
+    async fn list_usage(&self, org: &OrgId, since: NaiveDate, until: NaiveDate)
+    -> StoreResult<Vec<UsageDay>>;
+}
+
 /// Everything a hookd node needs from its database.
 #[async_trait]
 pub trait Store:
@@ -433,6 +576,7 @@ pub trait Store:
     + IdempotencyStore
     + IngestStore
     + RetentionStore
+    + DataStore
     + std::fmt::Debug
 {
     /// Cheap check that the database answers (for readiness).

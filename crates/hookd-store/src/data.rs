@@ -1,0 +1,327 @@
+//! What the data API keeps: the definitions of an application's collections,
+//! leaderboards and portal modes, its documents and scores, its API keys, and the
+//! usage of each organisation per day.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use hookd_core::api_token::TokenHash;
+use hookd_core::data::{ModeOperation, ResetPeriod, ScoreOrder, ScorePolicy};
+use hookd_core::id::{ApiKeyId, ApplicationId, OrgId};
+use hookd_core::name::{ChannelName, DataName, EventTypeName, ItemKey};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{NewMessage, StoreResult};
+
+/// A collection of JSON documents.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectionData {
+    #[serde(default)]
+    pub description: String,
+    /// A JSON Schema every document must satisfy.
+    #[serde(default)]
+    pub schema: Option<Value>,
+    /// Publish `document.created|updated|deleted` messages to the application's
+    /// endpoints (on the channel named after the collection).
+    #[serde(default)]
+    pub publish_events: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaderboardData {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub policy: ScorePolicy,
+    #[serde(default)]
+    pub order: ScoreOrder,
+    #[serde(default)]
+    pub reset: ResetPeriod,
+}
+
+/// A portal mode: `METHOD /h/{account}/{app}/{name}/{data...}` runs `operation`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModeData {
+    #[serde(default)]
+    pub description: String,
+    pub operation: ModeOperation,
+    /// The collection or leaderboard the operation works on (`None` for
+    /// `message.publish`).
+    #[serde(default)]
+    pub target: Option<DataName>,
+    /// A JSON Schema the request body must satisfy.
+    #[serde(default)]
+    pub body_schema: Option<Value>,
+}
+
+/// What a definition defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefinitionKind {
+    Collection,
+    Leaderboard,
+    Mode,
+}
+
+impl DefinitionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Collection => "collection",
+            Self::Leaderboard => "leaderboard",
+            Self::Mode => "mode",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        [Self::Collection, Self::Leaderboard, Self::Mode]
+            .into_iter()
+            .find(|k| k.as_str() == code)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DefinitionSpec {
+    Collection(CollectionData),
+    Leaderboard(LeaderboardData),
+    Mode(ModeData),
+}
+
+impl DefinitionSpec {
+    pub fn kind(&self) -> DefinitionKind {
+        match self {
+            Self::Collection(_) => DefinitionKind::Collection,
+            Self::Leaderboard(_) => DefinitionKind::Leaderboard,
+            Self::Mode(_) => DefinitionKind::Mode,
+        }
+    }
+
+    /// The stored form (the kind is stored beside it).
+    pub fn to_json(&self) -> String {
+        let value = match self {
+            Self::Collection(d) => serde_json::to_string(d),
+            Self::Leaderboard(d) => serde_json::to_string(d),
+            Self::Mode(d) => serde_json::to_string(d),
+        };
+        value.unwrap_or_else(|_| "{}".into())
+    }
+
+    pub fn from_json(kind: DefinitionKind, json: &str) -> Result<Self, serde_json::Error> {
+        Ok(match kind {
+            DefinitionKind::Collection => Self::Collection(serde_json::from_str(json)?),
+            DefinitionKind::Leaderboard => Self::Leaderboard(serde_json::from_str(json)?),
+            DefinitionKind::Mode => Self::Mode(serde_json::from_str(json)?),
+        })
+    }
+}
+
+/// A collection, leaderboard or mode of an application. Names are unique per
+/// application and kind; a mode's name is `{name} {METHOD}` (see [`mode_key`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Definition {
+    pub name: String,
+    pub spec: DefinitionSpec,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The stored name of the mode `name` for `method` (one mode per name and method).
+pub fn mode_key(name: &DataName, method: &str) -> String {
+    format!("{name} {}", method.to_ascii_uppercase())
+}
+
+/// A JSON document of a collection. `version` starts at 1 and grows by one with every
+/// change; it is the document's `ETag`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub key: ItemKey,
+    pub body: Value,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a [`DocumentEdit`] decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DocumentChange {
+    /// Store this body (creating the document when it does not exist).
+    Put(Value),
+    Delete,
+    /// Leave everything as it is.
+    Keep,
+}
+
+/// Decides a document's change from its collection and current state, inside the
+/// backend's transaction (so increments and version checks never race). An error
+/// aborts the change.
+pub type DocumentEdit =
+    Box<dyn FnOnce(&CollectionData, Option<&Document>) -> StoreResult<DocumentChange> + Send>;
+
+/// A put of the body the document already has is no change: the version stays and
+/// no event is published.
+pub fn unchanged_is_kept(change: DocumentChange, current: Option<&Document>) -> DocumentChange {
+    match (change, current) {
+        (DocumentChange::Put(body), Some(doc)) if doc.body == body => DocumentChange::Keep,
+        (change, _) => change,
+    }
+}
+
+/// A document write's outcome: the document before and after (`None`: absent), and
+/// whether a change event was queued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentWritten {
+    pub before: Option<Document>,
+    pub after: Option<Document>,
+    /// Endpoints the change event goes to (0 when none was published).
+    pub event_deliveries: usize,
+}
+
+/// Narrows a document listing: keys starting with `prefix`, top-level fields equal to
+/// the given strings, numbers or booleans.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DocumentFilter {
+    pub prefix: Option<String>,
+    pub equals: Vec<(String, Value)>,
+}
+
+/// The change event of a document write to a collection that publishes them, or
+/// `None` (nothing changed, or the collection does not publish).
+pub fn change_event(
+    collection_name: &str,
+    collection: &CollectionData,
+    before: Option<&Document>,
+    after: Option<&Document>,
+    retain_until: DateTime<Utc>,
+) -> Option<NewMessage> {
+    if !collection.publish_events {
+        return None;
+    }
+    let (kind, doc) = match (before, after) {
+        (None, Some(doc)) => ("document.created", doc),
+        (Some(_), Some(doc)) => ("document.updated", doc),
+        (Some(doc), None) => ("document.deleted", doc),
+        (None, None) => return None,
+    };
+    let payload = serde_json::json!({
+        "collection": collection_name,
+        "key": doc.key,
+        "version": doc.version,
+        "document": after.map(|d| &d.body),
+        "previous": before.map(|d| &d.body),
+    });
+    Some(NewMessage {
+        event_type: EventTypeName::from_trusted(kind.into()),
+        event_id: None,
+        channels: collection_name
+            .parse::<ChannelName>()
+            .ok()
+            .map(|c| BTreeSet::from([c])),
+        tags: BTreeSet::new(),
+        payload: payload.to_string(),
+        retain_until,
+        only_endpoint: None,
+        forward: None,
+    })
+}
+
+/// A player's standing on a leaderboard. Ranks start at 1; equal scores rank by who
+/// reached the score first, then by player id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreEntry {
+    pub player: ItemKey,
+    pub score: i64,
+    pub rank: u64,
+    /// When the player reached this score.
+    pub achieved_at: DateTime<Utc>,
+}
+
+/// Which period of a leaderboard to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Period {
+    /// The period this moment falls in.
+    At(DateTime<Utc>),
+    /// A period by its key (see [`hookd_core::data::period_key`]).
+    Named(String),
+}
+
+impl Period {
+    pub fn key(&self, reset: hookd_core::data::ResetPeriod) -> String {
+        match self {
+            Self::At(at) => hookd_core::data::period_key(reset, *at),
+            Self::Named(key) => key.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreSubmitted {
+    /// The period the score counts in (see [`hookd_core::data::period_key`]).
+    pub period: String,
+    pub entry: ScoreEntry,
+    /// Whether the player's score changed (a worse score under `best` does not).
+    pub changed: bool,
+}
+
+/// An API key of the data API, scoped to one application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyData {
+    pub name: String,
+    /// May run reading operations.
+    pub read: bool,
+    /// May run writing operations.
+    pub write: bool,
+    /// Only these modes (`None`: every mode of the application).
+    #[serde(default)]
+    pub modes: Option<BTreeSet<DataName>>,
+    /// Requests per second this key may make (`None`: the server's default).
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
+}
+
+#[derive(Debug)]
+pub struct NewApiKey {
+    pub id: ApiKeyId,
+    pub hash: TokenHash,
+    pub data: ApiKeyData,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub org_id: OrgId,
+    pub app_id: ApplicationId,
+    pub hash: TokenHash,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub data: ApiKeyData,
+}
+
+/// Data operations and the credits they cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UsageCount {
+    pub reads: u64,
+    pub writes: u64,
+    pub credits: u64,
+}
+
+impl UsageCount {
+    pub fn add(&mut self, other: UsageCount) {
+        self.reads += other.reads;
+        self.writes += other.writes;
+        self.credits += other.credits;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// An organisation's usage on one day (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageDay {
+    pub day: NaiveDate,
+    pub count: UsageCount,
+}
