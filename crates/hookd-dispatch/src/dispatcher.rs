@@ -178,7 +178,7 @@ impl Dispatcher {
                         }
                     }
                 } else {
-                    self.state().throttle.take(&ep, rate, Instant::now()).err()
+                    self.state().throttle.take(&ep, rate.into(), Instant::now()).err()
                 };
                 if let Some(wait) = wait {
                     let (_, queued) = throttled.entry(ep.clone()).or_insert((wait, 0));

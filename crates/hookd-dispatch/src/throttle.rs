@@ -1,14 +1,23 @@
-//! Per-endpoint rate limits (`throttleRate`, messages per second), as token buckets
-//! holding at most one second's worth of sends.
+//! Rate limits as token buckets holding at most one second's worth: per endpoint
+//! (`throttleRate`, messages per second) in the engine, per API key in the data API.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use hookd_core::id::EndpointId;
 
-#[derive(Debug, Default)]
-pub struct Throttle {
-    buckets: HashMap<EndpointId, Bucket>,
+#[derive(Debug)]
+pub struct Throttle<K = EndpointId> {
+    buckets: HashMap<K, Bucket>,
+}
+
+impl<K> Default for Throttle<K> {
+    fn default() -> Self {
+        Self {
+            buckets: HashMap::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -17,10 +26,10 @@ struct Bucket {
     last: Instant,
 }
 
-impl Throttle {
-    /// Takes one send for `endpoint` at `rate` per second. `Ok` to send now, or
-    /// `Err(wait)` until a send is allowed.
-    pub fn take(&mut self, endpoint: &EndpointId, rate: u16, now: Instant) -> Result<(), Duration> {
+impl<K: Hash + Eq + Clone> Throttle<K> {
+    /// Takes one send for `endpoint` (or any key) at `rate` per second. `Ok` to send
+    /// now, or `Err(wait)` until a send is allowed.
+    pub fn take(&mut self, endpoint: &K, rate: u32, now: Instant) -> Result<(), Duration> {
         let rate = f64::from(rate.max(1));
         let bucket = self.buckets.entry(endpoint.clone()).or_insert(Bucket {
             tokens: rate,

@@ -15,8 +15,8 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hookd_core::id::{ApplicationId, OrgId, TokenId};
-use hookd_store::TokenRecord;
+use hookd_core::id::{ApiKeyId, ApplicationId, OrgId, TokenId};
+use hookd_store::{ApiKeyRecord, ModeData, TokenRecord};
 
 /// How long a remembered lookup is used.
 pub const TRUST: Duration = Duration::from_secs(1);
@@ -69,6 +69,12 @@ pub struct Lookups {
     pub tokens: Recent<TokenId, TokenRecord>,
     /// An application's id, by organisation and the id or uid a request named.
     pub apps: Recent<(OrgId, String), ApplicationId>,
+    /// A data API key's stored record, by the key's id.
+    pub api_keys: Recent<ApiKeyId, ApiKeyRecord>,
+    /// An organisation's id, by the id or name a portal URL named.
+    pub orgs: Recent<String, OrgId>,
+    /// A portal mode (`None`: there is none), by application and stored mode name.
+    pub modes: Recent<(ApplicationId, String), Option<ModeData>>,
 }
 
 #[cfg(test)]

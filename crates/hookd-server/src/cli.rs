@@ -54,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         action: TokenCommand,
     },
+    /// Manage the API keys of an application's portal modes (`/h/...`).
+    ApiKey {
+        #[command(subcommand)]
+        action: ApiKeyCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -83,6 +88,46 @@ enum TokenCommand {
         #[arg(long, default_value = "default")]
         org: String,
         token_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key; prints it as the last line of stdout (it is shown only once).
+    Create {
+        /// Organisation name (or id).
+        #[arg(long, default_value = "default")]
+        org: String,
+        /// Application id or uid.
+        #[arg(long)]
+        app: String,
+        /// A name to recognise the key by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// `read` and/or `write` (repeat the flag for both).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Only this mode (repeat for several; default: every mode).
+        #[arg(long = "mode")]
+        modes: Vec<String>,
+        /// Requests per second (default: `data_key_rate_limit`).
+        #[arg(long)]
+        rate_limit: Option<u32>,
+    },
+    /// List an application's keys (ids, names, scopes; secrets are never stored).
+    List {
+        #[arg(long, default_value = "default")]
+        org: String,
+        #[arg(long)]
+        app: String,
+    },
+    /// Revoke a key by its id (`key_...`).
+    Revoke {
+        #[arg(long, default_value = "default")]
+        org: String,
+        #[arg(long)]
+        app: String,
+        key_id: String,
     },
 }
 
@@ -167,6 +212,7 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
         }
         Command::MigrateData { from, to } => migrate_data(&config, &from, to).await,
         Command::Token { action } => token(action, config).await,
+        Command::ApiKey { action } => api_key(action, config).await,
         Command::Prune { older_than } => {
             let store = crate::open_store(&config).await?;
             let deleted = crate::retention::delete_older_than(store.as_ref(), older_than).await?;
@@ -313,6 +359,84 @@ async fn token(action: TokenCommand, config: Config) -> Result<(), Box<dyn std::
                 .ok_or(format!("no organisation {org:?}"))?;
             let id: TokenId = token_id.parse().map_err(|e| format!("token id: {e}"))?;
             store.revoke_token(&org.id, &id).await?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+/// The organisation and application a CLI command names.
+async fn org_and_app(
+    store: &dyn hookd_store::Store,
+    org: &str,
+    app: &str,
+) -> Result<(hookd_core::id::OrgId, hookd_core::id::ApplicationId), Box<dyn std::error::Error>> {
+    let org = store
+        .find_org(org)
+        .await?
+        .ok_or(format!("no organisation {org:?}"))?;
+    let app = store
+        .get_application(&org.id, app)
+        .await
+        .map_err(|e| format!("application {app:?}: {e}"))?;
+    Ok((org.id, app.id))
+}
+
+async fn api_key(action: ApiKeyCommand, config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let store = crate::open_store(&config).await?;
+    match action {
+        ApiKeyCommand::Create {
+            org,
+            app,
+            name,
+            scopes,
+            modes,
+            rate_limit,
+        } => {
+            let (org, app) = org_and_app(store.as_ref(), &org, &app).await?;
+            let modes = (!modes.is_empty()).then_some(modes);
+            let data =
+                crate::api::api_key::key_data(name, &scopes, modes.as_deref(), rate_limit).map_err(|e| {
+                    match e {
+                        crate::error::ApiError::Validation(items) => items
+                            .iter()
+                            .map(|i| format!("{}: {}", i.loc.last().map_or("", String::as_str), i.msg))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        other => other.to_string(),
+                    }
+                })?;
+            let (record, key) = crate::api::api_key::issue_api_key(store.as_ref(), &org, &app, data).await?;
+            eprintln!(
+                "created API key {} ({}) for application {app}; it is shown only once:",
+                record.id, record.data.name
+            );
+            println!("{}", key.reveal());
+        }
+        ApiKeyCommand::List { org, app } => {
+            let (org, app) = org_and_app(store.as_ref(), &org, &app).await?;
+            let query = hookd_store::ListQuery {
+                limit: 250,
+                ..Default::default()
+            };
+            for k in store.list_api_keys(&org, &app, &query).await?.items {
+                let scopes = [(k.data.read, "read"), (k.data.write, "write")]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, s)| *s)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let state = match k.revoked_at {
+                    Some(at) => format!("revoked {}", at.to_rfc3339()),
+                    None => "active".into(),
+                };
+                println!("{}\t{}\t{scopes}\t{state}", k.id, k.data.name);
+            }
+        }
+        ApiKeyCommand::Revoke { org, app, key_id } => {
+            let (org, app) = org_and_app(store.as_ref(), &org, &app).await?;
+            let id: hookd_core::id::ApiKeyId = key_id.parse().map_err(|e| format!("key id: {e}"))?;
+            store.revoke_api_key(&org, &app, &id).await?;
             println!("revoked {id}");
         }
     }

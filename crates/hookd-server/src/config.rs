@@ -61,6 +61,13 @@ pub struct Config {
     pub ingest_retention: Duration,
     #[serde(with = "as_string_or_list")]
     pub ingest_trusted_proxies: NetworkList,
+    pub data_read_credits: u64,
+    pub data_write_credits: u64,
+    pub data_daily_credit_quota: u64,
+    #[serde(with = "as_duration")]
+    pub data_usage_flush_interval: Duration,
+    pub data_key_rate_limit: u32,
+    pub data_max_body_bytes: usize,
     #[serde(with = "as_duration")]
     pub shutdown_timeout: Duration,
     pub sqlite_synchronous: SqliteSynchronous,

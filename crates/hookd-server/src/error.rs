@@ -42,6 +42,17 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// 429, with `Retry-After` when a wait is known.
+    #[error("{detail}")]
+    TooManyRequests {
+        code: &'static str,
+        detail: String,
+        retry_after: Option<u64>,
+    },
+    #[error("{0}")]
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -79,6 +90,9 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "authentication_failed"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
+            Self::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -112,6 +126,25 @@ impl IntoResponse for ApiError {
                 }),
             )
                 .into_response(),
+            Self::TooManyRequests {
+                ref detail,
+                retry_after,
+                ..
+            } => {
+                let body = Json(HttpErrorOut {
+                    code: code.into(),
+                    detail: detail.clone(),
+                });
+                match retry_after {
+                    Some(secs) => (
+                        status,
+                        [(axum::http::header::RETRY_AFTER, secs.to_string())],
+                        body,
+                    )
+                        .into_response(),
+                    None => (status, body).into_response(),
+                }
+            }
             other => (
                 status,
                 Json(HttpErrorOut {
@@ -129,6 +162,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => Self::not_found(what),
             StoreError::Conflict(m) => Self::Conflict(m),
+            StoreError::Precondition(m) => Self::PreconditionFailed(m),
+            StoreError::Rejected { field, message } if field.is_empty() => Self::invalid(&["body"], message),
             StoreError::Rejected { field, message } => Self::invalid(&["body", &field], message),
             StoreError::Unavailable(m) => {
                 tracing::error!(error = %m, "the database is unavailable");

@@ -9,12 +9,15 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod ingest;
+pub mod meter;
 pub mod metrics;
 pub mod pagination;
+pub mod portal;
 pub mod retention;
 pub mod state;
 
@@ -80,8 +83,10 @@ pub struct Running {
     dispatcher: Option<Arc<Dispatcher>>,
     task: JoinHandle<std::io::Result<()>>,
     worker: Option<JoinHandle<()>>,
-    /// The retention pruner and the cron scheduler (worker nodes only).
+    /// The retention pruner and the cron scheduler (worker nodes only), and the
+    /// usage meter's flusher.
     background: Vec<JoinHandle<()>>,
+    meter: Arc<meter::Meter>,
 }
 
 impl Running {
@@ -111,6 +116,8 @@ impl Running {
         for task in self.background {
             task.await.map_err(std::io::Error::other)?;
         }
+        // The last requests' usage.
+        self.meter.flush(self.store.as_ref()).await;
         served
     }
 }
@@ -176,11 +183,15 @@ pub fn launch_with_store(
         dispatcher: dispatcher.clone(),
         cron_wake: Arc::new(tokio::sync::Notify::new()),
         lookups: Arc::default(),
+        meter: Arc::new(meter::Meter::new(&config)),
         config: Arc::new(config),
     };
+    let meter = Arc::clone(&state.meter);
     // Background work belongs to worker nodes (every node on one database may run it:
     // pruning batches skip each other's rows and a cron firing is recorded once).
-    let mut background = Vec::new();
+    let mut background = vec![tokio::spawn(
+        Arc::clone(&meter).run(Arc::clone(&store), stop_rx.clone()),
+    )];
     if state.config.delivery_enabled {
         background.push(tokio::spawn(retention::run_pruner(
             Arc::clone(&store),
@@ -216,5 +227,6 @@ pub fn launch_with_store(
         task,
         worker,
         background,
+        meter,
     })
 }

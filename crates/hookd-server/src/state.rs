@@ -19,6 +19,8 @@ pub struct AppState {
     pub cron_wake: Arc<tokio::sync::Notify>,
     /// Recent token and application lookups (see `cache`).
     pub lookups: Arc<crate::cache::Lookups>,
+    /// Data API usage, quota and per-key rates.
+    pub meter: Arc<crate::meter::Meter>,
 }
 
 impl AppState {

@@ -196,3 +196,74 @@ fn prune_deletes_old_messages() {
         .unwrap();
     assert!(!bad.status.success());
 }
+
+#[tokio::test]
+async fn api_keys_are_created_listed_and_revoked_from_the_cli() {
+    use hookd_core::api_token::ApiKey;
+    use hookd_store::{ApplicationData, ApplicationStore as _, OrgStore as _};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let url = format!("sqlite://{}", path.display());
+    {
+        let store = hookd_store_sqlite::SqliteStore::open(hookd_store_sqlite::SqliteOptions::new(&path))
+            .await
+            .unwrap();
+        let org = store.ensure_org("acme").await.unwrap();
+        let data = ApplicationData {
+            uid: Some("game".parse().unwrap()),
+            name: "Game".into(),
+            throttle_rate: None,
+            metadata: Default::default(),
+        };
+        store.create_application(&org.id, data).await.unwrap();
+    }
+    let run = |args: &[&str]| {
+        hookd(dir.path())
+            .args(args)
+            .env("HOOKD_DATABASE_URL", &url)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "api-key", "create", "--org", "acme", "--app", "game", "--name", "crm", "--scope", "read", "--mode",
+        "contact",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = last_line(&out.stdout);
+    let key = ApiKey::parse(&shown).expect("the last line is the key");
+    let out = run(&["api-key", "list", "--org", "acme", "--app", "game"]);
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        listed.contains(key.id.as_str()) && listed.contains("\tread\tactive"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&shown), "the secret is never listed");
+    // Bad input is refused with a message naming it.
+    let out = run(&[
+        "api-key", "create", "--org", "acme", "--app", "game", "--scope", "admin",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("admin"));
+    let out = run(&[
+        "api-key",
+        "revoke",
+        "--org",
+        "acme",
+        "--app",
+        "game",
+        key.id.as_str(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["api-key", "list", "--org", "acme", "--app", "game"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("revoked"));
+    let out = run(&[
+        "api-key",
+        "revoke",
+        "--org",
+        "acme",
+        "--app",
+        "game",
+        key.id.as_str(),
+    ]);
+    assert!(!out.status.success(), "revoking twice is an error");
+}

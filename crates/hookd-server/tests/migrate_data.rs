@@ -50,6 +50,10 @@ async fn snapshot(base: &str, token: &str, app: &str, source: &str) -> Vec<Value
         get("/ingest/api/v1/source".into()).await,
         get(format!("/ingest/api/v1/source/{source}/log")).await,
         get(format!("/ingest/api/v1/source/{source}/endpoint")).await,
+        get(format!("/api/v1/app/{app}/collection")).await,
+        get(format!("/api/v1/app/{app}/collection/players/document")).await,
+        get(format!("/api/v1/app/{app}/leaderboard/points/top")).await,
+        get(format!("/api/v1/app/{app}/api-key")).await,
     ];
     for ep in endpoints["data"].as_array().unwrap() {
         let id = ep["id"].as_str().unwrap();
@@ -129,6 +133,36 @@ async fn sqlite_data_moves_to_postgres() {
     receiver.wait_for("/all", 5, Duration::from_secs(10)).await;
     receiver.wait_for("/orders", 5, Duration::from_secs(10)).await;
     receiver.wait_for("/forwarded", 1, Duration::from_secs(10)).await;
+    // The data API's tables: a collection with a document, a board with a score, a key.
+    let post =
+        |path: String, body: Value| call(reqwest::Method::POST, format!("{base}{path}"), &token, Some(body));
+    post(
+        format!("/api/v1/app/{app}/collection"),
+        json!({"name": "players"}),
+    )
+    .await;
+    call(
+        reqwest::Method::PUT,
+        format!("{base}/api/v1/app/{app}/collection/players/document/ada"),
+        &token,
+        Some(json!({"coins": 7, "badges": ["first"]})),
+    )
+    .await;
+    post(
+        format!("/api/v1/app/{app}/leaderboard"),
+        json!({"name": "points", "reset": "daily"}),
+    )
+    .await;
+    post(
+        format!("/api/v1/app/{app}/leaderboard/points/score/ada"),
+        json!({"score": 42}),
+    )
+    .await;
+    post(
+        format!("/api/v1/app/{app}/api-key"),
+        json!({"name": "k", "scopes": ["read"]}),
+    )
+    .await;
     // Let the last attempts be recorded, then stop.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = snapshot(&base, &token, &app, &source_id).await;
@@ -152,6 +186,14 @@ async fn sqlite_data_moves_to_postgres() {
     assert!(stdout.contains("message: 6 rows"), "{stdout}");
     assert!(stdout.contains("delivery: 11 rows"), "{stdout}");
     assert!(stdout.contains("ingest_request: 1 rows"), "{stdout}");
+    for table in [
+        "data_definition: 2 rows",
+        "document: 1 rows",
+        "score: 1 rows",
+        "api_key: 1 rows",
+    ] {
+        assert!(stdout.contains(table), "{table}: {stdout}");
+    }
     // Never over existing data.
     let again = migrate(schema.url());
     assert!(!again.status.success());

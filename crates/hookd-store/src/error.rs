@@ -18,6 +18,10 @@ pub enum StoreError {
     /// fault.
     #[error("{field}: {message}")]
     Rejected { field: String, message: String },
+    /// A condition the caller set does not hold (a document's version is not the one
+    /// `If-Match` named).
+    #[error("{0}")]
+    Precondition(String),
     /// The database could not be reached or is shutting down.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
@@ -43,6 +47,7 @@ impl StoreError {
             Self::NotFound(k) => Self::NotFound(k),
             Self::Conflict(m) => Self::Conflict(m.clone()),
             Self::Rejected { field, message } => Self::rejected(field.clone(), message.clone()),
+            Self::Precondition(m) => Self::Precondition(m.clone()),
             Self::Unavailable(m) => Self::Unavailable(m.clone()),
             Self::Internal(e) => Self::Unavailable(e.to_string()),
         }

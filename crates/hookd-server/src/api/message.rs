@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 const MAX_TAGS: usize = 5;
-const DEFAULT_RETENTION_DAYS: i64 = 90;
+pub const DEFAULT_RETENTION_DAYS: i64 = 90;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1,13 +1,17 @@
 //! The HTTP API: one module per resource, each with its `router()`, assembled here with
 //! the OpenAPI document generated from the same handlers.
 
+pub mod api_key;
 pub mod application;
 pub mod attempt;
+pub mod collection;
 pub mod endpoint;
 pub mod event_type;
 pub mod health;
 pub mod ingest_endpoint;
+pub mod leaderboard;
 pub mod message;
+pub mod mode;
 pub mod operational;
 pub mod resend;
 pub mod source;
@@ -72,9 +76,14 @@ pub fn router(state: AppState) -> Router {
         .merge(operational::router())
         .merge(source::router())
         .merge(ingest_endpoint::router())
+        .merge(collection::router())
+        .merge(leaderboard::router())
+        .merge(mode::router())
+        .merge(api_key::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let receive = crate::ingest::router(state.clone());
+    let portal = crate::portal::router(state.clone());
     router
         .route(
             "/api/v1/openapi.json",
@@ -91,6 +100,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         // Source URLs: their own body limit, no API token, no idempotency keys.
         .merge(receive)
+        // Portal modes: API keys instead of tokens, their own body limit.
+        .merge(portal)
         // Outside the idempotency layer, so a keyed request also runs to the end.
         .layer(axum::middleware::from_fn(run_to_completion))
         .layer(CatchPanicLayer::custom(
@@ -99,7 +110,13 @@ pub fn router(state: AppState) -> Router {
                 ApiError::Internal.into_response()
             },
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// The span of a request: method and path, never the query (portal URLs may carry an
+/// API key in `?key=`).
+fn request_span(request: &axum::extract::Request) -> tracing::Span {
+    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
 }
 
 /// A delivery-only node (`serve --no-api`): health and metrics, nothing else.

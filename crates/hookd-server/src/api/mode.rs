@@ -1,0 +1,323 @@
+//! `/api/v1/app/{app_id}/mode`: an application's portal modes. A mode binds one HTTP
+//! method at `/h/{account}/{app}/{name}/{data...}` to one operation on a collection or
+//! leaderboard (or publishing a message), with an optional JSON Schema for the body.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use hookd_core::data::{ModeOperation, ModeTarget};
+use hookd_core::id::{ApplicationId, OrgId};
+use hookd_core::name::DataName;
+use hookd_store::{Definition, DefinitionKind, DefinitionSpec, ModeData, Order, StoreError, mode_key};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Tenant;
+use crate::data::{app_id, check_schema, path_name};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, double_option};
+use crate::pagination::{ListResponse, Pagination};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_modes, create_mode))
+        .routes(routes!(get_mode, patch_mode, delete_mode))
+}
+
+/// The methods a mode may bind.
+pub const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModeIn {
+    /// The path segment after the application: `/h/{account}/{app}/{name}/...`.
+    #[schema(example = "score", max_length = 64, pattern = r"^[a-zA-Z0-9\-_]+$")]
+    pub name: String,
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
+    #[schema(example = "POST")]
+    pub method: String,
+    /// `document.get`, `document.put`, `document.patch`, `document.increment`,
+    /// `document.delete`, `document.list`, `leaderboard.submit`, `leaderboard.top`,
+    /// `leaderboard.rank`, `message.publish` or `capture`.
+    #[schema(example = "leaderboard.submit")]
+    pub operation: String,
+    /// The collection (document operations, capture) or leaderboard it works on.
+    #[schema(example = "weekly-points")]
+    pub target: Option<String>,
+    /// A JSON Schema the request body must satisfy.
+    #[schema(value_type = Option<Object>)]
+    pub body_schema: Option<Value>,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModePatch {
+    pub operation: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub target: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Object>)]
+    pub body_schema: Option<Option<Value>>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModeOut {
+    pub name: String,
+    pub method: String,
+    #[schema(value_type = String)]
+    pub operation: ModeOperation,
+    #[schema(value_type = Option<String>)]
+    pub target: Option<DataName>,
+    #[schema(value_type = Option<Object>)]
+    pub body_schema: Option<Value>,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ModeOut {
+    fn new(def: Definition) -> ApiResult<Self> {
+        let DefinitionSpec::Mode(data) = def.spec else {
+            return Err(ApiError::not_found("mode"));
+        };
+        let (name, method) = def.name.split_once(' ').unwrap_or((&def.name, ""));
+        Ok(Self {
+            name: name.to_owned(),
+            method: method.to_owned(),
+            operation: data.operation,
+            target: data.target,
+            body_schema: data.body_schema,
+            description: data.description,
+            created_at: def.created_at,
+            updated_at: def.updated_at,
+        })
+    }
+}
+
+const KIND: DefinitionKind = DefinitionKind::Mode;
+
+fn method(value: &str, loc: &[&str]) -> ApiResult<String> {
+    let upper = value.to_ascii_uppercase();
+    if METHODS.contains(&upper.as_str()) {
+        Ok(upper)
+    } else {
+        Err(ApiError::invalid(loc, format!("one of {}", METHODS.join(", "))))
+    }
+}
+
+/// Checks a mode: its operation, and that its target exists and is of the right kind.
+async fn check_mode(state: &AppState, org: &OrgId, app: &ApplicationId, data: &ModeData) -> ApiResult<()> {
+    let kind = match data.operation.target() {
+        ModeTarget::Application => {
+            if data.target.is_some() {
+                return Err(ApiError::invalid(
+                    &["body", "target"],
+                    "message.publish publishes to the application itself; leave target out",
+                ));
+            }
+            return check_schema(data.body_schema.as_ref(), "bodySchema");
+        }
+        ModeTarget::Collection => DefinitionKind::Collection,
+        ModeTarget::Leaderboard => DefinitionKind::Leaderboard,
+    };
+    let Some(target) = &data.target else {
+        return Err(ApiError::invalid(
+            &["body", "target"],
+            format!("{} needs the {} it works on", data.operation, kind.as_str()),
+        ));
+    };
+    match state.store.get_definition(org, app, kind, target.as_str()).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound(_)) => {
+            return Err(ApiError::invalid(
+                &["body", "target"],
+                format!("the application has no {} named {target}", kind.as_str()),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if data.body_schema.is_some() && !data.operation.takes_body() {
+        return Err(ApiError::invalid(
+            &["body", "bodySchema"],
+            format!("{} reads no request body", data.operation),
+        ));
+    }
+    check_schema(data.body_schema.as_ref(), "bodySchema")
+}
+
+/// List the application's modes, by name and method.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/mode", tag = "Data", params(Pagination),
+    responses((status = 200, body = ListResponse<ModeOut>)))]
+async fn list_modes(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    ApiQuery(page): ApiQuery<Pagination>,
+) -> ApiResult<Json<ListResponse<ModeOut>>> {
+    let app = app_id(&state, &tenant.org, &app).await?;
+    let page = state
+        .store
+        .list_definitions(&tenant.org, &app, KIND, &page.to_query(Order::Ascending)?)
+        .await?;
+    let keys: Vec<String> = page.items.iter().map(|d| d.name.clone()).collect();
+    let items = page
+        .items
+        .into_iter()
+        .map(ModeOut::new)
+        .collect::<ApiResult<Vec<_>>>()?;
+    let mut keys = keys.into_iter();
+    Ok(Json(ListResponse::from_page(
+        hookd_store::Page {
+            items: items
+                .into_iter()
+                .map(|m| (keys.next().unwrap_or_default(), m))
+                .collect(),
+            has_more: page.has_more,
+        },
+        |(key, _)| key.clone(),
+        |(_, m)| m,
+    )))
+}
+
+/// Create a mode.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/mode", tag = "Data", request_body = ModeIn,
+    responses((status = 201, body = ModeOut), (status = 409, body = crate::error::HttpErrorOut),
+        (status = 422, body = crate::error::ValidationErrorOut)))]
+async fn create_mode(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    ApiJson(body): ApiJson<ModeIn>,
+) -> ApiResult<(StatusCode, Json<ModeOut>)> {
+    let name = crate::api::parse_field::<DataName>(&body.name, "name")?;
+    let method = method(&body.method, &["body", "method"])?;
+    let operation = crate::api::parse_field::<ModeOperation>(&body.operation, "operation")?;
+    let target = body
+        .target
+        .as_deref()
+        .map(|t| crate::api::parse_field::<DataName>(t, "target"))
+        .transpose()?;
+    let app = app_id(&state, &tenant.org, &app).await?;
+    let data = ModeData {
+        description: body.description,
+        operation,
+        target,
+        body_schema: body.body_schema,
+    };
+    check_mode(&state, &tenant.org, &app, &data).await?;
+    let def = state
+        .store
+        .create_definition(
+            &tenant.org,
+            &app,
+            &mode_key(&name, &method),
+            DefinitionSpec::Mode(data),
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                ApiError::Conflict(format!("the mode {name} already has a {method} handler"))
+            }
+            other => other.into(),
+        })?;
+    state.lookups.modes.clear();
+    Ok((StatusCode::CREATED, Json(ModeOut::new(def)?)))
+}
+
+/// Get a mode by name and method.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/mode/{name}/{method}", tag = "Data",
+    responses((status = 200, body = ModeOut), (status = 404, body = crate::error::HttpErrorOut)))]
+async fn get_mode(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path((app, name, m)): Path<(String, String, String)>,
+) -> ApiResult<Json<ModeOut>> {
+    let (name, m) = (path_name(&name, "name")?, method(&m, &["path", "method"])?);
+    let app = app_id(&state, &tenant.org, &app).await?;
+    let def = state
+        .store
+        .get_definition(&tenant.org, &app, KIND, &mode_key(&name, &m))
+        .await?;
+    Ok(Json(ModeOut::new(def)?))
+}
+
+/// Change a mode.
+#[utoipa::path(patch, path = "/api/v1/app/{app_id}/mode/{name}/{method}", tag = "Data", request_body = ModePatch,
+    responses((status = 200, body = ModeOut), (status = 422, body = crate::error::ValidationErrorOut)))]
+async fn patch_mode(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path((app, name, m)): Path<(String, String, String)>,
+    ApiJson(patch): ApiJson<ModePatch>,
+) -> ApiResult<Json<ModeOut>> {
+    let (name, m) = (path_name(&name, "name")?, method(&m, &["path", "method"])?);
+    let app = app_id(&state, &tenant.org, &app).await?;
+    let key = mode_key(&name, &m);
+    let DefinitionSpec::Mode(mut data) = state
+        .store
+        .get_definition(&tenant.org, &app, KIND, &key)
+        .await?
+        .spec
+    else {
+        return Err(ApiError::not_found("mode"));
+    };
+    if let Some(op) = &patch.operation {
+        data.operation = crate::api::parse_field(op, "operation")?;
+    }
+    if let Some(target) = &patch.target {
+        data.target = target
+            .as_deref()
+            .map(|t| crate::api::parse_field::<DataName>(t, "target"))
+            .transpose()?;
+    }
+    if let Some(schema) = patch.body_schema {
+        data.body_schema = schema;
+    }
+    if let Some(d) = patch.description {
+        data.description = d;
+    }
+    check_mode(&state, &tenant.org, &app, &data).await?;
+    let def = state
+        .store
+        .update_definition(
+            &tenant.org,
+            &app,
+            KIND,
+            &key,
+            Box::new(move |spec| {
+                *spec = DefinitionSpec::Mode(data);
+                Ok(())
+            }),
+        )
+        .await?;
+    state.lookups.modes.clear();
+    Ok(Json(ModeOut::new(def)?))
+}
+
+/// Delete a mode.
+#[utoipa::path(delete, path = "/api/v1/app/{app_id}/mode/{name}/{method}", tag = "Data",
+    responses((status = 204), (status = 404, body = crate::error::HttpErrorOut)))]
+async fn delete_mode(
+    tenant: Tenant,
+    State(state): State<AppState>,
+    Path((app, name, m)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    let (name, m) = (path_name(&name, "name")?, method(&m, &["path", "method"])?);
+    let app = app_id(&state, &tenant.org, &app).await?;
+    state
+        .store
+        .delete_definition(&tenant.org, &app, KIND, &mode_key(&name, &m))
+        .await?;
+    state.lookups.modes.clear();
+    Ok(StatusCode::NO_CONTENT)
+}
