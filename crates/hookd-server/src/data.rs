@@ -32,6 +32,34 @@ pub async fn app_id(state: &AppState, org: &OrgId, key: &str) -> ApiResult<Appli
     Ok(app.id)
 }
 
+/// A page of an application's collections, leaderboards or modes, each answered by
+/// `out`; the cursor is the stored name.
+pub async fn list_definitions<T>(
+    state: &AppState,
+    org: &OrgId,
+    app: &str,
+    kind: hookd_store::DefinitionKind,
+    page: &crate::pagination::Pagination,
+    out: impl Fn(hookd_store::Definition) -> ApiResult<T>,
+) -> ApiResult<crate::pagination::ListResponse<T>> {
+    let app = app_id(state, org, app).await?;
+    let query = page.to_query(hookd_store::Order::Ascending)?;
+    let page = state.store.list_definitions(org, &app, kind, &query).await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|d| Ok((d.name.clone(), out(d)?)))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(crate::pagination::ListResponse::from_page(
+        hookd_store::Page {
+            items,
+            has_more: page.has_more,
+        },
+        |(name, _)| name.clone(),
+        |(_, item)| item,
+    ))
+}
+
 /// Runs a data operation under the organisation's quota and counts it when it
 /// succeeds.
 pub async fn metered<T, F>(state: &AppState, org: &OrgId, write: bool, op: F) -> ApiResult<T>

@@ -614,6 +614,52 @@ async fn management_api_validates_and_answers_errors() {
         json!({"name": "c"}),
     )
     .await;
+    // Collections and modes list by name, in pages.
+    api(
+        &server,
+        Method::POST,
+        "/api/v1/app/game/collection",
+        json!({"name": "b"}),
+    )
+    .await;
+    for (name, method) in [("m", "GET"), ("m", "PATCH"), ("a", "GET")] {
+        let body = json!({"name": name, "method": method, "operation": "document.get", "target": "c"});
+        api(&server, Method::POST, "/api/v1/app/game/mode", body).await;
+    }
+    let page = api(
+        &server,
+        Method::GET,
+        "/api/v1/app/game/collection?limit=1",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(page["data"][0]["name"], "b");
+    let next = api(
+        &server,
+        Method::GET,
+        &format!(
+            "/api/v1/app/game/collection?limit=1&iterator={}",
+            page["iterator"].as_str().unwrap()
+        ),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(next["data"][0]["name"], "c");
+    assert_eq!(next["done"], true);
+    let modes = api(&server, Method::GET, "/api/v1/app/game/mode", Value::Null).await;
+    let listed: Vec<String> = modes["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {}",
+                m["name"].as_str().unwrap(),
+                m["method"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(listed, ["a GET", "m GET", "m PATCH"]);
     for (k, team) in [("a1", "red"), ("a2", "blue"), ("b1", "red")] {
         let resp = server
             .req(

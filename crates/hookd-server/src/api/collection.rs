@@ -17,6 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Tenant;
+use crate::data::list_definitions;
 use crate::data::{
     DocumentOp, DocumentOut, app_id, check_schema, document_filter, etag, if_match, metered, path_key,
     path_name, write_document,
@@ -105,24 +106,9 @@ async fn list_collections(
     Path(app): Path<String>,
     ApiQuery(page): ApiQuery<Pagination>,
 ) -> ApiResult<Json<ListResponse<CollectionOut>>> {
-    let app = app_id(&state, &tenant.org, &app).await?;
-    let page = state
-        .store
-        .list_definitions(&tenant.org, &app, KIND, &page.to_query(Order::Ascending)?)
-        .await?;
-    let items = page
-        .items
-        .into_iter()
-        .map(CollectionOut::new)
-        .collect::<ApiResult<Vec<_>>>()?;
-    Ok(Json(ListResponse::from_page(
-        hookd_store::Page {
-            items,
-            has_more: page.has_more,
-        },
-        |c| c.name.clone(),
-        |c| c,
-    )))
+    Ok(Json(
+        list_definitions(&state, &tenant.org, &app, KIND, &page, CollectionOut::new).await?,
+    ))
 }
 
 /// Create a collection.

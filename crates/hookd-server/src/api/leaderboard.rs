@@ -6,13 +6,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use hookd_core::data::{ResetPeriod, ScoreOrder, ScorePolicy};
-use hookd_store::{Definition, DefinitionKind, DefinitionSpec, LeaderboardData, Order, Period, StoreError};
+use hookd_store::{Definition, DefinitionKind, DefinitionSpec, LeaderboardData, Period, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Tenant;
+use crate::data::list_definitions;
 use crate::data::{ScoreIn, ScoreSubmittedOut, ScoresOut, app_id, metered, path_key, path_name};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
@@ -106,24 +107,9 @@ async fn list_leaderboards(
     Path(app): Path<String>,
     ApiQuery(page): ApiQuery<Pagination>,
 ) -> ApiResult<Json<ListResponse<LeaderboardOut>>> {
-    let app = app_id(&state, &tenant.org, &app).await?;
-    let page = state
-        .store
-        .list_definitions(&tenant.org, &app, KIND, &page.to_query(Order::Ascending)?)
-        .await?;
-    let items = page
-        .items
-        .into_iter()
-        .map(LeaderboardOut::new)
-        .collect::<ApiResult<Vec<_>>>()?;
-    Ok(Json(ListResponse::from_page(
-        hookd_store::Page {
-            items,
-            has_more: page.has_more,
-        },
-        |b| b.name.clone(),
-        |b| b,
-    )))
+    Ok(Json(
+        list_definitions(&state, &tenant.org, &app, KIND, &page, LeaderboardOut::new).await?,
+    ))
 }
 
 /// Create a leaderboard.

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use hookd_core::data::{ModeOperation, ModeTarget};
 use hookd_core::id::{ApplicationId, OrgId};
 use hookd_core::name::DataName;
-use hookd_store::{Definition, DefinitionKind, DefinitionSpec, ModeData, Order, StoreError, mode_key};
+use hookd_store::{Definition, DefinitionKind, DefinitionSpec, ModeData, StoreError, mode_key};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -17,6 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Tenant;
+use crate::data::list_definitions;
 use crate::data::{app_id, check_schema, path_name};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, double_option};
@@ -164,29 +165,9 @@ async fn list_modes(
     Path(app): Path<String>,
     ApiQuery(page): ApiQuery<Pagination>,
 ) -> ApiResult<Json<ListResponse<ModeOut>>> {
-    let app = app_id(&state, &tenant.org, &app).await?;
-    let page = state
-        .store
-        .list_definitions(&tenant.org, &app, KIND, &page.to_query(Order::Ascending)?)
-        .await?;
-    let keys: Vec<String> = page.items.iter().map(|d| d.name.clone()).collect();
-    let items = page
-        .items
-        .into_iter()
-        .map(ModeOut::new)
-        .collect::<ApiResult<Vec<_>>>()?;
-    let mut keys = keys.into_iter();
-    Ok(Json(ListResponse::from_page(
-        hookd_store::Page {
-            items: items
-                .into_iter()
-                .map(|m| (keys.next().unwrap_or_default(), m))
-                .collect(),
-            has_more: page.has_more,
-        },
-        |(key, _)| key.clone(),
-        |(_, m)| m,
-    )))
+    Ok(Json(
+        list_definitions(&state, &tenant.org, &app, KIND, &page, ModeOut::new).await?,
+    ))
 }
 
 /// Create a mode.
