@@ -309,10 +309,11 @@ impl ModeOperation {
         }
     }
 
-    /// Whether the URL must name something after the mode (`{data}`): a key, a player
-    /// or an event type.
-    pub fn needs_key(self) -> bool {
-        !matches!(self, Self::DocumentList | Self::LeaderboardTop | Self::Capture)
+    /// Whether the URL may name something after the mode (`{data}`): a key, a player,
+    /// an event type, or a key prefix (`document.list`). The operations that need one
+    /// say so when it is missing.
+    pub fn takes_data(self) -> bool {
+        !matches!(self, Self::LeaderboardTop | Self::Capture)
     }
 
     /// Whether the operation reads a request body.

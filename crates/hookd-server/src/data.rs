@@ -244,6 +244,20 @@ pub async fn write_document(
     Ok(written)
 }
 
+/// Answers a document write: 201 when it created the document, else 200; with the
+/// document and its `ETag`.
+pub fn written_response(w: DocumentWritten) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    let created = w.before.is_none();
+    let doc = w.after.ok_or_else(|| ApiError::not_found("document"))?;
+    let status = if created {
+        axum::http::StatusCode::CREATED
+    } else {
+        axum::http::StatusCode::OK
+    };
+    Ok((status, etag(&doc), axum::Json(DocumentOut::from(doc))).into_response())
+}
+
 /// Equality filters from query parameters: each value is read as JSON when it is a
 /// JSON string, number or boolean (`level=3`, `active=true`, `zip="01234"`), else as a
 /// string (`team=red`).

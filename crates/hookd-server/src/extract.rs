@@ -62,6 +62,15 @@ async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Api
     })
 }
 
+/// A JSON value already parsed (and checked against a schema) as `T`, with the path of
+/// the first failing field.
+pub fn decode_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::Validation(vec![item("body", &path, &e.into_inner().to_string())])
+    })
+}
+
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let syntax = |e: serde_json::Error| ApiError::BadRequest {
         code: "invalid_json",

@@ -30,7 +30,7 @@ use serde_json::{Map, Value};
 use crate::api::leaderboard::ScoreQuery;
 use crate::data::{
     DocumentOp, DocumentOut, ScoreIn, ScoreSubmittedOut, ScoresOut, check_body, document_filter, etag,
-    if_match, metered, write_document,
+    if_match, metered, write_document, written_response,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::decode_json;
@@ -285,10 +285,7 @@ impl Call<'_> {
 
     async fn dispatch(&self, method: &Method, data: Option<&str>, body: Bytes) -> ApiResult<Response> {
         let (state, org, app) = (self.state, self.org, self.app);
-        if data.is_some()
-            && !self.mode.operation.needs_key()
-            && self.mode.operation != ModeOperation::DocumentList
-        {
+        if data.is_some() && !self.mode.operation.takes_data() {
             return Err(ApiError::NotFound(format!(
                 "{} takes nothing after the mode in the URL",
                 self.mode.operation
@@ -323,15 +320,7 @@ impl Call<'_> {
                         }
                     },
                 };
-                let w = write_document(state, org, app, collection, &key, op, required).await?;
-                let created = w.before.is_none();
-                let doc = w.after.ok_or_else(|| ApiError::not_found("document"))?;
-                let status = if created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                };
-                Ok((status, etag(&doc), Json(DocumentOut::from(doc))).into_response())
+                written_response(write_document(state, org, app, collection, &key, op, required).await?)
             }
             ModeOperation::DocumentDelete => {
                 let (collection, key) = (self.target()?, self.item(data, "key")?);
@@ -365,7 +354,7 @@ impl Call<'_> {
             ModeOperation::LeaderboardSubmit => {
                 let (board, player) = (self.target()?, self.item(data, "player")?);
                 let value = self.json(&body)?;
-                let score: ScoreIn = decode_json(value.to_string().as_bytes())?;
+                let score: ScoreIn = crate::extract::decode_value(value)?;
                 let submitted = metered(
                     state,
                     org,

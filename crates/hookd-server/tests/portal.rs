@@ -660,6 +660,24 @@ async fn management_api_validates_and_answers_errors() {
         })
         .collect();
     assert_eq!(listed, ["a GET", "m GET", "m PATCH"]);
+    let patched = api(
+        &server,
+        Method::PATCH,
+        "/api/v1/app/game/mode/m/get",
+        json!({"description": "read one", "target": "b"}),
+    )
+    .await;
+    assert_eq!(
+        (patched["description"].as_str(), patched["target"].as_str()),
+        (Some("read one"), Some("b"))
+    );
+    let resp = server
+        .req(Method::PATCH, "/api/v1/app/game/mode/m/GET")
+        .json(&json!({"target": "missing"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     for (k, team) in [("a1", "red"), ("a2", "blue"), ("b1", "red")] {
         let resp = server
             .req(

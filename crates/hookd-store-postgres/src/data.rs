@@ -23,18 +23,12 @@ use crate::PgStore;
 use crate::db::{self, Args, get, json};
 
 fn definition_from_row(kind: DefinitionKind, row: &Row) -> StoreResult<Definition> {
-    let spec: serde_json::Value = get(row, 1)?;
     Ok(Definition {
         name: get(row, 0)?,
-        spec: DefinitionSpec::from_json(kind, &spec.to_string())
-            .map_err(|e| db::corrupt(kind.as_str(), e))?,
+        spec: DefinitionSpec::from_value(kind, get(row, 1)?).map_err(|e| db::corrupt(kind.as_str(), e))?,
         created_at: get(row, 2)?,
         updated_at: get(row, 3)?,
     })
-}
-
-fn spec_json(spec: &DefinitionSpec) -> StoreResult<serde_json::Value> {
-    serde_json::from_str(&spec.to_json()).map_err(StoreError::internal)
 }
 
 async fn find_definition<C: GenericClient>(
@@ -235,7 +229,7 @@ impl DataStore for PgStore {
                 &kind.as_str(),
                 &name,
                 &org.as_str(),
-                &spec_json(&spec)?,
+                &spec.to_value(),
                 &now,
             ],
         )
@@ -306,7 +300,7 @@ impl DataStore for PgStore {
             "UPDATE data_definition SET spec = $1, updated_at = $2
              WHERE org_id = $3 AND app_id = $4 AND kind = $5 AND name = $6",
             &[
-                &spec_json(&def.spec)?,
+                &def.spec.to_value(),
                 &def.updated_at,
                 &org.as_str(),
                 &app.as_str(),

@@ -25,7 +25,7 @@ fn definition_from_row(kind: DefinitionKind) -> impl FnMut(&Row<'_>) -> rusqlite
         let spec: String = row.get(1)?;
         Ok(Definition {
             name: row.get(0)?,
-            spec: DefinitionSpec::from_json(kind, &spec).map_err(|e| sql::corrupt(1, e))?,
+            spec: DefinitionSpec::from_value(kind, from_json(1, &spec)?).map_err(|e| sql::corrupt(1, e))?,
             created_at: from_millis(row.get(2)?),
             updated_at: from_millis(row.get(3)?),
         })
@@ -252,7 +252,7 @@ impl DataStore for SqliteStore {
                     kind.as_str(),
                     name,
                     org.as_str(),
-                    spec.to_json(),
+                    to_json(&spec.to_value()),
                     now.timestamp_millis(),
                     now.timestamp_millis()
                 ])
@@ -327,7 +327,7 @@ impl DataStore for SqliteStore {
             )
             .and_then(|mut s| {
                 s.execute(params![
-                    def.spec.to_json(),
+                    to_json(&def.spec.to_value()),
                     def.updated_at.timestamp_millis(),
                     org.as_str(),
                     app.as_str(),

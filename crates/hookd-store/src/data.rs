@@ -99,20 +99,21 @@ impl DefinitionSpec {
     }
 
     /// The stored form (the kind is stored beside it).
-    pub fn to_json(&self) -> String {
+    pub fn to_value(&self) -> Value {
         let value = match self {
-            Self::Collection(d) => serde_json::to_string(d),
-            Self::Leaderboard(d) => serde_json::to_string(d),
-            Self::Mode(d) => serde_json::to_string(d),
+            Self::Collection(d) => serde_json::to_value(d),
+            Self::Leaderboard(d) => serde_json::to_value(d),
+            Self::Mode(d) => serde_json::to_value(d),
         };
-        value.unwrap_or_else(|_| "{}".into())
+        // Plain structs of strings, numbers and JSON values always serialise.
+        value.unwrap_or(Value::Null)
     }
 
-    pub fn from_json(kind: DefinitionKind, json: &str) -> Result<Self, serde_json::Error> {
+    pub fn from_value(kind: DefinitionKind, value: Value) -> Result<Self, serde_json::Error> {
         Ok(match kind {
-            DefinitionKind::Collection => Self::Collection(serde_json::from_str(json)?),
-            DefinitionKind::Leaderboard => Self::Leaderboard(serde_json::from_str(json)?),
-            DefinitionKind::Mode => Self::Mode(serde_json::from_str(json)?),
+            DefinitionKind::Collection => Self::Collection(serde_json::from_value(value)?),
+            DefinitionKind::Leaderboard => Self::Leaderboard(serde_json::from_value(value)?),
+            DefinitionKind::Mode => Self::Mode(serde_json::from_value(value)?),
         })
     }
 }

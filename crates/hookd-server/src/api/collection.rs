@@ -20,7 +20,7 @@ use crate::auth::Tenant;
 use crate::data::list_definitions;
 use crate::data::{
     DocumentOp, DocumentOut, app_id, check_schema, document_filter, etag, if_match, metered, path_key,
-    path_name, write_document,
+    path_name, write_document, written_response,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, double_option};
@@ -256,18 +256,6 @@ async fn get_document(
     Ok((etag(&doc), Json(DocumentOut::from(doc))))
 }
 
-/// Answers a write: 201 when it created the document, else 200; with its `ETag`.
-fn written(w: hookd_store::DocumentWritten) -> ApiResult<axum::response::Response> {
-    let created = w.before.is_none();
-    let doc = w.after.ok_or_else(|| ApiError::not_found("document"))?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, etag(&doc), Json(DocumentOut::from(doc))).into_response())
-}
-
 /// Create or replace a document (the body is the document, a JSON object).
 /// `If-Match: "<version>"` makes it conditional (412 when the version moved on).
 #[utoipa::path(put, path = "/api/v1/app/{app_id}/collection/{name}/document/{key}", tag = "Data",
@@ -281,21 +269,9 @@ async fn put_document(
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<axum::response::Response> {
-    let (collection, key) = (path_name(&name, "name")?, path_key(&key, "key")?);
-    let required = if_match(&headers)?;
-    let app = app_id(&state, &tenant.org, &app).await?;
-    written(
-        write_document(
-            &state,
-            &tenant.org,
-            &app,
-            &collection,
-            &key,
-            DocumentOp::Put(body),
-            required,
-        )
-        .await?,
-    )
+    write(&state, &tenant, (app, name, key), &headers, DocumentOp::Put(body))
+        .await
+        .and_then(written_response)
 }
 
 /// Merge-patch a document (RFC 7386: `null` removes a field), creating it when
@@ -310,21 +286,15 @@ async fn patch_document(
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<axum::response::Response> {
-    let (collection, key) = (path_name(&name, "name")?, path_key(&key, "key")?);
-    let required = if_match(&headers)?;
-    let app = app_id(&state, &tenant.org, &app).await?;
-    written(
-        write_document(
-            &state,
-            &tenant.org,
-            &app,
-            &collection,
-            &key,
-            DocumentOp::Patch(body),
-            required,
-        )
-        .await?,
+    write(
+        &state,
+        &tenant,
+        (app, name, key),
+        &headers,
+        DocumentOp::Patch(body),
     )
+    .await
+    .and_then(written_response)
 }
 
 /// Add to numeric top-level fields atomically: `{"coins": 5, "lives": -1}` (missing
@@ -339,21 +309,15 @@ async fn increment_document(
     headers: HeaderMap,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<axum::response::Response> {
-    let (collection, key) = (path_name(&name, "name")?, path_key(&key, "key")?);
-    let required = if_match(&headers)?;
-    let app = app_id(&state, &tenant.org, &app).await?;
-    written(
-        write_document(
-            &state,
-            &tenant.org,
-            &app,
-            &collection,
-            &key,
-            DocumentOp::Increment(body),
-            required,
-        )
-        .await?,
+    write(
+        &state,
+        &tenant,
+        (app, name, key),
+        &headers,
+        DocumentOp::Increment(body),
     )
+    .await
+    .and_then(written_response)
 }
 
 /// Delete a document. `If-Match` as for PUT.
@@ -365,18 +329,20 @@ async fn delete_document(
     Path((app, name, key)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    let (collection, key) = (path_name(&name, "name")?, path_key(&key, "key")?);
-    let required = if_match(&headers)?;
-    let app = app_id(&state, &tenant.org, &app).await?;
-    write_document(
-        &state,
-        &tenant.org,
-        &app,
-        &collection,
-        &key,
-        DocumentOp::Delete,
-        required,
-    )
-    .await?;
+    write(&state, &tenant, (app, name, key), &headers, DocumentOp::Delete).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A document write named by the path, conditional on `If-Match`.
+async fn write(
+    state: &AppState,
+    tenant: &Tenant,
+    (app, name, key): (String, String, String),
+    headers: &HeaderMap,
+    op: DocumentOp,
+) -> ApiResult<hookd_store::DocumentWritten> {
+    let (collection, key) = (path_name(&name, "name")?, path_key(&key, "key")?);
+    let required = if_match(headers)?;
+    let app = app_id(state, &tenant.org, &app).await?;
+    write_document(state, &tenant.org, &app, &collection, &key, op, required).await
 }

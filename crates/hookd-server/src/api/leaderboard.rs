@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use hookd_core::data::{ResetPeriod, ScoreOrder, ScorePolicy};
-use hookd_store::{Definition, DefinitionKind, DefinitionSpec, LeaderboardData, Period, StoreError};
+use hookd_store::{Definition, DefinitionKind, DefinitionSpec, LeaderboardData, Period};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -339,13 +339,6 @@ async fn reset_leaderboard(
 ) -> ApiResult<Json<ResetOut>> {
     let board = path_name(&name, "name")?;
     let app = app_id(&state, &tenant.org, &app).await?;
-    let deleted = state
-        .store
-        .reset_leaderboard(&tenant.org, &app, &board)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound(_) => ApiError::not_found("leaderboard"),
-            other => other.into(),
-        })?;
+    let deleted = state.store.reset_leaderboard(&tenant.org, &app, &board).await?;
     Ok(Json(ResetOut { deleted }))
 }

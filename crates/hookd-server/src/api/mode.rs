@@ -244,12 +244,12 @@ async fn patch_mode(
     let (name, m) = (path_name(&name, "name")?, method(&m, &["path", "method"])?);
     let app = app_id(&state, &tenant.org, &app).await?;
     let key = mode_key(&name, &m);
-    let DefinitionSpec::Mode(mut data) = state
+    let read = state
         .store
         .get_definition(&tenant.org, &app, KIND, &key)
         .await?
-        .spec
-    else {
+        .spec;
+    let DefinitionSpec::Mode(mut data) = read.clone() else {
         return Err(ApiError::not_found("mode"));
     };
     if let Some(op) = &patch.operation {
@@ -275,7 +275,15 @@ async fn patch_mode(
             &app,
             KIND,
             &key,
+            // The checks above looked up the target outside the transaction: apply
+            // the change only to the mode they saw, so a concurrent change is never
+            // overwritten unseen.
             Box::new(move |spec| {
+                if *spec != read {
+                    return Err(StoreError::Conflict(
+                        "the mode changed while this change was checked; read it again and retry".into(),
+                    ));
+                }
                 *spec = DefinitionSpec::Mode(data);
                 Ok(())
             }),
