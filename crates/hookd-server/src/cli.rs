@@ -215,8 +215,8 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
         Command::ApiKey { action } => api_key(action, config).await,
         Command::Prune { older_than } => {
             let store = crate::open_store(&config).await?;
-            let deleted = crate::retention::delete_older_than(store.as_ref(), older_than).await?;
-            let expunged = crate::retention::prune_expired(store.as_ref()).await?;
+            let deleted = crate::ops::retention::delete_older_than(store.as_ref(), older_than).await?;
+            let expunged = crate::ops::retention::prune_expired(store.as_ref()).await?;
             println!(
                 "deleted {deleted} messages older than {}; expunged {expunged} expired payloads",
                 humantime::format_duration(older_than)
@@ -332,7 +332,7 @@ async fn token(action: TokenCommand, config: Config) -> Result<(), Box<dyn std::
     let store = crate::open_store(&config).await?;
     match action {
         TokenCommand::Create { org, name } => {
-            let (org, token) = crate::auth::issue_token(store.as_ref(), &org, &name).await?;
+            let (org, token) = crate::service::auth::issue_token(store.as_ref(), &org, &name).await?;
             eprintln!(
                 "created token {} ({name}) for organisation {} ({}); it is shown only once:",
                 token.id, org.name, org.id
@@ -396,9 +396,9 @@ async fn api_key(action: ApiKeyCommand, config: Config) -> Result<(), Box<dyn st
             let (org, app) = org_and_app(store.as_ref(), &org, &app).await?;
             let modes = (!modes.is_empty()).then_some(modes);
             let data =
-                crate::api::api_key::key_data(name, &scopes, modes.as_deref(), rate_limit).map_err(|e| {
+                crate::data::api_key::key_data(name, &scopes, modes.as_deref(), rate_limit).map_err(|e| {
                     match e {
-                        crate::error::ApiError::Validation(items) => items
+                        crate::http::error::ApiError::Validation(items) => items
                             .iter()
                             .map(|i| format!("{}: {}", i.loc.last().map_or("", String::as_str), i.msg))
                             .collect::<Vec<_>>()
@@ -406,7 +406,7 @@ async fn api_key(action: ApiKeyCommand, config: Config) -> Result<(), Box<dyn st
                         other => other.to_string(),
                     }
                 })?;
-            let (record, key) = crate::api::api_key::issue_api_key(store.as_ref(), &org, &app, data).await?;
+            let (record, key) = crate::data::api_key::issue_api_key(store.as_ref(), &org, &app, data).await?;
             eprintln!(
                 "created API key {} ({}) for application {app}; it is shown only once:",
                 record.id, record.data.name

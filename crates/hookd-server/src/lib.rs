@@ -4,22 +4,15 @@
 //! returns a [`Running`] server; the `hookd` binary ([`cli`]) wraps it with signal
 //! handling.
 
-pub mod api;
-pub mod auth;
-pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod data;
-pub mod error;
-pub mod extract;
-pub mod idempotency;
-pub mod ingest;
-pub mod meter;
-pub mod metrics;
-pub mod pagination;
-pub mod portal;
-pub mod retention;
-pub mod state;
+pub mod http;
+pub mod ops;
+pub mod receive;
+pub mod router;
+pub mod send;
+pub mod service;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -37,7 +30,7 @@ use tower::Layer as _;
 use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::config::{Config, DatabaseKind, SqliteSynchronous};
-use crate::state::AppState;
+use crate::service::Service;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -86,7 +79,7 @@ pub struct Running {
     /// The retention pruner and the cron scheduler (worker nodes only), and the
     /// usage meter's flusher.
     background: Vec<JoinHandle<()>>,
-    meter: Arc<meter::Meter>,
+    meter: Arc<service::meter::Meter>,
 }
 
 impl Running {
@@ -177,38 +170,30 @@ pub fn launch_with_store(
     let worker = dispatcher
         .as_ref()
         .map(|d| tokio::spawn(Arc::clone(d).run(stop_rx.clone())));
-    let state = AppState {
-        store: Arc::clone(&store),
-        metrics: Arc::new(metrics::Metrics::new(dispatcher.as_ref().map(|d| d.metrics()))),
-        dispatcher: dispatcher.clone(),
-        cron_wake: Arc::new(tokio::sync::Notify::new()),
-        lookups: Arc::default(),
-        meter: Arc::new(meter::Meter::new(&config)),
-        config: Arc::new(config),
-    };
-    let meter = Arc::clone(&state.meter);
+    let state = Service::new(Arc::clone(&store), config, dispatcher.clone());
+    let meter = state.meter();
     // Background work belongs to worker nodes (every node on one database may run it:
     // pruning batches skip each other's rows and a cron firing is recorded once).
     let mut background = vec![tokio::spawn(
         Arc::clone(&meter).run(Arc::clone(&store), stop_rx.clone()),
     )];
     if state.config.delivery_enabled {
-        background.push(tokio::spawn(retention::run_pruner(
+        background.push(tokio::spawn(ops::retention::run_pruner(
             Arc::clone(&store),
             state.config.retention_interval,
             state.config.ingest_retention,
             stop_rx.clone(),
         )));
-        background.push(tokio::spawn(ingest::run_cron(
+        background.push(tokio::spawn(service::cron::run_cron(
             Arc::clone(&store),
             state.clone(),
-            Arc::clone(&state.cron_wake),
+            state.cron_signal(),
             stop_rx.clone(),
         )));
     }
     // Trailing slashes are trimmed before routing, so every path answers with and
     // without one (the SDKs differ).
-    let app = NormalizePathLayer::trim_trailing_slash().layer(api::router(state));
+    let app = NormalizePathLayer::trim_trailing_slash().layer(router::router(state));
     let mut http_stop = stop_rx;
     let task = tokio::spawn(async move {
         axum::serve(

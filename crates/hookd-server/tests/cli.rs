@@ -72,7 +72,7 @@ async fn serve_with_defaults_then_tokens_from_the_cli_work_against_it() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // A running server trusts a token record it looked up for one second
-    // (hookd_server::cache::TRUST): the revocation holds within that.
+    // (hookd_server::service::cache::TRUST): the revocation holds within that.
     let revoked_at = Instant::now();
     loop {
         let resp = client
@@ -86,7 +86,7 @@ async fn serve_with_defaults_then_tokens_from_the_cli_work_against_it() {
         }
         assert_eq!(resp.status(), 200);
         assert!(
-            revoked_at.elapsed() < hookd_server::cache::TRUST + Duration::from_millis(500),
+            revoked_at.elapsed() < hookd_server::service::cache::TRUST + Duration::from_millis(500),
             "the revoked token still works after {:?}",
             revoked_at.elapsed()
         );

@@ -739,12 +739,12 @@ async fn a_cron_source_fires_once_per_schedule_slot() {
     let store = server.running.as_ref().unwrap().store();
     let retention = Duration::from_secs(3600);
     let later = chrono::Utc::now() + chrono::Duration::minutes(6);
-    let step = hookd_server::ingest::cron_step(store.as_ref(), retention, later)
+    let step = hookd_server::service::cron::cron_step(store.as_ref(), retention, later)
         .await
         .unwrap();
     assert_eq!(step.fired, 1);
     // The same slot again (another node, or this one): nothing.
-    let step = hookd_server::ingest::cron_step(store.as_ref(), retention, later)
+    let step = hookd_server::service::cron::cron_step(store.as_ref(), retention, later)
         .await
         .unwrap();
     assert_eq!(step.fired, 0);

@@ -5,7 +5,7 @@ use deadpool_postgres::GenericClient;
 use hookd_core::id::{ApplicationId, OrgId};
 use hookd_store::{
     Application, ApplicationData, ApplicationFilter, ApplicationStore, ListQuery, Mutation, Page, StoreError,
-    StoreResult,
+    StoreResult, Updated,
 };
 use tokio_postgres::Row;
 
@@ -116,10 +116,11 @@ impl ApplicationStore for PgStore {
         org: &OrgId,
         id_or_uid: &str,
         change: Mutation<ApplicationData>,
-    ) -> StoreResult<Application> {
+    ) -> StoreResult<Updated<Application>> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(db::err)?;
         let mut app = find(&tx, org, id_or_uid, true).await?;
+        let before = app.clone();
         change(&mut app.data)?;
         app.updated_at = db::now();
         db::execute_unique(
@@ -139,24 +140,21 @@ impl ApplicationStore for PgStore {
         )
         .await?;
         tx.commit().await.map_err(db::err)?;
-        Ok(app)
+        Ok(Updated { before, after: app })
     }
 
-    async fn delete_application(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<()> {
-        let c = self.client().await?;
-        let n = db::execute(
-            &c,
-            "DELETE FROM application WHERE id = (
-                 SELECT id FROM application WHERE org_id = $1 AND operational = 0 AND (id = $2 OR uid = $2)
-                 ORDER BY (id = $2) DESC LIMIT 1)",
-            &[&org.as_str(), &id_or_uid],
+    async fn delete_application(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<Application> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(db::err)?;
+        let app = find(&tx, org, id_or_uid, true).await?;
+        db::execute(
+            &tx,
+            "DELETE FROM application WHERE org_id = $1 AND id = $2",
+            &[&org.as_str(), &app.id.as_str()],
         )
         .await?;
-        if n == 0 {
-            Err(StoreError::NotFound("application"))
-        } else {
-            Ok(())
-        }
+        tx.commit().await.map_err(db::err)?;
+        Ok(app)
     }
 
     async fn operational_app(&self, org: &OrgId) -> StoreResult<ApplicationId> {

@@ -6,7 +6,8 @@ use deadpool_postgres::GenericClient;
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::secret::EndpointSecret;
 use hookd_store::{
-    Endpoint, EndpointData, EndpointStore, ListQuery, Mutation, Page, PreviousSecret, StoreError, StoreResult,
+    Endpoint, EndpointData, EndpointStore, ListQuery, Mutation, Page, PreviousSecret, StoreError,
+    StoreResult, Updated,
 };
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
@@ -205,33 +206,39 @@ impl EndpointStore for PgStore {
         app: &ApplicationId,
         id_or_uid: &str,
         change: Mutation<EndpointData>,
-    ) -> StoreResult<Endpoint> {
+    ) -> StoreResult<Updated<Endpoint>> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(db::err)?;
         let mut ep = find(&tx, org, app, id_or_uid, true).await?;
+        let before = ep.clone();
         change(&mut ep.data)?;
         ep.updated_at = db::now();
         write_row(&tx, org, &ep, false).await?;
         // Answer with what was stored.
         let stored = find(&tx, org, app, ep.id.as_str(), false).await?;
         tx.commit().await.map_err(db::err)?;
-        Ok(stored)
+        Ok(Updated {
+            before,
+            after: stored,
+        })
     }
 
-    async fn delete_endpoint(&self, org: &OrgId, app: &ApplicationId, id_or_uid: &str) -> StoreResult<()> {
-        let c = self.client().await?;
-        let n = db::execute(
-            &c,
-            "DELETE FROM endpoint WHERE id = (
-                 SELECT id FROM endpoint WHERE org_id = $1 AND app_id = $2 AND (id = $3 OR uid = $3)
-                 ORDER BY (id = $3) DESC LIMIT 1)",
-            &[&org.as_str(), &app.as_str(), &id_or_uid],
+    async fn delete_endpoint(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        id_or_uid: &str,
+    ) -> StoreResult<Endpoint> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(db::err)?;
+        let ep = find(&tx, org, app, id_or_uid, true).await?;
+        db::execute(
+            &tx,
+            "DELETE FROM endpoint WHERE org_id = $1 AND app_id = $2 AND id = $3",
+            &[&org.as_str(), &app.as_str(), &ep.id.as_str()],
         )
         .await?;
-        if n == 0 {
-            Err(StoreError::NotFound("endpoint"))
-        } else {
-            Ok(())
-        }
+        tx.commit().await.map_err(db::err)?;
+        Ok(ep)
     }
 }

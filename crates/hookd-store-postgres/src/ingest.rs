@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 use hookd_core::id::{ApplicationId, IngestLogId, MessageId, OrgId, SourceId};
 use hookd_store::{
     IngestLogFilter, IngestRecorded, IngestRequest, IngestStatus, IngestStore, ListQuery, Mutation,
-    NewIngestRequest, Page, Source, SourceData, StoreError, StoreResult,
+    NewIngestRequest, Page, Source, SourceData, StoreError, StoreResult, Updated,
 };
 use tokio_postgres::Row;
 
@@ -245,10 +245,11 @@ impl IngestStore for PgStore {
         org: &OrgId,
         id_or_uid: &str,
         change: Mutation<SourceData>,
-    ) -> StoreResult<Source> {
+    ) -> StoreResult<Updated<Source>> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(db::err)?;
         let mut source = find(&tx, org, id_or_uid, true).await?;
+        let previous = source.clone();
         let before = source.data.clone();
         change(&mut source.data)?;
         source.updated_at = db::now();
@@ -274,26 +275,26 @@ impl IngestStore for PgStore {
         )
         .await?;
         tx.commit().await.map_err(db::err)?;
-        Ok(source)
+        Ok(Updated {
+            before: previous,
+            after: source,
+        })
     }
 
-    async fn delete_source(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<()> {
-        let c = self.client().await?;
+    async fn delete_source(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<Source> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(db::err)?;
+        let source = find(&tx, org, id_or_uid, true).await?;
         // The application's deletion cascades to the source, its log, destinations,
         // messages and deliveries.
-        let n = db::execute(
-            &c,
-            "DELETE FROM application WHERE org_id = $1 AND id = (
-                 SELECT app_id FROM source WHERE org_id = $1 AND (id = $2 OR uid = $2)
-                 ORDER BY (id = $2) DESC LIMIT 1)",
-            &[&org.as_str(), &id_or_uid],
+        db::execute(
+            &tx,
+            "DELETE FROM application WHERE org_id = $1 AND id = $2",
+            &[&org.as_str(), &source.app_id.as_str()],
         )
         .await?;
-        if n == 0 {
-            Err(StoreError::NotFound("source"))
-        } else {
-            Ok(())
-        }
+        tx.commit().await.map_err(db::err)?;
+        Ok(source)
     }
 
     async fn rotate_source_token(

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use hookd_core::id::{ApplicationId, OrgId};
 use hookd_store::{
     Application, ApplicationData, ApplicationFilter, ApplicationStore, ListQuery, Mutation, Page, StoreError,
-    StoreResult,
+    StoreResult, Updated,
 };
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
@@ -116,10 +116,11 @@ impl ApplicationStore for SqliteStore {
         org: &OrgId,
         id_or_uid: &str,
         change: Mutation<ApplicationData>,
-    ) -> StoreResult<Application> {
+    ) -> StoreResult<Updated<Application>> {
         let (org, key) = (org.clone(), id_or_uid.to_owned());
         self.write(move |c| {
             let mut app = find(c, &org, &key)?;
+            let before = app.clone();
             change(&mut app.data)?;
             app.updated_at = sql::now();
             c.prepare_cached(
@@ -138,19 +139,19 @@ impl ApplicationStore for SqliteStore {
                 ])
             })
             .map_err(|e| sql::conflict_or_internal(e, UID_TAKEN))?;
-            Ok(app)
+            Ok(Updated { before, after: app })
         })
         .await
     }
 
-    async fn delete_application(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<()> {
+    async fn delete_application(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<Application> {
         let (org, key) = (org.clone(), id_or_uid.to_owned());
         self.write(move |c| {
             let app = find(c, &org, &key)?;
             c.prepare_cached("DELETE FROM application WHERE org_id = ? AND id = ?")
                 .and_then(|mut s| s.execute(params![org.as_str(), app.id.as_str()]))
                 .map_err(internal)?;
-            Ok(())
+            Ok(app)
         })
         .await
     }

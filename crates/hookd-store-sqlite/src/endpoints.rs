@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::secret::EndpointSecret;
 use hookd_store::{
-    Endpoint, EndpointData, EndpointStore, ListQuery, Mutation, Page, PreviousSecret, StoreError, StoreResult,
+    Endpoint, EndpointData, EndpointStore, ListQuery, Mutation, Page, PreviousSecret, StoreError,
+    StoreResult, Updated,
 };
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 use serde::{Deserialize, Serialize};
@@ -194,27 +195,34 @@ impl EndpointStore for SqliteStore {
         app: &ApplicationId,
         id_or_uid: &str,
         change: Mutation<EndpointData>,
-    ) -> StoreResult<Endpoint> {
+    ) -> StoreResult<Updated<Endpoint>> {
         let (org, app, key) = (org.clone(), app.clone(), id_or_uid.to_owned());
         self.write(move |c| {
             let mut ep = find(c, &org, &app, &key)?;
+            let before = ep.clone();
             change(&mut ep.data)?;
             ep.updated_at = sql::now();
             write_row(c, &org, &ep, false)?;
             // Answer with what was stored (times at the database's precision).
-            find(c, &org, &app, ep.id.as_str())
+            let after = find(c, &org, &app, ep.id.as_str())?;
+            Ok(Updated { before, after })
         })
         .await
     }
 
-    async fn delete_endpoint(&self, org: &OrgId, app: &ApplicationId, id_or_uid: &str) -> StoreResult<()> {
+    async fn delete_endpoint(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        id_or_uid: &str,
+    ) -> StoreResult<Endpoint> {
         let (org, app, key) = (org.clone(), app.clone(), id_or_uid.to_owned());
         self.write(move |c| {
             let ep = find(c, &org, &app, &key)?;
             c.prepare_cached("DELETE FROM endpoint WHERE org_id = ? AND app_id = ? AND id = ?")
                 .and_then(|mut s| s.execute(params![org.as_str(), app.as_str(), ep.id.as_str()]))
                 .map_err(internal)?;
-            Ok(())
+            Ok(ep)
         })
         .await
     }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, IngestLogId, MessageId, OrgId, SourceId};
 use hookd_store::{
     IngestLogFilter, IngestRecorded, IngestRequest, IngestStatus, IngestStore, ListQuery, Mutation,
-    NewIngestRequest, Page, Source, SourceData, StoreError, StoreResult,
+    NewIngestRequest, Page, Source, SourceData, StoreError, StoreResult, Updated,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension as _, Row, ToSql, params};
@@ -247,10 +247,11 @@ impl IngestStore for SqliteStore {
         org: &OrgId,
         id_or_uid: &str,
         change: Mutation<SourceData>,
-    ) -> StoreResult<Source> {
+    ) -> StoreResult<Updated<Source>> {
         let (org, key) = (org.clone(), id_or_uid.to_owned());
         self.write(move |c| {
             let mut source = find(c, &org, &key)?;
+            let previous = source.clone();
             let before = source.data.clone();
             change(&mut source.data)?;
             source.updated_at = sql::now();
@@ -275,12 +276,12 @@ impl IngestStore for SqliteStore {
                 ])
             })
             .map_err(|e| sql::conflict_or_internal(e, UID_TAKEN))?;
-            Ok(source)
+            Ok(Updated { before: previous, after: source })
         })
         .await
     }
 
-    async fn delete_source(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<()> {
+    async fn delete_source(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<Source> {
         let (org, key) = (org.clone(), id_or_uid.to_owned());
         self.write(move |c| {
             let source = find(c, &org, &key)?;
@@ -289,7 +290,7 @@ impl IngestStore for SqliteStore {
             c.prepare_cached("DELETE FROM application WHERE org_id = ? AND id = ?")
                 .and_then(|mut s| s.execute(params![org.as_str(), source.app_id.as_str()]))
                 .map_err(internal)?;
-            Ok(())
+            Ok(source)
         })
         .await
     }

@@ -214,6 +214,9 @@ pub async fn applications_round_trip(store: &dyn Store) {
         )
         .await
         .unwrap();
+    // An update answers the application as it was and as it is.
+    assert_eq!(updated.before, app);
+    let updated = updated.after;
     assert_eq!(updated.data.name, "Shop 2");
     assert_eq!(updated.data.uid, None);
     assert_eq!(updated.created_at, app.created_at);
@@ -768,11 +771,17 @@ pub async fn endpoints_round_trip(store: &dyn Store) {
         )
         .await
         .unwrap();
+    assert_eq!(updated.before, ep);
+    let updated = updated.after;
     assert_eq!(updated.data.url.as_str(), "https://example.org/new");
     assert_eq!(updated.data.event_types, None);
     assert_eq!(updated.data.secret, ep.data.secret);
 
-    store.delete_endpoint(&org, &app.id, "primary").await.unwrap();
+    // A delete answers what it deleted.
+    assert_eq!(
+        store.delete_endpoint(&org, &app.id, "primary").await.unwrap(),
+        updated
+    );
     assert!(matches!(
         store.get_endpoint(&org, &app.id, "primary").await,
         Err(StoreError::NotFound(_))
@@ -854,6 +863,8 @@ pub async fn secret_rotation_keeps_the_old_key(store: &dyn Store) {
         )
         .await
         .unwrap();
+    assert_eq!(rotated.before.data.secret, ep.data.secret);
+    let rotated = rotated.after;
     assert_eq!(rotated.data.secret, new);
     assert_eq!(rotated.data.previous_secrets.len(), 1);
     assert_eq!(rotated.data.previous_secrets[0].secret, ep.data.secret);
@@ -1730,6 +1741,8 @@ pub async fn sources_round_trip_and_are_tenant_scoped(store: &dyn Store) {
         )
         .await
         .unwrap();
+    assert_ne!(changed.before.data.name, "renamed");
+    let changed = changed.after;
     assert_eq!(changed.data.name, "renamed");
     assert_eq!(
         store

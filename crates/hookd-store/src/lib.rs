@@ -70,9 +70,9 @@ pub trait ApplicationStore: Send + Sync {
         org: &OrgId,
         id_or_uid: &str,
         change: Mutation<ApplicationData>,
-    ) -> StoreResult<Application>;
+    ) -> StoreResult<Updated<Application>>;
     /// Deletes the application and everything that belongs to it.
-    async fn delete_application(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<()>;
+    async fn delete_application(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<Application>;
     /// The organisation's hidden application for operational webhooks, created on
     /// first use. It never appears in the application calls above.
     async fn operational_app(&self, org: &OrgId) -> StoreResult<ApplicationId>;
@@ -135,8 +135,13 @@ pub trait EndpointStore: Send + Sync {
         app: &ApplicationId,
         id_or_uid: &str,
         change: Mutation<EndpointData>,
+    ) -> StoreResult<Updated<Endpoint>>;
+    async fn delete_endpoint(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        id_or_uid: &str,
     ) -> StoreResult<Endpoint>;
-    async fn delete_endpoint(&self, org: &OrgId, app: &ApplicationId, id_or_uid: &str) -> StoreResult<()>;
 }
 
 /// Messages and their attempt log, as the API sees them.
@@ -359,9 +364,9 @@ pub trait IngestStore: Send + Sync {
         org: &OrgId,
         id_or_uid: &str,
         change: Mutation<SourceData>,
-    ) -> StoreResult<Source>;
+    ) -> StoreResult<Updated<Source>>;
     /// Deletes the source with its destinations, messages and log.
-    async fn delete_source(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<()>;
+    async fn delete_source(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<Source>;
     /// Gives the source `token`; the current one keeps working until `old_until`.
     async fn rotate_source_token(
         &self,

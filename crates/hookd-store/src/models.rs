@@ -45,6 +45,14 @@ pub struct ApplicationData {
     pub metadata: Metadata,
 }
 
+/// What an update did: the stored object before the change and after it, so callers
+/// decide what to report (events, cache clearing) from the two.
+#[derive(Debug, Clone)]
+pub struct Updated<T> {
+    pub before: T,
+    pub after: T,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Application {
     pub id: ApplicationId,

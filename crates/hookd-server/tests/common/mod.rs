@@ -85,7 +85,7 @@ impl TestServer {
     /// A new token for the organisation `org` (created when missing).
     pub async fn token_for(&self, org: &str) -> String {
         let store = self.running.as_ref().unwrap().store();
-        let (_, token) = hookd_server::auth::issue_token(store.as_ref(), org, "test")
+        let (_, token) = hookd_server::service::auth::issue_token(store.as_ref(), org, "test")
             .await
             .unwrap();
         token.reveal()

@@ -1,0 +1,7 @@
+//! Running the server: health, Prometheus metrics, retention (the pruner), and the
+//! durable job runner. It may use the service layer and the shared HTTP layer, never
+//! another surface.
+
+pub mod health;
+pub mod metrics;
+pub mod retention;

@@ -1,0 +1,230 @@
+//! The receiving URL `/in/{token}[/...]`: one handler for every method.
+//!
+//! A request is judged by its source's preset and options
+//! (`hookd_core::ingest::verify`), then kept — body byte for byte, with method, path,
+//! query, headers, client address, time and verdict — and, when accepted and not a
+//! duplicate, turned into a message for the source's destinations, all in one
+//! transaction committed before the answer. Forwarding is the delivery engine's job.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use chrono::Utc;
+use hookd_core::ingest::{self, SourceOptions, Verdict, verify};
+use hookd_store::{IngestForward, IngestStatus, NewIngestRequest};
+
+use crate::http::error::ApiError;
+use crate::service::Service;
+use crate::service::source::{self, event_type, retain_until, source_spec};
+
+/// The receiving routes: outside the management API's auth, idempotency and body
+/// limit (a source has its own).
+pub fn router(state: Service) -> Router {
+    Router::new()
+        .route("/in/{token}", any(receive))
+        .route("/in/{token}/{*rest}", any(receive))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy, the last
+/// address of `X-Forwarded-For`.
+fn client_addr(state: &Service, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+    let peer = peer.map(|p| p.ip().to_canonical())?;
+    if !state.config.ingest_trusted_proxies.contains(peer) {
+        return Some(peer);
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .next_back()
+        .or(Some(peer))
+}
+
+fn answer(options: &SourceOptions) -> Response {
+    let spec = options.response.clone().unwrap_or_default();
+    let status = spec
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let (content_type, body) = match spec.body {
+        Some(body) => (
+            spec.content_type
+                .unwrap_or_else(|| "text/plain; charset=utf-8".into()),
+            body,
+        ),
+        None => ("application/json".into(), r#"{"ok":true}"#.into()),
+    };
+    let content_type = HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static("text/plain"));
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+fn rejection(status: u16, reason: &str) -> Response {
+    let (status, code) = match status {
+        403 => (StatusCode::FORBIDDEN, "forbidden"),
+        405 => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        _ => (StatusCode::UNAUTHORIZED, "verification_failed"),
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({"code": code, "detail": reason})),
+    )
+        .into_response()
+}
+
+async fn receive(
+    State(state): State<Service>,
+    Path(params): Path<HashMap<String, String>>,
+    request: axum::extract::Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    match receive_inner(&state, params, peer, parts.method, parts.uri, parts.headers, body).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn receive_inner(
+    state: &Service,
+    params: HashMap<String, String>,
+    peer: Option<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let token = params.get("token").map(String::as_str).unwrap_or_default();
+    let now = Utc::now();
+    let Some((org, source)) = state.store.find_source_by_token(token, now).await? else {
+        return Err(ApiError::NotFound("no source has this URL".into()));
+    };
+    let limit = state.config.ingest_max_body_bytes;
+    let too_large = || {
+        source::count_too_large(state);
+        ApiError::PayloadTooLarge(format!("the body is over this server's limit of {limit} bytes"))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(e) if is_length_limit(&e) => return Err(too_large()),
+        Err(e) => {
+            return Err(ApiError::BadRequest {
+                code: "bad_body",
+                detail: format!("the body could not be read: {e}"),
+            });
+        }
+    };
+    let (kind, options) = source_spec(&source)?;
+    let header_list: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let query = uri.query().unwrap_or_default().to_owned();
+    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = format!("{}{path_and_query}", state.config.public_url());
+    let client = client_addr(state, peer, &headers);
+    let verdict = verify::check(
+        &kind,
+        &options,
+        &verify::IncomingRequest {
+            method: method.as_str(),
+            url: &url,
+            query: &query,
+            headers: &header_list,
+            body: &body,
+            client,
+            now: now.timestamp(),
+        },
+    );
+    let rest = params
+        .get("rest")
+        .map(|r| format!("/{r}"))
+        .unwrap_or_else(|| "/".into());
+    let mut request = NewIngestRequest {
+        method: method.as_str().to_owned(),
+        path: rest,
+        query,
+        headers: Vec::new(),
+        client_addr: client.map(|c| c.to_string()),
+        body: Vec::new(),
+        status: IngestStatus::Accepted,
+        reason: None,
+        response_status: 200,
+        received_at: now,
+        dedup: None,
+        forward: None,
+        cron: None,
+    };
+    let response = match &verdict {
+        Verdict::Accept => {
+            let response = answer(&options);
+            request.response_status = response.status().as_u16();
+            let window = options
+                .dedup
+                .as_ref()
+                .map(|d| d.window_seconds())
+                .unwrap_or_default();
+            request.dedup = ingest::dedup_key(&options, &header_list, &body)
+                .map(|k| (k, now - chrono::Duration::seconds(i64::from(window))));
+            request.forward = Some(IngestForward {
+                event_type: event_type(&kind),
+                headers: ingest::forward_headers(&header_list, &options),
+                retain_until: retain_until(state.config.ingest_retention, now),
+            });
+            response
+        }
+        Verdict::Challenge { body } => {
+            request.reason = Some("the provider's URL check, answered; not forwarded".into());
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.clone(),
+            )
+                .into_response()
+        }
+        Verdict::Reject { status, reason } => {
+            request.status = IngestStatus::Rejected;
+            request.reason = Some(reason.clone());
+            request.response_status = *status;
+            rejection(*status, reason)
+        }
+    };
+    request.headers = header_list;
+    // The buffer is handed over, not copied.
+    request.body = Vec::from(body);
+    let recorded = source::receive(state, &org, &source, request).await?;
+    tracing::debug!(source = %source.id, log = %recorded.id, status = recorded.status.text(), "received");
+    Ok(response)
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}

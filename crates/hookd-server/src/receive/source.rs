@@ -1,0 +1,585 @@
+//! `/ingest/api/v1/source`: ingest sources (the Svix Ingest API) with hookd's
+//! `options`, their URL tokens, the log of what they received, and replay.
+//!
+//! A source's secrets (its `config` and the secret parts of `options`) are write-only:
+//! answers show `config` as the Svix `...ConfigOut` objects do (empty) and `options`
+//! with secrets masked.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use hookd_core::id::{IngestLogId, SourceId};
+use hookd_core::ingest::SourceOptions;
+use hookd_core::name::Uid;
+use hookd_store::{IngestLogFilter, IngestRequest, IngestStatus, Order, Source, SourceData};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::auth::Tenant;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, ApiJsonOrDefault, ApiQuery, double_option};
+use crate::http::pagination::{ListResponse, Pagination};
+use crate::http::{Created, check_metadata};
+use crate::service::Service;
+use crate::service::source::{self, SourceChange, ingest_url, parse_kind, source_spec};
+
+pub fn router() -> OpenApiRouter<Service> {
+    OpenApiRouter::new()
+        .routes(routes!(list_sources, create_source))
+        .routes(routes!(get_source, upsert_source, patch_source, delete_source))
+        .routes(routes!(rotate_token))
+        .routes(routes!(list_log))
+        .routes(routes!(get_log_entry))
+        .routes(routes!(get_log_raw))
+        .routes(routes!(replay_one))
+        .routes(routes!(replay_range))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceIn {
+    pub name: String,
+    /// `^(?!src_)[a-zA-Z0-9_-]+$`, at most 60 characters.
+    pub uid: Option<String>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// The preset: `generic-webhook`, `github`, `stripe`, `shopify`, `slack`, `svix`
+    /// (and the other Standard Webhooks senders), `twilio`, `zoom`, `paddle`,
+    /// `linear`, `square`, `cron`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The preset's settings, e.g. `{"secret": "..."}`.
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    /// hookd's own checks and behaviours (see docs/ingest.md).
+    #[schema(value_type = Option<Object>)]
+    pub options: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourcePatch {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub uid: Option<Option<String>>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// With `config`: changes the preset (e.g. a new provider secret).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    /// Replaces the options; `null` removes them.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Object>)]
+    pub options: Option<Option<Value>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceOut {
+    #[schema(value_type = String, example = "src_2yZwUhtgs5Ai8T9yRQJXA")]
+    pub id: SourceId,
+    #[schema(value_type = Option<String>)]
+    pub uid: Option<Uid>,
+    pub name: String,
+    /// Where the sender posts: `HOOKD_PUBLIC_URL` + `/in/{token}`.
+    pub ingest_url: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub metadata: BTreeMap<String, String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub options: Option<SourceOptions>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotateTokenOut {
+    pub ingest_url: String,
+}
+
+fn source_out(state: &Service, source: Source) -> ApiResult<SourceOut> {
+    let (kind, options) = source_spec(&source)?;
+    Ok(SourceOut {
+        ingest_url: ingest_url(state, &source.token),
+        id: source.id,
+        uid: source.data.uid,
+        name: source.data.name,
+        created_at: source.created_at,
+        updated_at: source.updated_at,
+        metadata: source.data.metadata,
+        kind: source.data.kind,
+        config: kind.config_out(),
+        options: (options != SourceOptions::default()).then(|| options.redacted()),
+    })
+}
+
+fn parse_uid(uid: &str) -> ApiResult<Uid> {
+    let bad = |m: &str| ApiError::invalid(&["body", "uid"], m);
+    if uid.len() > 60 {
+        return Err(bad("the uid must be at most 60 characters"));
+    }
+    if uid.starts_with("src_") {
+        return Err(bad("the uid must not start with `src_` (ids do)"));
+    }
+    if uid.is_empty()
+        || !uid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(bad("the uid may hold letters, digits, `-` and `_`"));
+    }
+    crate::http::parse_field(uid, "uid")
+}
+
+fn check_name(name: &str) -> ApiResult<()> {
+    if !(2..=256).contains(&name.chars().count()) {
+        return Err(ApiError::invalid(
+            &["body", "name"],
+            "the name must be 2 to 256 characters",
+        ));
+    }
+    Ok(())
+}
+
+fn parse_options(options: Option<Value>) -> ApiResult<Value> {
+    let Some(options) = options.filter(|o| !o.is_null()) else {
+        return Ok(Value::Null);
+    };
+    let mut parsed: SourceOptions = serde_path_to_error::deserialize(options).map_err(|e| {
+        let path = e.path().to_string();
+        let mut loc = vec!["body", "options"];
+        if path != "." {
+            loc.push(&path);
+        }
+        ApiError::invalid(&loc, e.inner().to_string())
+    })?;
+    parsed
+        .validate()
+        .map_err(|(field, e)| ApiError::invalid(&["body", "options", &field], e.message))?;
+    Ok(serde_json::to_value(&parsed).unwrap_or(Value::Null))
+}
+
+impl SourcePatch {
+    /// Checks every field given, naming the failing one (a config without a type is
+    /// checked against the source's type by the service).
+    fn parse(self) -> ApiResult<SourceChange> {
+        if let Some(name) = &self.name {
+            check_name(name)?;
+        }
+        if let Some(m) = &self.metadata {
+            check_metadata(m)?;
+        }
+        if let Some(kind) = &self.kind {
+            parse_kind(kind, self.config.as_ref())?;
+        }
+        Ok(SourceChange {
+            name: self.name,
+            uid: self
+                .uid
+                .map(|u| u.as_deref().map(parse_uid).transpose())
+                .transpose()?,
+            metadata: self.metadata,
+            kind: self.kind,
+            config: self.config,
+            options: self.options.map(parse_options).transpose()?,
+        })
+    }
+}
+
+impl SourceIn {
+    fn into_data(self) -> ApiResult<SourceData> {
+        check_name(&self.name)?;
+        let metadata = self.metadata.unwrap_or_default();
+        check_metadata(&metadata)?;
+        let kind = parse_kind(&self.kind, self.config.as_ref())?;
+        Ok(SourceData {
+            uid: self.uid.as_deref().map(parse_uid).transpose()?,
+            name: self.name,
+            kind: kind.type_name().to_owned(),
+            config: kind.config_json(),
+            options: parse_options(self.options)?,
+            metadata,
+        })
+    }
+}
+
+/// List the organisation's sources.
+#[utoipa::path(get, path = "/ingest/api/v1/source", tag = "Ingest Source", params(Pagination),
+    responses((status = 200, body = ListResponse<SourceOut>)))]
+async fn list_sources(
+    tenant: Tenant,
+    State(state): State<Service>,
+    ApiQuery(page): ApiQuery<Pagination>,
+) -> ApiResult<Json<ListResponse<SourceOut>>> {
+    let page = state
+        .store
+        .list_sources(&tenant.org, &page.to_query(Order::Ascending)?)
+        .await?;
+    let iterator = page.items.last().map(|s| s.id.to_string());
+    let prev_iterator = page.items.first().map(|s| format!("-{}", s.id));
+    let data = page
+        .items
+        .into_iter()
+        .map(|s| source_out(&state, s))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(ListResponse {
+        data,
+        iterator,
+        prev_iterator,
+        done: !page.has_more,
+    }))
+}
+
+/// Create a source; its `ingestUrl` is where the sender posts.
+#[utoipa::path(post, path = "/ingest/api/v1/source", tag = "Ingest Source", request_body = SourceIn,
+    responses((status = 201, body = SourceOut), (status = 409, body = crate::http::error::HttpErrorOut),
+        (status = 422, body = crate::http::error::ValidationErrorOut)))]
+async fn create_source(
+    tenant: Tenant,
+    State(state): State<Service>,
+    ApiJson(body): ApiJson<SourceIn>,
+) -> ApiResult<Created<SourceOut>> {
+    let source = source::create(&state, &tenant.org, body.into_data()?).await?;
+    Ok(Created::new(source_out(&state, source)?))
+}
+
+/// Get a source by id or uid.
+#[utoipa::path(get, path = "/ingest/api/v1/source/{source_id}", tag = "Ingest Source",
+    params(("source_id" = String, Path, description = "The source's id or uid")),
+    responses((status = 200, body = SourceOut), (status = 404, body = crate::http::error::HttpErrorOut)))]
+async fn get_source(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path(source_id): Path<String>,
+) -> ApiResult<Json<SourceOut>> {
+    let source = state.store.get_source(&tenant.org, &source_id).await?;
+    Ok(Json(source_out(&state, source)?))
+}
+
+/// Create or replace a source (a uid-shaped key names a new one).
+#[utoipa::path(put, path = "/ingest/api/v1/source/{source_id}", tag = "Ingest Source",
+    params(("source_id" = String, Path, description = "The source's id or uid")), request_body = SourceIn,
+    responses((status = 200, body = SourceOut), (status = 201, body = SourceOut)))]
+async fn upsert_source(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path(source_id): Path<String>,
+    ApiJson(body): ApiJson<SourceIn>,
+) -> ApiResult<Created<SourceOut>> {
+    let data = body.into_data()?;
+    let (source, created) =
+        source::replace(&state, &tenant.org, &source_id, data, || parse_uid(&source_id)).await?;
+    Ok(Created::new_if(created, source_out(&state, source)?))
+}
+
+/// Change some fields of a source.
+#[utoipa::path(patch, path = "/ingest/api/v1/source/{source_id}", tag = "Ingest Source",
+    params(("source_id" = String, Path, description = "The source's id or uid")), request_body = SourcePatch,
+    responses((status = 200, body = SourceOut)))]
+async fn patch_source(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path(source_id): Path<String>,
+    ApiJson(patch): ApiJson<SourcePatch>,
+) -> ApiResult<Json<SourceOut>> {
+    let source = source::change(&state, &tenant.org, &source_id, patch.parse()?).await?;
+    Ok(Json(source_out(&state, source)?))
+}
+
+/// Delete a source with its destinations and log.
+#[utoipa::path(delete, path = "/ingest/api/v1/source/{source_id}", tag = "Ingest Source",
+    params(("source_id" = String, Path, description = "The source's id or uid")),
+    responses((status = 204), (status = 404, body = crate::http::error::HttpErrorOut)))]
+async fn delete_source(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path(source_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    source::delete(&state, &tenant.org, &source_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Give the source a new URL. The old one keeps working for `ingest_token_grace`
+/// (default 24 h), then answers 404.
+#[utoipa::path(post, path = "/ingest/api/v1/source/{source_id}/token/rotate", tag = "Ingest Source",
+    params(("source_id" = String, Path, description = "The source's id or uid")),
+    responses((status = 200, body = RotateTokenOut)))]
+async fn rotate_token(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path(source_id): Path<String>,
+) -> ApiResult<Json<RotateTokenOut>> {
+    let source = source::rotate_token(&state, &tenant.org, &source_id).await?;
+    Ok(Json(RotateTokenOut {
+        ingest_url: ingest_url(&state, &source.token),
+    }))
+}
+
+// ---------------------------------------------------------------------------------
+// The log.
+
+/// One received request. The Svix fields (`status_code`, `error_text`, `headers`,
+/// `payload`, ...) plus hookd's: what became of it, the request line, the client, the
+/// message that forwarded it, and the exact body in base64.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestLogOut {
+    #[schema(value_type = String, example = "log2yZwUhtgs5Ai8T9yRQJXA")]
+    pub id: IngestLogId,
+    #[schema(value_type = String)]
+    pub source_id: SourceId,
+    /// What hookd answered.
+    pub status_code: u16,
+    /// Why it was rejected (or a note); empty when accepted.
+    pub error_text: String,
+    /// The received headers; repeated ones joined with `, `.
+    pub headers: BTreeMap<String, String>,
+    /// The body as text (invalid UTF-8 replaced); `payload_base64` has the exact bytes.
+    pub payload: String,
+    pub payload_base64: String,
+    /// `accepted`, `rejected` or `duplicate`.
+    pub status: &'static str,
+    pub method: String,
+    /// The path after the source URL (`/` for the URL itself).
+    pub path: String,
+    pub query: String,
+    pub client_addr: Option<String>,
+    /// The message that forwards it to the destinations.
+    #[schema(value_type = Option<String>)]
+    pub msg_id: Option<hookd_core::id::MessageId>,
+    #[schema(value_type = Option<String>)]
+    pub duplicate_of: Option<IngestLogId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<IngestRequest> for IngestLogOut {
+    fn from(r: IngestRequest) -> Self {
+        let mut headers: BTreeMap<String, String> = BTreeMap::new();
+        for (name, value) in r.headers {
+            headers
+                .entry(name)
+                .and_modify(|v| {
+                    v.push_str(", ");
+                    v.push_str(&value);
+                })
+                .or_insert(value);
+        }
+        Self {
+            id: r.id,
+            source_id: r.source_id,
+            status_code: r.response_status,
+            error_text: r.reason.unwrap_or_default(),
+            headers,
+            payload: String::from_utf8_lossy(&r.body).into_owned(),
+            payload_base64: base64::engine::general_purpose::STANDARD.encode(&r.body),
+            status: r.status.text(),
+            method: r.method,
+            path: r.path,
+            query: r.query,
+            client_addr: r.client_addr,
+            msg_id: r.msg_id,
+            duplicate_of: r.duplicate_of,
+            created_at: r.received_at,
+            updated_at: r.received_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogFilter {
+    /// `accepted`, `rejected` or `duplicate`.
+    status: Option<String>,
+    /// Only requests received before this time.
+    before: Option<DateTime<Utc>>,
+    /// Only requests received after this time.
+    after: Option<DateTime<Utc>>,
+}
+
+fn parse_status(s: &str) -> ApiResult<IngestStatus> {
+    [
+        IngestStatus::Accepted,
+        IngestStatus::Rejected,
+        IngestStatus::Duplicate,
+    ]
+    .into_iter()
+    .find(|st| st.text() == s)
+    .ok_or_else(|| ApiError::invalid(&["query", "status"], "one of accepted, rejected, duplicate"))
+}
+
+/// The requests a source received, newest first.
+#[utoipa::path(get, path = "/ingest/api/v1/source/{source_id}/log", tag = "Ingest Source",
+    params(("source_id" = String, Path), Pagination, LogFilter),
+    responses((status = 200, body = ListResponse<IngestLogOut>)))]
+async fn list_log(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path(source_id): Path<String>,
+    ApiQuery(page): ApiQuery<Pagination>,
+    ApiQuery(filter): ApiQuery<LogFilter>,
+) -> ApiResult<Json<ListResponse<IngestLogOut>>> {
+    let source = state.store.get_source(&tenant.org, &source_id).await?;
+    let filter = IngestLogFilter {
+        status: filter.status.as_deref().map(parse_status).transpose()?,
+        before: filter.before,
+        after: filter.after,
+    };
+    let page = state
+        .store
+        .list_ingest_log(
+            &tenant.org,
+            &source.id,
+            &page.to_query(Order::Descending)?,
+            &filter,
+        )
+        .await?;
+    Ok(Json(ListResponse::from_page(
+        page,
+        |r| r.id.to_string(),
+        IngestLogOut::from,
+    )))
+}
+
+async fn log_entry(
+    state: &Service,
+    tenant: &Tenant,
+    source_id: &str,
+    log_id: &str,
+) -> ApiResult<(Source, IngestRequest)> {
+    let source = state.store.get_source(&tenant.org, source_id).await?;
+    let id: IngestLogId = log_id
+        .parse()
+        .map_err(|_| ApiError::not_found("ingest log entry"))?;
+    let entry = state
+        .store
+        .get_ingest_request(&tenant.org, &source.id, &id)
+        .await?;
+    Ok((source, entry))
+}
+
+/// One received request, in full.
+#[utoipa::path(get, path = "/ingest/api/v1/source/{source_id}/log/{log_id}", tag = "Ingest Source",
+    params(("source_id" = String, Path), ("log_id" = String, Path)),
+    responses((status = 200, body = IngestLogOut), (status = 404, body = crate::http::error::HttpErrorOut)))]
+async fn get_log_entry(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path((source_id, log_id)): Path<(String, String)>,
+) -> ApiResult<Json<IngestLogOut>> {
+    let (_, entry) = log_entry(&state, &tenant, &source_id, &log_id).await?;
+    Ok(Json(entry.into()))
+}
+
+/// The exact body of a received request, with its original content type.
+#[utoipa::path(get, path = "/ingest/api/v1/source/{source_id}/log/{log_id}/raw", tag = "Ingest Source",
+    params(("source_id" = String, Path), ("log_id" = String, Path)),
+    responses((status = 200, description = "the body as received")))]
+async fn get_log_raw(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path((source_id, log_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let (_, entry) = log_entry(&state, &tenant, &source_id, &log_id).await?;
+    let content_type = entry
+        .headers
+        .iter()
+        .find(|(n, _)| n == "content-type")
+        .and_then(|(_, v)| HeaderValue::from_str(v).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    Ok(([(header::CONTENT_TYPE, content_type)], entry.body).into_response())
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayIn {
+    /// Only to this destination (id or uid); every enabled one when absent.
+    pub endpoint_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayRangeIn {
+    /// Requests received at or after this time.
+    pub since: DateTime<Utc>,
+    /// ... and before this time (default: now).
+    pub until: Option<DateTime<Utc>>,
+    pub endpoint_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayOut {
+    /// The new messages forwarding the requests again.
+    #[schema(value_type = Vec<String>)]
+    pub msg_ids: Vec<hookd_core::id::MessageId>,
+    /// Deliveries created.
+    pub deliveries: usize,
+    /// False when more than the per-call limit matched: call again with `since` set to
+    /// `nextSince`.
+    pub done: bool,
+    pub next_since: Option<DateTime<Utc>>,
+}
+
+/// Forward one logged request again to one or every destination.
+#[utoipa::path(post, path = "/ingest/api/v1/source/{source_id}/log/{log_id}/replay", tag = "Ingest Source",
+    params(("source_id" = String, Path), ("log_id" = String, Path)), request_body = ReplayIn,
+    responses((status = 202, body = ReplayOut), (status = 409, body = crate::http::error::HttpErrorOut)))]
+async fn replay_one(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path((source_id, log_id)): Path<(String, String)>,
+    ApiJsonOrDefault(body): ApiJsonOrDefault<ReplayIn>,
+) -> ApiResult<(StatusCode, Json<ReplayOut>)> {
+    let (source, entry) = log_entry(&state, &tenant, &source_id, &log_id).await?;
+    let replayed =
+        source::replay_one(&state, &tenant.org, &source, &entry, body.endpoint_id.as_deref()).await?;
+    Ok((StatusCode::ACCEPTED, Json(replayed.into())))
+}
+
+/// Forward again every accepted request received in a time range (oldest first, at
+/// most 10,000 per call).
+#[utoipa::path(post, path = "/ingest/api/v1/source/{source_id}/replay", tag = "Ingest Source",
+    params(("source_id" = String, Path)), request_body = ReplayRangeIn,
+    responses((status = 202, body = ReplayOut)))]
+async fn replay_range(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path(source_id): Path<String>,
+    ApiJson(body): ApiJson<ReplayRangeIn>,
+) -> ApiResult<(StatusCode, Json<ReplayOut>)> {
+    let replayed = source::replay_range(
+        &state,
+        &tenant.org,
+        &source_id,
+        body.since,
+        body.until,
+        body.endpoint_id.as_deref(),
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(replayed.into())))
+}
+
+impl From<source::Replayed> for ReplayOut {
+    fn from(r: source::Replayed) -> Self {
+        Self {
+            msg_ids: r.msg_ids,
+            deliveries: r.deliveries,
+            done: r.done,
+            next_since: r.next_since,
+        }
+    }
+}

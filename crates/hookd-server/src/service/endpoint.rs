@@ -1,0 +1,780 @@
+//! Endpoints — of an application, of the organisation's operational application
+//! (operational webhooks) and of a source's hidden application (ingest destinations):
+//! their wire types, validation, and every change with the `endpoint.*` event it
+//! raises. The three kinds are served by three surfaces; which application a route
+//! means is its own explicit [`AppRef`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use hookd_core::endpoint_headers;
+use hookd_core::endpoint_url::EndpointUrl;
+use hookd_core::id::{ApplicationId, EndpointId, OrgId};
+use hookd_core::name::{ChannelName, EventTypeName, Uid};
+use hookd_core::secret::EndpointSecret;
+use hookd_dispatch::events::{EVENT_TYPES, OperationalEvent};
+use hookd_store::{Endpoint, EndpointData, ListQuery, Page, StoreError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::double_option;
+use crate::http::{check_metadata, parse_field};
+use crate::service::{Service, events, upsert};
+
+const MAX_CHANNELS: usize = 10;
+const MAX_DESCRIPTION: usize = 4_096;
+const DEFAULT_GRACE_SECONDS: u32 = 86_400;
+const MAX_GRACE_SECONDS: u32 = 7 * 86_400;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointIn {
+    #[schema(example = "https://example.com/webhook/")]
+    pub url: String,
+    pub description: Option<String>,
+    /// Maximum messages per second to send to this endpoint.
+    #[schema(minimum = 1)]
+    pub throttle_rate: Option<u16>,
+    pub uid: Option<String>,
+    pub disabled: Option<bool>,
+    /// Only these event types are delivered (`filterTypes` is accepted too).
+    #[serde(alias = "filterTypes")]
+    pub event_types: Option<Vec<String>>,
+    /// Only messages on one of these channels are delivered.
+    pub channels: Option<Vec<String>>,
+    /// `whsec_` + base64; generated when absent.
+    pub secret: Option<String>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+/// The body of `PUT .../endpoint/{endpoint_id}`: every field but the secret and the
+/// custom headers, which keep their values.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointUpsertIn {
+    pub url: String,
+    pub description: Option<String>,
+    pub throttle_rate: Option<u16>,
+    pub uid: Option<String>,
+    pub disabled: Option<bool>,
+    #[serde(alias = "filterTypes")]
+    pub event_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointPatch {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    /// `null` or 0 removes the limit.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u16>)]
+    pub throttle_rate: Option<Option<u16>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub uid: Option<Option<String>>,
+    pub disabled: Option<bool>,
+    #[serde(default, alias = "filterTypes", deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub event_types: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub channels: Option<Option<Vec<String>>>,
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointOut {
+    #[schema(value_type = String, example = "ep_1srOrx2ZWZBpBUvZwXKQmoEYga2")]
+    pub id: EndpointId,
+    pub metadata: BTreeMap<String, String>,
+    #[schema(value_type = String)]
+    pub url: EndpointUrl,
+    pub description: String,
+    pub throttle_rate: Option<u16>,
+    #[schema(value_type = Option<String>)]
+    pub uid: Option<Uid>,
+    pub disabled: bool,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub event_types: Option<BTreeSet<EventTypeName>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub channels: Option<BTreeSet<ChannelName>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Endpoint> for EndpointOut {
+    fn from(e: Endpoint) -> Self {
+        let d = e.data;
+        Self {
+            id: e.id,
+            metadata: d.metadata,
+            url: d.url,
+            description: d.description,
+            throttle_rate: d.throttle_rate,
+            uid: d.uid,
+            disabled: d.disabled,
+            event_types: d.event_types,
+            channels: d.channels,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EndpointHeadersIn {
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointHeadersPatchIn {
+    /// Headers to set; a `null` value removes the header.
+    #[schema(value_type = Object)]
+    pub headers: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    pub delete_headers: Vec<String>,
+}
+
+/// Custom headers; the values of credential headers are withheld and their names
+/// listed in `sensitive`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointHeadersOut {
+    pub headers: BTreeMap<String, String>,
+    pub sensitive: BTreeSet<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointSecretOut {
+    /// The signing secret, `whsec_` + base64.
+    pub key: String,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSecretRotateIn {
+    /// The new secret; generated when absent.
+    pub key: Option<String>,
+    /// How long the old secret keeps signing, 0 to 604800 s (default 86400).
+    pub grace_period_seconds: Option<u32>,
+}
+
+// ---------------------------------------------------------------------------------
+// Validation: raw bodies into store data.
+
+fn check_description(d: &str) -> ApiResult<()> {
+    if d.len() > MAX_DESCRIPTION {
+        return Err(ApiError::invalid(
+            &["body", "description"],
+            format!("the description must be at most {MAX_DESCRIPTION} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// An empty list means "no filter", like an absent one.
+fn parse_event_types(list: Option<Vec<String>>) -> ApiResult<Option<BTreeSet<EventTypeName>>> {
+    let Some(list) = list.filter(|l| !l.is_empty()) else {
+        return Ok(None);
+    };
+    list.iter()
+        .map(|n| parse_field(n, "eventTypes"))
+        .collect::<ApiResult<_>>()
+        .map(Some)
+}
+
+fn parse_channels(list: Option<Vec<String>>) -> ApiResult<Option<BTreeSet<ChannelName>>> {
+    let Some(list) = list.filter(|l| !l.is_empty()) else {
+        return Ok(None);
+    };
+    if list.len() > MAX_CHANNELS {
+        return Err(ApiError::invalid(
+            &["body", "channels"],
+            format!("at most {MAX_CHANNELS} channels"),
+        ));
+    }
+    list.iter()
+        .map(|c| parse_field(c, "channels"))
+        .collect::<ApiResult<_>>()
+        .map(Some)
+}
+
+fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
+    endpoint_headers::validate_all(headers).map_err(|(name, e)| {
+        let mut loc = vec!["body", "headers"];
+        if !name.is_empty() {
+            loc.push(&name);
+        }
+        ApiError::invalid(&loc, e.message)
+    })
+}
+
+/// Refuses event-type filters naming event types the organisation does not have (for
+/// operational endpoints: that hookd does not send).
+async fn check_event_types_exist(
+    state: &Service,
+    org: &OrgId,
+    app: &AppRef,
+    types: &Option<BTreeSet<EventTypeName>>,
+) -> ApiResult<()> {
+    let Some(types) = types else { return Ok(()) };
+    let names: Vec<EventTypeName> = types.iter().cloned().collect();
+    let missing = match app {
+        AppRef::Source(_) => {
+            return Err(ApiError::invalid(
+                &["body", "eventTypes"],
+                "an ingest destination receives every accepted request; it has no event-type filter",
+            ));
+        }
+        AppRef::Operational => names
+            .into_iter()
+            .filter(|n| !EVENT_TYPES.contains(&n.as_str()))
+            .collect(),
+        AppRef::Key(_) => state.store.missing_event_types(org, &names).await?,
+    };
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<&str> = missing.iter().map(|n| n.as_str()).collect();
+    Err(ApiError::invalid(
+        &["body", "eventTypes"],
+        format!("no such event type: {}", list.join(", ")),
+    ))
+}
+
+/// Ingest destinations receive every accepted request: no channel filter.
+fn check_channels_allowed(app: &AppRef, channels: &Option<BTreeSet<ChannelName>>) -> ApiResult<()> {
+    if matches!(app, AppRef::Source(_)) && channels.is_some() {
+        return Err(ApiError::invalid(
+            &["body", "channels"],
+            "an ingest destination receives every accepted request; it has no channel filter",
+        ));
+    }
+    Ok(())
+}
+
+/// The fields shared by create and replace.
+#[derive(Clone)]
+struct EndpointFields {
+    url: EndpointUrl,
+    description: String,
+    throttle_rate: Option<u16>,
+    uid: Option<Uid>,
+    disabled: bool,
+    event_types: Option<BTreeSet<EventTypeName>>,
+    channels: Option<BTreeSet<ChannelName>>,
+    metadata: BTreeMap<String, String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn parse_fields(
+    url: &str,
+    description: Option<String>,
+    throttle_rate: Option<u16>,
+    uid: Option<String>,
+    disabled: Option<bool>,
+    event_types: Option<Vec<String>>,
+    channels: Option<Vec<String>>,
+    metadata: Option<BTreeMap<String, String>>,
+) -> ApiResult<EndpointFields> {
+    let description = description.unwrap_or_default();
+    check_description(&description)?;
+    if throttle_rate == Some(0) {
+        return Err(ApiError::invalid(
+            &["body", "throttleRate"],
+            "throttleRate must be at least 1",
+        ));
+    }
+    let metadata = metadata.unwrap_or_default();
+    check_metadata(&metadata)?;
+    Ok(EndpointFields {
+        url: parse_field(url, "url")?,
+        description,
+        throttle_rate,
+        uid: uid.as_deref().map(|u| parse_field(u, "uid")).transpose()?,
+        disabled: disabled.unwrap_or(false),
+        event_types: parse_event_types(event_types)?,
+        channels: parse_channels(channels)?,
+        metadata,
+    })
+}
+
+impl EndpointFields {
+    fn apply(self, d: &mut EndpointData) {
+        d.url = self.url;
+        d.description = self.description;
+        d.throttle_rate = self.throttle_rate;
+        d.uid = self.uid;
+        d.disabled = self.disabled;
+        d.event_types = self.event_types;
+        d.channels = self.channels;
+        d.metadata = self.metadata;
+    }
+
+    fn into_data(self, secret: EndpointSecret, headers: BTreeMap<String, String>) -> EndpointData {
+        EndpointData {
+            uid: self.uid,
+            url: self.url,
+            description: self.description,
+            disabled: self.disabled,
+            event_types: self.event_types,
+            channels: self.channels,
+            throttle_rate: self.throttle_rate,
+            metadata: self.metadata,
+            headers,
+            secret,
+            previous_secrets: Vec::new(),
+        }
+    }
+}
+
+/// Which application a route means: an application by id or uid, the organisation's
+/// operational application, or a source's (by id or uid) hidden one. Each route says
+/// which; nothing is inferred from the path.
+#[derive(Debug, Clone)]
+pub enum AppRef {
+    Key(String),
+    Operational,
+    Source(String),
+}
+
+/// An application as the endpoint routes need it.
+#[derive(Debug)]
+struct ResolvedApp {
+    id: ApplicationId,
+    uid: Option<Uid>,
+    /// Hidden (operational or ingest): its endpoint changes raise no `endpoint.*`
+    /// events.
+    hidden: bool,
+}
+
+async fn resolve_app(state: &Service, org: &OrgId, app: &AppRef) -> ApiResult<ResolvedApp> {
+    Ok(match app {
+        AppRef::Key(key) => {
+            let a = state.store.get_application(org, key).await?;
+            ResolvedApp {
+                id: a.id,
+                uid: a.data.uid,
+                hidden: false,
+            }
+        }
+        AppRef::Operational => ResolvedApp {
+            id: state.store.operational_app(org).await?,
+            uid: None,
+            hidden: true,
+        },
+        AppRef::Source(key) => ResolvedApp {
+            id: state.store.get_source(org, key).await?.app_id,
+            uid: None,
+            hidden: true,
+        },
+    })
+}
+
+/// Sends an `endpoint.*` operational webhook (not for hidden applications' endpoints).
+async fn endpoint_event(state: &Service, org: &OrgId, app: &ResolvedApp, kind: &'static str, ep: &Endpoint) {
+    if app.hidden {
+        return;
+    }
+    let event = OperationalEvent::endpoint(kind, &app.id, app.uid.as_ref(), &ep.id, ep.data.uid.as_ref());
+    events::emit(state, org, event).await;
+}
+
+/// Applies `change` to the endpoint inside the store's transaction.
+async fn change_endpoint(
+    state: &Service,
+    org: &OrgId,
+    app: &AppRef,
+    endpoint: &str,
+    change: hookd_store::Mutation<EndpointData>,
+) -> ApiResult<Endpoint> {
+    let app = resolve_app(state, org, app).await?.id;
+    Ok(state
+        .store
+        .update_endpoint(org, &app, endpoint, change)
+        .await?
+        .after)
+}
+
+/// A checked PATCH of an endpoint: `None` keeps a field, `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct EndpointChange {
+    url: Option<EndpointUrl>,
+    description: Option<String>,
+    throttle_rate: Option<Option<u16>>,
+    uid: Option<Option<Uid>>,
+    disabled: Option<bool>,
+    event_types: Option<Option<BTreeSet<EventTypeName>>>,
+    channels: Option<Option<BTreeSet<ChannelName>>>,
+    metadata: Option<BTreeMap<String, String>>,
+}
+
+impl EndpointPatch {
+    /// Checks every field given, naming the failing one.
+    fn parse(self) -> ApiResult<EndpointChange> {
+        if let Some(d) = &self.description {
+            check_description(d)?;
+        }
+        if let Some(m) = &self.metadata {
+            check_metadata(m)?;
+        }
+        Ok(EndpointChange {
+            url: self.url.as_deref().map(|u| parse_field(u, "url")).transpose()?,
+            description: self.description,
+            // `null` or 0 removes the limit.
+            throttle_rate: self.throttle_rate.map(|r| r.filter(|r| *r > 0)),
+            uid: self
+                .uid
+                .map(|u| u.map(|u| parse_field(&u, "uid")).transpose())
+                .transpose()?,
+            disabled: self.disabled,
+            event_types: self.event_types.map(parse_event_types).transpose()?,
+            channels: self.channels.map(parse_channels).transpose()?,
+            metadata: self.metadata,
+        })
+    }
+}
+
+impl EndpointChange {
+    fn apply(self, d: &mut EndpointData) {
+        if let Some(v) = self.url {
+            d.url = v;
+        }
+        if let Some(v) = self.description {
+            d.description = v;
+        }
+        if let Some(v) = self.throttle_rate {
+            d.throttle_rate = v;
+        }
+        if let Some(v) = self.uid {
+            d.uid = v;
+        }
+        if let Some(v) = self.disabled {
+            d.disabled = v;
+        }
+        if let Some(v) = self.event_types {
+            d.event_types = v;
+        }
+        if let Some(v) = self.channels {
+            d.channels = v;
+        }
+        if let Some(v) = self.metadata {
+            d.metadata = v;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Commands.
+
+/// A page of the endpoints of `app`.
+pub async fn list(
+    state: &Service,
+    org: &OrgId,
+    app: &AppRef,
+    query: &ListQuery,
+) -> ApiResult<Page<Endpoint>> {
+    let app = resolve_app(state, org, app).await?.id;
+    Ok(state.store.list_endpoints(org, &app, query).await?)
+}
+
+/// The endpoint `endpoint` (id or uid) of `app`.
+pub async fn get(state: &Service, org: &OrgId, app: &AppRef, endpoint: &str) -> ApiResult<Endpoint> {
+    let app = resolve_app(state, org, app).await?.id;
+    Ok(state.store.get_endpoint(org, &app, endpoint).await?)
+}
+
+/// Creates an endpoint; its secret is generated unless given.
+pub async fn create(state: &Service, org: &OrgId, app: &AppRef, body: EndpointIn) -> ApiResult<Endpoint> {
+    let fields = parse_fields(
+        &body.url,
+        body.description,
+        body.throttle_rate,
+        body.uid,
+        body.disabled,
+        body.event_types,
+        body.channels,
+        body.metadata,
+    )?;
+    let secret = match body.secret.as_deref() {
+        Some(s) => parse_field(s, "secret")?,
+        None => EndpointSecret::generate(),
+    };
+    let headers = body.headers.unwrap_or_default();
+    check_headers(&headers)?;
+    check_event_types_exist(state, org, app, &fields.event_types).await?;
+    check_channels_allowed(app, &fields.channels)?;
+    let resolved = resolve_app(state, org, app).await?;
+    let ep = state
+        .store
+        .create_endpoint(org, &resolved.id, fields.into_data(secret, headers))
+        .await?;
+    endpoint_event(state, org, &resolved, "endpoint.created", &ep).await;
+    Ok(ep)
+}
+
+/// Creates or replaces the endpoint `endpoint` (its secret and custom headers are
+/// kept); `true` when it was created.
+pub async fn replace(
+    state: &Service,
+    org: &OrgId,
+    app: &AppRef,
+    endpoint: &str,
+    body: EndpointUpsertIn,
+) -> ApiResult<(Endpoint, bool)> {
+    let mut fields = parse_fields(
+        &body.url,
+        body.description,
+        body.throttle_rate,
+        body.uid,
+        body.disabled,
+        body.event_types,
+        body.channels,
+        body.metadata,
+    )?;
+    check_event_types_exist(state, org, app, &fields.event_types).await?;
+    check_channels_allowed(app, &fields.channels)?;
+    let resolved = resolve_app(state, org, app).await?;
+    let app_id = resolved.id.clone();
+    let replace = |f: EndpointFields| async {
+        let updated = state
+            .store
+            .update_endpoint(
+                org,
+                &app_id,
+                endpoint,
+                Box::new(move |d| {
+                    let keep_uid = f.uid.is_none();
+                    let uid = d.uid.take();
+                    f.apply(d);
+                    if keep_uid {
+                        d.uid = uid;
+                    }
+                    Ok(())
+                }),
+            )
+            .await?;
+        Ok(updated.after)
+    };
+    if fields.uid.is_none() && !EndpointId::is_valid(endpoint) {
+        fields.uid =
+            Some(endpoint.parse().map_err(|e: hookd_core::InvalidValue| {
+                ApiError::invalid(&["path", "endpoint_id"], e.message)
+            })?);
+    }
+    let (ep, created) = upsert(
+        || replace(fields.clone()),
+        || async {
+            if EndpointId::is_valid(endpoint) {
+                return Err(StoreError::NotFound("endpoint"));
+            }
+            let data = fields
+                .clone()
+                .into_data(EndpointSecret::generate(), BTreeMap::new());
+            state.store.create_endpoint(org, &app_id, data).await
+        },
+    )
+    .await?;
+    let kind = if created {
+        "endpoint.created"
+    } else {
+        "endpoint.updated"
+    };
+    endpoint_event(state, org, &resolved, kind, &ep).await;
+    Ok((ep, created))
+}
+
+/// Changes some fields of an endpoint: `endpoint.updated`, and `endpoint.disabled` /
+/// `endpoint.enabled` when the change flipped it.
+pub async fn change(
+    state: &Service,
+    org: &OrgId,
+    app: &AppRef,
+    endpoint: &str,
+    patch: EndpointPatch,
+) -> ApiResult<Endpoint> {
+    let change = patch.parse()?;
+    if let Some(types) = &change.event_types {
+        check_event_types_exist(state, org, app, types).await?;
+    }
+    if let Some(c) = &change.channels {
+        check_channels_allowed(app, c)?;
+    }
+    let resolved = resolve_app(state, org, app).await?;
+    let updated = state
+        .store
+        .update_endpoint(
+            org,
+            &resolved.id,
+            endpoint,
+            Box::new(move |d| {
+                change.apply(d);
+                Ok(())
+            }),
+        )
+        .await?;
+    let ep = updated.after;
+    endpoint_event(state, org, &resolved, "endpoint.updated", &ep).await;
+    match (updated.before.data.disabled, ep.data.disabled) {
+        (false, true) => endpoint_event(state, org, &resolved, "endpoint.disabled", &ep).await,
+        (true, false) => endpoint_event(state, org, &resolved, "endpoint.enabled", &ep).await,
+        _ => {}
+    }
+    Ok(ep)
+}
+
+/// Deletes an endpoint.
+pub async fn delete(state: &Service, org: &OrgId, app: &AppRef, endpoint: &str) -> ApiResult<()> {
+    let resolved = resolve_app(state, org, app).await?;
+    let ep = state.store.delete_endpoint(org, &resolved.id, endpoint).await?;
+    endpoint_event(state, org, &resolved, "endpoint.deleted", &ep).await;
+    Ok(())
+}
+
+/// The custom headers; credential headers' values are withheld.
+pub async fn headers(
+    state: &Service,
+    org: &OrgId,
+    app: &AppRef,
+    endpoint: &str,
+) -> ApiResult<EndpointHeadersOut> {
+    let ep = get(state, org, app, endpoint).await?;
+    let (sensitive, shown): (BTreeMap<_, _>, BTreeMap<_, _>) = ep
+        .data
+        .headers
+        .into_iter()
+        .partition(|(name, _)| endpoint_headers::is_sensitive(name));
+    Ok(EndpointHeadersOut {
+        headers: shown,
+        sensitive: sensitive.into_keys().collect(),
+    })
+}
+
+/// Replaces the custom headers.
+pub async fn set_headers(
+    state: &Service,
+    org: &OrgId,
+    app: &AppRef,
+    endpoint: &str,
+    body: EndpointHeadersIn,
+) -> ApiResult<()> {
+    check_headers(&body.headers)?;
+    change_endpoint(
+        state,
+        org,
+        app,
+        endpoint,
+        Box::new(move |d| {
+            d.headers = body.headers;
+            Ok(())
+        }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sets or removes some custom headers.
+pub async fn patch_headers(
+    state: &Service,
+    org: &OrgId,
+    app: &AppRef,
+    endpoint: &str,
+    body: EndpointHeadersPatchIn,
+) -> ApiResult<()> {
+    let set: BTreeMap<String, String> = body
+        .headers
+        .iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+        .collect();
+    // Only the headers being set are checked here; the size of the merged set is
+    // checked on the current state, inside the store's transaction.
+    for (name, value) in &set {
+        endpoint_headers::validate(name, value)
+            .map_err(|e| ApiError::invalid(&["body", "headers", name], e.message))?;
+    }
+    let remove: Vec<String> = body
+        .headers
+        .iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| k.clone())
+        .chain(body.delete_headers)
+        .collect();
+    change_endpoint(
+        state,
+        org,
+        app,
+        endpoint,
+        Box::new(move |d| {
+            for name in remove.iter().chain(set.keys()) {
+                d.headers.retain(|k, _| !k.eq_ignore_ascii_case(name));
+            }
+            d.headers.extend(set);
+            if d.headers.len() > endpoint_headers::MAX_HEADERS {
+                return Err(StoreError::rejected(
+                    "headers",
+                    format!(
+                        "at most {} custom headers are allowed",
+                        endpoint_headers::MAX_HEADERS
+                    ),
+                ));
+            }
+            Ok(())
+        }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The signing secret.
+pub async fn secret(
+    state: &Service,
+    org: &OrgId,
+    app: &AppRef,
+    endpoint: &str,
+) -> ApiResult<EndpointSecretOut> {
+    let ep = get(state, org, app, endpoint).await?;
+    Ok(EndpointSecretOut {
+        key: ep.data.secret.expose(),
+    })
+}
+
+/// Rotates the signing secret; the old one keeps signing (next to the new one) for the
+/// grace period. Answers the new secret.
+pub async fn rotate_secret(
+    state: &Service,
+    org: &OrgId,
+    app: &AppRef,
+    endpoint: &str,
+    body: EndpointSecretRotateIn,
+) -> ApiResult<EndpointSecretOut> {
+    let grace = body.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+    if grace > MAX_GRACE_SECONDS {
+        return Err(ApiError::invalid(
+            &["body", "gracePeriodSeconds"],
+            format!("the grace period must be 0 to {MAX_GRACE_SECONDS} seconds"),
+        ));
+    }
+    let new: EndpointSecret = match body.key.as_deref() {
+        Some(k) => parse_field(k, "key")?,
+        None => EndpointSecret::generate(),
+    };
+    let key = new.expose();
+    change_endpoint(
+        state,
+        org,
+        app,
+        endpoint,
+        Box::new(move |d| {
+            d.rotate_secret(new, Utc::now(), chrono::Duration::seconds(i64::from(grace)));
+            Ok(())
+        }),
+    )
+    .await?;
+    Ok(EndpointSecretOut { key })
+}

@@ -1,0 +1,131 @@
+//! Messages: the one way a new message is made and committed — by the API, a resend
+//! or send-example, an ingest replay, a data change or a mode's `message.publish` —
+//! and the wake-up of the delivery engine that follows its commit. Also the work that
+//! requeues deliveries: resend and recover.
+
+use chrono::{DateTime, Utc};
+use hookd_core::id::{ApplicationId, EndpointId, MessageId, OrgId, TaskId};
+use hookd_core::name::EventTypeName;
+use hookd_store::{Message, NewMessage};
+
+use crate::http::error::ApiResult;
+use crate::service::Service;
+
+/// How long a message's payload is kept when the sender does not say (days).
+pub const DEFAULT_RETENTION_DAYS: i64 = 90;
+
+/// Until when a message made now keeps its payload by default.
+pub fn default_retain_until() -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::days(DEFAULT_RETENTION_DAYS)
+}
+
+/// A new message of `event_type` with `payload` (a JSON object's text), kept for the
+/// default retention, with no event id, channels or tags, for every endpoint that
+/// accepts it. Callers set what differs.
+pub fn new_message(event_type: EventTypeName, payload: String) -> NewMessage {
+    NewMessage {
+        event_type,
+        event_id: None,
+        channels: None,
+        tags: Default::default(),
+        payload,
+        retain_until: default_retain_until(),
+        only_endpoint: None,
+        forward: None,
+    }
+}
+
+/// Commits a message with one delivery per endpoint that accepts it, then wakes the
+/// delivery engine; answers the message and how many deliveries it made.
+pub async fn create(
+    state: &Service,
+    org: &OrgId,
+    app: &ApplicationId,
+    message: NewMessage,
+) -> ApiResult<(Message, usize)> {
+    let (msg, deliveries) = state.store.create_message(org, app, message).await?;
+    if deliveries > 0 {
+        state.wake_dispatcher();
+    }
+    Ok((msg, deliveries))
+}
+
+/// [`create`] for a message a sender sent (the API's `POST .../msg`, a mode's
+/// `message.publish`): counted in `hookd_messages_accepted`.
+pub async fn accept(
+    state: &Service,
+    org: &OrgId,
+    app: &ApplicationId,
+    message: NewMessage,
+) -> ApiResult<(Message, usize)> {
+    let created = create(state, org, app, message).await?;
+    state.metrics.server.messages_accepted.inc();
+    Ok(created)
+}
+
+/// Sends message `msg` to endpoint `endpoint` again now (a manual attempt).
+pub async fn resend(
+    state: &Service,
+    org: &OrgId,
+    app: &ApplicationId,
+    msg: &MessageId,
+    endpoint: &EndpointId,
+) -> ApiResult<()> {
+    state.store.resend(org, app, msg, endpoint).await?;
+    state.wake_dispatcher();
+    Ok(())
+}
+
+/// The id of the application `key` (id or uid) names, remembered for a moment (see
+/// `cache`): the message path reads it on every send.
+pub async fn app_id(state: &Service, org: &OrgId, key: &str) -> ApiResult<ApplicationId> {
+    let cache_key = (org.clone(), key.to_owned());
+    if let Some(id) = state.lookups.apps.get(&cache_key) {
+        return Ok(id);
+    }
+    let app = state.store.get_application(org, key).await?;
+    state.lookups.apps.put(cache_key, app.id.clone());
+    Ok(app.id)
+}
+
+/// Rows requeued per transaction by a recovery, so a large one never holds the
+/// database for long.
+const RECOVER_BATCH: usize = 1_000;
+
+/// Requeues every delivery to `endpoint` that failed (exhausted its retries), of
+/// messages created from `since` (until `until`), in the background; answers the task's
+/// id at once.
+pub fn recover(
+    state: &Service,
+    org: &OrgId,
+    app: &ApplicationId,
+    endpoint: &EndpointId,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+) -> TaskId {
+    let task = TaskId::generate();
+    let (org, app, ep, task_id) = (org.clone(), app.clone(), endpoint.clone(), task.clone());
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut total = 0;
+        loop {
+            match state
+                .store
+                .recover_batch(&org, &app, &ep, since, until, RECOVER_BATCH)
+                .await
+            {
+                Ok(0) => break,
+                Ok(n) => {
+                    total += n;
+                    state.wake_dispatcher();
+                }
+                Err(e) => {
+                    tracing::error!(task = %task_id, error = %e, "endpoint recovery failed");
+                    return;
+                }
+            }
+        }
+        tracing::info!(task = %task_id, endpoint = %ep, requeued = total, "endpoint recovery finished");
+    });
+    task
+}

@@ -1,0 +1,124 @@
+//! The service layer: what the server does, whoever asks — an API handler, a data-API
+//! mode, and later the web UI and flows. Its functions take validated input, call the
+//! store, and own every side effect of a change: operational events, clearing the
+//! lookup caches, waking the delivery engine and the cron scheduler, metering.
+//!
+//! The rule: a handler extracts, calls one function here, and maps the answer. The
+//! side-effect methods of [`Service`] are private to this module, so a handler cannot
+//! wake, emit, clear or meter by itself.
+//!
+//! It may use the shared HTTP layer's error and [`Tenant`](crate::http::auth::Tenant)
+//! types (`crate::http`), the store, the delivery engine and core; never a surface.
+
+pub mod application;
+pub mod auth;
+pub mod cache;
+pub mod cron;
+pub mod data;
+pub mod endpoint;
+pub mod events;
+pub mod message;
+pub mod meter;
+pub mod metrics;
+pub mod source;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use hookd_dispatch::Dispatcher;
+use hookd_store::{Store, StoreError, StoreResult};
+
+use crate::config::Config;
+use crate::http::error::{ApiError, ApiResult};
+
+/// The server's state, shared by every request: the store and configuration, and the
+/// in-process parts that changes must reach (delivery engine, cron scheduler, caches,
+/// meter, metrics).
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    /// The local delivery engine, woken after each committed message; `None` on an
+    /// API-only node (its deliveries are picked up by the workers' polling).
+    dispatcher: Option<Arc<Dispatcher>>,
+    metrics: Arc<metrics::Metrics>,
+    /// Wakes the cron scheduler after a source changed.
+    cron_wake: Arc<tokio::sync::Notify>,
+    /// Recent token and application lookups (see `cache`).
+    lookups: Arc<cache::Lookups>,
+    /// Data API usage, quota and per-key rates.
+    meter: Arc<meter::Meter>,
+}
+
+impl Service {
+    /// The state of a server on `store` with `config`; `dispatcher` is the local
+    /// delivery engine, if this node runs one.
+    pub fn new(store: Arc<dyn Store>, config: Config, dispatcher: Option<Arc<Dispatcher>>) -> Self {
+        Self {
+            metrics: Arc::new(metrics::Metrics::new(dispatcher.as_ref().map(|d| d.metrics()))),
+            meter: Arc::new(meter::Meter::new(&config)),
+            store,
+            dispatcher,
+            cron_wake: Arc::new(tokio::sync::Notify::new()),
+            lookups: Arc::default(),
+            config: Arc::new(config),
+        }
+    }
+
+    /// The wake-up the cron scheduler waits on.
+    pub(crate) fn cron_signal(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.cron_wake)
+    }
+
+    /// The data API's usage meter (its flusher runs beside the server).
+    pub(crate) fn meter(&self) -> Arc<meter::Meter> {
+        Arc::clone(&self.meter)
+    }
+
+    /// Tells the local delivery engine that new deliveries were committed.
+    fn wake_dispatcher(&self) {
+        if let Some(d) = &self.dispatcher {
+            d.wake();
+        }
+    }
+
+    /// Tells the cron scheduler that a source was created, changed or deleted.
+    fn wake_cron(&self) {
+        self.cron_wake.notify_one();
+    }
+}
+
+impl crate::http::HttpState for Service {
+    fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    fn max_body_bytes(&self) -> usize {
+        self.config.api_max_body_bytes
+    }
+}
+
+/// PUT semantics: replace when it exists, else create; a concurrent creator wins and is
+/// then replaced. Returns whether this call created the object.
+pub async fn upsert<T, U, UF, C, CF>(update: U, create: C) -> ApiResult<(T, bool)>
+where
+    U: Fn() -> UF,
+    UF: Future<Output = StoreResult<T>>,
+    C: FnOnce() -> CF,
+    CF: Future<Output = StoreResult<T>>,
+{
+    match update().await {
+        Err(StoreError::NotFound(what)) => match create().await {
+            Ok(v) => Ok((v, true)),
+            Err(StoreError::Conflict(message)) => match update().await {
+                Ok(v) => Ok((v, false)),
+                // The conflict was with some other object (e.g. a uid taken elsewhere).
+                Err(StoreError::NotFound(_)) => Err(ApiError::Conflict(message)),
+                Err(e) => Err(e.into()),
+            },
+            Err(StoreError::NotFound(_)) => Err(ApiError::not_found(what)),
+            Err(e) => Err(e.into()),
+        },
+        other => Ok((other?, false)),
+    }
+}

@@ -1,0 +1,371 @@
+//! Ingest sources: create, replace, change, delete and token rotation (each waking the
+//! cron scheduler, whose schedule may have changed), the recording of a received
+//! request or a cron firing (with the wake-up of the delivery engine for its
+//! forwards), and replay of what was received.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use hookd_core::id::{EndpointId, MessageId, OrgId, SourceId};
+use hookd_core::ingest::{SourceKind, SourceOptions};
+use hookd_core::name::{EventTypeName, Uid};
+use hookd_store::{
+    ForwardedRequest, IngestLogFilter, IngestRecorded, IngestRequest, IngestStatus, ListQuery,
+    NewIngestRequest, Order, Source, SourceData, StoreError,
+};
+use rand::RngCore as _;
+use serde_json::Value;
+
+use crate::http::error::{ApiError, ApiResult};
+use crate::service::{Service, message, upsert};
+
+/// Most log entries replayed by one range replay.
+pub const MAX_REPLAY: usize = 10_000;
+
+/// The kind and options a stored source was created with.
+pub fn source_spec(source: &Source) -> ApiResult<(SourceKind, SourceOptions)> {
+    let kind = SourceKind::parse(&source.data.kind, Some(&source.data.config)).map_err(|e| {
+        tracing::error!(source = %source.id, error = ?e, "a stored source has an unreadable config");
+        ApiError::Internal
+    })?;
+    let options = match &source.data.options {
+        Value::Null => SourceOptions::default(),
+        v => serde_json::from_value(v.clone()).map_err(|e| {
+            tracing::error!(source = %source.id, error = %e, "a stored source has unreadable options");
+            ApiError::Internal
+        })?,
+    };
+    Ok((kind, options))
+}
+
+/// A preset and its config from a body, or 422 naming the failing part.
+pub fn parse_kind(kind: &str, config: Option<&Value>) -> ApiResult<SourceKind> {
+    SourceKind::parse(kind, config).map_err(|e| {
+        let mut loc = vec!["body"];
+        loc.extend(e.loc.iter().map(String::as_str));
+        ApiError::invalid(&loc, e.message)
+    })
+}
+
+/// Where a source's sender posts: `HOOKD_PUBLIC_URL` + `/in/{token}`.
+pub fn ingest_url(state: &Service, token: &str) -> String {
+    format!("{}/in/{token}", state.config.public_url())
+}
+
+/// The event type of messages forwarding a source's requests: `ingest.<type>`.
+pub fn event_type(kind: &SourceKind) -> EventTypeName {
+    format!("ingest.{}", kind.type_name())
+        .parse()
+        .unwrap_or_else(|_| EventTypeName::from_trusted("ingest.request".into()))
+}
+
+/// Until when a request received at `at` is kept and forwarded (`ingest_retention`).
+pub fn retain_until(retention: Duration, at: DateTime<Utc>) -> DateTime<Utc> {
+    at + crate::config::span(retention)
+}
+
+/// A new URL token: 24 random bytes, URL-safe base64.
+fn new_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Creates a source with a new URL token.
+pub async fn create(state: &Service, org: &OrgId, data: SourceData) -> ApiResult<Source> {
+    let source = state.store.create_source(org, data, new_token()).await?;
+    state.wake_cron();
+    Ok(source)
+}
+
+/// Creates or replaces the source `key`; a uid-shaped key names a new one (`uid` is
+/// that key parsed, for a create).
+pub async fn replace(
+    state: &Service,
+    org: &OrgId,
+    key: &str,
+    data: SourceData,
+    uid: impl FnOnce() -> ApiResult<Uid>,
+) -> ApiResult<(Source, bool)> {
+    let store = &state.store;
+    let mut create_data = data.clone();
+    if create_data.uid.is_none() && !SourceId::is_valid(key) {
+        create_data.uid = Some(uid()?);
+    }
+    let (source, created) = upsert(
+        || {
+            let d = data.clone();
+            async move {
+                let updated = store
+                    .update_source(
+                        org,
+                        key,
+                        Box::new(move |cur: &mut SourceData| {
+                            let uid = d.uid.clone().or_else(|| cur.uid.take());
+                            *cur = SourceData { uid, ..d };
+                            Ok(())
+                        }),
+                    )
+                    .await?;
+                Ok(updated.after)
+            }
+        },
+        || async {
+            if SourceId::is_valid(key) {
+                return Err(StoreError::NotFound("source"));
+            }
+            store.create_source(org, create_data, new_token()).await
+        },
+    )
+    .await?;
+    state.wake_cron();
+    Ok((source, created))
+}
+
+/// A checked PATCH of a source: `None` keeps a field.
+#[derive(Debug, Default)]
+pub struct SourceChange {
+    pub name: Option<String>,
+    pub uid: Option<Option<Uid>>,
+    pub metadata: Option<std::collections::BTreeMap<String, String>>,
+    /// A new preset, or (alone) the current one's new config.
+    pub kind: Option<String>,
+    pub config: Option<Value>,
+    /// Checked options (`Value::Null` removes them).
+    pub options: Option<Value>,
+}
+
+/// Changes some fields of the source `key`. A new config without a type is checked
+/// against the type the source has when the change is applied, inside the store's
+/// transaction, so a concurrent replace is never overwritten with a stale type.
+pub async fn change(state: &Service, org: &OrgId, key: &str, change: SourceChange) -> ApiResult<Source> {
+    // Checked first against the source as read now, for an answer naming the field.
+    let current = state.store.get_source(org, key).await?;
+    if change.kind.is_some() || change.config.is_some() {
+        let kind = change.kind.as_deref().unwrap_or(&current.data.kind);
+        parse_kind(kind, change.config.as_ref())?;
+    }
+    let updated = state
+        .store
+        .update_source(
+            org,
+            current.id.as_str(),
+            Box::new(move |d| {
+                if change.kind.is_some() || change.config.is_some() {
+                    let kind = change.kind.as_deref().unwrap_or(&d.kind);
+                    let kind = SourceKind::parse(kind, change.config.as_ref()).map_err(|e| {
+                        StoreError::rejected(e.loc.first().map_or("config", String::as_str), e.message)
+                    })?;
+                    d.kind = kind.type_name().to_owned();
+                    d.config = kind.config_json();
+                }
+                if let Some(name) = change.name {
+                    d.name = name;
+                }
+                if let Some(uid) = change.uid {
+                    d.uid = uid;
+                }
+                if let Some(m) = change.metadata {
+                    d.metadata = m;
+                }
+                if let Some(options) = change.options {
+                    d.options = options;
+                }
+                Ok(())
+            }),
+        )
+        .await?;
+    state.wake_cron();
+    Ok(updated.after)
+}
+
+/// Deletes the source `key` with its destinations and log.
+pub async fn delete(state: &Service, org: &OrgId, key: &str) -> ApiResult<()> {
+    state.store.delete_source(org, key).await?;
+    state.wake_cron();
+    Ok(())
+}
+
+/// Gives the source a new URL token; the old one keeps working for
+/// `ingest_token_grace`.
+pub async fn rotate_token(state: &Service, org: &OrgId, key: &str) -> ApiResult<Source> {
+    let grace = crate::config::span(state.config.ingest_token_grace);
+    Ok(state
+        .store
+        .rotate_source_token(org, key, new_token(), Utc::now() + grace)
+        .await?)
+}
+
+/// Counts a request refused for a body over `ingest_max_body_bytes` (not kept).
+pub fn count_too_large(state: &Service) {
+    state.metrics.server.ingest_too_large.inc();
+}
+
+/// Keeps a request received at the source's URL with its verdict and forwards, in one
+/// transaction, then counts it (`hookd_ingest_requests`) and wakes the delivery engine
+/// for its forwards.
+pub async fn receive(
+    state: &Service,
+    org: &OrgId,
+    source: &Source,
+    request: NewIngestRequest,
+) -> ApiResult<IngestRecorded> {
+    let recorded = record(state, org, source, request).await?;
+    state
+        .metrics
+        .server
+        .ingest_received
+        .get_or_create(&crate::service::metrics::IngestLabels {
+            status: recorded.status.text(),
+        })
+        .inc();
+    Ok(recorded)
+}
+
+/// Keeps a cron firing (claimed in the same transaction) like a received request;
+/// `None` when another node recorded it first.
+pub async fn fire(
+    state: &Service,
+    org: &OrgId,
+    source: &Source,
+    request: NewIngestRequest,
+) -> Result<Option<IngestRecorded>, StoreError> {
+    match record(state, org, source, request).await {
+        Ok(recorded) => Ok(Some(recorded)),
+        Err(StoreError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn record(
+    state: &Service,
+    org: &OrgId,
+    source: &Source,
+    request: NewIngestRequest,
+) -> Result<IngestRecorded, StoreError> {
+    let recorded = state.store.record_ingest(org, source, request).await?;
+    if recorded.deliveries > 0 {
+        state.wake_dispatcher();
+    }
+    Ok(recorded)
+}
+
+/// What a replay made: the new messages and their deliveries; `done` false when more
+/// than [`MAX_REPLAY`] matched (resume at `next_since`).
+#[derive(Debug, Default)]
+pub struct Replayed {
+    pub msg_ids: Vec<MessageId>,
+    pub deliveries: usize,
+    pub done: bool,
+    pub next_since: Option<DateTime<Utc>>,
+}
+
+/// The destination a replay is limited to, if any.
+async fn replay_target(
+    state: &Service,
+    org: &OrgId,
+    source: &Source,
+    key: Option<&str>,
+) -> ApiResult<Option<EndpointId>> {
+    Ok(match key {
+        Some(key) => Some(state.store.get_endpoint(org, &source.app_id, key).await?.id),
+        None => None,
+    })
+}
+
+/// Forwards one logged request again, as a new message (new `webhook-id`, same body
+/// and headers). `options` are the source's, read once per replay call.
+async fn replay_entry(
+    state: &Service,
+    org: &OrgId,
+    source: &Source,
+    (kind, options): &(SourceKind, SourceOptions),
+    entry: &IngestRequest,
+    only: Option<&EndpointId>,
+) -> ApiResult<(MessageId, usize)> {
+    let mut forward = message::new_message(event_type(kind), String::new());
+    forward.retain_until = retain_until(state.config.ingest_retention, Utc::now());
+    forward.only_endpoint = only.cloned();
+    forward.forward = Some(ForwardedRequest {
+        log_id: entry.id.clone(),
+        headers: hookd_core::ingest::forward_headers(&entry.headers, options),
+    });
+    let (msg, n) = message::create(state, org, &source.app_id, forward).await?;
+    Ok((msg.id, n))
+}
+
+/// Forwards one logged request again, to one destination or every one.
+pub async fn replay_one(
+    state: &Service,
+    org: &OrgId,
+    source: &Source,
+    entry: &IngestRequest,
+    endpoint: Option<&str>,
+) -> ApiResult<Replayed> {
+    if entry.status == IngestStatus::Rejected {
+        return Err(ApiError::Conflict("a rejected request is never forwarded".into()));
+    }
+    let only = replay_target(state, org, source, endpoint).await?;
+    let spec = source_spec(source)?;
+    let (msg_id, deliveries) = replay_entry(state, org, source, &spec, entry, only.as_ref()).await?;
+    Ok(Replayed {
+        msg_ids: vec![msg_id],
+        deliveries,
+        done: true,
+        next_since: None,
+    })
+}
+
+/// Forwards again every accepted request the source received from `since` until
+/// `until` (default now), oldest first, at most [`MAX_REPLAY`].
+pub async fn replay_range(
+    state: &Service,
+    org: &OrgId,
+    key: &str,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+    endpoint: Option<&str>,
+) -> ApiResult<Replayed> {
+    let source = state.store.get_source(org, key).await?;
+    let only = replay_target(state, org, &source, endpoint).await?;
+    let spec = source_spec(&source)?;
+    let filter = IngestLogFilter {
+        status: Some(IngestStatus::Accepted),
+        before: Some(until.unwrap_or_else(Utc::now)),
+        after: Some(since - chrono::Duration::milliseconds(1)),
+    };
+    let mut out = Replayed {
+        done: true,
+        ..Replayed::default()
+    };
+    let mut query = ListQuery {
+        limit: 250,
+        cursor: None,
+        order: Order::Ascending,
+    };
+    loop {
+        let page = state
+            .store
+            .list_ingest_log(org, &source.id, &query, &filter)
+            .await?;
+        for entry in &page.items {
+            if out.msg_ids.len() >= MAX_REPLAY {
+                out.done = false;
+                out.next_since = Some(entry.received_at);
+                break;
+            }
+            let (msg, n) = replay_entry(state, org, &source, &spec, entry, only.as_ref()).await?;
+            out.msg_ids.push(msg);
+            out.deliveries += n;
+        }
+        if !out.done || !page.has_more {
+            break;
+        }
+        query.cursor = page.items.last().map(|e| hookd_store::Cursor {
+            key: e.id.to_string(),
+            backward: false,
+        });
+    }
+    Ok(out)
+}
