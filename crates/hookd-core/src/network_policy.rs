@@ -8,60 +8,70 @@
 //! (IPv4-mapped, IPv4-compatible, 6to4, NAT64) are judged by the embedded address.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::LazyLock;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::network::NetworkList;
 
+/// An IPv4 network, checked when the table is compiled (an invalid prefix length does
+/// not build), so no entry can silently drop out of the tables below.
+const fn v4(o: [u8; 4], len: u8) -> Ipv4Net {
+    Ipv4Net::new_assert(Ipv4Addr::new(o[0], o[1], o[2], o[3]), len)
+}
+
+/// An IPv6 network, checked when the table is compiled.
+const fn v6(s: [u16; 8], len: u8) -> Ipv6Net {
+    Ipv6Net::new_assert(Ipv6Addr::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]), len)
+}
+
 /// IPv4 ranges that are not the public internet, with the reason given on refusal.
-const V4_REFUSED: &[(&str, &str)] = &[
-    ("0.0.0.0/8", "the unspecified/\"this\" network"),
-    ("10.0.0.0/8", "a private network"),
-    ("100.64.0.0/10", "carrier-grade NAT (shared address space)"),
-    ("127.0.0.0/8", "loopback"),
-    ("169.254.0.0/16", "link-local (includes cloud metadata services)"),
-    ("172.16.0.0/12", "a private network"),
-    ("192.0.0.0/24", "IETF protocol assignments"),
-    ("192.0.2.0/24", "documentation"),
-    ("192.88.99.0/24", "the deprecated 6to4 relay anycast range"),
-    ("192.168.0.0/16", "a private network"),
-    ("198.18.0.0/15", "benchmarking"),
-    ("198.51.100.0/24", "documentation"),
-    ("203.0.113.0/24", "documentation"),
-    ("224.0.0.0/4", "multicast"),
-    ("240.0.0.0/4", "reserved (includes broadcast)"),
+const V4: &[(Ipv4Net, &str)] = &[
+    (v4([0, 0, 0, 0], 8), "the unspecified/\"this\" network"),
+    (v4([10, 0, 0, 0], 8), "a private network"),
+    (
+        v4([100, 64, 0, 0], 10),
+        "carrier-grade NAT (shared address space)",
+    ),
+    (v4([127, 0, 0, 0], 8), "loopback"),
+    (
+        v4([169, 254, 0, 0], 16),
+        "link-local (includes cloud metadata services)",
+    ),
+    (v4([172, 16, 0, 0], 12), "a private network"),
+    (v4([192, 0, 0, 0], 24), "IETF protocol assignments"),
+    (v4([192, 0, 2, 0], 24), "documentation"),
+    (
+        v4([192, 88, 99, 0], 24),
+        "the deprecated 6to4 relay anycast range",
+    ),
+    (v4([192, 168, 0, 0], 16), "a private network"),
+    (v4([198, 18, 0, 0], 15), "benchmarking"),
+    (v4([198, 51, 100, 0], 24), "documentation"),
+    (v4([203, 0, 113, 0], 24), "documentation"),
+    (v4([224, 0, 0, 0], 4), "multicast"),
+    (v4([240, 0, 0, 0], 4), "reserved (includes broadcast)"),
 ];
 
-const V6_REFUSED: &[(&str, &str)] = &[
-    ("::/128", "the unspecified address"),
-    ("::1/128", "loopback"),
-    ("64:ff9b:1::/48", "local-use NAT64"),
-    ("100::/64", "the discard prefix"),
+/// IPv6 ranges that are not the public internet.
+const V6: &[(Ipv6Net, &str)] = &[
+    (v6([0, 0, 0, 0, 0, 0, 0, 0], 128), "the unspecified address"),
+    (v6([0, 0, 0, 0, 0, 0, 0, 0x1], 128), "loopback"),
+    (v6([0x64, 0xff9b, 0x1, 0, 0, 0, 0, 0], 48), "local-use NAT64"),
+    (v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64), "the discard prefix"),
     (
-        "2001::/23",
+        v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23),
         "IETF protocol assignments (Teredo, benchmarking, ORCHID)",
     ),
-    ("2001:db8::/32", "documentation"),
-    ("3fff::/20", "documentation"),
-    ("fc00::/7", "a unique-local (private) network"),
-    ("fe80::/10", "link-local"),
-    ("fec0::/10", "site-local"),
-    ("ff00::/8", "multicast"),
+    (v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), "documentation"),
+    (v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20), "documentation"),
+    (
+        v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),
+        "a unique-local (private) network",
+    ),
+    (v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), "link-local"),
+    (v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), "site-local"),
+    (v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), "multicast"),
 ];
-
-static V4: LazyLock<Vec<(Ipv4Net, &'static str)>> = LazyLock::new(|| {
-    V4_REFUSED
-        .iter()
-        .filter_map(|(net, why)| net.parse().ok().map(|n| (n, *why)))
-        .collect()
-});
-static V6: LazyLock<Vec<(Ipv6Net, &'static str)>> = LazyLock::new(|| {
-    V6_REFUSED
-        .iter()
-        .filter_map(|(net, why)| net.parse().ok().map(|n| (n, *why)))
-        .collect()
-});
 
 /// The IPv4 address an IPv6 address carries, if it is one of the embedding forms.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
@@ -144,6 +154,51 @@ impl NetworkPolicy {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_refusal_tables_hold_every_range() {
+        let v4: Vec<String> = V4.iter().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(
+            v4,
+            [
+                "0.0.0.0/8",
+                "10.0.0.0/8",
+                "100.64.0.0/10",
+                "127.0.0.0/8",
+                "169.254.0.0/16",
+                "172.16.0.0/12",
+                "192.0.0.0/24",
+                "192.0.2.0/24",
+                "192.88.99.0/24",
+                "192.168.0.0/16",
+                "198.18.0.0/15",
+                "198.51.100.0/24",
+                "203.0.113.0/24",
+                "224.0.0.0/4",
+                "240.0.0.0/4",
+            ]
+        );
+        let v6: Vec<String> = V6.iter().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(
+            v6,
+            [
+                "::/128",
+                "::1/128",
+                "64:ff9b:1::/48",
+                "100::/64",
+                "2001::/23",
+                "2001:db8::/32",
+                "3fff::/20",
+                "fc00::/7",
+                "fe80::/10",
+                "fec0::/10",
+                "ff00::/8",
+            ]
+        );
+        // Each is a network address (no host bits set), as written.
+        assert!(V4.iter().all(|(n, _)| n.network() == n.addr()));
+        assert!(V6.iter().all(|(n, _)| n.network() == n.addr()));
+    }
 
     fn refused(s: &str) -> bool {
         NetworkPolicy::default().check(s.parse().unwrap()).is_err()

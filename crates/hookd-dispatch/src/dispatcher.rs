@@ -61,6 +61,43 @@ struct State {
     throttle: Throttle,
 }
 
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One delivery's place in flight: a slot of the global cap and one of its endpoint's.
+/// Both are given back when it is dropped — after the attempt is recorded, or when the
+/// task sending it panics or is dropped — so an endpoint's count can never leak.
+#[derive(Debug)]
+struct InFlight {
+    state: Arc<Mutex<State>>,
+    endpoint: EndpointId,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl InFlight {
+    fn take(state: &Arc<Mutex<State>>, endpoint: EndpointId, permit: OwnedSemaphorePermit) -> Self {
+        *lock(state).inflight.entry(endpoint.clone()).or_insert(0) += 1;
+        Self {
+            state: Arc::clone(state),
+            endpoint,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut st = lock(&self.state);
+        if let Some(n) = st.inflight.get_mut(&self.endpoint) {
+            *n -= 1;
+            if *n == 0 {
+                st.inflight.remove(&self.endpoint);
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Dispatcher {
     store: Arc<dyn Store>,
@@ -68,7 +105,7 @@ pub struct Dispatcher {
     config: DispatchConfig,
     wake: Notify,
     permits: Arc<Semaphore>,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     metrics: DispatchMetrics,
 }
 
@@ -86,7 +123,7 @@ impl Dispatcher {
             sender,
             config,
             wake: Notify::new(),
-            state: Mutex::new(State::default()),
+            state: Arc::new(Mutex::new(State::default())),
             metrics: DispatchMetrics::default(),
         }))
     }
@@ -102,7 +139,7 @@ impl Dispatcher {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// One step: leases what is due now (within free capacity), sends it, and returns
@@ -111,8 +148,8 @@ impl Dispatcher {
         let batch = self.claim().await?;
         let n = batch.len();
         let mut sends = Vec::with_capacity(n);
-        for (d, permit) in batch {
-            sends.push(self.deliver(d, permit));
+        for (d, slot) in batch {
+            sends.push(self.deliver(d, slot));
         }
         for send in sends {
             send.await;
@@ -122,7 +159,7 @@ impl Dispatcher {
 
     /// Leases due deliveries and takes a concurrency slot for each one sent now; the
     /// rest (endpoint at its cap, throttled) are put back for later.
-    async fn claim(&self) -> StoreResult<Vec<(ClaimedDelivery, OwnedSemaphorePermit)>> {
+    async fn claim(&self) -> StoreResult<Vec<(ClaimedDelivery, InFlight)>> {
         let free = self.permits.available_permits().min(CLAIM_BATCH);
         if free == 0 {
             return Ok(Vec::new());
@@ -191,8 +228,8 @@ impl Dispatcher {
             }
             match Arc::clone(&self.permits).try_acquire_owned() {
                 Ok(permit) => {
-                    *self.state().inflight.entry(ep).or_insert(0) += 1;
-                    ready.push((d, permit));
+                    let slot = InFlight::take(&self.state, ep, permit);
+                    ready.push((d, slot));
                 }
                 Err(_) => later.push((d.id, now)),
             }
@@ -206,7 +243,7 @@ impl Dispatcher {
     }
 
     /// Sends one delivery and records the attempt.
-    async fn deliver(&self, d: ClaimedDelivery, permit: OwnedSemaphorePermit) {
+    async fn deliver(&self, d: ClaimedDelivery, slot: InFlight) {
         self.metrics.in_flight.inc();
         let sent = self.sender.send(&d, Utc::now()).await;
         self.metrics.in_flight.dec();
@@ -277,16 +314,7 @@ impl Dispatcher {
             // The lease will run out and the delivery be tried again (at least once).
             Err(e) => tracing::error!(delivery = d.id, error = %e, "could not record an attempt"),
         }
-        {
-            let mut st = self.state();
-            if let Some(n) = st.inflight.get_mut(&ep) {
-                *n -= 1;
-                if *n == 0 {
-                    st.inflight.remove(&ep);
-                }
-            }
-        }
-        drop(permit);
+        drop(slot);
     }
 
     /// Operational events and auto-disable after an attempt of a customer's message
@@ -382,9 +410,9 @@ impl Dispatcher {
                 }
             };
             let got = claimed.len();
-            for (d, permit) in claimed {
+            for (d, slot) in claimed {
                 let this = Arc::clone(&self);
-                tasks.spawn(async move { this.deliver(d, permit).await });
+                tasks.spawn(async move { this.deliver(d, slot).await });
             }
             // Deliveries that ended while the claim ran freed room the claim did not see;
             // once reaped here, no `join_next` below would report them.
@@ -426,5 +454,31 @@ impl Dispatcher {
         if let Err(e) = self.store.release_leases(&self.config.node_id).await {
             tracing::warn!(error = %e, "could not release leases at shutdown; they will expire");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_slot_is_given_back_when_its_send_panics() {
+        let state = Arc::new(Mutex::new(State::default()));
+        let permits = Arc::new(Semaphore::new(1));
+        let ep = EndpointId::generate();
+        let permit = Arc::clone(&permits).try_acquire_owned().unwrap();
+        let slot = InFlight::take(&state, ep.clone(), permit);
+        assert_eq!(lock(&state).inflight.get(&ep), Some(&1));
+        assert_eq!(permits.available_permits(), 0);
+        let task = tokio::spawn(async move {
+            let _slot = slot;
+            panic!("a send panicked");
+        });
+        assert!(task.await.is_err());
+        assert!(
+            lock(&state).inflight.is_empty(),
+            "the endpoint's count was released"
+        );
+        assert_eq!(permits.available_permits(), 1, "the global slot was released");
     }
 }

@@ -163,3 +163,30 @@ async fn the_sdk_retry_key_makes_creation_safe_to_repeat() {
     assert_eq!(svix.application().list(None).await.unwrap().data.len(), 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_answer_too_large_to_keep_is_still_answered_and_the_key_released() {
+    let server = TestServer::start_with(&[("HOOKD_API_MAX_BODY_BYTES", "4194304")]).await;
+    let (_, app, _) = post(
+        &server,
+        &server.token,
+        "/api/v1/app",
+        "k-big-app",
+        &json!({"name": "big"}),
+    )
+    .await;
+    let app = app["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/app/{app}/msg");
+    // The answer echoes the payload: over the 1 MiB an idempotent answer is kept up to.
+    let blob = "x".repeat(1_200_000);
+    let body = json!({"eventType": "a.b", "payload": {"blob": blob}});
+    let (s1, first, replayed1) = post(&server, &server.token, &path, "big-1", &body).await;
+    assert_eq!(s1, 202, "committed, so answered: {first}");
+    assert!(!replayed1);
+    assert_eq!(first["payload"]["blob"].as_str().map(str::len), Some(1_200_000));
+    assert_eq!(message_count(&server, &app).await, 1);
+    // The key was released rather than kept without its answer: a retry runs again.
+    let (s2, _, replayed2) = post(&server, &server.token, &path, "big-1", &body).await;
+    assert_eq!((s2, replayed2), (202, false));
+    assert_eq!(message_count(&server, &app).await, 2);
+}

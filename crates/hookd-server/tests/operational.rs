@@ -290,3 +290,85 @@ async fn attempt_events_and_auto_disable() {
     assert_eq!(tail, ["endpoint.enabled", "endpoint.updated"]);
     server.stop().await;
 }
+
+/// Each endpoint route names its own application: an application's endpoints, the
+/// organisation's operational webhooks and a source's destinations never show through
+/// one another's routes.
+#[tokio::test]
+async fn each_endpoint_route_reaches_its_own_application() {
+    let server = TestServer::start().await;
+    let post = |path: String, body: serde_json::Value| {
+        let req = server.req(reqwest::Method::POST, &path).json(&body);
+        async move {
+            let res = req.send().await.unwrap();
+            assert!(res.status().is_success(), "{path}: {}", res.status());
+            res.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let list = |path: String| {
+        let req = server.req(reqwest::Method::GET, &path);
+        async move {
+            let page: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["url"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    post(
+        "/api/v1/app".into(),
+        serde_json::json!({"name": "A", "uid": "route-app"}),
+    )
+    .await;
+    let source = post(
+        "/ingest/api/v1/source".into(),
+        serde_json::json!({"name": "Routes", "uid": "route-src", "type": "generic-webhook"}),
+    )
+    .await;
+    let sid = source["id"].as_str().unwrap();
+    post(
+        "/api/v1/app/route-app/endpoint".into(),
+        serde_json::json!({"url": "https://app.example/"}),
+    )
+    .await;
+    post(
+        "/api/v1/operational-webhook/endpoint".into(),
+        serde_json::json!({"url": "https://ops.example/"}),
+    )
+    .await;
+    post(
+        format!("/ingest/api/v1/source/{sid}/endpoint"),
+        serde_json::json!({"url": "https://dest.example/"}),
+    )
+    .await;
+    assert_eq!(
+        list("/api/v1/app/route-app/endpoint".into()).await,
+        ["https://app.example/"]
+    );
+    assert_eq!(
+        list("/api/v1/operational-webhook/endpoint".into()).await,
+        ["https://ops.example/"]
+    );
+    assert_eq!(
+        list(format!("/ingest/api/v1/source/{sid}/endpoint")).await,
+        ["https://dest.example/"]
+    );
+    // By uid too, and a source's hidden application is no application of the API.
+    assert_eq!(
+        list("/ingest/api/v1/source/route-src/endpoint".into()).await,
+        ["https://dest.example/"]
+    );
+    let status = server
+        .req(
+            reqwest::Method::GET,
+            &format!("/api/v1/app/{}/endpoint", source["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404);
+    server.stop().await;
+}

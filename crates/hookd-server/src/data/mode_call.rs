@@ -195,7 +195,7 @@ impl Call<'_> {
     /// The body as JSON, checked against the mode's schema.
     fn json(&self, body: &Bytes) -> ApiResult<Value> {
         let value: Value = decode_json(body)?;
-        check_body(self.mode.body_schema.as_ref(), &value)?;
+        check_body(self.state, self.mode.body_schema.as_ref(), &value)?;
         Ok(value)
     }
 

@@ -118,20 +118,28 @@ async fn run_and_keep<S: HttpState>(
 ) -> Response {
     let response = next.run(req).await;
     if response.status().is_server_error() {
-        let _ = state
-            .store()
-            .idempotency_abandon(&tenant.org, &tenant.token, key)
-            .await;
+        release(state, tenant, key).await;
         return response;
     }
     let (parts, body) = response.into_parts();
-    let Ok(body) = to_bytes(body, MAX_KEPT_BODY).await else {
-        let _ = state
-            .store()
-            .idempotency_abandon(&tenant.org, &tenant.token, key)
-            .await;
-        return ApiError::Internal.into_response();
+    // The handler's answer is already in memory (JSON), and its effect is committed:
+    // whatever its size, it goes back to the caller.
+    let body = match to_bytes(body, usize::MAX).await {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "an answer could not be read after its request ran");
+            release(state, tenant, key).await;
+            return ApiError::Internal.into_response();
+        }
     };
+    if body.len() > MAX_KEPT_BODY {
+        tracing::warn!(
+            bytes = body.len(),
+            "an idempotent answer is larger than is kept; the key is released, so a retry runs again"
+        );
+        release(state, tenant, key).await;
+        return Response::from_parts(parts, Body::from(body));
+    }
     let kept = StoredResponse {
         status: parts.status.as_u16(),
         content_type: parts
@@ -147,12 +155,21 @@ async fn run_and_keep<S: HttpState>(
         .await
     {
         tracing::warn!(error = %e, "could not keep an idempotent answer; a retry will run again");
-        let _ = state
-            .store()
-            .idempotency_abandon(&tenant.org, &tenant.token, key)
-            .await;
+        release(state, tenant, key).await;
     }
     Response::from_parts(parts, Body::from(body))
+}
+
+/// Gives a key up (a later request with it runs anew). A failure is logged: the claim
+/// then expires after [`STALE`] and is taken over.
+async fn release<S: HttpState>(state: &S, tenant: &Tenant, key: &str) {
+    if let Err(e) = state
+        .store()
+        .idempotency_abandon(&tenant.org, &tenant.token, key)
+        .await
+    {
+        tracing::warn!(error = %e, "could not release an Idempotency-Key; it is taken over once stale");
+    }
 }
 
 fn replay(stored: StoredResponse) -> Response {

@@ -4,6 +4,8 @@
 //! events it commits.
 
 use axum::http::Method;
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use hookd_core::data::ModeTarget;
 use hookd_core::data::{BodySchema, increment, merge_patch};
@@ -81,13 +83,51 @@ pub fn check_schema(schema: Option<&Value>, field: &str) -> ApiResult<()> {
 }
 
 /// Checks a request body against a mode's schema: 422 listing what is wrong.
-pub fn check_body(schema: Option<&Value>, body: &Value) -> ApiResult<()> {
+pub fn check_body(state: &Service, schema: Option<&Value>, body: &Value) -> ApiResult<()> {
     let Some(schema) = schema else {
         return Ok(());
     };
-    let compiled =
-        BodySchema::compile(schema).map_err(|e| ApiError::invalid(&["mode", "bodySchema"], e.message))?;
+    let compiled = state
+        .schemas
+        .get(schema)
+        .map_err(|e| ApiError::invalid(&["mode", "bodySchema"], e.message))?;
     compiled.check(body).map_err(schema_errors)
+}
+
+/// Compiled JSON Schemas by their text. A collection's or mode's schema is compiled
+/// once per version of it (a changed schema is another text), not on every write — and
+/// never inside the SQLite writer after its first use.
+#[derive(Debug, Default)]
+pub struct Schemas {
+    map: std::sync::Mutex<std::collections::HashMap<String, Arc<BodySchema>>>,
+    compiled: std::sync::atomic::AtomicUsize,
+}
+
+impl Schemas {
+    /// Distinct schemas kept at most; past it the map starts again.
+    const MAX: usize = 1_000;
+
+    /// The compiled form of `schema`.
+    pub fn get(&self, schema: &Value) -> Result<Arc<BodySchema>, hookd_core::InvalidValue> {
+        let text = schema.to_string();
+        let lock = || self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(compiled) = lock().get(&text) {
+            return Ok(Arc::clone(compiled));
+        }
+        let compiled = Arc::new(BodySchema::compile(schema)?);
+        self.compiled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut map = lock();
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(text, Arc::clone(&compiled));
+        Ok(compiled)
+    }
+
+    /// How many compilations this cache has made.
+    pub fn compilations(&self) -> usize {
+        self.compiled.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 fn schema_errors(errors: Vec<String>) -> ApiError {
@@ -118,12 +158,18 @@ fn check_version(required: Option<Option<i64>>, current: Option<&Document>) -> R
     }
 }
 
-fn check_document(collection: &CollectionData, body: Value) -> Result<DocumentChange, StoreError> {
+fn check_document(
+    schemas: &Schemas,
+    collection: &CollectionData,
+    body: Value,
+) -> Result<DocumentChange, StoreError> {
     if !body.is_object() {
         return Err(StoreError::rejected("", "a document is a JSON object"));
     }
     if let Some(schema) = &collection.schema {
-        let compiled = BodySchema::compile(schema).map_err(|e| StoreError::rejected("schema", e.message))?;
+        let compiled = schemas
+            .get(schema)
+            .map_err(|e| StoreError::rejected("schema", e.message))?;
         compiled
             .check(&body)
             .map_err(|errors| StoreError::rejected("", errors.join("; ")))?;
@@ -145,12 +191,12 @@ pub enum DocumentOp {
 
 impl DocumentOp {
     /// The store edit: the version check, the change, then the collection's schema.
-    pub fn edit(self, required: Option<Option<i64>>) -> DocumentEdit {
+    pub fn edit(self, required: Option<Option<i64>>, schemas: Arc<Schemas>) -> DocumentEdit {
         Box::new(move |collection, current| {
             check_version(required, current)?;
             let mut body = current.map_or_else(|| Value::Object(Map::new()), |d| d.body.clone());
             match self {
-                Self::Put(new) => return check_document(collection, new),
+                Self::Put(new) => return check_document(&schemas, collection, new),
                 Self::Patch(patch) => {
                     if !patch.is_object() {
                         return Err(StoreError::rejected("", "a merge patch is a JSON object"));
@@ -170,7 +216,7 @@ impl DocumentOp {
                     });
                 }
             }
-            check_document(collection, body)
+            check_document(&schemas, collection, body)
         })
     }
 }
@@ -191,9 +237,14 @@ pub async fn write_document(
         state,
         org,
         true,
-        state
-            .store
-            .write_document(org, app, collection, key, op.edit(required), retain),
+        state.store.write_document(
+            org,
+            app,
+            collection,
+            key,
+            op.edit(required, Arc::clone(&state.schemas)),
+            retain,
+        ),
     )
     .await?;
     if written.event_deliveries > 0 {
@@ -406,4 +457,25 @@ pub async fn usage(
 ) -> ApiResult<Vec<UsageDay>> {
     state.meter.flush(state.store.as_ref()).await;
     Ok(state.store.list_usage(org, since, until).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schema_is_compiled_once_per_text() {
+        let schemas = Schemas::default();
+        let schema = serde_json::json!({"type": "object", "required": ["a"]});
+        for _ in 0..3 {
+            let compiled = schemas.get(&schema).unwrap();
+            assert!(compiled.check(&serde_json::json!({"a": 1})).is_ok());
+            assert!(compiled.check(&serde_json::json!({})).is_err());
+        }
+        assert_eq!(schemas.compilations(), 1);
+        // A changed schema is compiled anew.
+        schemas.get(&serde_json::json!({"type": "object"})).unwrap();
+        assert_eq!(schemas.compilations(), 2);
+        assert!(schemas.get(&serde_json::json!({"type": 12})).is_err());
+    }
 }

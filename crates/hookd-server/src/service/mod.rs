@@ -48,6 +48,8 @@ pub struct Service {
     lookups: Arc<cache::Lookups>,
     /// Data API usage, quota and per-key rates.
     meter: Arc<meter::Meter>,
+    /// Collections' and modes' JSON Schemas, compiled once each.
+    schemas: Arc<data::Schemas>,
 }
 
 impl Service {
@@ -61,6 +63,7 @@ impl Service {
             dispatcher,
             cron_wake: Arc::new(tokio::sync::Notify::new()),
             lookups: Arc::default(),
+            schemas: Arc::default(),
             config: Arc::new(config),
         }
     }
