@@ -184,6 +184,7 @@ pub fn launch_with_store(
             state.config.ingest_retention,
             stop_rx.clone(),
         )));
+        background.push(tokio::spawn(ops::jobs::run_jobs(state.clone(), stop_rx.clone())));
         background.push(tokio::spawn(service::cron::run_cron(
             Arc::clone(&store),
             state.clone(),

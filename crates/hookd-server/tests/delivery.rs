@@ -1044,3 +1044,48 @@ async fn https_only_refuses_plain_http_endpoints() {
     assert!(receiver.received().is_empty());
     server.stop().await;
 }
+
+/// A recovery is a durable job: one whose node died mid-way (its lease ran out) is
+/// taken over by a running node, from the progress its last step committed.
+#[tokio::test]
+async fn a_recovery_left_by_a_dead_node_is_taken_over() {
+    let server = server().await;
+    let store = server.running.as_ref().unwrap().store().clone();
+    let org = store.find_org("test-org").await.unwrap().unwrap().id;
+    let app = server
+        .svix()
+        .application()
+        .create(ApplicationIn::new("jobs".into()), None)
+        .await
+        .unwrap();
+    let state = serde_json::json!({
+        "app": app.id, "endpoint": hookd_core::id::EndpointId::generate().to_string(), "since": "2026-01-01T00:00:00Z",
+        "until": null, "requeued": 3
+    });
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let job = store
+        .create_job(&org, "endpoint.recover", state, t0)
+        .await
+        .unwrap();
+    // A node that claimed it and died: its lease ran out a minute ago.
+    let claimed = store
+        .claim_job(t0, t0 + chrono::Duration::minutes(4), "dead-node")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, job.id);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = store.get_job(&org, &job.id).await.unwrap();
+        if now.status == hookd_store::JobStatus::Finished {
+            assert_eq!(now.state["requeued"], 3, "resumed from its committed progress");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job was not taken over: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
+}

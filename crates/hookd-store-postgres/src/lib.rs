@@ -22,6 +22,7 @@ mod event_types;
 mod idempotency;
 mod import;
 mod ingest;
+mod jobs;
 mod messages;
 pub mod migrations;
 mod notify;

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0002_delivery_queue.sql"),
     ),
     ("0003_data", include_str!("../migrations/0003_data.sql")),
+    ("0004_jobs", include_str!("../migrations/0004_jobs.sql")),
 ];
 
 /// The schema version this build expects.

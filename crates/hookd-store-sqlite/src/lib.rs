@@ -12,6 +12,7 @@ mod event_types;
 mod export;
 mod idempotency;
 mod ingest;
+mod jobs;
 mod messages;
 pub mod migrations;
 mod orgs;

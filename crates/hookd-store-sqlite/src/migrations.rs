@@ -21,6 +21,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0006_delivery_queue.sql"),
     ),
     ("0007_data", include_str!("../migrations/0007_data.sql")),
+    ("0008_jobs", include_str!("../migrations/0008_jobs.sql")),
 ];
 
 /// The schema version this build expects.

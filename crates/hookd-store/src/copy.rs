@@ -21,6 +21,7 @@ pub const TABLES: &[&str] = &[
     "score",
     "api_key",
     "data_usage",
+    "job",
 ];
 
 /// One column value as read from the source database.

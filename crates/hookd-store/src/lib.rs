@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{
-    ApiKeyId, ApplicationId, AttemptId, EndpointId, IngestLogId, MessageId, OrgId, SourceId, TokenId,
+    ApiKeyId, ApplicationId, AttemptId, EndpointId, IngestLogId, MessageId, OrgId, SourceId, TaskId, TokenId,
 };
 use hookd_core::name::{DataName, EventTypeName, ItemKey};
 
@@ -569,6 +569,35 @@ pub trait DataStore: Send + Sync {
     -> StoreResult<Vec<UsageDay>>;
 }
 
+/// Durable background work (endpoint recovery, and later range replays and flows'
+/// waits): one row per job, leased by one node at a time, its progress committed with
+/// each step, so a job outlives a crash and resumes where its last step left it.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Queues a job of `kind` with its input as its first `state`.
+    async fn create_job(
+        &self,
+        org: &OrgId,
+        kind: &str,
+        state: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Job>;
+    /// Leases the oldest running job nobody holds (or whose lease ran out) to `owner`.
+    async fn claim_job(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        owner: &str,
+    ) -> StoreResult<Option<Job>>;
+    /// Commits one step of a job `owner` holds: its new state and status, and the
+    /// lease renewed. `false` when `owner` no longer holds it (the step is not saved).
+    async fn save_job(&self, id: &TaskId, owner: &str, step: JobStep) -> StoreResult<bool>;
+    /// A job of the organisation.
+    async fn get_job(&self, org: &OrgId, id: &TaskId) -> StoreResult<Job>;
+    /// Gives up every lease `owner` holds (a restarted node takes its jobs back at once).
+    async fn release_jobs(&self, owner: &str) -> StoreResult<()>;
+}
+
 /// Everything a hookd node needs from its database.
 #[async_trait]
 pub trait Store:
@@ -582,6 +611,7 @@ pub trait Store:
     + IngestStore
     + RetentionStore
     + DataStore
+    + JobStore
     + std::fmt::Debug
 {
     /// Cheap check that the database answers (for readiness).

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use hookd_core::api_token::TokenHash;
 use hookd_core::endpoint_url::EndpointUrl;
-use hookd_core::id::{ApplicationId, EndpointId, IngestLogId, MessageId, OrgId, SourceId, TokenId};
+use hookd_core::id::{ApplicationId, EndpointId, IngestLogId, MessageId, OrgId, SourceId, TaskId, TokenId};
 use hookd_core::name::{ChannelName, EventTypeName, FeatureFlag, GroupName, Uid};
 use hookd_core::secret::EndpointSecret;
 
@@ -607,4 +607,65 @@ pub struct ForwardedRequest {
 pub struct RawBody {
     pub body: Vec<u8>,
     pub headers: Vec<(String, String)>,
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Queued or under way.
+    Running,
+    Finished,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn code(self) -> i32 {
+        match self {
+            Self::Running => 0,
+            Self::Finished => 1,
+            Self::Failed => 2,
+        }
+    }
+
+    pub fn from_code(code: i64) -> Self {
+        match code {
+            0 => Self::Running,
+            1 => Self::Finished,
+            _ => Self::Failed,
+        }
+    }
+
+    /// As the Svix background-task API names it.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Finished => "finished",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A durable background job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: TaskId,
+    pub org_id: OrgId,
+    /// What it does, e.g. `endpoint.recover`.
+    pub kind: String,
+    /// Its input and progress, as its kind reads them.
+    pub state: serde_json::Value,
+    pub status: JobStatus,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One committed step of a job.
+#[derive(Debug, Clone)]
+pub struct JobStep {
+    pub state: serde_json::Value,
+    pub status: JobStatus,
+    pub error: Option<String>,
+    pub now: DateTime<Utc>,
+    pub lease_until: DateTime<Utc>,
 }

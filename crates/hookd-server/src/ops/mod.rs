@@ -3,5 +3,6 @@
 //! another surface.
 
 pub mod health;
+pub mod jobs;
 pub mod metrics;
 pub mod retention;

@@ -17,7 +17,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::ApiJson;
 use crate::http::parse_field;
 use crate::send::message::MessageOut;
-use crate::service::{Service, message};
+use crate::service::{Service, jobs, message};
 
 pub fn router() -> OpenApiRouter<Service> {
     OpenApiRouter::new()
@@ -78,7 +78,7 @@ async fn recover(
     }
     let app = state.store.get_application(&tenant.org, &app_key).await?.id;
     let ep = state.store.get_endpoint(&tenant.org, &app, &endpoint).await?.id;
-    let task = message::recover(&state, &tenant.org, &app, &ep, body.since, body.until);
+    let task = jobs::recover(&state, &tenant.org, &app, &ep, body.since, body.until).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(RecoverOut {

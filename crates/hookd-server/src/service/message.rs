@@ -1,10 +1,9 @@
 //! Messages: the one way a new message is made and committed — by the API, a resend
 //! or send-example, an ingest replay, a data change or a mode's `message.publish` —
-//! and the wake-up of the delivery engine that follows its commit. Also the work that
-//! requeues deliveries: resend and recover.
+//! and the wake-up of the delivery engine that follows its commit; and resend.
 
 use chrono::{DateTime, Utc};
-use hookd_core::id::{ApplicationId, EndpointId, MessageId, OrgId, TaskId};
+use hookd_core::id::{ApplicationId, EndpointId, MessageId, OrgId};
 use hookd_core::name::EventTypeName;
 use hookd_store::{Message, NewMessage};
 
@@ -86,46 +85,4 @@ pub async fn app_id(state: &Service, org: &OrgId, key: &str) -> ApiResult<Applic
     let app = state.store.get_application(org, key).await?;
     state.lookups.apps.put(cache_key, app.id.clone());
     Ok(app.id)
-}
-
-/// Rows requeued per transaction by a recovery, so a large one never holds the
-/// database for long.
-const RECOVER_BATCH: usize = 1_000;
-
-/// Requeues every delivery to `endpoint` that failed (exhausted its retries), of
-/// messages created from `since` (until `until`), in the background; answers the task's
-/// id at once.
-pub fn recover(
-    state: &Service,
-    org: &OrgId,
-    app: &ApplicationId,
-    endpoint: &EndpointId,
-    since: DateTime<Utc>,
-    until: Option<DateTime<Utc>>,
-) -> TaskId {
-    let task = TaskId::generate();
-    let (org, app, ep, task_id) = (org.clone(), app.clone(), endpoint.clone(), task.clone());
-    let state = state.clone();
-    tokio::spawn(async move {
-        let mut total = 0;
-        loop {
-            match state
-                .store
-                .recover_batch(&org, &app, &ep, since, until, RECOVER_BATCH)
-                .await
-            {
-                Ok(0) => break,
-                Ok(n) => {
-                    total += n;
-                    state.wake_dispatcher();
-                }
-                Err(e) => {
-                    tracing::error!(task = %task_id, error = %e, "endpoint recovery failed");
-                    return;
-                }
-            }
-        }
-        tracing::info!(task = %task_id, endpoint = %ep, requeued = total, "endpoint recovery finished");
-    });
-    task
 }

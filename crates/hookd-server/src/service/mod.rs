@@ -17,6 +17,7 @@ pub mod cron;
 pub mod data;
 pub mod endpoint;
 pub mod events;
+pub mod jobs;
 pub mod message;
 pub mod meter;
 pub mod metrics;
@@ -50,6 +51,8 @@ pub struct Service {
     meter: Arc<meter::Meter>,
     /// Collections' and modes' JSON Schemas, compiled once each.
     schemas: Arc<data::Schemas>,
+    /// Wakes the job runner after a job was queued.
+    jobs_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Service {
@@ -64,6 +67,7 @@ impl Service {
             cron_wake: Arc::new(tokio::sync::Notify::new()),
             lookups: Arc::default(),
             schemas: Arc::default(),
+            jobs_wake: Arc::new(tokio::sync::Notify::new()),
             config: Arc::new(config),
         }
     }

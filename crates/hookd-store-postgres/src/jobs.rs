@@ -1,0 +1,112 @@
+//! Durable background jobs. A claim takes the oldest free job with `FOR UPDATE SKIP
+//! LOCKED`, so nodes claiming at once never take the same one.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hookd_core::id::{OrgId, TaskId};
+use hookd_store::{Job, JobStatus, JobStep, JobStore, StoreError, StoreResult};
+use tokio_postgres::Row;
+
+use crate::PgStore;
+use crate::db::{self, get};
+
+const COLUMNS: &str = "id, org_id, kind, state, status, error, created_at, updated_at";
+
+fn from_row(r: &Row) -> StoreResult<Job> {
+    Ok(Job {
+        id: TaskId::from_trusted(get(r, 0)?),
+        org_id: OrgId::from_trusted(get(r, 1)?),
+        kind: get(r, 2)?,
+        state: get(r, 3)?,
+        status: JobStatus::from_code(i64::from(get::<i32>(r, 4)?)),
+        error: get(r, 5)?,
+        created_at: get(r, 6)?,
+        updated_at: get(r, 7)?,
+    })
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn create_job(
+        &self,
+        org: &OrgId,
+        kind: &str,
+        state: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Job> {
+        let c = self.client().await?;
+        let id = TaskId::generate();
+        let sql = format!(
+            "INSERT INTO job (id, org_id, kind, state, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 0, $5, $5) RETURNING {COLUMNS}"
+        );
+        let row = db::query_opt(&c, &sql, &[&id.as_str(), &org.as_str(), &kind, &state, &now])
+            .await?
+            .ok_or_else(|| StoreError::Internal("a job insert returned no row".into()))?;
+        from_row(&row)
+    }
+
+    async fn claim_job(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        owner: &str,
+    ) -> StoreResult<Option<Job>> {
+        let c = self.client().await?;
+        let sql = format!(
+            "UPDATE job SET lease_owner = $1, lease_until = $2
+             WHERE id = (SELECT id FROM job WHERE status = 0 AND (lease_until IS NULL OR lease_until <= $3)
+                         ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING {COLUMNS}"
+        );
+        db::query_opt(&c, &sql, &[&owner, &lease_until, &now])
+            .await?
+            .map(|r| from_row(&r))
+            .transpose()
+    }
+
+    async fn save_job(&self, id: &TaskId, owner: &str, step: JobStep) -> StoreResult<bool> {
+        let c = self.client().await?;
+        let running = step.status == JobStatus::Running;
+        let n = db::execute(
+            &c,
+            "UPDATE job SET state = $1, status = $2, error = $3, updated_at = $4,
+                 lease_owner = CASE WHEN $5::boolean THEN lease_owner END,
+                 lease_until = CASE WHEN $5::boolean THEN $6::timestamptz END
+             WHERE id = $7 AND lease_owner = $8 AND status = 0",
+            &[
+                &step.state,
+                &step.status.code(),
+                &step.error,
+                &step.now,
+                &running,
+                &step.lease_until,
+                &id.as_str(),
+                &owner,
+            ],
+        )
+        .await?;
+        Ok(n == 1)
+    }
+
+    async fn get_job(&self, org: &OrgId, id: &TaskId) -> StoreResult<Job> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {COLUMNS} FROM job WHERE org_id = $1 AND id = $2");
+        db::query_opt(&c, &sql, &[&org.as_str(), &id.as_str()])
+            .await?
+            .map(|r| from_row(&r))
+            .transpose()?
+            .ok_or(StoreError::NotFound("task"))
+    }
+
+    async fn release_jobs(&self, owner: &str) -> StoreResult<()> {
+        let c = self.client().await?;
+        db::execute(
+            &c,
+            "UPDATE job SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 AND status = 0",
+            &[&owner],
+        )
+        .await?;
+        Ok(())
+    }
+}
