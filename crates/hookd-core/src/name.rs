@@ -115,9 +115,45 @@ validated_name!(
     ItemKey, max = 256, extra = "-_.:@+=", what = "a key"
 );
 
+validated_name!(
+    /// A message tag, e.g. `project_1` or `a/b#c`.
+    Tag, max = 128, extra = "-_./\\#", what = "a tag"
+);
+
+/// Channels a message or an endpoint may name at most.
+pub const MAX_CHANNELS: usize = 10;
+/// Tags a message may carry at most.
+pub const MAX_TAGS: usize = 5;
+
+/// A set of channels from a list: empty means none (no filter), at most
+/// [`MAX_CHANNELS`], each a valid [`ChannelName`].
+pub fn channel_set(list: &[String]) -> Result<Option<std::collections::BTreeSet<ChannelName>>, InvalidValue> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    if list.len() > MAX_CHANNELS {
+        return Err(InvalidValue::new(format!("at most {MAX_CHANNELS} channels")));
+    }
+    list.iter().map(|c| c.parse()).collect::<Result<_, _>>().map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_and_channel_sets_keep_their_limits() {
+        assert!("a/b#c.d-e_f".parse::<Tag>().is_ok());
+        assert!("".parse::<Tag>().is_err());
+        assert!("a b".parse::<Tag>().is_err());
+        assert!("x".repeat(129).parse::<Tag>().is_err());
+        assert_eq!(channel_set(&[]).unwrap(), None);
+        let ten: Vec<String> = (0..MAX_CHANNELS).map(|i| format!("c{i}")).collect();
+        assert_eq!(channel_set(&ten).unwrap().map(|s| s.len()), Some(MAX_CHANNELS));
+        let eleven: Vec<String> = (0..=MAX_CHANNELS).map(|i| format!("c{i}")).collect();
+        assert!(channel_set(&eleven).is_err());
+        assert!(channel_set(&["bad channel".into()]).is_err());
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, MessageId};
-use hookd_core::name::{ChannelName, EventTypeName, Uid};
+use hookd_core::name::{ChannelName, EventTypeName, MAX_TAGS, Tag, Uid};
 use hookd_store::{Message, MessageFilter, Order};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -29,8 +29,6 @@ pub fn router() -> OpenApiRouter<Service> {
         .routes(routes!(get_message))
         .routes(routes!(expunge_message_content))
 }
-
-const MAX_TAGS: usize = 5;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -125,19 +123,9 @@ fn parse_tags(tags: Option<Vec<String>>) -> ApiResult<BTreeSet<String>> {
             format!("at most {MAX_TAGS} tags"),
         ));
     }
-    for t in &tags {
-        let ok = !t.is_empty()
-            && t.len() <= 128
-            && t.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./\\#".contains(c));
-        if !ok {
-            return Err(ApiError::invalid(
-                &["body", "tags"],
-                format!("{t:?}: tags are 1 to 128 of letters, digits and -_./\\\\#"),
-            ));
-        }
-    }
-    Ok(tags.into_iter().collect())
+    tags.iter()
+        .map(|t| parse_field::<Tag>(t, "tags").map(String::from))
+        .collect()
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -177,17 +165,8 @@ async fn create_message(
         .as_deref()
         .map(|e| parse_field(e, "eventId"))
         .transpose()?;
-    let channels: Option<BTreeSet<ChannelName>> = match &body.channels {
-        Some(list) if list.len() > 10 => {
-            return Err(ApiError::invalid(&["body", "channels"], "at most 10 channels"));
-        }
-        Some(list) if !list.is_empty() => Some(
-            list.iter()
-                .map(|c| parse_field(c, "channels"))
-                .collect::<ApiResult<_>>()?,
-        ),
-        _ => None,
-    };
+    let channels = hookd_core::name::channel_set(body.channels.as_deref().unwrap_or_default())
+        .map_err(|e| ApiError::invalid(&["body", "channels"], e.message))?;
     let retain = retention(&body)?;
     let raw = match body
         .transformations_params

@@ -22,7 +22,6 @@ use crate::http::extract::double_option;
 use crate::http::{check_metadata, parse_field};
 use crate::service::{Service, events, upsert};
 
-const MAX_CHANNELS: usize = 10;
 const MAX_DESCRIPTION: usize = 4_096;
 const DEFAULT_GRACE_SECONDS: u32 = 86_400;
 const MAX_GRACE_SECONDS: u32 = 7 * 86_400;
@@ -190,19 +189,8 @@ fn parse_event_types(list: Option<Vec<String>>) -> ApiResult<Option<BTreeSet<Eve
 }
 
 fn parse_channels(list: Option<Vec<String>>) -> ApiResult<Option<BTreeSet<ChannelName>>> {
-    let Some(list) = list.filter(|l| !l.is_empty()) else {
-        return Ok(None);
-    };
-    if list.len() > MAX_CHANNELS {
-        return Err(ApiError::invalid(
-            &["body", "channels"],
-            format!("at most {MAX_CHANNELS} channels"),
-        ));
-    }
-    list.iter()
-        .map(|c| parse_field(c, "channels"))
-        .collect::<ApiResult<_>>()
-        .map(Some)
+    hookd_core::name::channel_set(&list.unwrap_or_default())
+        .map_err(|e| ApiError::invalid(&["body", "channels"], e.message))
 }
 
 fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
