@@ -1,0 +1,265 @@
+//! Contract checks: Messages, event ids and retention.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+pub async fn messages_fan_out_to_matching_endpoints(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("fan", None))
+        .await
+        .unwrap();
+    let mk = |uid: &str, types: Option<&[&str]>, chans: Option<&[&str]>, disabled: bool| {
+        let mut d = endpoint_data(Some(uid));
+        d.event_types = types.map(|t| t.iter().map(|x| x.parse().unwrap()).collect());
+        d.channels = chans.map(|c| c.iter().map(|x| x.parse().unwrap()).collect());
+        d.disabled = disabled;
+        d
+    };
+    let mut wanted = Vec::new();
+    for (uid, types, chans, disabled, gets_it) in [
+        ("open", None, None, false, true),
+        ("typed", Some(&["a.b"][..]), None, false, true),
+        ("other-type", Some(&["c.d"][..]), None, false, false),
+        ("disabled", None, None, true, false),
+        ("channel", None, Some(&["x"][..]), false, true),
+        ("other-channel", None, Some(&["y"][..]), false, false),
+    ] {
+        let ep = store
+            .create_endpoint(&org, &app.id, mk(uid, types, chans, disabled))
+            .await
+            .unwrap();
+        if gets_it {
+            wanted.push(ep.id);
+        }
+    }
+    let (msg, n) = store
+        .create_message(&org, &app.id, new_message("a.b", Some(&["x"])))
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(msg.payload.as_deref(), Some(r#"{"k": 1}"#));
+    let mut got: Vec<EndpointId> = claim_all(store, Utc::now())
+        .await
+        .into_iter()
+        .map(|d| d.endpoint.id)
+        .collect();
+    got.sort();
+    wanted.sort();
+    assert_eq!(got, wanted);
+    // Without channels, the channel endpoint is left out.
+    let (_, n) = store
+        .create_message(&org, &app.id, new_message("a.b", None))
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(
+        store.get_message(&org, &app.id, msg.id.as_str()).await.unwrap(),
+        msg
+    );
+}
+
+pub async fn event_ids_are_unique_per_app(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let a1 = store
+        .create_application(&org, app_data("e1", None))
+        .await
+        .unwrap();
+    let a2 = store
+        .create_application(&org, app_data("e2", None))
+        .await
+        .unwrap();
+    let mut m = new_message("a.b", None);
+    m.event_id = Some("evt-1".parse().unwrap());
+    let (first, _) = store.create_message(&org, &a1.id, m.clone()).await.unwrap();
+    assert!(matches!(
+        store.create_message(&org, &a1.id, m.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.create_message(&org, &a2.id, m).await.unwrap();
+    assert_eq!(
+        store.get_message(&org, &a1.id, "evt-1").await.unwrap().id,
+        first.id
+    );
+}
+
+/// The API may hold an application's id from a recent lookup: a message for it after
+/// it was deleted is refused as not found, not stored and not an internal error.
+pub async fn messages_for_a_deleted_application_are_not_found(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("gone", None))
+        .await
+        .unwrap();
+    store.delete_application(&org, app.id.as_str()).await.unwrap();
+    assert!(matches!(
+        store
+            .create_message(&org, &app.id, new_message("a.b", None))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn messages_and_attempts_are_tenant_scoped(store: &dyn Store) {
+    let (a, b) = two_orgs(store).await;
+    let app = store
+        .create_application(&a, app_data("scoped", None))
+        .await
+        .unwrap();
+    store
+        .create_endpoint(&a, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let (msg, _) = store
+        .create_message(&a, &app.id, new_message("a.b", None))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_message(&b, &app.id, msg.id.as_str()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        store
+            .list_messages(&b, &app.id, &ListQuery::default(), &MessageFilter::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        store.expunge_message_payload(&b, &app.id, &msg.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let d = claim_all(store, Utc::now()).await.pop().unwrap();
+    assert_eq!(d.org_id, a);
+    store
+        .finish_attempt(d.id, attempt(DeliveryStatus::Success, 200), NextStep::Done)
+        .await
+        .unwrap();
+    let all = AttemptFilter {
+        msg: Some(msg.id.clone()),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .list_attempts(&b, &app.id, &ListQuery::default(), &all)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .list_attempts(&a, &app.id, &ListQuery::default(), &all)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}
+
+pub async fn retention_expires_payloads_and_deletes_old_messages(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("ret", None))
+        .await
+        .unwrap();
+    store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let mut short = new_message("a.b", None);
+    short.retain_until = Utc::now() - chrono::Duration::seconds(1);
+    let (expired, _) = store.create_message(&org, &app.id, short).await.unwrap();
+    let (kept, _) = store
+        .create_message(&org, &app.id, new_message("a.b", None))
+        .await
+        .unwrap();
+    let mut total = 0;
+    loop {
+        let n = store.expire_payloads(Utc::now(), 1).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    assert_eq!(total, 1);
+    assert_eq!(
+        store
+            .get_message(&org, &app.id, expired.id.as_str())
+            .await
+            .unwrap()
+            .payload,
+        None
+    );
+    assert!(
+        store
+            .get_message(&org, &app.id, kept.id.as_str())
+            .await
+            .unwrap()
+            .payload
+            .is_some()
+    );
+    // Only the kept message's delivery is still pending.
+    let claimed = claim_all(store, Utc::now()).await;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].message.id, kept.id);
+    // An attempt of the kept message, to go with it.
+    store
+        .finish_attempt(
+            claimed[0].id,
+            attempt(DeliveryStatus::Success, 200),
+            NextStep::Done,
+        )
+        .await
+        .unwrap();
+    let listed = store
+        .list_attempts(&org, &app.id, &ListQuery::default(), &AttemptFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+
+    let future = Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(store.delete_messages_before(future, 100).await.unwrap(), 2);
+    // The attempt log goes with its messages.
+    let listed = store
+        .list_attempts(&org, &app.id, &ListQuery::default(), &AttemptFilter::default())
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty());
+    assert!(matches!(
+        store.get_message(&org, &app.id, kept.id.as_str()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        claim_all(store, future + chrono::Duration::minutes(5))
+            .await
+            .is_empty()
+    );
+}
+
+pub async fn concurrent_event_ids_are_unique(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("eids", None))
+        .await
+        .unwrap();
+    let results = at_once(10, |_| {
+        let (org, app) = (org.clone(), app.id.clone());
+        async move {
+            let mut m = new_message("a.b", None);
+            m.event_id = Some("evt-once".parse().unwrap());
+            store.create_message(&org, &app, m).await
+        }
+    })
+    .await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 1);
+    assert!(
+        results
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(StoreError::Conflict(_))))
+    );
+}
