@@ -31,7 +31,7 @@ use crate::data::{
     DocumentOut, ScoreIn, ScoreSubmittedOut, ScoresOut, document_filter, etag, if_match, written_response,
 };
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::decode_json;
+use crate::http::extract::{decode_json, read_body};
 use crate::http::pagination::{ListResponse, Pagination};
 use crate::service::data::{self, DocumentOp, check_body, metered, write_document};
 use crate::service::{Service, auth, message};
@@ -129,24 +129,8 @@ async fn run(
         uri: &uri,
         headers: &headers,
     };
-    let body = read_body(state, body).await?;
+    let body = read_body(&headers, body, state.config.data_max_body_bytes).await?;
     call.dispatch(&method, data, body).await
-}
-
-async fn read_body(state: &Service, body: Body) -> ApiResult<Bytes> {
-    let limit = state.config.data_max_body_bytes;
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large =
-            std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::PayloadTooLarge(format!("the body is over this server's limit of {limit} bytes"))
-        } else {
-            ApiError::BadRequest {
-                code: "bad_request",
-                detail: format!("could not read the request body: {e}"),
-            }
-        }
-    })
 }
 
 struct Call<'a> {

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::http::HttpState;
 use crate::http::auth::Tenant;
 use crate::http::error::ApiError;
+use crate::http::extract::read_body;
 
 /// How long an answer is replayed.
 pub const KEEP: chrono::Duration = chrono::Duration::hours(12);
@@ -60,12 +61,9 @@ pub async fn middleware<S: HttpState>(State(state): State<S>, req: Request, next
     };
     // The handler's Tenant extractor takes it from here instead of reading the token again.
     parts.extensions.insert(tenant.clone());
-    let bytes = match to_bytes(body, state.max_body_bytes()).await {
+    let bytes = match read_body(&parts.headers, body, state.max_body_bytes()).await {
         Ok(b) => b,
-        Err(_) => {
-            return ApiError::PayloadTooLarge("the request body is larger than this server accepts".into())
-                .into_response();
-        }
+        Err(e) => return e.into_response(),
     };
     let fingerprint = fingerprint(&parts.method, parts.uri.path(), parts.uri.query(), &bytes);
     let store = state.store();

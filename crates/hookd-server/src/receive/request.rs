@@ -20,6 +20,7 @@ use hookd_core::ingest::{self, SourceOptions, Verdict, verify};
 use hookd_store::{IngestForward, IngestStatus, NewIngestRequest};
 
 use crate::http::error::ApiError;
+use crate::http::extract::read_body;
 use crate::service::Service;
 use crate::service::source::{self, event_type, retain_until, source_spec};
 
@@ -108,27 +109,13 @@ async fn receive_inner(
     let Some((org, source)) = state.store.find_source_by_token(token, now).await? else {
         return Err(ApiError::NotFound("no source has this URL".into()));
     };
-    let limit = state.config.ingest_max_body_bytes;
-    let too_large = || {
-        source::count_too_large(state);
-        ApiError::PayloadTooLarge(format!("the body is over this server's limit of {limit} bytes"))
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let body = match axum::body::to_bytes(body, limit).await {
+    let body = match read_body(&headers, body, state.config.ingest_max_body_bytes).await {
         Ok(b) => b,
-        Err(e) if is_length_limit(&e) => return Err(too_large()),
-        Err(e) => {
-            return Err(ApiError::BadRequest {
-                code: "bad_body",
-                detail: format!("the body could not be read: {e}"),
-            });
+        Err(e @ ApiError::PayloadTooLarge(_)) => {
+            source::count_too_large(state);
+            return Err(e);
         }
+        Err(e) => return Err(e),
     };
     let (kind, options) = source_spec(&source)?;
     let header_list: Vec<(String, String)> = headers
@@ -216,15 +203,4 @@ async fn receive_inner(
     let recorded = source::receive(state, &org, &source, request).await?;
     tracing::debug!(source = %source.id, log = %recorded.id, status = recorded.status.text(), "received");
     Ok(response)
-}
-
-fn is_length_limit(e: &axum::Error) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
 }
