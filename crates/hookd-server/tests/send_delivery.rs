@@ -303,15 +303,9 @@ async fn failures_are_retried_on_schedule_until_success() {
         "second retry after ~400ms ±20%: {gap2:?}"
     );
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let svix = server.svix();
-    let opts = MessageAttemptListByMsgOptions { ..Default::default() };
-    let attempts = svix
-        .message_attempt()
-        .list_by_msg(app.clone(), msg.id.clone(), Some(opts))
-        .await
-        .unwrap();
-    let codes: Vec<i16> = attempts.data.iter().map(|a| a.response_status_code).collect();
+    let attempts = common::wait_for_attempts(&svix, &app, &msg.id, 3).await;
+    let codes: Vec<i16> = attempts.iter().map(|a| a.response_status_code).collect();
     assert_eq!(codes, [200, 500, 500], "newest first");
     let failed = MessageAttemptListByMsgOptions {
         status: Some(MessageStatus::Fail),
@@ -672,13 +666,14 @@ async fn resend_recover_send_example_stats_and_views() {
         .unwrap();
     // Exhausts its three tries against a failing receiver.
     receiver.wait_for("/r", 3, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let stats = svix
-        .endpoint()
-        .get_stats(app.clone(), ep.id.clone(), None)
-        .await
-        .unwrap();
-    assert_eq!((stats.fail, stats.success, stats.pending), (1, 0, 0));
+    let stats = || async {
+        svix.endpoint()
+            .get_stats(app.clone(), ep.id.clone(), None)
+            .await
+            .unwrap()
+    };
+    let s = common::settle(stats, |s| s.fail == 1).await;
+    assert_eq!((s.fail, s.success, s.pending, s.sending), (1, 0, 0, 0));
 
     let dests = svix
         .message_attempt()
@@ -704,14 +699,9 @@ async fn resend_recover_send_example_stats_and_views() {
         .await
         .unwrap();
     receiver.wait_for("/r", 4, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let attempts = svix
-        .message_attempt()
-        .list_by_msg(app.clone(), msg.id.clone(), None)
-        .await
-        .unwrap();
-    assert_eq!(attempts.data[0].trigger_type, MessageAttemptTriggerType::Manual);
-    assert_eq!(attempts.data[0].status, MessageStatus::Success);
+    let attempts = common::wait_for_attempts(&svix, &app, &msg.id, 4).await;
+    assert_eq!(attempts[0].trigger_type, MessageAttemptTriggerType::Manual);
+    assert_eq!(attempts[0].status, MessageStatus::Success);
 
     // Recover requeues what failed since a time.
     receiver.answer_always(Answer::status(500));
@@ -733,7 +723,8 @@ async fn resend_recover_send_example_stats_and_views() {
         ids
     };
     receiver.wait_for("/r", 4 + 9, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = common::settle(stats, |s| s.fail == 3).await;
+    assert_eq!((s.fail, s.success, s.sending), (3, 1, 0));
     receiver.answer_always(Answer::status(200));
     let out = svix
         .endpoint()
@@ -747,13 +738,8 @@ async fn resend_recover_send_example_stats_and_views() {
         .map(|r| r.headers["webhook-id"].to_str().unwrap().to_owned())
         .collect();
     assert_eq!(recovered, failed.iter().cloned().collect::<BTreeSet<_>>());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let stats = svix
-        .endpoint()
-        .get_stats(app.clone(), ep.id.clone(), None)
-        .await
-        .unwrap();
-    assert_eq!((stats.success, stats.fail), (4, 0));
+    let s = common::settle(stats, |s| s.success == 4).await;
+    assert_eq!((s.success, s.fail), (4, 0));
 
     // Send-example: the schema's example, to this endpoint only.
     svix.event_type()
@@ -821,16 +807,23 @@ async fn metrics_count_messages_attempts_and_backlog() {
             .unwrap();
     }
     receiver.wait_for("/m", 3, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let text = server
-        .http()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = || async {
+        server
+            .http()
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    // The third attempt is counted once its outcome is recorded, after the receiver saw it.
+    let text = common::settle(scrape, |t| {
+        t.contains("hookd_delivery_attempt_duration_seconds_count 3")
+            && t.contains("hookd_deliveries_in_flight 0")
+    })
+    .await;
     let value = |name: &str| -> f64 {
         text.lines()
             .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))

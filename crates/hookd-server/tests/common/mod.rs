@@ -165,3 +165,21 @@ pub async fn wait_for_attempts(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Asks `probe` every 50 ms until `done` holds for its answer, for up to 10 s, and
+/// returns the last answer either way — the caller's assertion then shows what was
+/// seen. For state that settles after an outcome the receiver already saw (an attempt
+/// is recorded after its response arrives): a fixed sleep there fails on a busy machine.
+pub async fn settle<T, Fut>(mut probe: impl FnMut() -> Fut, done: impl Fn(&T) -> bool) -> T
+where
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let answer = probe().await;
+        if done(&answer) || std::time::Instant::now() >= deadline {
+            return answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
