@@ -8,7 +8,7 @@ use crate::service::Service;
 
 /// Queues an operational webhook; a failure is logged, never the caller's problem (the
 /// change it reports is already committed).
-pub(crate) async fn emit(state: &Service, org: &OrgId, event: OperationalEvent) {
+pub(super) async fn emit(state: &Service, org: &OrgId, event: OperationalEvent) {
     let kind = event.kind;
     match hookd_dispatch::events::emit(state.store.as_ref(), org, event).await {
         Ok(true) => state.wake_dispatcher(),
