@@ -754,3 +754,98 @@ async fn a_cron_source_fires_once_per_schedule_slot() {
     assert_eq!(got[0].body.as_ref(), b"{\"tick\":true}");
     assert_eq!(got[0].headers["content-type"], "application/json");
 }
+
+/// A range replay is a durable job: one whose node died midway — it had forwarded the
+/// first request but not saved that step — is finished by a running node, and the
+/// first request is not forwarded a second time.
+#[tokio::test]
+async fn a_range_replay_left_by_a_dead_node_is_finished_once() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let (source, _) = source_with_destination(
+        &server,
+        &receiver,
+        "/again",
+        json!({"name": "Again", "type": "generic-webhook"}),
+    )
+    .await;
+    let url = source["ingestUrl"].as_str().unwrap();
+    for i in 0..3 {
+        let res = server
+            .http()
+            .post(url)
+            .body(format!("{{\"i\":{i}}}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    receiver.wait_for("/again", 3, Duration::from_secs(10)).await;
+    let mut entries = log(&server, &source, "").await;
+    entries.reverse(); // oldest first, as a replay goes
+    assert_eq!(entries.len(), 3);
+
+    let store = server.running.as_ref().unwrap().store().clone();
+    let org = store.find_org("test-org").await.unwrap().unwrap().id;
+    let stored = store
+        .get_source(&org, source["id"].as_str().unwrap())
+        .await
+        .unwrap();
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let state = json!({
+        "source": stored.id, "endpoint": null,
+        "since": (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339(),
+        "until": chrono::Utc::now().to_rfc3339(), "after": null,
+        "msg_ids": [], "deliveries": 0, "done": true, "next_since": null
+    });
+    // A node holds it and dies: its lease runs out in a second...
+    let job = store
+        .create_job(
+            &org,
+            "source.replay",
+            state,
+            t0,
+            Some(hookd_store::JobLease {
+                owner: "dead-node".into(),
+                until: chrono::Utc::now() + chrono::Duration::seconds(1),
+            }),
+        )
+        .await
+        .unwrap();
+    // ...after forwarding the first request, a message its step would make again.
+    let first = entries[0]["id"].as_str().unwrap();
+    let mut forward =
+        hookd_server::service::message::new_message("ingest.generic-webhook".parse().unwrap(), String::new());
+    forward.event_id = Some(format!("replay.{}.{first}", job.id).parse().unwrap());
+    forward.forward = Some(hookd_store::ForwardedRequest {
+        log_id: first.parse().unwrap(),
+        headers: Vec::new(),
+    });
+    let (already, _) = store.create_message(&org, &stored.app_id, forward).await.unwrap();
+
+    let finished = common::settle(
+        || async { store.get_job(&org, &job.id).await.unwrap() },
+        |j| j.status != hookd_store::JobStatus::Running,
+    )
+    .await;
+    assert_eq!(finished.status, hookd_store::JobStatus::Finished, "{finished:?}");
+    let ids: Vec<&str> = finished.state["msg_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(
+        ids[0],
+        already.id.as_str(),
+        "the first request was not forwarded twice"
+    );
+    // The three originals, the one forwarded before the crash, and the other two.
+    let got = receiver.wait_for("/again", 6, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received_on("/again").len(), 6);
+    let mut bodies: Vec<&[u8]> = got[3..].iter().map(|r| r.body.as_ref()).collect();
+    bodies.sort();
+    assert_eq!(bodies, [&b"{\"i\":0}"[..], b"{\"i\":1}", b"{\"i\":2}"]);
+}

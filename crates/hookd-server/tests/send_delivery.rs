@@ -1057,7 +1057,7 @@ async fn a_recovery_left_by_a_dead_node_is_taken_over() {
     });
     let t0 = chrono::Utc::now() - chrono::Duration::minutes(5);
     let job = store
-        .create_job(&org, "endpoint.recover", state, t0)
+        .create_job(&org, "endpoint.recover", state, t0, None)
         .await
         .unwrap();
     // A node that claimed it and died: its lease ran out a minute ago.

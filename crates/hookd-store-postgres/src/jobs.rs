@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{OrgId, TaskId};
-use hookd_store::{Job, JobStatus, JobStep, JobStore, StoreError, StoreResult};
+use hookd_store::{Job, JobLease, JobStatus, JobStep, JobStore, StoreError, StoreResult};
 use tokio_postgres::Row;
 
 use crate::PgStore;
@@ -33,16 +33,25 @@ impl JobStore for PgStore {
         kind: &str,
         state: serde_json::Value,
         now: DateTime<Utc>,
+        lease: Option<JobLease>,
     ) -> StoreResult<Job> {
         let c = self.client().await?;
         let id = TaskId::generate();
         let sql = format!(
-            "INSERT INTO job (id, org_id, kind, state, status, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 0, $5, $5) RETURNING {COLUMNS}"
+            "INSERT INTO job (id, org_id, kind, state, status, created_at, updated_at, lease_owner, lease_until)
+             VALUES ($1, $2, $3, $4, 0, $5, $5, $6, $7) RETURNING {COLUMNS}"
         );
-        let row = db::query_opt(&c, &sql, &[&id.as_str(), &org.as_str(), &kind, &state, &now])
-            .await?
-            .ok_or_else(|| StoreError::Internal("a job insert returned no row".into()))?;
+        let (owner, until) = (
+            lease.as_ref().map(|l| l.owner.as_str()),
+            lease.as_ref().map(|l| l.until),
+        );
+        let row = db::query_opt(
+            &c,
+            &sql,
+            &[&id.as_str(), &org.as_str(), &kind, &state, &now, &owner, &until],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Internal("a job insert returned no row".into()))?;
         from_row(&row)
     }
 

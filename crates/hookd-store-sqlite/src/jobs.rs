@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{OrgId, TaskId};
-use hookd_store::{Job, JobStatus, JobStep, JobStore, StoreError, StoreResult};
+use hookd_store::{Job, JobLease, JobStatus, JobStep, JobStore, StoreError, StoreResult};
 use rusqlite::{OptionalExtension as _, Row, params};
 
 use crate::SqliteStore;
@@ -33,6 +33,7 @@ impl JobStore for SqliteStore {
         kind: &str,
         state: serde_json::Value,
         now: DateTime<Utc>,
+        lease: Option<JobLease>,
     ) -> StoreResult<Job> {
         let job = Job {
             id: TaskId::generate(),
@@ -47,7 +48,8 @@ impl JobStore for SqliteStore {
         let row = job.clone();
         self.write(move |c| {
             c.prepare_cached(
-                "INSERT INTO job (id, org_id, kind, state, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO job (id, org_id, kind, state, status, created_at, updated_at, lease_owner, lease_until)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -58,6 +60,8 @@ impl JobStore for SqliteStore {
                     row.status.code(),
                     row.created_at.timestamp_millis(),
                     row.updated_at.timestamp_millis(),
+                    lease.as_ref().map(|l| l.owner.as_str()),
+                    lease.as_ref().map(|l| l.until.timestamp_millis()),
                 ])
             })
             .map_err(internal)?;

@@ -574,13 +574,16 @@ pub trait DataStore: Send + Sync {
 /// each step, so a job outlives a crash and resumes where its last step left it.
 #[async_trait]
 pub trait JobStore: Send + Sync {
-    /// Queues a job of `kind` with its input as its first `state`.
+    /// Queues a job of `kind` with its input as its first `state`; with `lease`, already
+    /// held by its owner (who runs it now; if it stops, the lease runs out and any
+    /// runner takes the job over).
     async fn create_job(
         &self,
         org: &OrgId,
         kind: &str,
         state: serde_json::Value,
         now: DateTime<Utc>,
+        lease: Option<JobLease>,
     ) -> StoreResult<Job>;
     /// Leases the oldest running job nobody holds (or whose lease ran out) to `owner`.
     async fn claim_job(

@@ -660,6 +660,14 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Who holds a job and until when (a node's runner, or the request that queued the job
+/// and runs it while its caller waits).
+#[derive(Debug, Clone)]
+pub struct JobLease {
+    pub owner: String,
+    pub until: DateTime<Utc>,
+}
+
 /// One committed step of a job.
 #[derive(Debug, Clone)]
 pub struct JobStep {

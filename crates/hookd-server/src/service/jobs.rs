@@ -1,24 +1,34 @@
-//! Durable background jobs: what each kind does in one step. A job's state is its
-//! input and its progress; each step is committed before the next starts, so a job
-//! outlives a crash and a restarted (or another) node resumes it where it stood. The
-//! runner that leases and steps them is `ops::jobs`.
+//! Durable background jobs: what each kind does in one step, and the loop that runs a
+//! job step by step. A job's state is its input and its progress; each step is
+//! committed before the next starts, so a job outlives a crash and a restarted (or
+//! another) node resumes it where it stood. The runner that leases queued jobs is
+//! `ops::jobs`; a request whose caller waits for the result runs its job itself
+//! ([`run_here`]), under a lease that any runner takes over if the request stops.
 //!
-//! Kinds: `endpoint.recover` (requeue an endpoint's failed deliveries, a batch a step).
+//! Kinds: `endpoint.recover` (requeue an endpoint's failed deliveries, a batch a step)
+//! and `source.replay` (forward a source's logged requests again, a page a step).
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, EndpointId, OrgId, TaskId};
-use hookd_store::{Job, JobStatus};
+use hookd_store::{Job, JobLease, JobStatus, JobStep, StoreResult};
 use serde::{Deserialize, Serialize};
 
 use crate::http::error::{ApiError, ApiResult};
-use crate::service::Service;
+use crate::service::{Service, source};
 
 /// The kind of an endpoint recovery.
 pub const RECOVER: &str = "endpoint.recover";
+/// The kind of a source's range replay.
+pub const REPLAY: &str = "source.replay";
 
 /// Rows requeued per step of a recovery, so a large one never holds the database for
 /// long.
 const RECOVER_BATCH: usize = 1_000;
+
+/// How long a job waits before trying again a step that met a passing fault.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// An endpoint recovery's input and progress.
 #[derive(Debug, Serialize, Deserialize)]
@@ -31,12 +41,23 @@ struct Recover {
     requeued: usize,
 }
 
-/// What one step did: the job's next state and where it is.
+/// Why a step did not finish its work.
+#[derive(Debug)]
+pub enum StepError {
+    /// A passing fault (the database is unreachable): the step is tried again.
+    Passing(String),
+    /// The job cannot go on (what it works on is gone): it ends as failed.
+    Fatal(String),
+}
+
+/// What one step did: the job's next state and where it is; `pause` when the step met
+/// a passing fault and the next one should wait.
 #[derive(Debug)]
 pub struct Stepped {
     pub state: serde_json::Value,
     pub status: JobStatus,
     pub error: Option<String>,
+    pub pause: bool,
 }
 
 /// Queues a recovery of every failed delivery to `endpoint` of messages created from
@@ -57,9 +78,88 @@ pub async fn recover(
         requeued: 0,
     };
     let value = serde_json::to_value(&input).map_err(|_| ApiError::Internal)?;
-    let job = state.store.create_job(org, RECOVER, value, Utc::now()).await?;
+    let job = state
+        .store
+        .create_job(org, RECOVER, value, Utc::now(), None)
+        .await?;
     state.jobs_wake.notify_one();
     Ok(job.id)
+}
+
+/// Makes a job of `kind` with `input` held by this node and runs it to its end now;
+/// answers the finished job. A job that failed is a 409 with its error.
+pub(super) async fn run_here(
+    state: &Service,
+    org: &OrgId,
+    kind: &str,
+    input: &impl Serialize,
+) -> ApiResult<Job> {
+    let value = serde_json::to_value(input).map_err(|_| ApiError::Internal)?;
+    let owner = state.config.node_id();
+    let now = Utc::now();
+    let lease = JobLease {
+        owner: owner.clone(),
+        until: now + lease_span(state),
+    };
+    let job = state.store.create_job(org, kind, value, now, Some(lease)).await?;
+    let mut job = run(state, job, &owner).await?;
+    // The lease was lost (a step outlasted it): the runner that took the job over
+    // finishes it.
+    while job.status == JobStatus::Running {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        job = state.store.get_job(org, &job.id).await?;
+    }
+    match job.status {
+        JobStatus::Failed => Err(ApiError::Conflict(
+            job.error.clone().unwrap_or_else(|| "the job failed".into()),
+        )),
+        _ => Ok(job),
+    }
+}
+
+/// How long a step may take before another node may take the job over.
+pub(crate) fn lease_span(state: &Service) -> chrono::Duration {
+    crate::config::span(state.config.delivery_lease)
+}
+
+/// Runs `job`, which `owner` holds, step by step until it ends or the lease is lost;
+/// answers the job as it was left (still `Running` if the lease was lost).
+pub(crate) async fn run(state: &Service, mut job: Job, owner: &str) -> StoreResult<Job> {
+    loop {
+        let stepped = step(state, &job).await;
+        if stepped.pause {
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+        let now = Utc::now();
+        let saved = state
+            .store
+            .save_job(
+                &job.id,
+                owner,
+                JobStep {
+                    state: stepped.state.clone(),
+                    status: stepped.status,
+                    error: stepped.error.clone(),
+                    now,
+                    lease_until: now + lease_span(state),
+                },
+            )
+            .await?;
+        if !saved {
+            tracing::warn!(task = %job.id, "a job's lease was lost; its new holder goes on with it");
+            return Ok(job);
+        }
+        job.state = stepped.state;
+        job.status = stepped.status;
+        job.error = stepped.error;
+        job.updated_at = now;
+        if job.status != JobStatus::Running {
+            if let Some(error) = &job.error {
+                tracing::error!(task = %job.id, kind = %job.kind, error = %error, "a job failed");
+            }
+            return Ok(job);
+        }
+    }
 }
 
 /// Runs one step of `job`.
@@ -68,6 +168,7 @@ pub async fn step(state: &Service, job: &Job) -> Stepped {
         state: job.state.clone(),
         status: JobStatus::Failed,
         error: Some(error),
+        pause: false,
     };
     match job.kind.as_str() {
         RECOVER => {
@@ -79,26 +180,50 @@ pub async fn step(state: &Service, job: &Job) -> Stepped {
                 .store
                 .recover_batch(&job.org_id, &r.app, &r.endpoint, r.since, r.until, RECOVER_BATCH)
                 .await;
-            let status = match batch {
+            let (status, pause) = match batch {
                 Ok(0) => {
                     tracing::info!(task = %job.id, endpoint = %r.endpoint, requeued = r.requeued, "endpoint recovery finished");
-                    JobStatus::Finished
+                    (JobStatus::Finished, false)
                 }
                 Ok(n) => {
                     r.requeued += n;
                     state.wake_dispatcher();
-                    JobStatus::Running
+                    (JobStatus::Running, false)
                 }
                 // A passing fault: the next step tries again.
                 Err(e) => {
                     tracing::warn!(task = %job.id, error = %e, "an endpoint recovery step failed; it is tried again");
-                    JobStatus::Running
+                    (JobStatus::Running, true)
                 }
             };
             Stepped {
                 state: serde_json::to_value(&r).unwrap_or_else(|_| job.state.clone()),
                 status,
                 error: None,
+                pause,
+            }
+        }
+        REPLAY => {
+            let mut r: source::RangeReplay = match serde_json::from_value(job.state.clone()) {
+                Ok(r) => r,
+                Err(e) => return failed(format!("unreadable replay state: {e}")),
+            };
+            let (status, error, pause) = match source::replay_step(state, &job.org_id, &job.id, &mut r).await
+            {
+                Ok(true) => (JobStatus::Finished, None, false),
+                Ok(false) => (JobStatus::Running, None, false),
+                Err(StepError::Passing(e)) => {
+                    tracing::warn!(task = %job.id, error = %e, "a replay step failed; it is tried again");
+                    (JobStatus::Running, None, true)
+                }
+                Err(StepError::Fatal(e)) => (JobStatus::Failed, Some(e), false),
+            };
+            // What was forwarded before a fault is kept: its step is not forwarded twice.
+            Stepped {
+                state: serde_json::to_value(&r).unwrap_or_else(|_| job.state.clone()),
+                status,
+                error,
+                pause,
             }
         }
         other => failed(format!("no job kind {other:?} on this node")),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use hookd_core::id::{EndpointId, MessageId, OrgId, SourceId};
+use hookd_core::id::{EndpointId, IngestLogId, MessageId, OrgId, SourceId, TaskId};
 use hookd_core::ingest::{SourceKind, SourceOptions};
 use hookd_core::name::{EventTypeName, Uid};
 use hookd_store::{
@@ -15,10 +15,11 @@ use hookd_store::{
     NewIngestRequest, Order, Source, SourceData, StoreError,
 };
 use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::http::error::{ApiError, ApiResult};
-use crate::service::{Service, message, upsert};
+use crate::service::{Service, jobs, message, upsert};
 
 /// Most log entries replayed by one range replay.
 pub const MAX_REPLAY: usize = 10_000;
@@ -253,7 +254,7 @@ async fn record(
 
 /// What a replay made: the new messages and their deliveries; `done` false when more
 /// than [`MAX_REPLAY`] matched (resume at `next_since`).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Replayed {
     pub msg_ids: Vec<MessageId>,
     pub deliveries: usize,
@@ -275,7 +276,9 @@ async fn replay_target(
 }
 
 /// Forwards one logged request again, as a new message (new `webhook-id`, same body
-/// and headers). `options` are the source's, read once per replay call.
+/// and headers). `options` are the source's, read once per replay call; `event_id`
+/// makes the forward happen once however often it is tried (a range replay's step
+/// that is run again after a crash).
 async fn replay_entry(
     state: &Service,
     org: &OrgId,
@@ -283,10 +286,12 @@ async fn replay_entry(
     (kind, options): &(SourceKind, SourceOptions),
     entry: &IngestRequest,
     only: Option<&EndpointId>,
+    event_id: Option<Uid>,
 ) -> ApiResult<(MessageId, usize)> {
     let mut forward = message::new_message(event_type(kind), String::new());
     forward.retain_until = retain_until(state.config.ingest_retention, Utc::now());
     forward.only_endpoint = only.cloned();
+    forward.event_id = event_id;
     forward.forward = Some(ForwardedRequest {
         log_id: entry.id.clone(),
         headers: hookd_core::ingest::forward_headers(&entry.headers, options),
@@ -308,7 +313,7 @@ pub async fn replay_one(
     }
     let only = replay_target(state, org, source, endpoint).await?;
     let spec = source_spec(source)?;
-    let (msg_id, deliveries) = replay_entry(state, org, source, &spec, entry, only.as_ref()).await?;
+    let (msg_id, deliveries) = replay_entry(state, org, source, &spec, entry, only.as_ref(), None).await?;
     Ok(Replayed {
         msg_ids: vec![msg_id],
         deliveries,
@@ -317,8 +322,27 @@ pub async fn replay_one(
     })
 }
 
+/// A range replay's input and progress: the state of its job.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct RangeReplay {
+    source: SourceId,
+    endpoint: Option<EndpointId>,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    /// The last log entry forwarded (the next step lists after it).
+    after: Option<IngestLogId>,
+    #[serde(flatten)]
+    out: Replayed,
+}
+
+/// Log entries a range replay forwards per step (one page of the log).
+const REPLAY_STEP: usize = 250;
+
 /// Forwards again every accepted request the source received from `since` until
-/// `until` (default now), oldest first, at most [`MAX_REPLAY`].
+/// `until` (default now), oldest first, at most [`MAX_REPLAY`]. It runs as a durable
+/// job that this request runs while its caller waits: if the caller goes away or the
+/// node stops midway, the job's lease runs out and a runner finishes it, and each
+/// request is forwarded once however often its step is tried.
 pub async fn replay_range(
     state: &Service,
     org: &OrgId,
@@ -329,43 +353,112 @@ pub async fn replay_range(
 ) -> ApiResult<Replayed> {
     let source = state.store.get_source(org, key).await?;
     let only = replay_target(state, org, &source, endpoint).await?;
-    let spec = source_spec(&source)?;
+    source_spec(&source)?;
+    let input = RangeReplay {
+        source: source.id,
+        endpoint: only,
+        since,
+        until: until.unwrap_or_else(Utc::now),
+        after: None,
+        out: Replayed {
+            done: true,
+            ..Replayed::default()
+        },
+    };
+    let job = jobs::run_here(state, org, jobs::REPLAY, &input).await?;
+    serde_json::from_value::<RangeReplay>(job.state)
+        .map(|r| r.out)
+        .map_err(|e| {
+            tracing::error!(task = %job.id, error = %e, "a finished replay has an unreadable state");
+            ApiError::Internal
+        })
+}
+
+/// One step of a range replay (job `task`): the next page of the log forwarded.
+/// Answers whether the replay is finished.
+pub(super) async fn replay_step(
+    state: &Service,
+    org: &OrgId,
+    task: &TaskId,
+    r: &mut RangeReplay,
+) -> Result<bool, jobs::StepError> {
+    let source = match state.store.get_source(org, r.source.as_str()).await {
+        Ok(source) => source,
+        Err(StoreError::NotFound(_)) => {
+            return Err(jobs::StepError::Fatal(
+                "the source was deleted during the replay".into(),
+            ));
+        }
+        Err(e) => return Err(jobs::StepError::Passing(e.to_string())),
+    };
+    let spec = source_spec(&source)
+        .map_err(|_| jobs::StepError::Fatal("the source's stored config is unreadable".into()))?;
     let filter = IngestLogFilter {
         status: Some(IngestStatus::Accepted),
-        before: Some(until.unwrap_or_else(Utc::now)),
-        after: Some(since - chrono::Duration::milliseconds(1)),
+        before: Some(r.until),
+        after: Some(r.since - chrono::Duration::milliseconds(1)),
     };
-    let mut out = Replayed {
-        done: true,
-        ..Replayed::default()
-    };
-    let mut query = ListQuery {
-        limit: 250,
-        cursor: None,
+    let query = ListQuery {
+        limit: REPLAY_STEP,
+        cursor: r.after.as_ref().map(|id| hookd_store::Cursor {
+            key: id.to_string(),
+            backward: false,
+        }),
         order: Order::Ascending,
     };
-    loop {
-        let page = state
-            .store
-            .list_ingest_log(org, &source.id, &query, &filter)
-            .await?;
-        for entry in &page.items {
-            if out.msg_ids.len() >= MAX_REPLAY {
-                out.done = false;
-                out.next_since = Some(entry.received_at);
-                break;
+    let page = state
+        .store
+        .list_ingest_log(org, &source.id, &query, &filter)
+        .await
+        .map_err(|e| jobs::StepError::Passing(e.to_string()))?;
+    for entry in &page.items {
+        if r.out.msg_ids.len() >= MAX_REPLAY {
+            r.out.done = false;
+            r.out.next_since = Some(entry.received_at);
+            return Ok(true);
+        }
+        let event_id: Uid = format!("replay.{task}.{}", entry.id).parse().map_err(|_| {
+            jobs::StepError::Fatal(format!("no event id can be made from {task} and {}", entry.id))
+        })?;
+        let forwarded = replay_entry(
+            state,
+            org,
+            &source,
+            &spec,
+            entry,
+            r.endpoint.as_ref(),
+            Some(event_id.clone()),
+        )
+        .await;
+        match forwarded {
+            Ok((msg, n)) => {
+                r.out.msg_ids.push(msg);
+                r.out.deliveries += n;
             }
-            let (msg, n) = replay_entry(state, org, &source, &spec, entry, only.as_ref()).await?;
-            out.msg_ids.push(msg);
-            out.deliveries += n;
+            // Forwarded by an earlier try of this step whose progress was not saved.
+            Err(ApiError::Conflict(_)) => {
+                let msg = state
+                    .store
+                    .get_message(org, &source.app_id, event_id.as_str())
+                    .await
+                    .map_err(|e| match e {
+                        // A conflict that was not this step's earlier forward.
+                        StoreError::NotFound(_) => jobs::StepError::Fatal(format!(
+                            "the forward of {} was refused as a conflict",
+                            entry.id
+                        )),
+                        e => jobs::StepError::Passing(e.to_string()),
+                    })?;
+                r.out.msg_ids.push(msg.id);
+            }
+            Err(ApiError::NotFound(what)) => {
+                return Err(jobs::StepError::Fatal(format!(
+                    "{what} (deleted during the replay)"
+                )));
+            }
+            Err(e) => return Err(jobs::StepError::Passing(e.to_string())),
         }
-        if !out.done || !page.has_more {
-            break;
-        }
-        query.cursor = page.items.last().map(|e| hookd_store::Cursor {
-            key: e.id.to_string(),
-            backward: false,
-        });
+        r.after = Some(entry.id.clone());
     }
-    Ok(out)
+    Ok(!page.has_more)
 }

@@ -9,7 +9,7 @@ pub async fn jobs_are_leased_stepped_and_taken_over(store: &dyn Store) {
     let t0 = Utc::now();
     let lease = chrono::Duration::seconds(30);
     let job = store
-        .create_job(&org, "endpoint.recover", serde_json::json!({"done": 0}), t0)
+        .create_job(&org, "endpoint.recover", serde_json::json!({"done": 0}), t0, None)
         .await
         .unwrap();
     assert_eq!(job.status, JobStatus::Running);
@@ -109,7 +109,7 @@ pub async fn jobs_are_leased_stepped_and_taken_over(store: &dyn Store) {
     );
     // A restarted node gives back what it held, at once.
     let second = store
-        .create_job(&org, "endpoint.recover", serde_json::json!({}), much_later)
+        .create_job(&org, "endpoint.recover", serde_json::json!({}), much_later, None)
         .await
         .unwrap();
     store
@@ -132,7 +132,7 @@ pub async fn concurrent_job_claims_never_overlap(store: &dyn Store) {
     let mut made = BTreeSet::new();
     for i in 0..5 {
         let job = store
-            .create_job(&org, "k", serde_json::json!({"i": i}), now)
+            .create_job(&org, "k", serde_json::json!({"i": i}), now, None)
             .await
             .unwrap();
         made.insert(job.id.to_string());
@@ -156,4 +156,50 @@ pub async fn concurrent_job_claims_never_overlap(store: &dyn Store) {
         .collect();
     assert_eq!(all.len(), 5, "each job claimed once: {all:?}");
     assert_eq!(all.into_iter().collect::<BTreeSet<_>>(), made);
+}
+
+pub async fn a_job_made_leased_is_its_owners_until_the_lease_runs_out(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let t0 = Utc::now();
+    let lease = chrono::Duration::seconds(30);
+    let job = store
+        .create_job(
+            &org,
+            "source.replay",
+            serde_json::json!({}),
+            t0,
+            Some(JobLease {
+                owner: "request".into(),
+                until: t0 + lease,
+            }),
+        )
+        .await
+        .unwrap();
+    // No runner takes a job its owner is running...
+    assert!(store.claim_job(t0, t0 + lease, "runner").await.unwrap().is_none());
+    // ...its owner commits its steps...
+    assert!(
+        store
+            .save_job(
+                &job.id,
+                "request",
+                JobStep {
+                    state: serde_json::json!({"n": 1}),
+                    status: JobStatus::Running,
+                    error: None,
+                    now: t0,
+                    lease_until: t0 + lease,
+                }
+            )
+            .await
+            .unwrap()
+    );
+    // ...and once the owner stops renewing it, a runner takes it over where it stood.
+    let later = t0 + lease * 2;
+    let taken = store
+        .claim_job(later, later + lease, "runner")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((taken.id, taken.state), (job.id, serde_json::json!({"n": 1})));
 }

@@ -97,7 +97,8 @@ macro_rules! contract_tests {
             api_keys_are_found_scoped_and_revoked,
             usage_adds_up_per_org_and_day,
             jobs_are_leased_stepped_and_taken_over,
-            concurrent_job_claims_never_overlap
+            concurrent_job_claims_never_overlap,
+            a_job_made_leased_is_its_owners_until_the_lease_runs_out
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
