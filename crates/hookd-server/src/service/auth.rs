@@ -1,31 +1,29 @@
-//! Credentials: checking a presented API token or data API key against its stored
-//! record (remembered for a moment, see `cache`; the secret checked in constant time on
-//! every request), and issuing new tokens.
+//! Credentials: one check of a presented credential against its stored record, for API
+//! tokens and data API keys alike (the record remembered for a moment, see `cache`; the
+//! secret checked in constant time on every request), and issuing new tokens.
 
-use hookd_core::api_token::{ApiKey, ApiToken};
-use hookd_store::{ApiKeyRecord, NewToken, Org, Store, StoreResult};
+use std::future::Future;
+use std::hash::Hash;
+
+use hookd_core::api_token::{ApiToken, Credential, CredentialId, TokenHash};
+use hookd_core::id::{ApiKeyId, TokenId};
+use hookd_store::{ApiKeyRecord, NewToken, Org, Store, StoreResult, TokenRecord};
 
 use crate::http::auth::{Authenticate, Tenant};
 use crate::http::error::{ApiError, ApiResult};
 use crate::service::Service;
+use crate::service::cache::Recent;
 
 impl Authenticate for Service {
     async fn authenticate_token(&self, presented: &str) -> Result<Tenant, ApiError> {
-        // One answer for every kind of bad token, so a caller learns nothing about
-        // which part was wrong.
-        let invalid = || ApiError::Unauthorized("invalid or revoked token".into());
-        let token = ApiToken::parse(presented).ok_or_else(invalid)?;
-        let record = match self.lookups.tokens.get(&token.id) {
-            Some(record) => record,
-            None => {
-                let record = self.store.find_token(&token.id).await?.ok_or_else(invalid)?;
-                self.lookups.tokens.put(token.id.clone(), record.clone());
-                record
-            }
-        };
-        if record.revoked_at.is_some() || !token.matches(&record.hash) {
-            return Err(invalid());
-        }
+        let store = &self.store;
+        let record = check::<TokenId, _, _>(
+            presented,
+            &self.lookups.tokens,
+            "invalid or revoked token",
+            |id| async move { store.find_token(&id).await },
+        )
+        .await?;
         Ok(Tenant {
             org: record.org_id,
             token: record.id,
@@ -35,20 +33,68 @@ impl Authenticate for Service {
 
 /// The key's record when it is valid and live.
 pub async fn authenticate_api_key(state: &Service, presented: &str) -> ApiResult<ApiKeyRecord> {
-    // One answer for every kind of bad key: a caller learns nothing about which part
-    // was wrong.
-    let invalid = || ApiError::Unauthorized("invalid or revoked API key".into());
-    let key = ApiKey::parse(presented).ok_or_else(invalid)?;
-    let record = match state.lookups.api_keys.get(&key.id) {
+    let store = &state.store;
+    check::<ApiKeyId, _, _>(
+        presented,
+        &state.lookups.api_keys,
+        "invalid or revoked API key",
+        |id| async move { store.find_api_key(&id).await },
+    )
+    .await
+}
+
+/// A stored credential: what a presented one is checked against.
+trait StoredCredential: Clone {
+    fn hash(&self) -> &TokenHash;
+    fn revoked(&self) -> bool;
+}
+
+impl StoredCredential for TokenRecord {
+    fn hash(&self) -> &TokenHash {
+        &self.hash
+    }
+    fn revoked(&self) -> bool {
+        self.revoked_at.is_some()
+    }
+}
+
+impl StoredCredential for ApiKeyRecord {
+    fn hash(&self) -> &TokenHash {
+        &self.hash
+    }
+    fn revoked(&self) -> bool {
+        self.revoked_at.is_some()
+    }
+}
+
+/// The one check of every presented credential (API tokens, data API keys, and the
+/// next kinds): parsed as a [`Credential`] of id type `I`, its record found by its id
+/// (remembered a moment in `recent`, else `find`), live, and its secret compared with
+/// the stored hash in constant time on every call. Every kind of failure answers the
+/// same 401 `invalid`, so a caller learns nothing about which part was wrong.
+async fn check<I, R, Fut>(
+    presented: &str,
+    recent: &Recent<I, R>,
+    invalid: &str,
+    find: impl FnOnce(I) -> Fut,
+) -> ApiResult<R>
+where
+    I: CredentialId + Eq + Hash,
+    R: StoredCredential,
+    Fut: Future<Output = StoreResult<Option<R>>>,
+{
+    let refuse = || ApiError::Unauthorized(invalid.to_owned());
+    let credential = Credential::<I>::parse(presented).ok_or_else(refuse)?;
+    let record = match recent.get(&credential.id) {
         Some(record) => record,
         None => {
-            let record = state.store.find_api_key(&key.id).await?.ok_or_else(invalid)?;
-            state.lookups.api_keys.put(key.id.clone(), record.clone());
+            let record = find(credential.id.clone()).await?.ok_or_else(refuse)?;
+            recent.put(credential.id.clone(), record.clone());
             record
         }
     };
-    if record.revoked_at.is_some() || !key.matches(&record.hash) {
-        return Err(invalid());
+    if record.revoked() || !credential.matches(record.hash()) {
+        return Err(refuse());
     }
     Ok(record)
 }
