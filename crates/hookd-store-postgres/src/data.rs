@@ -8,14 +8,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use hookd_core::api_token::TokenHash;
-use hookd_core::data::{combine_score, period_key};
+use hookd_core::data::period_key;
 use hookd_core::id::{ApiKeyId, ApplicationId, OrgId};
 use hookd_core::name::{DataName, ItemKey};
 use hookd_store::{
-    ApiKeyRecord, DataStore, Definition, DefinitionKind, DefinitionSpec, Document, DocumentChange,
-    DocumentEdit, DocumentFilter, DocumentWritten, LeaderboardData, ListQuery, Mutation, NewApiKey, Page,
-    Period, ScoreEntry, ScoreSubmitted, StoreError, StoreResult, UsageCount, UsageDay, change_event,
-    unchanged_is_kept,
+    ApiKeyRecord, DataStore, Definition, DefinitionKind, DefinitionSpec, Document, DocumentEdit,
+    DocumentFilter, DocumentWrite, DocumentWritten, LeaderboardData, ListQuery, Mutation, NewApiKey, Page,
+    Period, ScoreEntry, ScoreSubmitted, StoreError, StoreResult, UsageCount, UsageDay, plan_document_write,
+    score_to_store,
 };
 use tokio_postgres::Row;
 
@@ -427,28 +427,26 @@ impl DataStore for PgStore {
         )
         .await?;
         let before = find_document(&tx, org, app, collection, key).await?;
-        let after = match unchanged_is_kept(edit(&data, before.as_ref())?, before.as_ref()) {
-            DocumentChange::Keep => before.clone(),
-            DocumentChange::Delete => {
-                if before.is_some() {
-                    db::execute(
-                        &tx,
-                        "DELETE FROM document WHERE org_id = $1 AND app_id = $2 AND collection = $3 AND key = $4",
-                        &[&org.as_str(), &app.as_str(), &collection.as_str(), &key.as_str()],
-                    )
-                    .await?;
-                }
-                None
+        let plan = plan_document_write(
+            collection,
+            &data,
+            key,
+            before,
+            edit,
+            db::now(),
+            event_retain_until,
+        )?;
+        match plan.write() {
+            DocumentWrite::None => {}
+            DocumentWrite::Delete => {
+                db::execute(
+                    &tx,
+                    "DELETE FROM document WHERE org_id = $1 AND app_id = $2 AND collection = $3 AND key = $4",
+                    &[&org.as_str(), &app.as_str(), &collection.as_str(), &key.as_str()],
+                )
+                .await?;
             }
-            DocumentChange::Put(body) => {
-                let now = db::now();
-                let doc = Document {
-                    key: key.clone(),
-                    body,
-                    version: before.as_ref().map_or(1, |d| d.version + 1),
-                    created_at: before.as_ref().map_or(now, |d| d.created_at),
-                    updated_at: now,
-                };
+            DocumentWrite::Upsert(doc) => {
                 db::execute(
                     &tx,
                     "INSERT INTO document (app_id, collection, key, org_id, body, version, created_at, updated_at)
@@ -467,21 +465,9 @@ impl DataStore for PgStore {
                     ],
                 )
                 .await?;
-                Some(doc)
             }
-        };
-        let event = (before != after)
-            .then(|| {
-                change_event(
-                    collection.as_str(),
-                    &data,
-                    before.as_ref(),
-                    after.as_ref(),
-                    event_retain_until,
-                )
-            })
-            .flatten();
-        let event_deliveries = match event {
+        }
+        let event_deliveries = match plan.event.clone() {
             Some(message) => crate::messages::insert_message(&tx, org, app, message).await?.1,
             None => 0,
         };
@@ -489,11 +475,7 @@ impl DataStore for PgStore {
         if event_deliveries > 0 {
             self.announce_work();
         }
-        Ok(DocumentWritten {
-            before,
-            after,
-            event_deliveries,
-        })
+        Ok(plan.written(event_deliveries))
     }
 
     async fn submit_score(
@@ -515,15 +497,9 @@ impl DataStore for PgStore {
         )
         .await?;
         let current = score_entry(&tx, org, app, board, &period, player).await?;
-        let new = combine_score(
-            data.policy,
-            data.order,
-            current.as_ref().map(|(e, _)| e.score),
-            score,
-        )
-        .map_err(|e| StoreError::rejected("score", e.message))?;
-        let changed = new.is_some_and(|n| current.as_ref().is_none_or(|(e, _)| e.score != n));
-        if let (Some(new), true) = (new, changed) {
+        let new = score_to_store(&data, current.as_ref().map(|(e, _)| e.score), score)?;
+        let changed = new.is_some();
+        if let Some(new) = new {
             db::execute(
                 &tx,
                 "INSERT INTO score (app_id, board, period, player, org_id, score, rank_key, achieved_at)

@@ -5,14 +5,14 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use hookd_core::api_token::TokenHash;
-use hookd_core::data::{combine_score, period_key};
+use hookd_core::data::period_key;
 use hookd_core::id::{ApiKeyId, ApplicationId, OrgId};
 use hookd_core::name::{DataName, ItemKey};
 use hookd_store::{
-    ApiKeyData, ApiKeyRecord, DataStore, Definition, DefinitionKind, DefinitionSpec, Document,
-    DocumentChange, DocumentEdit, DocumentFilter, DocumentWritten, LeaderboardData, ListQuery, Mutation,
-    NewApiKey, Page, Period, ScoreEntry, ScoreSubmitted, StoreError, StoreResult, UsageCount, UsageDay,
-    change_event, unchanged_is_kept,
+    ApiKeyData, ApiKeyRecord, DataStore, Definition, DefinitionKind, DefinitionSpec, Document, DocumentEdit,
+    DocumentFilter, DocumentWrite, DocumentWritten, LeaderboardData, ListQuery, Mutation, NewApiKey, Page,
+    Period, ScoreEntry, ScoreSubmitted, StoreError, StoreResult, UsageCount, UsageDay, plan_document_write,
+    score_to_store,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension as _, Row, ToSql, params};
@@ -459,29 +459,17 @@ impl DataStore for SqliteStore {
                 return Err(StoreError::NotFound("collection"));
             };
             let before = find_document(c, &org, &app, &collection, &key)?;
-            let after = match unchanged_is_kept(edit(&data, before.as_ref())?, before.as_ref()) {
-                DocumentChange::Keep => before.clone(),
-                DocumentChange::Delete => {
-                    if before.is_some() {
-                        c.prepare_cached(
-                            "DELETE FROM document WHERE org_id = ? AND app_id = ? AND collection = ? AND key = ?",
-                        )
-                        .and_then(|mut s| {
-                            s.execute(params![org.as_str(), app.as_str(), collection.as_str(), key.as_str()])
-                        })
-                        .map_err(internal)?;
-                    }
-                    None
+            let plan = plan_document_write(&collection, &data, &key, before, edit, sql::now(), event_retain_until)?;
+            match plan.write() {
+                DocumentWrite::None => {}
+                DocumentWrite::Delete => {
+                    c.prepare_cached(
+                        "DELETE FROM document WHERE org_id = ? AND app_id = ? AND collection = ? AND key = ?",
+                    )
+                    .and_then(|mut s| s.execute(params![org.as_str(), app.as_str(), collection.as_str(), key.as_str()]))
+                    .map_err(internal)?;
                 }
-                DocumentChange::Put(body) => {
-                    let now = sql::now();
-                    let doc = Document {
-                        key: key.clone(),
-                        body,
-                        version: before.as_ref().map_or(1, |d| d.version + 1),
-                        created_at: before.as_ref().map_or(now, |d| d.created_at),
-                        updated_at: now,
-                    };
+                DocumentWrite::Upsert(doc) => {
                     c.prepare_cached(
                         "INSERT INTO document (app_id, collection, key, org_id, body, version, created_at, updated_at)
                          VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -501,30 +489,13 @@ impl DataStore for SqliteStore {
                         ])
                     })
                     .map_err(internal)?;
-                    Some(doc)
                 }
-            };
-            let changed = before != after;
-            let event = changed
-                .then(|| {
-                    change_event(
-                        collection.as_str(),
-                        &data,
-                        before.as_ref(),
-                        after.as_ref(),
-                        event_retain_until,
-                    )
-                })
-                .flatten();
-            let event_deliveries = match event {
+            }
+            let event_deliveries = match plan.event.clone() {
                 Some(message) => crate::messages::insert_message(c, &org, &app, message)?.1,
                 None => 0,
             };
-            Ok(DocumentWritten {
-                before,
-                after,
-                event_deliveries,
-            })
+            Ok(plan.written(event_deliveries))
         })
         .await
     }
@@ -543,10 +514,9 @@ impl DataStore for SqliteStore {
             let data = leaderboard(c, &org, &app, &board)?;
             let period = period_key(data.reset, now);
             let current = score_entry(c, &org, &app, &board, &period, &player)?;
-            let new = combine_score(data.policy, data.order, current.as_ref().map(|(e, _)| e.score), score)
-                .map_err(|e| StoreError::rejected("score", e.message))?;
-            let changed = new.is_some_and(|n| current.as_ref().is_none_or(|(e, _)| e.score != n));
-            if let (Some(new), true) = (new, changed) {
+            let new = score_to_store(&data, current.as_ref().map(|(e, _)| e.score), score)?;
+            let changed = new.is_some();
+            if let Some(new) = new {
                 c.prepare_cached(
                     "INSERT INTO score (app_id, board, period, player, org_id, score, rank_key, achieved_at)
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?)

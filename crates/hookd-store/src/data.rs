@@ -169,6 +169,85 @@ pub fn unchanged_is_kept(change: DocumentChange, current: Option<&Document>) -> 
     }
 }
 
+/// What a document write does, decided without IO from the collection, the document
+/// as it is and the edit; both backends run it inside their transaction and then carry
+/// out [`DocumentPlan::write`] and insert [`DocumentPlan::event`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentPlan {
+    pub before: Option<Document>,
+    pub after: Option<Document>,
+    /// The change event to publish with the write (`None`: nothing changed, or the
+    /// collection does not publish).
+    pub event: Option<NewMessage>,
+}
+
+/// The row change a [`DocumentPlan`] asks of the backend.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DocumentWrite<'a> {
+    /// Nothing changed.
+    None,
+    /// Insert the document, or replace the stored one.
+    Upsert(&'a Document),
+    Delete,
+}
+
+/// Plans the write of document `key` in `collection_name`: runs `edit`, keeps a put of
+/// the same body as no change, gives a put the next version (1 for a new document,
+/// `now` as its update time) and decides the change event.
+pub fn plan_document_write(
+    collection_name: &DataName,
+    collection: &CollectionData,
+    key: &ItemKey,
+    before: Option<Document>,
+    edit: DocumentEdit,
+    now: DateTime<Utc>,
+    event_retain_until: DateTime<Utc>,
+) -> StoreResult<DocumentPlan> {
+    let after = match unchanged_is_kept(edit(collection, before.as_ref())?, before.as_ref()) {
+        DocumentChange::Keep => before.clone(),
+        DocumentChange::Delete => None,
+        DocumentChange::Put(body) => Some(Document {
+            key: key.clone(),
+            body,
+            version: before.as_ref().map_or(1, |d| d.version + 1),
+            created_at: before.as_ref().map_or(now, |d| d.created_at),
+            updated_at: now,
+        }),
+    };
+    let event = (before != after)
+        .then(|| {
+            change_event(
+                collection_name.as_str(),
+                collection,
+                before.as_ref(),
+                after.as_ref(),
+                event_retain_until,
+            )
+        })
+        .flatten();
+    Ok(DocumentPlan { before, after, event })
+}
+
+impl DocumentPlan {
+    /// The row change this plan needs.
+    pub fn write(&self) -> DocumentWrite<'_> {
+        match (&self.before, &self.after) {
+            (before, Some(after)) if before.as_ref() != Some(after) => DocumentWrite::Upsert(after),
+            (Some(_), None) => DocumentWrite::Delete,
+            _ => DocumentWrite::None,
+        }
+    }
+
+    /// The outcome, once the event (if any) was inserted with `event_deliveries`.
+    pub fn written(self, event_deliveries: usize) -> DocumentWritten {
+        DocumentWritten {
+            before: self.before,
+            after: self.after,
+            event_deliveries,
+        }
+    }
+}
+
 /// A document write's outcome: the document before and after (`None`: absent), and
 /// whether a change event was queued.
 #[derive(Debug, Clone, PartialEq)]
@@ -256,6 +335,20 @@ impl Period {
     }
 }
 
+/// The score to store for a submission of `submitted` by a player whose score in the
+/// period is `current`, under the board's policy and order; `None` when the stored
+/// score stays (a worse score under `best`, or the same score). A score, or a sum
+/// under `sum`, past `±MAX_SCORE` is refused, naming `score`.
+pub fn score_to_store(
+    board: &LeaderboardData,
+    current: Option<i64>,
+    submitted: i64,
+) -> StoreResult<Option<i64>> {
+    let new = hookd_core::data::combine_score(board.policy, board.order, current, submitted)
+        .map_err(|e| crate::StoreError::rejected("score", e.message))?;
+    Ok(new.filter(|n| current != Some(*n)))
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoreSubmitted {
     /// The period the score counts in (see [`hookd_core::data::period_key`]).
@@ -325,4 +418,139 @@ impl UsageCount {
 pub struct UsageDay {
     pub day: NaiveDate,
     pub count: UsageCount,
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+    use serde_json::json;
+
+    use super::*;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + s, 0).unwrap()
+    }
+
+    fn doc(body: Value, version: i64) -> Document {
+        Document {
+            key: "k".parse().unwrap(),
+            body,
+            version,
+            created_at: at(0),
+            updated_at: at(1),
+        }
+    }
+
+    fn plan(publish: bool, before: Option<Document>, change: DocumentChange) -> DocumentPlan {
+        let collection = CollectionData {
+            publish_events: publish,
+            ..CollectionData::default()
+        };
+        plan_document_write(
+            &"orders".parse().unwrap(),
+            &collection,
+            &"k".parse().unwrap(),
+            before,
+            Box::new(move |_, _| Ok(change)),
+            at(10),
+            at(99),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_new_document_is_version_one_and_announced_as_created() {
+        let p = plan(true, None, DocumentChange::Put(json!({"a": 1})));
+        let after = p.after.clone().unwrap();
+        assert_eq!(
+            (after.version, after.created_at, after.updated_at),
+            (1, at(10), at(10))
+        );
+        assert_eq!(p.write(), DocumentWrite::Upsert(&after));
+        let event = p.event.as_ref().unwrap();
+        assert_eq!(event.event_type.as_str(), "document.created");
+        assert_eq!(event.retain_until, at(99));
+        assert_eq!(p.written(2).event_deliveries, 2);
+    }
+
+    #[test]
+    fn an_update_keeps_the_creation_time_and_takes_the_next_version() {
+        let p = plan(
+            false,
+            Some(doc(json!({"a": 1}), 4)),
+            DocumentChange::Put(json!({"a": 2})),
+        );
+        let after = p.after.clone().unwrap();
+        assert_eq!(
+            (after.version, after.created_at, after.updated_at),
+            (5, at(0), at(10))
+        );
+        assert_eq!(p.write(), DocumentWrite::Upsert(&after));
+        assert!(p.event.is_none(), "the collection does not publish");
+    }
+
+    #[test]
+    fn the_same_body_again_or_a_delete_of_nothing_writes_nothing() {
+        let same = plan(
+            true,
+            Some(doc(json!({"a": 1}), 4)),
+            DocumentChange::Put(json!({"a": 1})),
+        );
+        assert_eq!(same.write(), DocumentWrite::None);
+        assert_eq!(same.after.as_ref().map(|d| d.version), Some(4));
+        assert!(same.event.is_none());
+        let nothing = plan(true, None, DocumentChange::Delete);
+        assert_eq!(
+            (nothing.write(), nothing.event.is_none()),
+            (DocumentWrite::None, true)
+        );
+        let kept = plan(true, Some(doc(json!(1), 1)), DocumentChange::Keep);
+        assert_eq!((kept.write(), kept.event.is_none()), (DocumentWrite::None, true));
+    }
+
+    #[test]
+    fn a_delete_of_a_document_is_announced_with_its_last_body() {
+        let p = plan(true, Some(doc(json!({"a": 1}), 2)), DocumentChange::Delete);
+        assert_eq!(p.write(), DocumentWrite::Delete);
+        let event = p.event.unwrap();
+        assert_eq!(event.event_type.as_str(), "document.deleted");
+        let payload: Value = serde_json::from_str(&event.payload).unwrap();
+        assert_eq!(payload["previous"], json!({"a": 1}));
+        assert_eq!(payload["document"], Value::Null);
+    }
+
+    #[test]
+    fn an_edit_that_refuses_aborts_the_plan() {
+        let refused = plan_document_write(
+            &"orders".parse().unwrap(),
+            &CollectionData::default(),
+            &"k".parse().unwrap(),
+            None,
+            Box::new(|_, _| Err(crate::StoreError::rejected("body", "no"))),
+            at(10),
+            at(99),
+        );
+        assert!(refused.is_err());
+    }
+
+    #[test]
+    fn a_score_is_stored_only_when_it_changes() {
+        let board = |policy| LeaderboardData {
+            policy,
+            ..LeaderboardData::default()
+        };
+        let best = board(ScorePolicy::Best);
+        assert_eq!(score_to_store(&best, None, 5).unwrap(), Some(5));
+        assert_eq!(score_to_store(&best, Some(7), 5).unwrap(), None, "worse");
+        assert_eq!(score_to_store(&best, Some(7), 7).unwrap(), None, "the same");
+        assert_eq!(score_to_store(&best, Some(7), 9).unwrap(), Some(9));
+        let sum = board(ScorePolicy::Sum);
+        assert_eq!(score_to_store(&sum, Some(7), 0).unwrap(), None);
+        assert_eq!(score_to_store(&sum, Some(7), 3).unwrap(), Some(10));
+        assert!(score_to_store(&sum, Some(hookd_core::data::MAX_SCORE), 1).is_err());
+        assert_eq!(
+            score_to_store(&board(ScorePolicy::Latest), Some(7), 2).unwrap(),
+            Some(2)
+        );
+    }
 }
