@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use hookd_core::id::{ApplicationId, IngestLogId, MessageId, OrgId, SourceId};
 use hookd_store::{
-    IngestLogFilter, IngestRecorded, IngestRequest, IngestStatus, IngestStore, ListQuery, Mutation,
-    NewIngestRequest, Page, Source, SourceData, StoreError, StoreResult, Updated,
+    IngestLogFilter, IngestRecorded, IngestRecording, IngestRequest, IngestStatus, IngestStore, ListQuery,
+    Mutation, NewIngestRequest, Page, Source, SourceData, StoreError, StoreResult, Updated,
 };
 use tokio_postgres::Row;
 
@@ -89,7 +89,8 @@ async fn record<C: GenericClient>(
     if live.is_none() {
         return Err(StoreError::NotFound("source"));
     }
-    if let Some((previous, at)) = request.cron {
+    let mut r = IngestRecording::new(request);
+    if let Some((previous, at)) = r.cron_claim() {
         // Two nodes firing the same slot: the second waits for the first's row lock,
         // then finds `cron_last_fire` moved on and changes nothing.
         let claimed = db::execute(
@@ -98,18 +99,9 @@ async fn record<C: GenericClient>(
             &[&db::ms(at), &source.id.as_str(), &previous.map(db::ms)],
         )
         .await?;
-        if claimed != 1 {
-            return Err(StoreError::Conflict(
-                "this cron firing was already recorded".into(),
-            ));
-        }
+        r.cron_claimed(claimed == 1)?;
     }
-    let id = IngestLogId::generate();
-    let mut status = request.status;
-    let mut duplicate_of = None;
-    if status == IngestStatus::Accepted
-        && let Some((key, since)) = &request.dedup
-    {
+    if let Some((key, since)) = r.dedup_lookup() {
         // Serialises requests with the same key (on every node) until commit, so the
         // second one sees the first.
         db::execute(
@@ -123,56 +115,43 @@ async fn record<C: GenericClient>(
             "SELECT id FROM ingest_request
              WHERE source_id = $1 AND dedup_key = $2 AND status = 0 AND received_at >= $3
              ORDER BY received_at LIMIT 1",
-            &[&source.id.as_str(), key, since],
+            &[&source.id.as_str(), &key, &since],
         )
         .await?;
-        if let Some(first) = first {
-            status = IngestStatus::Duplicate;
-            duplicate_of = Some(IngestLogId::from_trusted(get(&first, 0)?));
-        }
+        let first = first.map(|row| get::<String>(&row, 0)).transpose()?;
+        r.found_earlier(first.map(IngestLogId::from_trusted));
     }
-    let mut msg_id = None;
-    let mut deliveries = 0;
-    if status == IngestStatus::Accepted
-        && let Some(forward) = request.forward
-    {
-        let (msg, n) =
-            crate::messages::insert_message(c, org, &source.app_id, forward.into_message(id.clone())).await?;
-        msg_id = Some(msg.id);
-        deliveries = n;
+    if let Some(forward) = r.take_forward() {
+        let (msg, n) = crate::messages::insert_message(c, org, &source.app_id, forward).await?;
+        r.forwarded(msg.id, n);
     }
+    let q = &r.request;
     db::execute(
         c,
         "INSERT INTO ingest_request (id, org_id, source_id, status, reason, method, path, query, headers,
              client_addr, body, response_status, dedup_key, msg_id, duplicate_of, received_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         &[
-            &id.as_str(),
+            &r.id.as_str(),
             &org.as_str(),
             &source.id.as_str(),
-            &(status as i32),
-            &request.reason,
-            &request.method,
-            &request.path,
-            &request.query,
-            &to_json(&request.headers),
-            &request.client_addr,
-            &request.body,
-            &i32::from(request.response_status),
-            &request.dedup.as_ref().map(|(k, _)| k.as_str()),
-            &msg_id.as_ref().map(MessageId::as_str),
-            &duplicate_of.as_ref().map(IngestLogId::as_str),
-            &db::ms(request.received_at),
+            &(r.status as i32),
+            &q.reason,
+            &q.method,
+            &q.path,
+            &q.query,
+            &to_json(&q.headers),
+            &q.client_addr,
+            &q.body,
+            &i32::from(q.response_status),
+            &r.dedup_key(),
+            &r.msg_id.as_ref().map(MessageId::as_str),
+            &r.duplicate_of.as_ref().map(IngestLogId::as_str),
+            &db::ms(q.received_at),
         ],
     )
     .await?;
-    Ok(IngestRecorded {
-        id,
-        status,
-        msg_id,
-        duplicate_of,
-        deliveries,
-    })
+    Ok(r.recorded())
 }
 
 #[async_trait]

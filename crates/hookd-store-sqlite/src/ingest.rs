@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, IngestLogId, MessageId, OrgId, SourceId};
 use hookd_store::{
-    IngestLogFilter, IngestRecorded, IngestRequest, IngestStatus, IngestStore, ListQuery, Mutation,
-    NewIngestRequest, Page, Source, SourceData, StoreError, StoreResult, Updated,
+    IngestLogFilter, IngestRecorded, IngestRecording, IngestRequest, IngestStatus, IngestStore, ListQuery,
+    Mutation, NewIngestRequest, Page, Source, SourceData, StoreError, StoreResult, Updated,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension as _, Row, ToSql, params};
@@ -112,33 +112,19 @@ fn record(
     source: &Source,
     request: NewIngestRequest,
 ) -> StoreResult<IngestRecorded> {
-    if let Some((previous, at)) = request.cron
-        && !claim_cron(c, &source.id, previous, at)?
-    {
-        return Err(StoreError::Conflict(
-            "this cron firing was already recorded".into(),
-        ));
+    let mut r = IngestRecording::new(request);
+    if let Some((previous, at)) = r.cron_claim() {
+        r.cron_claimed(claim_cron(c, &source.id, previous, at)?)?;
     }
-    let id = IngestLogId::generate();
-    let mut status = request.status;
-    let mut duplicate_of = None;
-    if status == IngestStatus::Accepted
-        && let Some((key, since)) = &request.dedup
-        && let Some(first) = earlier(c, &source.id, key, *since)?
-    {
-        status = IngestStatus::Duplicate;
-        duplicate_of = Some(IngestLogId::from_trusted(first));
+    if let Some((key, since)) = r.dedup_lookup() {
+        let first = earlier(c, &source.id, key, since)?;
+        r.found_earlier(first.map(IngestLogId::from_trusted));
     }
-    let mut msg_id = None;
-    let mut deliveries = 0;
-    if status == IngestStatus::Accepted
-        && let Some(forward) = request.forward
-    {
-        let (msg, n) =
-            crate::messages::insert_message(c, org, &source.app_id, forward.into_message(id.clone()))?;
-        msg_id = Some(msg.id);
-        deliveries = n;
+    if let Some(forward) = r.take_forward() {
+        let (msg, n) = crate::messages::insert_message(c, org, &source.app_id, forward)?;
+        r.forwarded(msg.id, n);
     }
+    let q = &r.request;
     c.prepare_cached(
         "INSERT INTO ingest_request (id, org_id, source_id, status, reason, method, path, query, headers,
              client_addr, body, response_status, dedup_key, msg_id, duplicate_of, received_at)
@@ -146,32 +132,26 @@ fn record(
     )
     .and_then(|mut s| {
         s.execute(params![
-            id.as_str(),
+            r.id.as_str(),
             org.as_str(),
             source.id.as_str(),
-            status as i64,
-            request.reason,
-            request.method,
-            request.path,
-            request.query,
-            to_json(&request.headers),
-            request.client_addr,
-            request.body,
-            request.response_status,
-            request.dedup.as_ref().map(|(k, _)| k.as_str()),
-            msg_id.as_ref().map(MessageId::as_str),
-            duplicate_of.as_ref().map(IngestLogId::as_str),
-            request.received_at.timestamp_millis(),
+            r.status as i64,
+            q.reason,
+            q.method,
+            q.path,
+            q.query,
+            to_json(&q.headers),
+            q.client_addr,
+            q.body,
+            q.response_status,
+            r.dedup_key(),
+            r.msg_id.as_ref().map(MessageId::as_str),
+            r.duplicate_of.as_ref().map(IngestLogId::as_str),
+            q.received_at.timestamp_millis(),
         ])
     })
     .map_err(internal)?;
-    Ok(IngestRecorded {
-        id,
-        status,
-        msg_id,
-        duplicate_of,
-        deliveries,
-    })
+    Ok(r.recorded())
 }
 
 #[async_trait]

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use hookd_core::api_token::TokenHash;
 use hookd_core::endpoint_url::EndpointUrl;
@@ -566,6 +567,112 @@ pub struct IngestRecorded {
     pub deliveries: usize,
 }
 
+/// The recording of one received request, step by step. The decisions — a cron firing
+/// is claimed first, only an accepted request is checked for an earlier one with its
+/// key, only an accepted request that is not a duplicate is forwarded — are made here
+/// once; a backend runs, inside one transaction, the SQL each step asks for:
+///
+/// 1. [`cron_claim`](Self::cron_claim) → claim the slot, then [`cron_claimed`](Self::cron_claimed);
+/// 2. [`dedup_lookup`](Self::dedup_lookup) → find the first accepted request with the
+///    key inside the window, then [`found_earlier`](Self::found_earlier);
+/// 3. [`take_forward`](Self::take_forward) → insert the message, then
+///    [`forwarded`](Self::forwarded);
+/// 4. insert the log row from the fields, and answer [`recorded`](Self::recorded).
+#[derive(Debug)]
+pub struct IngestRecording {
+    /// The log entry's id (the forward's message points at it).
+    pub id: IngestLogId,
+    pub request: NewIngestRequest,
+    /// The status to record: the request's, or `Duplicate`.
+    pub status: IngestStatus,
+    pub duplicate_of: Option<IngestLogId>,
+    pub msg_id: Option<MessageId>,
+    pub deliveries: usize,
+}
+
+impl IngestRecording {
+    pub fn new(request: NewIngestRequest) -> Self {
+        Self {
+            id: IngestLogId::generate(),
+            status: request.status,
+            request,
+            duplicate_of: None,
+            msg_id: None,
+            deliveries: 0,
+        }
+    }
+
+    /// For a cron firing: the firing before it and this one, to claim before anything
+    /// else.
+    pub fn cron_claim(&self) -> Option<(Option<DateTime<Utc>>, DateTime<Utc>)> {
+        self.request.cron
+    }
+
+    /// Whether the claim held; a conflict ends the recording (another node recorded
+    /// this firing).
+    pub fn cron_claimed(&self, claimed: bool) -> StoreResult<()> {
+        if claimed {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(
+                "this cron firing was already recorded".into(),
+            ))
+        }
+    }
+
+    /// The deduplication key and the start of its window, when the request is
+    /// accepted and has a key.
+    pub fn dedup_lookup(&self) -> Option<(&str, DateTime<Utc>)> {
+        match (&self.request.dedup, self.status) {
+            (Some((key, since)), IngestStatus::Accepted) => Some((key.as_str(), *since)),
+            _ => None,
+        }
+    }
+
+    /// The first accepted request with the key inside the window, if any: this one
+    /// becomes its duplicate.
+    pub fn found_earlier(&mut self, first: Option<IngestLogId>) {
+        if let Some(first) = first {
+            self.status = IngestStatus::Duplicate;
+            self.duplicate_of = Some(first);
+        }
+    }
+
+    /// The message to insert, once, when the request is accepted and to be forwarded.
+    pub fn take_forward(&mut self) -> Option<NewMessage> {
+        match self.status {
+            IngestStatus::Accepted => self
+                .request
+                .forward
+                .take()
+                .map(|f| f.into_message(self.id.clone())),
+            _ => None,
+        }
+    }
+
+    /// The inserted forward and the deliveries it made.
+    pub fn forwarded(&mut self, msg: MessageId, deliveries: usize) {
+        self.msg_id = Some(msg);
+        self.deliveries = deliveries;
+    }
+
+    /// The key the log row keeps (also for a duplicate or a rejected request).
+    pub fn dedup_key(&self) -> Option<&str> {
+        self.request.dedup.as_ref().map(|(k, _)| k.as_str())
+    }
+
+    /// The outcome, once the log row is inserted.
+    pub fn recorded(self) -> IngestRecorded {
+        IngestRecorded {
+            id: self.id,
+            status: self.status,
+            msg_id: self.msg_id,
+            duplicate_of: self.duplicate_of,
+            deliveries: self.deliveries,
+        }
+    }
+}
+
 /// A received request, as kept in the source's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestRequest {
@@ -676,4 +783,82 @@ pub struct JobStep {
     pub error: Option<String>,
     pub now: DateTime<Utc>,
     pub lease_until: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(status: IngestStatus) -> NewIngestRequest {
+        NewIngestRequest {
+            method: "POST".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: vec![],
+            client_addr: None,
+            body: b"{}".to_vec(),
+            status,
+            reason: None,
+            response_status: 200,
+            received_at: Utc::now(),
+            dedup: Some(("key".into(), Utc::now())),
+            forward: Some(IngestForward {
+                event_type: EventTypeName::from_trusted("ingest.github".into()),
+                headers: vec![],
+                retain_until: Utc::now(),
+            }),
+            cron: None,
+        }
+    }
+
+    #[test]
+    fn an_accepted_request_is_checked_for_an_earlier_one_then_forwarded_once() {
+        let mut r = IngestRecording::new(request(IngestStatus::Accepted));
+        assert!(r.cron_claim().is_none());
+        assert_eq!(r.dedup_lookup().map(|(k, _)| k), Some("key"));
+        r.found_earlier(None);
+        let forward = r.take_forward().expect("forwarded");
+        assert_eq!(forward.forward.as_ref().map(|f| &f.log_id), Some(&r.id));
+        assert!(r.take_forward().is_none(), "once");
+        let msg = MessageId::generate();
+        r.forwarded(msg.clone(), 2);
+        let done = r.recorded();
+        assert_eq!(
+            (done.status, done.msg_id, done.deliveries),
+            (IngestStatus::Accepted, Some(msg), 2)
+        );
+    }
+
+    #[test]
+    fn a_duplicate_is_kept_with_its_original_and_not_forwarded() {
+        let mut r = IngestRecording::new(request(IngestStatus::Accepted));
+        let first = IngestLogId::generate();
+        r.found_earlier(Some(first.clone()));
+        assert!(r.take_forward().is_none());
+        assert_eq!(r.dedup_key(), Some("key"), "the row keeps its key");
+        let done = r.recorded();
+        assert_eq!(
+            (done.status, done.duplicate_of),
+            (IngestStatus::Duplicate, Some(first))
+        );
+    }
+
+    #[test]
+    fn a_rejected_request_is_neither_deduplicated_nor_forwarded() {
+        let mut r = IngestRecording::new(request(IngestStatus::Rejected));
+        assert!(r.dedup_lookup().is_none());
+        assert!(r.take_forward().is_none());
+        assert_eq!(r.recorded().status, IngestStatus::Rejected);
+    }
+
+    #[test]
+    fn a_cron_firing_another_node_recorded_is_a_conflict() {
+        let mut request = request(IngestStatus::Accepted);
+        let at = Utc::now();
+        request.cron = Some((None, at));
+        let r = IngestRecording::new(request);
+        assert_eq!(r.cron_claim(), Some((None, at)));
+        assert!(r.cron_claimed(true).is_ok());
+        assert!(matches!(r.cron_claimed(false), Err(StoreError::Conflict(_))));
+    }
 }
