@@ -818,10 +818,13 @@ async fn metrics_count_messages_attempts_and_backlog() {
             .await
             .unwrap()
     };
-    // The third attempt is counted once its outcome is recorded, after the receiver saw it.
+    // The third attempt is counted, and its delivery leaves the backlog, once its
+    // outcome is recorded, after the receiver saw it.
     let text = common::settle(scrape, |t| {
         t.contains("hookd_delivery_attempt_duration_seconds_count 3")
             && t.contains("hookd_deliveries_in_flight 0")
+            && t.contains("hookd_deliveries_due 0")
+            && t.contains("hookd_deliveries_scheduled 0")
     })
     .await;
     let value = |name: &str| -> f64 {
