@@ -18,6 +18,7 @@ pub mod network_policy;
 pub mod retry;
 pub mod secret;
 pub mod signature;
+pub mod throttle;
 
 use std::fmt;
 

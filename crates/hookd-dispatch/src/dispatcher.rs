@@ -215,11 +215,14 @@ impl Dispatcher {
                         }
                     }
                 } else {
-                    self.state().throttle.take(&ep, rate.into(), Instant::now()).err()
+                    self.state()
+                        .throttle
+                        .take(&ep, rate.get().into(), Instant::now())
+                        .err()
                 };
                 if let Some(wait) = wait {
                     let (_, queued) = throttled.entry(ep.clone()).or_insert((wait, 0));
-                    let slot = wait + Duration::from_secs_f64(f64::from(*queued) / f64::from(rate.max(1)));
+                    let slot = wait + Duration::from_secs_f64(f64::from(*queued) / f64::from(rate.get()));
                     *queued += 1;
                     self.state().paused.insert(ep, Instant::now() + wait);
                     later.push((d.id, now + chrono::Duration::from_std(slot).unwrap_or_default()));

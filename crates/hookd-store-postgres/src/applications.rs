@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use hookd_core::id::{ApplicationId, OrgId};
+use hookd_core::throttle::ThrottleRate;
 use hookd_store::{
     Application, ApplicationData, ApplicationFilter, ApplicationStore, ListQuery, Mutation, Page, StoreError,
     StoreResult, Updated,
@@ -23,7 +24,8 @@ fn from_row(row: &Row) -> StoreResult<Application> {
                 .map(|u| u.parse().map_err(|e| db::corrupt("uid", e)))
                 .transpose()?,
             name: get(row, 2)?,
-            throttle_rate: get::<Option<i32>>(row, 3)?.map(|r| r.clamp(0, i32::from(u16::MAX)) as u16),
+            throttle_rate: get::<Option<i32>>(row, 3)?
+                .and_then(|r| ThrottleRate::new(r.clamp(0, i32::from(u16::MAX)) as u16)),
             metadata: json(row, 4)?,
         },
         created_at: get(row, 5)?,
@@ -67,7 +69,7 @@ impl ApplicationStore for PgStore {
                 &org.as_str(),
                 &app.data.uid.as_ref().map(|u| u.as_str()),
                 &app.data.name,
-                &app.data.throttle_rate.map(i32::from),
+                &app.data.throttle_rate.map(|r| i32::from(r.get())),
                 &to_json(&app.data.metadata),
                 &now,
             ],
@@ -130,7 +132,7 @@ impl ApplicationStore for PgStore {
             &[
                 &app.data.uid.as_ref().map(|u| u.as_str()),
                 &app.data.name,
-                &app.data.throttle_rate.map(i32::from),
+                &app.data.throttle_rate.map(|r| i32::from(r.get())),
                 &to_json(&app.data.metadata),
                 &app.updated_at,
                 &org.as_str(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, AttemptId, EndpointId, OrgId};
+use hookd_core::throttle::ThrottleRate;
 use hookd_store::{
     AttemptTrigger, CLAIM_WALK_ENDPOINTS, ClaimedDelivery, DeliveryStatus, DeliveryStore, EndpointRoom,
     NewAttempt, NextStep, RawBody, StoreResult,
@@ -339,10 +340,10 @@ impl DeliveryStore for PgStore {
     async fn throttle_take(
         &self,
         endpoint: &EndpointId,
-        rate: u16,
+        rate: ThrottleRate,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Duration>> {
-        let rate = i64::from(rate.max(1));
+        let rate = i64::from(rate.get());
         let interval = 1_000_000 / rate;
         let burst = interval * (rate - 1);
         let c = self.client().await?;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::secret::EndpointSecret;
+use hookd_core::throttle::ThrottleRate;
 use hookd_store::{
     Endpoint, EndpointData, EndpointStore, ListQuery, Mutation, Page, PreviousSecret, StoreError,
     StoreResult, Updated,
@@ -51,7 +52,8 @@ pub(crate) fn from_row_at(row: &Row, at: usize) -> StoreResult<Endpoint> {
             disabled: get(row, at + 5)?,
             event_types: json_opt(row, at + 6)?,
             channels: json_opt(row, at + 7)?,
-            throttle_rate: get::<Option<i32>>(row, at + 8)?.map(|r| r.clamp(0, i32::from(u16::MAX)) as u16),
+            throttle_rate: get::<Option<i32>>(row, at + 8)?
+                .and_then(|r| ThrottleRate::new(r.clamp(0, i32::from(u16::MAX)) as u16)),
             metadata: json(row, at + 9)?,
             headers: json(row, at + 10)?,
             secret: parse_secret(&get::<String>(row, at + 11)?)?,
@@ -124,7 +126,7 @@ async fn write_row<C: GenericClient>(c: &C, org: &OrgId, ep: &Endpoint, insert: 
             &d.disabled,
             &d.event_types.as_ref().map(to_json),
             &d.channels.as_ref().map(to_json),
-            &d.throttle_rate.map(i32::from),
+            &d.throttle_rate.map(|r| i32::from(r.get())),
             &to_json(&d.metadata),
             &to_json(&d.headers),
             &d.secret.expose(),

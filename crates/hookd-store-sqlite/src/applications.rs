@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use hookd_core::id::{ApplicationId, OrgId};
+use hookd_core::throttle::ThrottleRate;
 use hookd_store::{
     Application, ApplicationData, ApplicationFilter, ApplicationStore, ListQuery, Mutation, Page, StoreError,
     StoreResult, Updated,
@@ -23,7 +24,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Application> {
                 .map(|u| u.parse().map_err(|e| sql::corrupt(1, e)))
                 .transpose()?,
             name: row.get(2)?,
-            throttle_rate: row.get(3)?,
+            throttle_rate: row.get::<_, Option<u16>>(3)?.and_then(ThrottleRate::new),
             metadata: from_json(4, &row.get::<_, String>(4)?)?,
         },
         created_at: from_millis(row.get(5)?),
@@ -64,7 +65,7 @@ impl ApplicationStore for SqliteStore {
                     org.as_str(),
                     app.data.uid.as_ref().map(|u| u.as_str()),
                     app.data.name,
-                    app.data.throttle_rate,
+                    app.data.throttle_rate.map(ThrottleRate::get),
                     to_json(&app.data.metadata),
                     now.timestamp_millis(),
                     now.timestamp_millis(),
@@ -131,7 +132,7 @@ impl ApplicationStore for SqliteStore {
                 s.execute(params![
                     app.data.uid.as_ref().map(|u| u.as_str()),
                     app.data.name,
-                    app.data.throttle_rate,
+                    app.data.throttle_rate.map(ThrottleRate::get),
                     to_json(&app.data.metadata),
                     app.updated_at.timestamp_millis(),
                     org.as_str(),

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::secret::EndpointSecret;
+use hookd_core::throttle::ThrottleRate;
 use hookd_store::{
     Endpoint, EndpointData, EndpointStore, ListQuery, Mutation, Page, PreviousSecret, StoreError,
     StoreResult, Updated,
@@ -49,7 +50,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
                 .get::<_, Option<String>>(7)?
                 .map(|s| from_json(7, &s))
                 .transpose()?,
-            throttle_rate: row.get(8)?,
+            throttle_rate: row.get::<_, Option<u16>>(8)?.and_then(ThrottleRate::new),
             metadata: from_json(9, &row.get::<_, String>(9)?)?,
             headers: from_json(10, &row.get::<_, String>(10)?)?,
             secret: parse_secret(11, &row.get::<_, String>(11)?)?,
@@ -115,7 +116,7 @@ fn write_row(c: &Connection, org: &OrgId, ep: &Endpoint, insert: bool) -> StoreR
                 d.disabled,
                 d.event_types.as_ref().map(to_json),
                 d.channels.as_ref().map(to_json),
-                d.throttle_rate,
+                d.throttle_rate.map(ThrottleRate::get),
                 to_json(&d.metadata),
                 to_json(&d.headers),
                 d.secret.expose(),

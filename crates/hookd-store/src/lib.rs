@@ -30,6 +30,7 @@ use hookd_core::id::{
     ApiKeyId, ApplicationId, AttemptId, EndpointId, IngestLogId, MessageId, OrgId, SourceId, TaskId, TokenId,
 };
 use hookd_core::name::{DataName, EventTypeName, ItemKey};
+use hookd_core::throttle::ThrottleRate;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -305,7 +306,7 @@ pub trait DeliveryStore: Send + Sync {
     async fn throttle_take(
         &self,
         endpoint: &EndpointId,
-        rate: u16,
+        rate: ThrottleRate,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<std::time::Duration>> {
         let _ = (endpoint, rate, now);

@@ -10,6 +10,7 @@ use hookd_core::endpoint_url::EndpointUrl;
 use hookd_core::id::{ApplicationId, EndpointId, IngestLogId, MessageId, OrgId, SourceId, TaskId, TokenId};
 use hookd_core::name::{ChannelName, EventTypeName, FeatureFlag, GroupName, Uid};
 use hookd_core::secret::EndpointSecret;
+use hookd_core::throttle::ThrottleRate;
 
 pub type Metadata = BTreeMap<String, String>;
 
@@ -42,7 +43,7 @@ pub struct ApplicationData {
     pub uid: Option<Uid>,
     pub name: String,
     /// Messages per second across the application's endpoints; `None` = unlimited.
-    pub throttle_rate: Option<u16>,
+    pub throttle_rate: Option<ThrottleRate>,
     pub metadata: Metadata,
 }
 
@@ -108,7 +109,7 @@ pub struct EndpointData {
     pub event_types: Option<BTreeSet<EventTypeName>>,
     /// Only messages on one of these channels are delivered; `None` = all.
     pub channels: Option<BTreeSet<ChannelName>>,
-    pub throttle_rate: Option<u16>,
+    pub throttle_rate: Option<ThrottleRate>,
     pub metadata: Metadata,
     /// Custom headers sent with every delivery (validated by
     /// `hookd_core::endpoint_headers`).

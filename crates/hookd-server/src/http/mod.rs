@@ -18,6 +18,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hookd_core::InvalidValue;
+use hookd_core::throttle::ThrottleRate;
 use serde::Serialize;
 
 use crate::http::error::{ApiError, ApiResult};
@@ -71,4 +72,19 @@ pub fn parse_field<T: FromStr<Err = InvalidValue>>(value: &str, field: &str) -> 
     value
         .parse()
         .map_err(|e: InvalidValue| ApiError::invalid(&["body", field], e.message))
+}
+
+/// A body's `throttleRate`: absent is no limit; 0 answers 422 naming it.
+pub fn parse_throttle_rate(rate: Option<u16>) -> ApiResult<Option<ThrottleRate>> {
+    match rate {
+        None => Ok(None),
+        Some(r) => ThrottleRate::new(r)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(&["body", "throttleRate"], "throttleRate must be at least 1")),
+    }
+}
+
+/// A PATCH body's `throttleRate`: absent keeps the limit, `null` or 0 removes it.
+pub fn patch_throttle_rate(rate: Option<Option<u16>>) -> Option<Option<ThrottleRate>> {
+    rate.map(|r| r.and_then(ThrottleRate::new))
 }

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use hookd_core::id::ApplicationId;
 use hookd_core::name::Uid;
+use hookd_core::throttle::ThrottleRate;
 use hookd_store::{Application, ApplicationData, ApplicationFilter, Order};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -18,7 +19,7 @@ use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ApiQuery, double_option};
 use crate::http::pagination::{ListResponse, Pagination};
-use crate::http::{Created, check_metadata, parse_field};
+use crate::http::{Created, check_metadata, parse_field, parse_throttle_rate, patch_throttle_rate};
 use crate::service::Service;
 use crate::service::application::{self, ApplicationChange};
 
@@ -83,7 +84,7 @@ impl From<Application> for ApplicationOut {
             id: a.id,
             uid: a.data.uid,
             name: a.data.name,
-            throttle_rate: a.data.throttle_rate,
+            throttle_rate: a.data.throttle_rate.map(ThrottleRate::get),
             metadata: a.data.metadata,
             created_at: a.created_at,
             updated_at: a.updated_at,
@@ -104,18 +105,13 @@ fn check_name(name: &str) -> ApiResult<()> {
 impl ApplicationIn {
     pub(crate) fn into_data(self) -> ApiResult<ApplicationData> {
         check_name(&self.name)?;
-        if self.throttle_rate == Some(0) {
-            return Err(ApiError::invalid(
-                &["body", "throttleRate"],
-                "throttleRate must be at least 1",
-            ));
-        }
+        let throttle_rate = parse_throttle_rate(self.throttle_rate)?;
         let metadata = self.metadata.unwrap_or_default();
         check_metadata(&metadata)?;
         Ok(ApplicationData {
             uid: self.uid.as_deref().map(|u| parse_field(u, "uid")).transpose()?,
             name: self.name,
-            throttle_rate: self.throttle_rate,
+            throttle_rate,
             metadata,
         })
     }
@@ -132,8 +128,7 @@ impl ApplicationPatch {
         }
         Ok(ApplicationChange {
             name: self.name,
-            // `null` or 0 removes the limit.
-            throttle_rate: self.throttle_rate.map(|r| r.filter(|r| *r > 0)),
+            throttle_rate: patch_throttle_rate(self.throttle_rate),
             uid: self
                 .uid
                 .map(|u| u.map(|u| parse_field::<Uid>(&u, "uid")).transpose())

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use hookd_core::id::{ApplicationId, OrgId};
 use hookd_core::name::Uid;
+use hookd_core::throttle::ThrottleRate;
 use hookd_dispatch::events::OperationalEvent;
 use hookd_store::{Application, ApplicationData, StoreError};
 
@@ -16,7 +17,7 @@ use crate::service::{Service, events, upsert};
 pub struct ApplicationChange {
     pub name: Option<String>,
     /// `Some(None)` removes the limit.
-    pub throttle_rate: Option<Option<u16>>,
+    pub throttle_rate: Option<Option<ThrottleRate>>,
     /// `Some(None)` removes the uid.
     pub uid: Option<Option<Uid>>,
     pub metadata: Option<BTreeMap<String, String>>,

@@ -12,6 +12,7 @@ use hookd_core::endpoint_url::EndpointUrl;
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::name::{ChannelName, EventTypeName, Uid};
 use hookd_core::secret::EndpointSecret;
+use hookd_core::throttle::ThrottleRate;
 use hookd_dispatch::events::{EVENT_TYPES, OperationalEvent};
 use hookd_store::{Endpoint, EndpointData, ListQuery, Page, StoreError};
 use serde::{Deserialize, Serialize};
@@ -19,7 +20,7 @@ use utoipa::ToSchema;
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::double_option;
-use crate::http::{check_metadata, parse_field};
+use crate::http::{check_metadata, parse_field, parse_throttle_rate, patch_throttle_rate};
 use crate::service::{Service, events, upsert};
 
 const MAX_DESCRIPTION: usize = 4_096;
@@ -115,7 +116,7 @@ impl From<Endpoint> for EndpointOut {
             metadata: d.metadata,
             url: d.url,
             description: d.description,
-            throttle_rate: d.throttle_rate,
+            throttle_rate: d.throttle_rate.map(ThrottleRate::get),
             uid: d.uid,
             disabled: d.disabled,
             event_types: d.event_types,
@@ -252,7 +253,7 @@ fn check_channels_allowed(app: &AppRef, channels: &Option<BTreeSet<ChannelName>>
 struct EndpointFields {
     url: EndpointUrl,
     description: String,
-    throttle_rate: Option<u16>,
+    throttle_rate: Option<ThrottleRate>,
     uid: Option<Uid>,
     disabled: bool,
     event_types: Option<BTreeSet<EventTypeName>>,
@@ -273,12 +274,7 @@ fn parse_fields(
 ) -> ApiResult<EndpointFields> {
     let description = description.unwrap_or_default();
     check_description(&description)?;
-    if throttle_rate == Some(0) {
-        return Err(ApiError::invalid(
-            &["body", "throttleRate"],
-            "throttleRate must be at least 1",
-        ));
-    }
+    let throttle_rate = parse_throttle_rate(throttle_rate)?;
     let metadata = metadata.unwrap_or_default();
     check_metadata(&metadata)?;
     Ok(EndpointFields {
@@ -395,7 +391,7 @@ async fn change_endpoint(
 pub struct EndpointChange {
     url: Option<EndpointUrl>,
     description: Option<String>,
-    throttle_rate: Option<Option<u16>>,
+    throttle_rate: Option<Option<ThrottleRate>>,
     uid: Option<Option<Uid>>,
     disabled: Option<bool>,
     event_types: Option<Option<BTreeSet<EventTypeName>>>,
@@ -415,8 +411,7 @@ impl EndpointPatch {
         Ok(EndpointChange {
             url: self.url.as_deref().map(|u| parse_field(u, "url")).transpose()?,
             description: self.description,
-            // `null` or 0 removes the limit.
-            throttle_rate: self.throttle_rate.map(|r| r.filter(|r| *r > 0)),
+            throttle_rate: patch_throttle_rate(self.throttle_rate),
             uid: self
                 .uid
                 .map(|u| u.map(|u| parse_field(&u, "uid")).transpose())

@@ -3,11 +3,12 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use hookd_core::throttle::ThrottleRate;
 
 pub async fn applications_round_trip(store: &dyn Store) {
     let (org, _) = two_orgs(store).await;
     let mut data = app_data("Shop", Some("shop-1"));
-    data.throttle_rate = Some(7);
+    data.throttle_rate = ThrottleRate::new(7);
     data.metadata.insert("tier".into(), "gold".into());
     let app = store.create_application(&org, data.clone()).await.unwrap();
     assert_eq!(app.data, data);

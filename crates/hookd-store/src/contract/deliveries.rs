@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use hookd_core::throttle::ThrottleRate;
 
 pub async fn claims_keep_within_each_endpoints_room(store: &dyn Store) {
     let (org, _) = two_orgs(store).await;
@@ -576,9 +577,10 @@ pub async fn shared_throttle_allows_the_rate(store: &dyn Store) {
         .await
         .unwrap();
     let now = Utc::now();
+    let five = ThrottleRate::new(5).unwrap();
     let waits = at_once(20, |_| {
         let ep = ep.id.clone();
-        async move { store.throttle_take(&ep, 5, now).await.unwrap() }
+        async move { store.throttle_take(&ep, five, now).await.unwrap() }
     })
     .await;
     // A burst of one second's worth, then each send waits its turn.
@@ -591,6 +593,6 @@ pub async fn shared_throttle_allows_the_rate(store: &dyn Store) {
     );
     // 200 ms later (rate 5/s) one more send is allowed, and only one.
     let later = now + chrono::Duration::milliseconds(200);
-    assert_eq!(store.throttle_take(&ep.id, 5, later).await.unwrap(), None);
-    assert!(store.throttle_take(&ep.id, 5, later).await.unwrap().is_some());
+    assert_eq!(store.throttle_take(&ep.id, five, later).await.unwrap(), None);
+    assert!(store.throttle_take(&ep.id, five, later).await.unwrap().is_some());
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use hookd_core::throttle::ThrottleRate;
 
 pub async fn endpoints_round_trip(store: &dyn Store) {
     let (org, _) = two_orgs(store).await;
@@ -14,7 +15,7 @@ pub async fn endpoints_round_trip(store: &dyn Store) {
     data.event_types = Some(["a.b".parse().unwrap()].into());
     data.channels = Some(["team:1".parse().unwrap()].into());
     data.headers.insert("X-Custom".into(), "1".into());
-    data.throttle_rate = Some(10);
+    data.throttle_rate = ThrottleRate::new(10);
     data.disabled = true;
     let ep = store.create_endpoint(&org, &app.id, data.clone()).await.unwrap();
     assert_eq!(ep.data, data);
