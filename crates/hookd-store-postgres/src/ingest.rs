@@ -19,6 +19,8 @@ const LOG_COLUMNS: &str = "id, source_id, status, reason, method, path, query, h
     response_status, msg_id, duplicate_of, received_at";
 
 fn from_row(row: &Row) -> StoreResult<Source> {
+    let (kind, options) = SourceData::parse_spec(&get::<String>(row, 5)?, &get(row, 6)?, get(row, 7)?)
+        .map_err(|e| db::corrupt("source", e))?;
     Ok(Source {
         id: SourceId::from_trusted(get(row, 0)?),
         app_id: ApplicationId::from_trusted(get(row, 1)?),
@@ -28,9 +30,8 @@ fn from_row(row: &Row) -> StoreResult<Source> {
                 .map(|u| u.parse().map_err(|e| db::corrupt("uid", e)))
                 .transpose()?,
             name: get(row, 4)?,
-            kind: get(row, 5)?,
-            config: get(row, 6)?,
-            options: get(row, 7)?,
+            kind,
+            options,
             metadata: json(row, 8)?,
         },
         created_at: get(row, 9)?,
@@ -180,6 +181,7 @@ impl IngestStore for PgStore {
             ],
         )
         .await?;
+        let (kind, config, options) = source.data.spec_columns()?;
         db::execute_unique(
             &tx,
             "INSERT INTO source (id, org_id, app_id, uid, name, kind, config, options, metadata, token,
@@ -190,9 +192,9 @@ impl IngestStore for PgStore {
                 &source.app_id.as_str(),
                 &source.data.uid.as_ref().map(|u| u.as_str()),
                 &source.data.name,
-                &source.data.kind,
-                &source.data.config,
-                &source.data.options,
+                &kind,
+                &config,
+                &options,
                 &to_json(&source.data.metadata),
                 &source.token,
                 &now,
@@ -233,6 +235,7 @@ impl IngestStore for PgStore {
         change(&mut source.data)?;
         source.updated_at = db::now();
         let reset_cron = source.data.resets_cron(&before);
+        let (kind, config, options) = source.data.spec_columns()?;
         db::execute_unique(
             &tx,
             "UPDATE source SET uid = $1, name = $2, kind = $3, config = $4, options = $5, metadata = $6,
@@ -241,9 +244,9 @@ impl IngestStore for PgStore {
             &[
                 &source.data.uid.as_ref().map(|u| u.as_str()),
                 &source.data.name,
-                &source.data.kind,
-                &source.data.config,
-                &source.data.options,
+                &kind,
+                &config,
+                &options,
                 &to_json(&source.data.metadata),
                 &source.updated_at,
                 &reset_cron,

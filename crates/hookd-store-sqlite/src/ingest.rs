@@ -19,6 +19,12 @@ const LOG_COLUMNS: &str = "id, source_id, status, reason, method, path, query, h
     response_status, msg_id, duplicate_of, received_at";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Source> {
+    let (kind, options) = SourceData::parse_spec(
+        &row.get::<_, String>(5)?,
+        &from_json(6, &row.get::<_, String>(6)?)?,
+        from_json(7, &row.get::<_, String>(7)?)?,
+    )
+    .map_err(|e| sql::corrupt(6, e))?;
     Ok(Source {
         id: SourceId::from_trusted(row.get(0)?),
         app_id: ApplicationId::from_trusted(row.get(1)?),
@@ -29,9 +35,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Source> {
                 .map(|u| u.parse().map_err(|e| sql::corrupt(3, e)))
                 .transpose()?,
             name: row.get(4)?,
-            kind: row.get(5)?,
-            config: from_json(6, &row.get::<_, String>(6)?)?,
-            options: from_json(7, &row.get::<_, String>(7)?)?,
+            kind,
+            options,
             metadata: from_json(8, &row.get::<_, String>(8)?)?,
         },
         created_at: from_millis(row.get(9)?),
@@ -182,6 +187,7 @@ impl IngestStore for SqliteStore {
                 ])
             })
             .map_err(internal)?;
+            let (kind, config, options) = source.data.spec_columns()?;
             c.prepare_cached(
                 "INSERT INTO source (id, org_id, app_id, uid, name, kind, config, options, metadata, token,
                      created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -193,9 +199,9 @@ impl IngestStore for SqliteStore {
                     source.app_id.as_str(),
                     source.data.uid.as_ref().map(|u| u.as_str()),
                     source.data.name,
-                    source.data.kind,
-                    source.data.config.to_string(),
-                    source.data.options.to_string(),
+                    kind,
+                    config.to_string(),
+                    options.to_string(),
                     to_json(&source.data.metadata),
                     source.token,
                     now.timestamp_millis(),
@@ -236,6 +242,7 @@ impl IngestStore for SqliteStore {
             change(&mut source.data)?;
             source.updated_at = sql::now();
             let reset_cron = source.data.resets_cron(&before);
+            let (kind, config, options) = source.data.spec_columns()?;
             c.prepare_cached(
                 "UPDATE source SET uid = ?, name = ?, kind = ?, config = ?, options = ?, metadata = ?, updated_at = ?,
                      cron_last_fire = CASE WHEN ? THEN NULL ELSE cron_last_fire END
@@ -245,9 +252,9 @@ impl IngestStore for SqliteStore {
                 s.execute(params![
                     source.data.uid.as_ref().map(|u| u.as_str()),
                     source.data.name,
-                    source.data.kind,
-                    source.data.config.to_string(),
-                    source.data.options.to_string(),
+                    kind,
+                    config.to_string(),
+                    options.to_string(),
                     to_json(&source.data.metadata),
                     source.updated_at.timestamp_millis(),
                     reset_cron,

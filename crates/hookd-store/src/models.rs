@@ -5,9 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
+use hookd_core::InvalidValue;
 use hookd_core::api_token::TokenHash;
 use hookd_core::endpoint_url::EndpointUrl;
 use hookd_core::id::{ApplicationId, EndpointId, IngestLogId, MessageId, OrgId, SourceId, TaskId, TokenId};
+use hookd_core::ingest::{SourceKind, SourceOptions};
 use hookd_core::name::{ChannelName, EventTypeName, FeatureFlag, GroupName, Uid};
 use hookd_core::secret::EndpointSecret;
 use hookd_core::throttle::ThrottleRate;
@@ -434,18 +436,17 @@ impl EndpointStats {
     }
 }
 
-/// What a source is made of, as callers create and change it.
+/// What a source is made of, as callers create and change it: its preset and options
+/// typed, parsed once when the row is read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceData {
     pub uid: Option<Uid>,
     pub name: String,
-    /// The preset (`github`, `stripe`, ...): `hookd_core::ingest::SourceKind` reads
-    /// it back with `config`.
-    pub kind: String,
-    /// The preset's configuration, secrets included (never shown by the API).
-    pub config: serde_json::Value,
-    /// `hookd_core::ingest::SourceOptions`, secrets included.
-    pub options: serde_json::Value,
+    /// The preset (`github`, `stripe`, ...) with its configuration, secrets included
+    /// (never shown by the API).
+    pub kind: SourceKind,
+    /// hookd's own checks and behaviours, secrets included.
+    pub options: SourceOptions,
     pub metadata: Metadata,
 }
 
@@ -454,7 +455,45 @@ impl SourceData {
     /// a cron source, stopped being one, or its schedule changed): its firings then
     /// count from now, not from the old schedule's.
     pub fn resets_cron(&self, before: &SourceData) -> bool {
-        before.kind != "cron" || self.kind != "cron" || self.config != before.config
+        match (&before.kind, &self.kind) {
+            (SourceKind::Cron(old), SourceKind::Cron(new)) => old != new,
+            _ => true,
+        }
+    }
+
+    /// The columns a backend keeps the preset and options in: the preset's type name,
+    /// its config, and the options (`null` when they are the defaults).
+    pub fn spec_columns(&self) -> StoreResult<(&str, serde_json::Value, serde_json::Value)> {
+        let options = if self.options == SourceOptions::default() {
+            serde_json::Value::Null
+        } else {
+            serde_json::to_value(&self.options).map_err(|e| {
+                StoreError::Internal(format!("a source's options do not serialise: {e}").into())
+            })?
+        };
+        Ok((self.kind.type_name(), self.kind.config_json(), options))
+    }
+
+    /// Reads back what [`spec_columns`](Self::spec_columns) stored.
+    pub fn parse_spec(
+        kind: &str,
+        config: &serde_json::Value,
+        options: serde_json::Value,
+    ) -> Result<(SourceKind, SourceOptions), InvalidValue> {
+        let kind = SourceKind::parse(kind, Some(config))
+            .map_err(|e| InvalidValue::new(format!("the {kind} config: {}", e.message)))?;
+        let options = match options {
+            serde_json::Value::Null => SourceOptions::default(),
+            // The error's detail could quote a secret: only where it is.
+            v => serde_json::from_value(v).map_err(|e| {
+                InvalidValue::new(format!(
+                    "the options do not parse (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ))
+            })?,
+        };
+        Ok((kind, options))
     }
 }
 
@@ -861,5 +900,46 @@ mod tests {
         assert_eq!(r.cron_claim(), Some((None, at)));
         assert!(r.cron_claimed(true).is_ok());
         assert!(matches!(r.cron_claimed(false), Err(StoreError::Conflict(_))));
+    }
+
+    fn source(kind: &str, config: serde_json::Value) -> SourceData {
+        SourceData {
+            uid: None,
+            name: "s".into(),
+            kind: SourceKind::parse(kind, Some(&config)).unwrap(),
+            options: SourceOptions::default(),
+            metadata: Metadata::new(),
+        }
+    }
+
+    #[test]
+    fn a_source_spec_reads_back_what_was_stored() {
+        let mut data = source("stripe", serde_json::json!({"secret": "whsec_x"}));
+        let (kind, config, options) = data.spec_columns().unwrap();
+        assert_eq!(
+            (kind, options.clone()),
+            ("stripe", serde_json::Value::Null),
+            "default options stored as null"
+        );
+        let (kind, options) = SourceData::parse_spec(kind, &config, options).unwrap();
+        assert_eq!((kind, options), (data.kind.clone(), SourceOptions::default()));
+
+        data.options = serde_json::from_value(serde_json::json!({"dedup": {"header": "x-id"}})).unwrap();
+        let (kind, config, options) = data.spec_columns().unwrap();
+        assert!(options.is_object());
+        let (_, back) = SourceData::parse_spec(kind, &config, options).unwrap();
+        assert_eq!(back, data.options);
+        assert!(SourceData::parse_spec("no-such-type", &config, serde_json::Value::Null).is_err());
+    }
+
+    #[test]
+    fn only_a_new_schedule_or_a_new_cron_kind_resets_the_cron_count() {
+        let cron =
+            |schedule: &str| source("cron", serde_json::json!({"schedule": schedule, "payload": "{}"}));
+        let github = source("github", serde_json::Value::Null);
+        assert!(!cron("*/5 * * * *").resets_cron(&cron("*/5 * * * *")));
+        assert!(cron("*/5 * * * *").resets_cron(&cron("*/6 * * * *")));
+        assert!(cron("*/5 * * * *").resets_cron(&github));
+        assert!(github.resets_cron(&cron("*/5 * * * *")));
     }
 }

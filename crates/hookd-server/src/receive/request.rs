@@ -22,7 +22,7 @@ use hookd_store::{IngestForward, IngestStatus, NewIngestRequest};
 use crate::http::error::ApiError;
 use crate::http::extract::read_body;
 use crate::service::Service;
-use crate::service::source::{self, event_type, retain_until, source_spec};
+use crate::service::source::{self, event_type, retain_until};
 
 /// The receiving routes: outside the management API's auth, idempotency and body
 /// limit (a source has its own).
@@ -117,7 +117,7 @@ async fn receive_inner(
         }
         Err(e) => return Err(e),
     };
-    let (kind, options) = source_spec(&source)?;
+    let (kind, options) = (&source.data.kind, &source.data.options);
     let header_list: Vec<(String, String)> = headers
         .iter()
         .map(|(n, v)| {
@@ -132,8 +132,8 @@ async fn receive_inner(
     let url = format!("{}{path_and_query}", state.config.public_url());
     let client = client_addr(state, peer, &headers);
     let verdict = verify::check(
-        &kind,
-        &options,
+        kind,
+        options,
         &verify::IncomingRequest {
             method: method.as_str(),
             url: &url,
@@ -165,18 +165,18 @@ async fn receive_inner(
     };
     let response = match &verdict {
         Verdict::Accept => {
-            let response = answer(&options);
+            let response = answer(options);
             request.response_status = response.status().as_u16();
             let window = options
                 .dedup
                 .as_ref()
                 .map(|d| d.window_seconds())
                 .unwrap_or_default();
-            request.dedup = ingest::dedup_key(&options, &header_list, &body)
+            request.dedup = ingest::dedup_key(options, &header_list, &body)
                 .map(|k| (k, now - chrono::Duration::seconds(i64::from(window))));
             request.forward = Some(IngestForward {
-                event_type: event_type(&kind),
-                headers: ingest::forward_headers(&header_list, &options),
+                event_type: event_type(kind),
+                headers: ingest::forward_headers(&header_list, options),
                 retain_until: retain_until(state.config.ingest_retention, now),
             });
             response

@@ -29,7 +29,7 @@ use crate::http::extract::{ApiJson, ApiJsonOrDefault, ApiQuery, double_option};
 use crate::http::pagination::{ListResponse, Pagination};
 use crate::http::{Created, check_metadata};
 use crate::service::Service;
-use crate::service::source::{self, SourceChange, ingest_url, parse_kind, source_spec};
+use crate::service::source::{self, SourceChange, ingest_url, parse_kind};
 
 pub fn router() -> OpenApiRouter<Service> {
     OpenApiRouter::new()
@@ -112,7 +112,7 @@ pub struct RotateTokenOut {
 }
 
 fn source_out(state: &Service, source: Source) -> ApiResult<SourceOut> {
-    let (kind, options) = source_spec(&source)?;
+    let (kind, options) = (&source.data.kind, &source.data.options);
     Ok(SourceOut {
         ingest_url: ingest_url(state, &source.token),
         id: source.id,
@@ -121,9 +121,9 @@ fn source_out(state: &Service, source: Source) -> ApiResult<SourceOut> {
         created_at: source.created_at,
         updated_at: source.updated_at,
         metadata: source.data.metadata,
-        kind: source.data.kind,
+        kind: kind.type_name().to_owned(),
         config: kind.config_out(),
-        options: (options != SourceOptions::default()).then(|| options.redacted()),
+        options: (*options != SourceOptions::default()).then(|| options.redacted()),
     })
 }
 
@@ -155,9 +155,9 @@ fn check_name(name: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn parse_options(options: Option<Value>) -> ApiResult<Value> {
+fn parse_options(options: Option<Value>) -> ApiResult<SourceOptions> {
     let Some(options) = options.filter(|o| !o.is_null()) else {
-        return Ok(Value::Null);
+        return Ok(SourceOptions::default());
     };
     let mut parsed: SourceOptions = serde_path_to_error::deserialize(options).map_err(|e| {
         let path = e.path().to_string();
@@ -170,7 +170,7 @@ fn parse_options(options: Option<Value>) -> ApiResult<Value> {
     parsed
         .validate()
         .map_err(|(field, e)| ApiError::invalid(&["body", "options", &field], e.message))?;
-    Ok(serde_json::to_value(&parsed).unwrap_or(Value::Null))
+    Ok(parsed)
 }
 
 impl SourcePatch {
@@ -209,8 +209,7 @@ impl SourceIn {
         Ok(SourceData {
             uid: self.uid.as_deref().map(parse_uid).transpose()?,
             name: self.name,
-            kind: kind.type_name().to_owned(),
-            config: kind.config_json(),
+            kind,
             options: parse_options(self.options)?,
             metadata,
         })

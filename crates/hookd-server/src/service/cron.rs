@@ -10,7 +10,7 @@ use hookd_store::{IngestForward, IngestStatus, NewIngestRequest, Source, Store, 
 use tokio::sync::{Notify, watch};
 
 use crate::service::Service;
-use crate::service::source::{event_type, retain_until, source_spec};
+use crate::service::source::{event_type, retain_until};
 
 /// Fires cron sources on their schedules until `shutdown`: each firing is recorded
 /// as a received request (method `POST`, the configured payload and content type) and
@@ -66,7 +66,7 @@ pub async fn cron_step(
     let mut step = CronStep::default();
     let mut earliest: Option<DateTime<Utc>> = None;
     for (org, source, last) in store.cron_sources().await? {
-        let Ok((SourceKind::Cron(spec), options)) = source_spec(&source) else {
+        let SourceKind::Cron(spec) = &source.data.kind else {
             continue;
         };
         // Counting starts at the later of the last firing and the source's last change.
@@ -79,8 +79,17 @@ pub async fn cron_step(
             while let Some(next) = verify::next_fire(&spec.schedule, due).filter(|n| *n <= now) {
                 due = next;
             }
-            if let Some(deliveries) =
-                fire(store, retention, &org, &source, &spec, &options, last, due).await?
+            if let Some(deliveries) = fire(
+                store,
+                retention,
+                &org,
+                &source,
+                spec,
+                &source.data.options,
+                last,
+                due,
+            )
+            .await?
             {
                 step.fired += 1;
                 step.deliveries += deliveries;

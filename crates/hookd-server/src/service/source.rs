@@ -24,22 +24,6 @@ use crate::service::{Service, jobs, message, upsert};
 /// Most log entries replayed by one range replay.
 pub const MAX_REPLAY: usize = 10_000;
 
-/// The kind and options a stored source was created with.
-pub fn source_spec(source: &Source) -> ApiResult<(SourceKind, SourceOptions)> {
-    let kind = SourceKind::parse(&source.data.kind, Some(&source.data.config)).map_err(|e| {
-        tracing::error!(source = %source.id, error = ?e, "a stored source has an unreadable config");
-        ApiError::Internal
-    })?;
-    let options = match &source.data.options {
-        Value::Null => SourceOptions::default(),
-        v => serde_json::from_value(v.clone()).map_err(|e| {
-            tracing::error!(source = %source.id, error = %e, "a stored source has unreadable options");
-            ApiError::Internal
-        })?,
-    };
-    Ok((kind, options))
-}
-
 /// A preset and its config from a body, or 422 naming the failing part.
 pub fn parse_kind(kind: &str, config: Option<&Value>) -> ApiResult<SourceKind> {
     SourceKind::parse(kind, config).map_err(|e| {
@@ -133,8 +117,8 @@ pub struct SourceChange {
     /// A new preset, or (alone) the current one's new config.
     pub kind: Option<String>,
     pub config: Option<Value>,
-    /// Checked options (`Value::Null` removes them).
-    pub options: Option<Value>,
+    /// Checked options (the defaults remove them).
+    pub options: Option<SourceOptions>,
 }
 
 /// Changes some fields of the source `key`. A new config without a type is checked
@@ -144,7 +128,7 @@ pub async fn change(state: &Service, org: &OrgId, key: &str, change: SourceChang
     // Checked first against the source as read now, for an answer naming the field.
     let current = state.store.get_source(org, key).await?;
     if change.kind.is_some() || change.config.is_some() {
-        let kind = change.kind.as_deref().unwrap_or(&current.data.kind);
+        let kind = change.kind.as_deref().unwrap_or(current.data.kind.type_name());
         parse_kind(kind, change.config.as_ref())?;
     }
     let updated = state
@@ -154,12 +138,10 @@ pub async fn change(state: &Service, org: &OrgId, key: &str, change: SourceChang
             current.id.as_str(),
             Box::new(move |d| {
                 if change.kind.is_some() || change.config.is_some() {
-                    let kind = change.kind.as_deref().unwrap_or(&d.kind);
-                    let kind = SourceKind::parse(kind, change.config.as_ref()).map_err(|e| {
+                    let kind = change.kind.as_deref().unwrap_or(d.kind.type_name());
+                    d.kind = SourceKind::parse(kind, change.config.as_ref()).map_err(|e| {
                         StoreError::rejected(e.loc.first().map_or("config", String::as_str), e.message)
                     })?;
-                    d.kind = kind.type_name().to_owned();
-                    d.config = kind.config_json();
                 }
                 if let Some(name) = change.name {
                     d.name = name;
@@ -283,18 +265,17 @@ async fn replay_entry(
     state: &Service,
     org: &OrgId,
     source: &Source,
-    (kind, options): &(SourceKind, SourceOptions),
     entry: &IngestRequest,
     only: Option<&EndpointId>,
     event_id: Option<Uid>,
 ) -> ApiResult<(MessageId, usize)> {
-    let mut forward = message::new_message(event_type(kind), String::new());
+    let mut forward = message::new_message(event_type(&source.data.kind), String::new());
     forward.retain_until = retain_until(state.config.ingest_retention, Utc::now());
     forward.only_endpoint = only.cloned();
     forward.event_id = event_id;
     forward.forward = Some(ForwardedRequest {
         log_id: entry.id.clone(),
-        headers: hookd_core::ingest::forward_headers(&entry.headers, options),
+        headers: hookd_core::ingest::forward_headers(&entry.headers, &source.data.options),
     });
     let (msg, n) = message::create(state, org, &source.app_id, forward).await?;
     Ok((msg.id, n))
@@ -312,8 +293,7 @@ pub async fn replay_one(
         return Err(ApiError::Conflict("a rejected request is never forwarded".into()));
     }
     let only = replay_target(state, org, source, endpoint).await?;
-    let spec = source_spec(source)?;
-    let (msg_id, deliveries) = replay_entry(state, org, source, &spec, entry, only.as_ref(), None).await?;
+    let (msg_id, deliveries) = replay_entry(state, org, source, entry, only.as_ref(), None).await?;
     Ok(Replayed {
         msg_ids: vec![msg_id],
         deliveries,
@@ -353,7 +333,6 @@ pub async fn replay_range(
 ) -> ApiResult<Replayed> {
     let source = state.store.get_source(org, key).await?;
     let only = replay_target(state, org, &source, endpoint).await?;
-    source_spec(&source)?;
     let input = RangeReplay {
         source: source.id,
         endpoint: only,
@@ -391,8 +370,6 @@ pub(super) async fn replay_step(
         }
         Err(e) => return Err(jobs::StepError::Passing(e.to_string())),
     };
-    let spec = source_spec(&source)
-        .map_err(|_| jobs::StepError::Fatal("the source's stored config is unreadable".into()))?;
     let filter = IngestLogFilter {
         status: Some(IngestStatus::Accepted),
         before: Some(r.until),
@@ -424,7 +401,6 @@ pub(super) async fn replay_step(
             state,
             org,
             &source,
-            &spec,
             entry,
             r.endpoint.as_ref(),
             Some(event_id.clone()),

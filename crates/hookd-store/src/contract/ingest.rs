@@ -247,8 +247,12 @@ pub async fn forwarded_requests_carry_their_exact_body(store: &dyn Store) {
 
 pub async fn cron_firings_are_recorded_once(store: &dyn Store) {
     let (org, _) = two_orgs(store).await;
-    let mut data = source_data(None, "cron");
-    data.config = serde_json::json!({"schedule": "*/5 * * * *", "payload": "{}"});
+    let mut data = source_data(None, "github");
+    data.kind = hookd_core::ingest::SourceKind::parse(
+        "cron",
+        Some(&serde_json::json!({"schedule": "*/5 * * * *", "payload": "{}"})),
+    )
+    .unwrap();
     let source = store.create_source(&org, data, "tok-c".into()).await.unwrap();
     let at = Utc::now();
     let mut first = received(b"{}", None, true);

@@ -239,9 +239,8 @@ fn source_data(uid: Option<&str>, kind: &str) -> SourceData {
     SourceData {
         uid: uid.map(|u| u.parse().unwrap()),
         name: "source".into(),
-        kind: kind.into(),
-        config: serde_json::json!({"secret": "s"}),
-        options: serde_json::Value::Null,
+        kind: hookd_core::ingest::SourceKind::parse(kind, Some(&serde_json::json!({"secret": "s"}))).unwrap(),
+        options: Default::default(),
         metadata: Default::default(),
     }
 }
