@@ -199,6 +199,43 @@ impl ScoreOrder {
     }
 }
 
+/// A leaderboard period as a caller names it: a key [`period_key`] makes (`all`,
+/// `2026-11-23`, `2026-W48`, `2026-11`), 1 to 16 letters, digits and `-`. A key of a
+/// period that never had a score is valid; it simply has none.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PeriodKey(String);
+
+impl PeriodKey {
+    /// Longest key accepted.
+    pub const MAX_LEN: usize = 16;
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for PeriodKey {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty()
+            || s.len() > Self::MAX_LEN
+            || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(InvalidValue::new(
+                "a period key such as 2026-11-22, 2026-W47, 2026-10 or all",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Display for PeriodKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The key of the period a score submitted at `at` belongs to: `all` on a board that
 /// never resets by itself, else the calendar period: `2026-11-23`, `2026-W48`,
 /// `2026-11`.
@@ -441,6 +478,15 @@ mod tests {
     #[test]
     fn periods_follow_the_calendar_in_utc() {
         let at = Utc.with_ymd_and_hms(2026, 11, 23, 23, 59, 59).unwrap();
+        for made in ["all", "2026-11-23", "2026-W48", "2026-11"] {
+            assert_eq!(
+                made.parse::<PeriodKey>().map(|k| k.to_string()).as_deref(),
+                Ok(made)
+            );
+        }
+        for bad in ["", "2026/11", "x".repeat(17).as_str(), "2026 W48"] {
+            assert!(bad.parse::<PeriodKey>().is_err(), "{bad:?}");
+        }
         assert_eq!(period_key(ResetPeriod::Never, at), "all");
         assert_eq!(period_key(ResetPeriod::Daily, at), "2026-11-23");
         assert_eq!(period_key(ResetPeriod::Weekly, at), "2026-W48");

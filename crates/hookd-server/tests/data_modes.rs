@@ -587,6 +587,12 @@ async fn management_api_validates_and_answers_errors() {
             422,
         ),
         (
+            Method::GET,
+            "/api/v1/app/game/leaderboard/none/top?period=2026%2F11",
+            Value::Null,
+            422,
+        ),
+        (
             Method::POST,
             "/api/v1/app/nope/collection",
             json!({"name": "c"}),

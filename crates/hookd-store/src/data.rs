@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use hookd_core::api_token::TokenHash;
-use hookd_core::data::{ModeOperation, ResetPeriod, ScoreOrder, ScorePolicy};
+use hookd_core::data::{ModeOperation, PeriodKey, ResetPeriod, ScoreOrder, ScorePolicy};
 use hookd_core::id::{ApiKeyId, ApplicationId, OrgId};
 use hookd_core::name::{ChannelName, DataName, EventTypeName, ItemKey};
 use serde::{Deserialize, Serialize};
@@ -323,14 +323,14 @@ pub enum Period {
     /// The period this moment falls in.
     At(DateTime<Utc>),
     /// A period by its key (see [`hookd_core::data::period_key`]).
-    Named(String),
+    Named(PeriodKey),
 }
 
 impl Period {
     pub fn key(&self, reset: hookd_core::data::ResetPeriod) -> String {
         match self {
             Self::At(at) => hookd_core::data::period_key(reset, *at),
-            Self::Named(key) => key.clone(),
+            Self::Named(key) => key.as_str().to_owned(),
         }
     }
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use hookd_core::data::{ResetPeriod, ScoreOrder, ScorePolicy};
+use hookd_core::data::{PeriodKey, ResetPeriod, ScoreOrder, ScorePolicy};
 use hookd_store::{Definition, DefinitionKind, DefinitionSpec, LeaderboardData, Period};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -218,17 +218,10 @@ impl ScoreQuery {
     pub fn period(&self) -> ApiResult<Period> {
         match &self.period {
             None => Ok(Period::At(Utc::now())),
-            Some(p)
-                if p.is_empty()
-                    || p.len() > 16
-                    || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
-            {
-                Err(ApiError::invalid(
-                    &["query", "period"],
-                    "a period key such as 2026-11-22, 2026-W47, 2026-10 or all",
-                ))
-            }
-            Some(p) => Ok(Period::Named(p.clone())),
+            Some(p) => p
+                .parse::<PeriodKey>()
+                .map(Period::Named)
+                .map_err(|e| ApiError::invalid(&["query", "period"], e.message)),
         }
     }
 

@@ -682,7 +682,7 @@ pub async fn scores_follow_policies_ranks_and_periods(store: &dyn Store) {
             &org,
             &app.id,
             &dn("daily"),
-            &Period::Named(yesterday.format("%Y-%m-%d").to_string()),
+            &Period::Named(yesterday.format("%Y-%m-%d").to_string().parse().unwrap()),
             10,
         )
         .await
