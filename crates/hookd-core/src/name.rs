@@ -120,6 +120,60 @@ validated_name!(
     Tag, max = 128, extra = "-_./\\#", what = "a tag"
 );
 
+/// A source's uid, under the Ingest API's rule: 1 to 60 letters, digits, `-` and `_`,
+/// never starting with `src_` (a source's id does), so a key names a uid or an id
+/// unambiguously.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct SourceUid(String);
+
+impl SourceUid {
+    pub const MAX_LEN: usize = 60;
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A uid as stored: checked when it was written, so a rule tightened later never
+    /// makes a stored source unreadable.
+    pub fn from_trusted(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl FromStr for SourceUid {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() > Self::MAX_LEN {
+            return Err(InvalidValue::new("the uid must be at most 60 characters"));
+        }
+        if s.starts_with("src_") {
+            return Err(InvalidValue::new("the uid must not start with `src_` (ids do)"));
+        }
+        if s.is_empty()
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(InvalidValue::new("the uid may hold letters, digits, `-` and `_`"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Display for SourceUid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SourceUid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
 /// Channels a message or an endpoint may name at most.
 pub const MAX_CHANNELS: usize = 10;
 /// Tags a message may carry at most.
@@ -140,6 +194,18 @@ pub fn channel_set(list: &[String]) -> Result<Option<std::collections::BTreeSet<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_uid_never_looks_like_an_id() {
+        assert!("github-main_2".parse::<SourceUid>().is_ok());
+        for bad in ["", "src_abc", "a.b", "a b", &"x".repeat(61)] {
+            assert!(bad.parse::<SourceUid>().is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            "x".repeat(60).parse::<SourceUid>().map(|u| u.as_str().len()),
+            Ok(60)
+        );
+    }
 
     #[test]
     fn tags_and_channel_sets_keep_their_limits() {

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use hookd_core::id::{ApplicationId, IngestLogId, MessageId, OrgId, SourceId};
+use hookd_core::name::SourceUid;
 use hookd_store::{
     IngestLogFilter, IngestRecorded, IngestRecording, IngestRequest, IngestStatus, IngestStore, ListQuery,
     Mutation, NewIngestRequest, Page, Source, SourceData, StoreError, StoreResult, Updated,
@@ -26,9 +27,7 @@ fn from_row(row: &Row) -> StoreResult<Source> {
         app_id: ApplicationId::from_trusted(get(row, 1)?),
         token: get(row, 2)?,
         data: SourceData {
-            uid: get::<Option<String>>(row, 3)?
-                .map(|u| u.parse().map_err(|e| db::corrupt("uid", e)))
-                .transpose()?,
+            uid: get::<Option<String>>(row, 3)?.map(SourceUid::from_trusted),
             name: get(row, 4)?,
             kind,
             options,

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, IngestLogId, MessageId, OrgId, SourceId};
+use hookd_core::name::SourceUid;
 use hookd_store::{
     IngestLogFilter, IngestRecorded, IngestRecording, IngestRequest, IngestStatus, IngestStore, ListQuery,
     Mutation, NewIngestRequest, Page, Source, SourceData, StoreError, StoreResult, Updated,
@@ -30,10 +31,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Source> {
         app_id: ApplicationId::from_trusted(row.get(1)?),
         token: row.get(2)?,
         data: SourceData {
-            uid: row
-                .get::<_, Option<String>>(3)?
-                .map(|u| u.parse().map_err(|e| sql::corrupt(3, e)))
-                .transpose()?,
+            uid: row.get::<_, Option<String>>(3)?.map(SourceUid::from_trusted),
             name: row.get(4)?,
             kind,
             options,

@@ -10,7 +10,7 @@ use hookd_core::api_token::TokenHash;
 use hookd_core::endpoint_url::EndpointUrl;
 use hookd_core::id::{ApplicationId, EndpointId, IngestLogId, MessageId, OrgId, SourceId, TaskId, TokenId};
 use hookd_core::ingest::{SourceKind, SourceOptions};
-use hookd_core::name::{ChannelName, EventTypeName, FeatureFlag, GroupName, Uid};
+use hookd_core::name::{ChannelName, EventTypeName, FeatureFlag, GroupName, SourceUid, Uid};
 use hookd_core::secret::EndpointSecret;
 use hookd_core::throttle::ThrottleRate;
 
@@ -440,7 +440,7 @@ impl EndpointStats {
 /// typed, parsed once when the row is read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceData {
-    pub uid: Option<Uid>,
+    pub uid: Option<SourceUid>,
     pub name: String,
     /// The preset (`github`, `stripe`, ...) with its configuration, secrets included
     /// (never shown by the API).

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{IngestLogId, SourceId};
 use hookd_core::ingest::SourceOptions;
-use hookd_core::name::Uid;
+use hookd_core::name::SourceUid;
 use hookd_store::{IngestLogFilter, IngestRequest, IngestStatus, Order, Source, SourceData};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -88,7 +88,7 @@ pub struct SourceOut {
     #[schema(value_type = String, example = "src_2yZwUhtgs5Ai8T9yRQJXA")]
     pub id: SourceId,
     #[schema(value_type = Option<String>)]
-    pub uid: Option<Uid>,
+    pub uid: Option<SourceUid>,
     pub name: String,
     /// Where the sender posts: `HOOKD_PUBLIC_URL` + `/in/{token}`.
     pub ingest_url: String,
@@ -127,21 +127,7 @@ fn source_out(state: &Service, source: Source) -> ApiResult<SourceOut> {
     })
 }
 
-fn parse_uid(uid: &str) -> ApiResult<Uid> {
-    let bad = |m: &str| ApiError::invalid(&["body", "uid"], m);
-    if uid.len() > 60 {
-        return Err(bad("the uid must be at most 60 characters"));
-    }
-    if uid.starts_with("src_") {
-        return Err(bad("the uid must not start with `src_` (ids do)"));
-    }
-    if uid.is_empty()
-        || !uid
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(bad("the uid may hold letters, digits, `-` and `_`"));
-    }
+fn parse_uid(uid: &str) -> ApiResult<SourceUid> {
     crate::http::parse_field(uid, "uid")
 }
 

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{EndpointId, IngestLogId, MessageId, OrgId, SourceId, TaskId};
 use hookd_core::ingest::{SourceKind, SourceOptions};
-use hookd_core::name::{EventTypeName, Uid};
+use hookd_core::name::{EventTypeName, SourceUid, Uid};
 use hookd_store::{
     ForwardedRequest, IngestLogFilter, IngestRecorded, IngestRequest, IngestStatus, ListQuery,
     NewIngestRequest, Order, Source, SourceData, StoreError,
@@ -71,7 +71,7 @@ pub async fn replace(
     org: &OrgId,
     key: &str,
     data: SourceData,
-    uid: impl FnOnce() -> ApiResult<Uid>,
+    uid: impl FnOnce() -> ApiResult<SourceUid>,
 ) -> ApiResult<(Source, bool)> {
     let store = &state.store;
     let mut create_data = data.clone();
@@ -112,7 +112,7 @@ pub async fn replace(
 #[derive(Debug, Default)]
 pub struct SourceChange {
     pub name: Option<String>,
-    pub uid: Option<Option<Uid>>,
+    pub uid: Option<Option<SourceUid>>,
     pub metadata: Option<std::collections::BTreeMap<String, String>>,
     /// A new preset, or (alone) the current one's new config.
     pub kind: Option<String>,
