@@ -1,6 +1,7 @@
-//! The job runner: leases due jobs (`JobStore`) and runs them (`service::jobs::run`,
-//! each step committed before the next). One job at a time per
-//! node; a job queued on this node wakes it at once, others are found by polling.
+//! The job runner: leases due jobs (`JobStore`) and runs them (`service::jobs::run`
+//! with `service::job_kinds::step`, each step committed before the next). One job at
+//! a time per node; a job queued on this node wakes it at once, others are found by
+//! polling.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use chrono::Utc;
 use hookd_store::StoreResult;
 use tokio::sync::watch;
 
-use crate::service::{Service, jobs};
+use crate::service::{Service, job_kinds, jobs};
 
 /// How often the runner looks for jobs queued elsewhere (or whose node died).
 const POLL: Duration = Duration::from_secs(1);
@@ -23,7 +24,7 @@ pub async fn run_pending_jobs(state: &Service) -> StoreResult<usize> {
         .claim_job(Utc::now(), Utc::now() + jobs::lease_span(state), &owner)
         .await?
     {
-        jobs::run(state, job, &owner).await?;
+        jobs::run(state, job, &owner, job_kinds::step).await?;
         ran += 1;
     }
     Ok(ran)

@@ -5,9 +5,12 @@
 //! `ops::jobs`; a request whose caller waits for the result runs its job itself
 //! ([`run_here`]), under a lease that any runner takes over if the request stops.
 //!
-//! Kinds: `endpoint.recover` (requeue an endpoint's failed deliveries, a batch a step)
-//! and `source.replay` (forward a source's logged requests again, a page a step).
+//! This runner knows no kind but its own recovery: a kind's step is handed to it
+//! ([`StepFn`]), and `job_kinds` is the one list of every kind, so a kind's module
+//! (e.g. `source` for replays) uses the runner without the runner using it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,12 +19,10 @@ use hookd_store::{Job, JobLease, JobStatus, JobStep, StoreResult};
 use serde::{Deserialize, Serialize};
 
 use crate::http::error::{ApiError, ApiResult};
-use crate::service::{Service, source};
+use crate::service::Service;
 
 /// The kind of an endpoint recovery.
 pub const RECOVER: &str = "endpoint.recover";
-/// The kind of a source's range replay.
-pub const REPLAY: &str = "source.replay";
 
 /// Rows requeued per step of a recovery, so a large one never holds the database for
 /// long.
@@ -60,6 +61,24 @@ pub struct Stepped {
     pub pause: bool,
 }
 
+/// One step of a job, running.
+pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Stepped> + Send + 'a>>;
+
+/// What runs one step of a job of some kind.
+pub type StepFn = for<'a> fn(&'a Service, &'a Job) -> StepFuture<'a>;
+
+impl Stepped {
+    /// The job ends as failed with `error`, its state as it was.
+    pub fn failed(job: &Job, error: String) -> Self {
+        Self {
+            state: job.state.clone(),
+            status: JobStatus::Failed,
+            error: Some(error),
+            pause: false,
+        }
+    }
+}
+
 /// Queues a recovery of every failed delivery to `endpoint` of messages created from
 /// `since` (until `until`); answers the job's id at once and wakes the runner.
 pub async fn recover(
@@ -86,13 +105,14 @@ pub async fn recover(
     Ok(job.id)
 }
 
-/// Makes a job of `kind` with `input` held by this node and runs it to its end now;
-/// answers the finished job. A job that failed is a 409 with its error.
+/// Makes a job of `kind` with `input` held by this node and runs it to its end now
+/// with `step`; answers the finished job. A job that failed is a 409 with its error.
 pub(super) async fn run_here(
     state: &Service,
     org: &OrgId,
     kind: &str,
     input: &impl Serialize,
+    step: StepFn,
 ) -> ApiResult<Job> {
     let value = serde_json::to_value(input).map_err(|_| ApiError::Internal)?;
     let owner = state.config.node_id();
@@ -102,7 +122,7 @@ pub(super) async fn run_here(
         until: now + lease_span(state),
     };
     let job = state.store.create_job(org, kind, value, now, Some(lease)).await?;
-    let mut job = run(state, job, &owner).await?;
+    let mut job = run(state, job, &owner, step).await?;
     // The lease was lost (a step outlasted it): the runner that took the job over
     // finishes it.
     while job.status == JobStatus::Running {
@@ -122,9 +142,9 @@ pub(crate) fn lease_span(state: &Service) -> chrono::Duration {
     crate::config::span(state.config.delivery_lease)
 }
 
-/// Runs `job`, which `owner` holds, step by step until it ends or the lease is lost;
-/// answers the job as it was left (still `Running` if the lease was lost).
-pub(crate) async fn run(state: &Service, mut job: Job, owner: &str) -> StoreResult<Job> {
+/// Runs `job`, which `owner` holds, `step` by step until it ends or the lease is
+/// lost; answers the job as it was left (still `Running` if the lease was lost).
+pub(crate) async fn run(state: &Service, mut job: Job, owner: &str, step: StepFn) -> StoreResult<Job> {
     loop {
         let stepped = step(state, &job).await;
         if stepped.pause {
@@ -162,72 +182,40 @@ pub(crate) async fn run(state: &Service, mut job: Job, owner: &str) -> StoreResu
     }
 }
 
-/// Runs one step of `job`.
-pub async fn step(state: &Service, job: &Job) -> Stepped {
-    let failed = |error: String| Stepped {
-        state: job.state.clone(),
-        status: JobStatus::Failed,
-        error: Some(error),
-        pause: false,
-    };
-    match job.kind.as_str() {
-        RECOVER => {
-            let mut r: Recover = match serde_json::from_value(job.state.clone()) {
-                Ok(r) => r,
-                Err(e) => return failed(format!("unreadable recovery state: {e}")),
-            };
-            let batch = state
-                .store
-                .recover_batch(&job.org_id, &r.app, &r.endpoint, r.since, r.until, RECOVER_BATCH)
-                .await;
-            let (status, pause) = match batch {
-                Ok(0) => {
-                    tracing::info!(task = %job.id, endpoint = %r.endpoint, requeued = r.requeued, "endpoint recovery finished");
-                    (JobStatus::Finished, false)
-                }
-                Ok(n) => {
-                    r.requeued += n;
-                    state.wake_dispatcher();
-                    (JobStatus::Running, false)
-                }
-                // A passing fault: the next step tries again.
-                Err(e) => {
-                    tracing::warn!(task = %job.id, error = %e, "an endpoint recovery step failed; it is tried again");
-                    (JobStatus::Running, true)
-                }
-            };
-            Stepped {
-                state: serde_json::to_value(&r).unwrap_or_else(|_| job.state.clone()),
-                status,
-                error: None,
-                pause,
+/// One step of an endpoint recovery: the next batch requeued.
+pub(super) fn recover_step<'a>(state: &'a Service, job: &'a Job) -> StepFuture<'a> {
+    Box::pin(async move {
+        let mut r: Recover = match serde_json::from_value(job.state.clone()) {
+            Ok(r) => r,
+            Err(e) => return Stepped::failed(job, format!("unreadable recovery state: {e}")),
+        };
+        let batch = state
+            .store
+            .recover_batch(&job.org_id, &r.app, &r.endpoint, r.since, r.until, RECOVER_BATCH)
+            .await;
+        let (status, pause) = match batch {
+            Ok(0) => {
+                tracing::info!(task = %job.id, endpoint = %r.endpoint, requeued = r.requeued, "endpoint recovery finished");
+                (JobStatus::Finished, false)
             }
-        }
-        REPLAY => {
-            let mut r: source::RangeReplay = match serde_json::from_value(job.state.clone()) {
-                Ok(r) => r,
-                Err(e) => return failed(format!("unreadable replay state: {e}")),
-            };
-            let (status, error, pause) = match source::replay_step(state, &job.org_id, &job.id, &mut r).await
-            {
-                Ok(true) => (JobStatus::Finished, None, false),
-                Ok(false) => (JobStatus::Running, None, false),
-                Err(StepError::Passing(e)) => {
-                    tracing::warn!(task = %job.id, error = %e, "a replay step failed; it is tried again");
-                    (JobStatus::Running, None, true)
-                }
-                Err(StepError::Fatal(e)) => (JobStatus::Failed, Some(e), false),
-            };
-            // What was forwarded before a fault is kept: its step is not forwarded twice.
-            Stepped {
-                state: serde_json::to_value(&r).unwrap_or_else(|_| job.state.clone()),
-                status,
-                error,
-                pause,
+            Ok(n) => {
+                r.requeued += n;
+                state.wake_dispatcher();
+                (JobStatus::Running, false)
             }
+            // A passing fault: the next step tries again.
+            Err(e) => {
+                tracing::warn!(task = %job.id, error = %e, "an endpoint recovery step failed; it is tried again");
+                (JobStatus::Running, true)
+            }
+        };
+        Stepped {
+            state: serde_json::to_value(&r).unwrap_or_else(|_| job.state.clone()),
+            status,
+            error: None,
+            pause,
         }
-        other => failed(format!("no job kind {other:?} on this node")),
-    }
+    })
 }
 
 /// The wake-up the job runner waits on (a job was queued on this node).

@@ -17,6 +17,7 @@ pub mod cron;
 pub mod data;
 pub mod endpoint;
 pub mod events;
+pub mod job_kinds;
 pub mod jobs;
 pub mod message;
 pub mod meter;

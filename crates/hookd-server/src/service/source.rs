@@ -11,7 +11,7 @@ use hookd_core::id::{EndpointId, IngestLogId, MessageId, OrgId, SourceId, TaskId
 use hookd_core::ingest::{SourceKind, SourceOptions};
 use hookd_core::name::{EventTypeName, SourceUid, Uid};
 use hookd_store::{
-    ForwardedRequest, IngestLogFilter, IngestRecorded, IngestRequest, IngestStatus, ListQuery,
+    ForwardedRequest, IngestLogFilter, IngestRecorded, IngestRequest, IngestStatus, JobStatus, ListQuery,
     NewIngestRequest, Order, Source, SourceData, StoreError,
 };
 use rand::RngCore as _;
@@ -304,7 +304,7 @@ pub async fn replay_one(
 
 /// A range replay's input and progress: the state of its job.
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) struct RangeReplay {
+struct RangeReplay {
     source: SourceId,
     endpoint: Option<EndpointId>,
     since: DateTime<Utc>,
@@ -344,7 +344,7 @@ pub async fn replay_range(
             ..Replayed::default()
         },
     };
-    let job = jobs::run_here(state, org, jobs::REPLAY, &input).await?;
+    let job = jobs::run_here(state, org, REPLAY, &input, replay_job).await?;
     serde_json::from_value::<RangeReplay>(job.state)
         .map(|r| r.out)
         .map_err(|e| {
@@ -353,9 +353,39 @@ pub async fn replay_range(
         })
 }
 
+/// The job kind of a source's range replay.
+pub const REPLAY: &str = "source.replay";
+
+/// One step of a range replay job: its state read, the next page forwarded, the
+/// progress kept even when the step met a fault (what was forwarded is not forwarded
+/// again).
+pub(super) fn replay_job<'a>(state: &'a Service, job: &'a hookd_store::Job) -> jobs::StepFuture<'a> {
+    Box::pin(async move {
+        let mut r: RangeReplay = match serde_json::from_value(job.state.clone()) {
+            Ok(r) => r,
+            Err(e) => return jobs::Stepped::failed(job, format!("unreadable replay state: {e}")),
+        };
+        let (status, error, pause) = match replay_step(state, &job.org_id, &job.id, &mut r).await {
+            Ok(true) => (JobStatus::Finished, None, false),
+            Ok(false) => (JobStatus::Running, None, false),
+            Err(jobs::StepError::Passing(e)) => {
+                tracing::warn!(task = %job.id, error = %e, "a replay step failed; it is tried again");
+                (JobStatus::Running, None, true)
+            }
+            Err(jobs::StepError::Fatal(e)) => (JobStatus::Failed, Some(e), false),
+        };
+        jobs::Stepped {
+            state: serde_json::to_value(&r).unwrap_or_else(|_| job.state.clone()),
+            status,
+            error,
+            pause,
+        }
+    })
+}
+
 /// One step of a range replay (job `task`): the next page of the log forwarded.
 /// Answers whether the replay is finished.
-pub(super) async fn replay_step(
+async fn replay_step(
     state: &Service,
     org: &OrgId,
     task: &TaskId,
