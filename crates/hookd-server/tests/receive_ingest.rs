@@ -837,6 +837,10 @@ async fn a_range_replay_left_by_a_dead_node_is_finished_once() {
         .collect();
     assert_eq!(ids.len(), 3, "{ids:?}");
     assert_eq!(
+        finished.state["deliveries"], 3,
+        "the delivery made before the crash is counted"
+    );
+    assert_eq!(
         ids[0],
         already.id.as_str(),
         "the first request was not forwarded twice"

@@ -28,6 +28,9 @@ pub const RECOVER: &str = "endpoint.recover";
 /// long.
 const RECOVER_BATCH: usize = 1_000;
 
+/// How many lease spans a request whose job was taken over waits for its end.
+const TAKEN_OVER_WAIT: u32 = 4;
+
 /// How long a job waits before trying again a step that met a passing fault.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
@@ -124,8 +127,16 @@ pub(super) async fn run_here(
     let job = state.store.create_job(org, kind, value, now, Some(lease)).await?;
     let mut job = run(state, job, &owner, step).await?;
     // The lease was lost (a step outlasted it): the runner that took the job over
-    // finishes it.
+    // finishes it. The caller waits for that a while, not for ever (that runner may
+    // stop too, and the next take-over needs its lease to run out first).
+    let deadline = tokio::time::Instant::now() + state.config.delivery_lease * TAKEN_OVER_WAIT;
     while job.status == JobStatus::Running {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::Unavailable(format!(
+                "task {} was taken over by another runner and is still running; it finishes without this request",
+                job.id
+            )));
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
         job = state.store.get_job(org, &job.id).await?;
     }

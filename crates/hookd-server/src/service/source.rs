@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use hookd_core::id::{EndpointId, IngestLogId, MessageId, OrgId, SourceId, TaskId};
+use hookd_core::id::{ApplicationId, EndpointId, IngestLogId, MessageId, OrgId, SourceId, TaskId};
 use hookd_core::ingest::{SourceKind, SourceOptions};
 use hookd_core::name::{EventTypeName, SourceUid, Uid};
 use hookd_store::{
@@ -383,6 +383,37 @@ pub(super) fn replay_job<'a>(state: &'a Service, job: &'a hookd_store::Job) -> j
     })
 }
 
+/// How many endpoints a message was given to (the deliveries it made).
+async fn destinations(
+    state: &Service,
+    org: &OrgId,
+    app: &ApplicationId,
+    msg: &MessageId,
+) -> hookd_store::StoreResult<usize> {
+    let mut query = ListQuery {
+        limit: REPLAY_STEP,
+        cursor: None,
+        order: Order::Ascending,
+    };
+    let mut n = 0;
+    loop {
+        let page = state
+            .store
+            .list_message_destinations(org, app, msg, &query)
+            .await?;
+        n += page.items.len();
+        match page.items.last() {
+            Some((last, _)) if page.has_more => {
+                query.cursor = Some(hookd_store::Cursor {
+                    key: last.id.to_string(),
+                    backward: false,
+                });
+            }
+            _ => return Ok(n),
+        }
+    }
+}
+
 /// One step of a range replay (job `task`): the next page of the log forwarded.
 /// Answers whether the replay is finished.
 async fn replay_step(
@@ -455,6 +486,9 @@ async fn replay_step(
                         )),
                         e => jobs::StepError::Passing(e.to_string()),
                     })?;
+                r.out.deliveries += destinations(state, org, &source.app_id, &msg.id)
+                    .await
+                    .map_err(|e| jobs::StepError::Passing(e.to_string()))?;
                 r.out.msg_ids.push(msg.id);
             }
             Err(ApiError::NotFound(what)) => {
