@@ -506,3 +506,51 @@ async fn patch_without_fields_changes_nothing_and_concurrent_patches_all_land() 
     assert_eq!(list["data"].as_array().unwrap().len(), 20);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_database_that_cannot_be_written_answers_503_with_retry_after_and_keeps_nothing() {
+    // SQLite whatever the suite runs on: another process holding its write lock is a
+    // fault hookd can neither wait out (past the busy timeout) nor handle.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.db");
+    let url = format!("sqlite://{}", path.display());
+    let server = TestServer::start_with(&[("HOOKD_DATABASE_URL", url.as_str())]).await;
+    let lock = rusqlite::Connection::open(&path).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+
+    let resp = server
+        .req(Method::POST, "/api/v1/app")
+        .json(&json!({"name": "while locked", "uid": "locked"}))
+        .send()
+        .await
+        .unwrap();
+    let retry_after = resp.headers().get("retry-after").cloned();
+    let (status, body) = json_of(resp).await;
+    assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert_eq!(retry_after.unwrap(), "5");
+
+    lock.execute_batch("ROLLBACK").unwrap();
+    let (status, _) = json_of(
+        server
+            .req(Method::GET, "/api/v1/app/locked")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the refused write left nothing");
+    let (status, _) = json_of(
+        server
+            .req(Method::POST, "/api/v1/app")
+            .json(&json!({"name": "after", "uid": "locked"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the same call succeeds once the lock is gone"
+    );
+}

@@ -35,6 +35,9 @@ pub struct ValidationErrorOut {
     pub detail: Vec<ValidationItem>,
 }
 
+/// Seconds a 503 asks its client to wait before trying again (`Retry-After`).
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{detail}")]
@@ -64,6 +67,7 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("invalid input")]
     Validation(Vec<ValidationItem>),
+    /// 503, with `Retry-After` ([`UNAVAILABLE_RETRY_AFTER`]).
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -145,6 +149,19 @@ impl IntoResponse for ApiError {
                     None => (status, body).into_response(),
                 }
             }
+            // A fault we could not handle: the client is told when to try again.
+            Self::Unavailable(ref detail) => (
+                status,
+                [(
+                    axum::http::header::RETRY_AFTER,
+                    UNAVAILABLE_RETRY_AFTER.to_string(),
+                )],
+                Json(HttpErrorOut {
+                    code: code.into(),
+                    detail: detail.clone(),
+                }),
+            )
+                .into_response(),
             other => (
                 status,
                 Json(HttpErrorOut {
