@@ -406,7 +406,7 @@ async fn api_key(action: ApiKeyCommand, config: Config) -> Result<(), Box<dyn st
                         other => other.to_string(),
                     }
                 })?;
-            let (record, key) = crate::data::api_key::issue_api_key(store.as_ref(), &org, &app, data).await?;
+            let (record, key) = crate::service::auth::issue_api_key(store.as_ref(), &org, &app, data).await?;
             eprintln!(
                 "created API key {} ({}) for application {app}; it is shown only once:",
                 record.id, record.data.name

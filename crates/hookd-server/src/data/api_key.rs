@@ -1,4 +1,4 @@
-//! `/api/v1/app/{app_id}/api-key`: the API keys of an application's portal modes
+//! `/api/v1/app/{app_id}/api-key`: the API keys of an application's data API modes
 //! (scopes read/write, optionally only some modes, a rate per key), and
 //! `/api/v1/usage`: the organisation's data usage per day.
 
@@ -8,10 +8,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
-use hookd_core::api_token::ApiKey;
-use hookd_core::id::{ApiKeyId, ApplicationId, OrgId};
+use hookd_core::id::ApiKeyId;
 use hookd_core::name::DataName;
-use hookd_store::{ApiKeyData, ApiKeyRecord, NewApiKey, Order, Store, StoreResult};
+use hookd_store::{ApiKeyData, ApiKeyRecord, Order};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -22,6 +21,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{ListResponse, Pagination};
 use crate::service::Service;
+use crate::service::auth;
 use crate::service::data::{self, app_id};
 
 pub fn router() -> OpenApiRouter<Service> {
@@ -135,28 +135,6 @@ pub fn key_data(
     })
 }
 
-/// Makes a key for the application; the returned key is the only copy of its secret.
-pub async fn issue_api_key(
-    store: &dyn Store,
-    org: &OrgId,
-    app: &ApplicationId,
-    data: ApiKeyData,
-) -> StoreResult<(ApiKeyRecord, ApiKey)> {
-    let key = ApiKey::generate();
-    let record = store
-        .create_api_key(
-            org,
-            app,
-            NewApiKey {
-                id: key.id.clone(),
-                hash: key.hash(),
-                data,
-            },
-        )
-        .await?;
-    Ok((record, key))
-}
-
 /// List the application's API keys (revoked ones too), oldest first.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/api-key", tag = "Data", params(Pagination),
     responses((status = 200, body = ListResponse<ApiKeyOut>)))]
@@ -189,7 +167,7 @@ async fn create_api_key(
 ) -> ApiResult<(StatusCode, Json<ApiKeyOut>)> {
     let data = key_data(body.name, &body.scopes, body.modes.as_deref(), body.rate_limit)?;
     let app = app_id(&state, &tenant.org, &app).await?;
-    let (record, key) = issue_api_key(state.store.as_ref(), &tenant.org, &app, data).await?;
+    let (record, key) = auth::issue_api_key(state.store.as_ref(), &tenant.org, &app, data).await?;
     Ok((
         StatusCode::CREATED,
         Json(ApiKeyOut::new(record, Some(key.reveal()))),

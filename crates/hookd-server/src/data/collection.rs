@@ -22,8 +22,9 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ApiQuery, double_option};
 use crate::http::pagination::{ListResponse, Pagination};
 use crate::service::Service;
-use crate::service::data::list_definitions;
-use crate::service::data::{DocumentOp, app_id, check_schema, metered, write_document};
+use crate::service::data::{
+    self, CollectionChange, DocumentOp, app_id, list_definitions, metered, write_document,
+};
 
 pub fn router() -> OpenApiRouter<Service> {
     OpenApiRouter::new()
@@ -119,17 +120,12 @@ async fn create_collection(
     ApiJson(body): ApiJson<CollectionIn>,
 ) -> ApiResult<(StatusCode, Json<CollectionOut>)> {
     let name = crate::http::parse_field::<hookd_core::name::DataName>(&body.name, "name")?;
-    check_schema(body.schema.as_ref(), "schema")?;
-    let app = app_id(&state, &tenant.org, &app).await?;
-    let spec = DefinitionSpec::Collection(CollectionData {
+    let collection = CollectionData {
         description: body.description,
         schema: body.schema,
         publish_events: body.publish_events,
-    });
-    let def = state
-        .store
-        .create_definition(&tenant.org, &app, name.as_str(), spec)
-        .await?;
+    };
+    let def = data::create_collection(&state, &tenant.org, &app, &name, collection).await?;
     Ok((StatusCode::CREATED, Json(CollectionOut::new(def)?)))
 }
 
@@ -156,33 +152,12 @@ async fn patch_collection(
     Path((app, name)): Path<(String, String)>,
     ApiJson(patch): ApiJson<CollectionPatch>,
 ) -> ApiResult<Json<CollectionOut>> {
-    if let Some(Some(schema)) = &patch.schema {
-        check_schema(Some(schema), "schema")?;
-    }
-    let app = app_id(&state, &tenant.org, &app).await?;
-    let def = state
-        .store
-        .update_definition(
-            &tenant.org,
-            &app,
-            KIND,
-            &name,
-            Box::new(move |spec| {
-                if let DefinitionSpec::Collection(c) = spec {
-                    if let Some(d) = patch.description {
-                        c.description = d;
-                    }
-                    if let Some(s) = patch.schema {
-                        c.schema = s;
-                    }
-                    if let Some(p) = patch.publish_events {
-                        c.publish_events = p;
-                    }
-                }
-                Ok(())
-            }),
-        )
-        .await?;
+    let change = CollectionChange {
+        description: patch.description,
+        schema: patch.schema,
+        publish_events: patch.publish_events,
+    };
+    let def = data::change_collection(&state, &tenant.org, &app, &name, change).await?;
     Ok(Json(CollectionOut::new(def)?))
 }
 
@@ -194,11 +169,7 @@ async fn delete_collection(
     State(state): State<Service>,
     Path((app, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let app = app_id(&state, &tenant.org, &app).await?;
-    state
-        .store
-        .delete_definition(&tenant.org, &app, KIND, &name)
-        .await?;
+    data::delete_definition(&state, &tenant.org, &app, KIND, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

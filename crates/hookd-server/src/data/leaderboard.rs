@@ -18,8 +18,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{ListResponse, Pagination};
 use crate::service::Service;
-use crate::service::data::list_definitions;
-use crate::service::data::{app_id, metered};
+use crate::service::data::{self, LeaderboardChange, app_id, list_definitions, metered};
 
 pub fn router() -> OpenApiRouter<Service> {
     OpenApiRouter::new()
@@ -123,17 +122,13 @@ async fn create_leaderboard(
     ApiJson(body): ApiJson<LeaderboardIn>,
 ) -> ApiResult<(StatusCode, Json<LeaderboardOut>)> {
     let name = crate::http::parse_field::<hookd_core::name::DataName>(&body.name, "name")?;
-    let app = app_id(&state, &tenant.org, &app).await?;
-    let spec = DefinitionSpec::Leaderboard(LeaderboardData {
+    let board = LeaderboardData {
         description: body.description,
         policy: body.policy,
         order: body.order,
         reset: body.reset,
-    });
-    let def = state
-        .store
-        .create_definition(&tenant.org, &app, name.as_str(), spec)
-        .await?;
+    };
+    let def = data::create_leaderboard(&state, &tenant.org, &app, &name, board).await?;
     Ok((StatusCode::CREATED, Json(LeaderboardOut::new(def)?)))
 }
 
@@ -160,30 +155,12 @@ async fn patch_leaderboard(
     Path((app, name)): Path<(String, String)>,
     ApiJson(patch): ApiJson<LeaderboardPatch>,
 ) -> ApiResult<Json<LeaderboardOut>> {
-    let app = app_id(&state, &tenant.org, &app).await?;
-    let def = state
-        .store
-        .update_definition(
-            &tenant.org,
-            &app,
-            KIND,
-            &name,
-            Box::new(move |spec| {
-                if let DefinitionSpec::Leaderboard(b) = spec {
-                    if let Some(d) = patch.description {
-                        b.description = d;
-                    }
-                    if let Some(p) = patch.policy {
-                        b.policy = p;
-                    }
-                    if let Some(r) = patch.reset {
-                        b.reset = r;
-                    }
-                }
-                Ok(())
-            }),
-        )
-        .await?;
+    let change = LeaderboardChange {
+        description: patch.description,
+        policy: patch.policy,
+        reset: patch.reset,
+    };
+    let def = data::change_leaderboard(&state, &tenant.org, &app, &name, change).await?;
     Ok(Json(LeaderboardOut::new(def)?))
 }
 
@@ -195,11 +172,7 @@ async fn delete_leaderboard(
     State(state): State<Service>,
     Path((app, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let app = app_id(&state, &tenant.org, &app).await?;
-    state
-        .store
-        .delete_definition(&tenant.org, &app, KIND, &name)
-        .await?;
+    data::delete_definition(&state, &tenant.org, &app, KIND, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -332,7 +305,6 @@ async fn reset_leaderboard(
     Path((app, name)): Path<(String, String)>,
 ) -> ApiResult<Json<ResetOut>> {
     let board = path_name(&name, "name")?;
-    let app = app_id(&state, &tenant.org, &app).await?;
-    let deleted = state.store.reset_leaderboard(&tenant.org, &app, &board).await?;
+    let deleted = data::reset_leaderboard(&state, &tenant.org, &app, &board).await?;
     Ok(Json(ResetOut { deleted }))
 }

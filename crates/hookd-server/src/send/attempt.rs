@@ -22,7 +22,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::ApiQuery;
 use crate::http::pagination::{ListResponse, Pagination};
 use crate::send::message::{message_filter, parse_event_types};
-use crate::service::Service;
+use crate::service::{Service, message};
 
 pub fn router() -> OpenApiRouter<Service> {
     OpenApiRouter::new()
@@ -229,10 +229,7 @@ async fn expunge_attempt_content(
 ) -> ApiResult<StatusCode> {
     let (app, msg) = app_and_msg(&state, &tenant, &app_key, &msg).await?;
     let attempt: AttemptId = attempt.parse().map_err(|_| ApiError::not_found("attempt"))?;
-    state
-        .store
-        .expunge_attempt_response(&tenant.org, &app, &msg, &attempt)
-        .await?;
+    message::expunge_attempt(&state, &tenant.org, &app, &msg, &attempt).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

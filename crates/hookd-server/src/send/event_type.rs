@@ -19,7 +19,7 @@ use crate::http::extract::{ApiJson, ApiQuery, double_option};
 use crate::http::pagination::{ListResponse, Pagination};
 use crate::http::{Created, parse_field};
 use crate::service::Service;
-use crate::service::upsert;
+use crate::service::event_type::{self, EventTypeChange};
 
 pub fn router() -> OpenApiRouter<Service> {
     OpenApiRouter::new()
@@ -215,7 +215,7 @@ async fn create_event_type(
 ) -> ApiResult<Created<EventTypeOut>> {
     let name: EventTypeName = parse_field(&body.name, "name")?;
     let data = body.rest.into_data(body.description)?;
-    let et = state.store.create_event_type(&tenant.org, &name, data).await?;
+    let et = event_type::create(&state, &tenant.org, &name, data).await?;
     Ok(Created::new(et.into()))
 }
 
@@ -244,22 +244,7 @@ async fn upsert_event_type(
         .parse()
         .map_err(|e: hookd_core::InvalidValue| ApiError::invalid(&["path", "event_type_name"], e.message))?;
     let data = body.rest.into_data(body.description)?;
-    let (store, org) = (&state.store, &tenant.org);
-    let (et, created) = upsert(
-        || {
-            let data = data.clone();
-            store.update_event_type(
-                org,
-                name.as_str(),
-                Box::new(move |cur| {
-                    *cur = data;
-                    Ok(())
-                }),
-            )
-        },
-        || store.create_event_type(org, &name, data.clone()),
-    )
-    .await?;
+    let (et, created) = event_type::replace(&state, &tenant.org, &name, data).await?;
     Ok(Created::new_if(created, et.into()))
 }
 
@@ -286,36 +271,15 @@ async fn patch_event_type(
         Some(None) => Some(None),
         None => None,
     };
-    let (description, archived, deprecated, schemas) =
-        (patch.description, patch.archived, patch.deprecated, patch.schemas);
-    let et = state
-        .store
-        .update_event_type(
-            &tenant.org,
-            &name,
-            Box::new(move |d| {
-                if let Some(v) = description {
-                    d.description = v;
-                }
-                if let Some(v) = archived {
-                    d.archived = v;
-                }
-                if let Some(v) = deprecated {
-                    d.deprecated = v;
-                }
-                if let Some(v) = schemas {
-                    d.schemas = v;
-                }
-                if let Some(v) = flags {
-                    d.feature_flags = v;
-                }
-                if let Some(v) = group {
-                    d.group_name = v;
-                }
-                Ok(())
-            }),
-        )
-        .await?;
+    let change = EventTypeChange {
+        description: patch.description,
+        archived: patch.archived,
+        deprecated: patch.deprecated,
+        schemas: patch.schemas,
+        feature_flags: flags,
+        group_name: group,
+    };
+    let et = event_type::change(&state, &tenant.org, &name, change).await?;
     Ok(Json(et.into()))
 }
 
@@ -336,9 +300,6 @@ async fn delete_event_type(
     Path(name): Path<String>,
     ApiQuery(options): ApiQuery<DeleteOptions>,
 ) -> ApiResult<StatusCode> {
-    state
-        .store
-        .delete_event_type(&tenant.org, &name, options.expunge)
-        .await?;
+    event_type::delete(&state, &tenant.org, &name, options.expunge).await?;
     Ok(StatusCode::NO_CONTENT)
 }

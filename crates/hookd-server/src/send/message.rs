@@ -329,9 +329,6 @@ async fn expunge_message_content(
 ) -> ApiResult<StatusCode> {
     let app = state.store.get_application(&tenant.org, &app_key).await?.id;
     let m = state.store.get_message(&tenant.org, &app, &msg).await?;
-    state
-        .store
-        .expunge_message_payload(&tenant.org, &app, &m.id)
-        .await?;
+    message::expunge_payload(&state, &tenant.org, &app, &m.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,13 +1,14 @@
 //! Credentials: one check of a presented credential against its stored record, for API
 //! tokens and data API keys alike (the record remembered for a moment, see `cache`; the
-//! secret checked in constant time on every request), and issuing new tokens.
+//! secret checked in constant time on every request), and issuing new tokens and keys.
 
 use std::future::Future;
 use std::hash::Hash;
 
+use hookd_core::api_token::ApiKey;
 use hookd_core::api_token::{ApiToken, Credential, CredentialId, TokenHash};
-use hookd_core::id::{ApiKeyId, TokenId};
-use hookd_store::{ApiKeyRecord, NewToken, Org, Store, StoreResult, TokenRecord};
+use hookd_core::id::{ApiKeyId, ApplicationId, OrgId, TokenId};
+use hookd_store::{ApiKeyData, ApiKeyRecord, NewApiKey, NewToken, Org, Store, StoreResult, TokenRecord};
 
 use crate::http::auth::{Authenticate, Tenant};
 use crate::http::error::{ApiError, ApiResult};
@@ -118,4 +119,26 @@ pub async fn issue_token(store: &dyn Store, org: &str, name: &str) -> StoreResul
         )
         .await?;
     Ok((org, token))
+}
+
+/// Makes a key for the application; the returned key is the only copy of its secret.
+pub async fn issue_api_key(
+    store: &dyn Store,
+    org: &OrgId,
+    app: &ApplicationId,
+    data: ApiKeyData,
+) -> StoreResult<(ApiKeyRecord, ApiKey)> {
+    let key = ApiKey::generate();
+    let record = store
+        .create_api_key(
+            org,
+            app,
+            NewApiKey {
+                id: key.id.clone(),
+                hash: key.hash(),
+                data,
+            },
+        )
+        .await?;
+    Ok((record, key))
 }

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use hookd_core::data::ModeTarget;
 use hookd_core::data::{BodySchema, increment, merge_patch};
+use hookd_core::data::{ResetPeriod, ScorePolicy};
 use hookd_core::id::{ApiKeyId, ApplicationId, OrgId};
 use hookd_core::name::{DataName, ItemKey};
 use hookd_store::{
     ApiKeyRecord, CollectionData, Definition, DefinitionKind, DefinitionSpec, Document, DocumentChange,
-    DocumentEdit, DocumentWritten, ModeData, StoreError, UsageDay, mode_key,
+    DocumentEdit, DocumentWritten, LeaderboardData, ModeData, StoreError, UsageDay, mode_key,
 };
 use serde_json::{Map, Value};
 
@@ -355,6 +356,159 @@ async fn check_mode(state: &Service, org: &OrgId, app: &ApplicationId, data: &Mo
         ));
     }
     check_schema(data.body_schema.as_ref(), "bodySchema")
+}
+
+/// A checked PATCH of a collection: `None` keeps a field.
+#[derive(Debug, Default)]
+pub struct CollectionChange {
+    pub description: Option<String>,
+    /// `Some(None)` removes the schema.
+    pub schema: Option<Option<Value>>,
+    pub publish_events: Option<bool>,
+}
+
+impl CollectionChange {
+    fn apply(self, c: &mut CollectionData) {
+        if let Some(d) = self.description {
+            c.description = d;
+        }
+        if let Some(s) = self.schema {
+            c.schema = s;
+        }
+        if let Some(p) = self.publish_events {
+            c.publish_events = p;
+        }
+    }
+}
+
+/// A PATCH of a leaderboard: `None` keeps a field (its order never changes: ranks are
+/// kept in it).
+#[derive(Debug, Default)]
+pub struct LeaderboardChange {
+    pub description: Option<String>,
+    pub policy: Option<ScorePolicy>,
+    pub reset: Option<ResetPeriod>,
+}
+
+impl LeaderboardChange {
+    fn apply(self, b: &mut LeaderboardData) {
+        if let Some(d) = self.description {
+            b.description = d;
+        }
+        if let Some(p) = self.policy {
+            b.policy = p;
+        }
+        if let Some(r) = self.reset {
+            b.reset = r;
+        }
+    }
+}
+
+/// Creates the collection `name` in the application `app` (id or uid); its schema must
+/// compile.
+pub async fn create_collection(
+    state: &Service,
+    org: &OrgId,
+    app: &str,
+    name: &DataName,
+    data: CollectionData,
+) -> ApiResult<Definition> {
+    check_schema(data.schema.as_ref(), "schema")?;
+    let app = app_id(state, org, app).await?;
+    Ok(state
+        .store
+        .create_definition(org, &app, name.as_str(), DefinitionSpec::Collection(data))
+        .await?)
+}
+
+/// Creates the leaderboard `name` in the application `app` (id or uid).
+pub async fn create_leaderboard(
+    state: &Service,
+    org: &OrgId,
+    app: &str,
+    name: &DataName,
+    data: LeaderboardData,
+) -> ApiResult<Definition> {
+    let app = app_id(state, org, app).await?;
+    Ok(state
+        .store
+        .create_definition(org, &app, name.as_str(), DefinitionSpec::Leaderboard(data))
+        .await?)
+}
+
+/// Changes some fields of the collection `name`; a new schema must compile (documents
+/// already stored are checked against it at their next write).
+pub async fn change_collection(
+    state: &Service,
+    org: &OrgId,
+    app: &str,
+    name: &str,
+    change: CollectionChange,
+) -> ApiResult<Definition> {
+    if let Some(Some(schema)) = &change.schema {
+        check_schema(Some(schema), "schema")?;
+    }
+    let app = app_id(state, org, app).await?;
+    Ok(state
+        .store
+        .update_definition(
+            org,
+            &app,
+            DefinitionKind::Collection,
+            name,
+            Box::new(move |spec| {
+                if let DefinitionSpec::Collection(c) = spec {
+                    change.apply(c);
+                }
+                Ok(())
+            }),
+        )
+        .await?)
+}
+
+/// Changes some fields of the leaderboard `name`.
+pub async fn change_leaderboard(
+    state: &Service,
+    org: &OrgId,
+    app: &str,
+    name: &str,
+    change: LeaderboardChange,
+) -> ApiResult<Definition> {
+    let app = app_id(state, org, app).await?;
+    Ok(state
+        .store
+        .update_definition(
+            org,
+            &app,
+            DefinitionKind::Leaderboard,
+            name,
+            Box::new(move |spec| {
+                if let DefinitionSpec::Leaderboard(b) = spec {
+                    change.apply(b);
+                }
+                Ok(())
+            }),
+        )
+        .await?)
+}
+
+/// Deletes the collection or leaderboard `name` with all its documents or scores.
+pub async fn delete_definition(
+    state: &Service,
+    org: &OrgId,
+    app: &str,
+    kind: DefinitionKind,
+    name: &str,
+) -> ApiResult<()> {
+    let app = app_id(state, org, app).await?;
+    Ok(state.store.delete_definition(org, &app, kind, name).await?)
+}
+
+/// Starts the leaderboard `board` over: every score of every period is deleted;
+/// answers how many.
+pub async fn reset_leaderboard(state: &Service, org: &OrgId, app: &str, board: &DataName) -> ApiResult<u64> {
+    let app = app_id(state, org, app).await?;
+    Ok(state.store.reset_leaderboard(org, &app, board).await?)
 }
 
 /// Creates a mode: `name` answering `method`, checked against the application's

@@ -1,9 +1,10 @@
 //! Messages: the one way a new message is made and committed — by the API, a resend
 //! or send-example, an ingest replay, a data change or a mode's `message.publish` —
-//! and the wake-up of the delivery engine that follows its commit; and resend.
+//! and the wake-up of the delivery engine that follows its commit; resend; and the
+//! removal of a payload or of an attempt's recorded response.
 
 use chrono::{DateTime, Utc};
-use hookd_core::id::{ApplicationId, EndpointId, MessageId, OrgId};
+use hookd_core::id::{ApplicationId, AttemptId, EndpointId, MessageId, OrgId};
 use hookd_core::name::EventTypeName;
 use hookd_store::{Message, NewMessage};
 
@@ -73,6 +74,30 @@ pub async fn resend(
     state.store.resend(org, app, msg, endpoint).await?;
     state.wake_dispatcher();
     Ok(())
+}
+
+/// Removes the payload of message `msg`; its deliveries not yet made are canceled.
+pub async fn expunge_payload(
+    state: &Service,
+    org: &OrgId,
+    app: &ApplicationId,
+    msg: &MessageId,
+) -> ApiResult<()> {
+    Ok(state.store.expunge_message_payload(org, app, msg).await?)
+}
+
+/// Removes the recorded response of `attempt` of message `msg`.
+pub async fn expunge_attempt(
+    state: &Service,
+    org: &OrgId,
+    app: &ApplicationId,
+    msg: &MessageId,
+    attempt: &AttemptId,
+) -> ApiResult<()> {
+    Ok(state
+        .store
+        .expunge_attempt_response(org, app, msg, attempt)
+        .await?)
 }
 
 /// The id of the application `key` (id or uid) names, remembered for a moment (see

@@ -16,6 +16,7 @@ pub mod cache;
 pub mod cron;
 pub mod data;
 pub mod endpoint;
+pub mod event_type;
 pub mod events;
 pub mod job_kinds;
 pub mod jobs;
@@ -108,7 +109,7 @@ impl crate::http::HttpState for Service {
 
 /// PUT semantics: replace when it exists, else create; a concurrent creator wins and is
 /// then replaced. Returns whether this call created the object.
-pub async fn upsert<T, U, UF, C, CF>(update: U, create: C) -> ApiResult<(T, bool)>
+pub(super) async fn upsert<T, U, UF, C, CF>(update: U, create: C) -> ApiResult<(T, bool)>
 where
     U: Fn() -> UF,
     UF: Future<Output = StoreResult<T>>,
