@@ -1,14 +1,11 @@
 //! Delivery rate limits.
 
-use std::fmt;
 use std::num::NonZeroU16;
 
-use serde::{Deserialize, Serialize};
-
 /// A delivery rate limit, in messages per second, of an application or an endpoint:
-/// at least 1 (no limit is the absence of one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+/// at least 1 (no limit is the absence of one). On the wire and in the database it is
+/// the plain number ([`ThrottleRate::get`]); 0 there means none ([`ThrottleRate::new`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ThrottleRate(NonZeroU16);
 
 impl ThrottleRate {
@@ -23,12 +20,6 @@ impl ThrottleRate {
     }
 }
 
-impl fmt::Display for ThrottleRate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/s", self.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,7 +29,5 @@ mod tests {
         assert_eq!(ThrottleRate::new(0), None);
         assert_eq!(ThrottleRate::new(1).map(ThrottleRate::get), Some(1));
         assert_eq!(ThrottleRate::new(u16::MAX).map(ThrottleRate::get), Some(u16::MAX));
-        assert!(serde_json::from_str::<ThrottleRate>("0").is_err());
-        assert_eq!(serde_json::to_string(&ThrottleRate::new(5)).unwrap(), "5");
     }
 }
