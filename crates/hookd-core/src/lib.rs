@@ -8,6 +8,7 @@ pub mod api_token;
 pub mod data;
 pub mod endpoint_headers;
 pub mod endpoint_url;
+pub mod filter;
 pub mod id;
 pub mod ingest;
 pub mod matching;
