@@ -100,6 +100,7 @@ async fn setup_with(url: &str, schedule: &str, tune: impl FnOnce(&mut DispatchCo
                 headers: Default::default(),
                 secret: hookd_core::secret::EndpointSecret::generate(),
                 previous_secrets: Vec::new(),
+                filter: None,
             },
         )
         .await

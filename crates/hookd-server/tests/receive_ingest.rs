@@ -853,3 +853,151 @@ async fn a_range_replay_left_by_a_dead_node_is_finished_once() {
     bodies.sort();
     assert_eq!(bodies, [&b"{\"i\":0}"[..], b"{\"i\":1}", b"{\"i\":2}"]);
 }
+
+#[tokio::test]
+async fn a_github_source_filtered_on_the_event_header_forwards_only_pushes_to_main() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let (source, _) = source_with_destination(
+        &server,
+        &receiver,
+        "/all-pushes",
+        json!({"name": "GitHub", "type": "github", "config": {"secret": GITHUB_SECRET},
+               "options": {"filter": {"headers": {"X-GitHub-Event": "push"}}}}),
+    )
+    .await;
+    let id = source["id"].as_str().unwrap();
+    // A second destination that only wants pushes to main.
+    let res = server
+        .req(
+            reqwest::Method::POST,
+            &format!("/ingest/api/v1/source/{id}/endpoint"),
+        )
+        .json(&json!({"url": format!("{}/main", receiver.url),
+                      "filter": {"body": {"ref": "refs/heads/main"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let main: Value = res.json().await.unwrap();
+    assert_eq!(main["filter"], json!({"body": {"ref": "refs/heads/main"}}));
+    let url = source["ingestUrl"].as_str().unwrap();
+    let send = |event: &'static str, body: &'static [u8]| {
+        server
+            .http()
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-hub-signature-256", github_signature(body))
+            .body(body.to_vec())
+            .send()
+    };
+    let push_main = br#"{"ref":"refs/heads/main","n":1}"#;
+    let push_dev = br#"{"ref":"refs/heads/dev","n":2}"#;
+    let issue = br#"{"action":"opened","n":3}"#;
+    for (event, body) in [
+        ("push", &push_main[..]),
+        ("push", &push_dev[..]),
+        ("issues", &issue[..]),
+    ] {
+        let res = send(event, body).await.unwrap();
+        assert_eq!(
+            res.status(),
+            200,
+            "a filtered request is answered like an accepted one"
+        );
+    }
+    let all = receiver.wait_for("/all-pushes", 2, Duration::from_secs(10)).await;
+    let main_got = receiver.wait_for("/main", 1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(receiver.received_on("/all-pushes").len(), 2);
+    assert_eq!(receiver.received_on("/main").len(), 1);
+    let mut bodies: Vec<&[u8]> = all.iter().map(|r| r.body.as_ref()).collect();
+    bodies.sort();
+    assert_eq!(bodies, [&push_dev[..], &push_main[..]]);
+    assert_eq!(main_got[0].body.as_ref(), &push_main[..]);
+    let filtered = log(&server, &source, "?status=filtered").await;
+    assert_eq!(filtered.len(), 1);
+    assert_eq!(filtered[0]["payload"], std::str::from_utf8(issue).unwrap());
+    assert!(filtered[0]["msg_id"].is_null());
+    assert_eq!(log(&server, &source, "?status=accepted").await.len(), 2);
+
+    // Trying the destination's filter on samples, and a new one before saving it.
+    let test = |body: Value| {
+        server
+            .req(
+                reqwest::Method::POST,
+                &format!(
+                    "/ingest/api/v1/source/{id}/endpoint/{}/filter/test",
+                    main["id"].as_str().unwrap()
+                ),
+            )
+            .json(&body)
+            .send()
+    };
+    let r: Value = test(json!({"payload": {"ref": "refs/heads/main"}}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["matched"], true);
+    let r: Value = test(json!({"payload": {"ref": "refs/tags/v1"}}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["matched"], false);
+    assert_eq!(r["pointer"], "/body/ref");
+    assert_eq!(r["found"], "refs/tags/v1");
+    let r: Value = test(
+        json!({"filter": {"headers": {"x-github-event": {"$in": ["push", "ping"]}}},
+                               "headers": {"X-GitHub-Event": "ping"}}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(r["matched"], true);
+    let res = test(json!({"eventType": "x"})).await.unwrap();
+    assert_eq!(res.status(), 422, "a destination's sample has no event type");
+
+    // Hostile filters are refused with 422 naming the bad part.
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!({ "a": deep });
+    }
+    for (filter, loc_end) in [
+        (json!({"body": deep}), "a"),
+        (json!({"body": {"a": {"$regex": "(unclosed"}}}), "$regex"),
+        (
+            json!({"body": {"a": {"$in": (0..1000).collect::<Vec<_>>()}}}),
+            "$in",
+        ),
+        (json!({"eventType": "x"}), "eventType"),
+    ] {
+        let res = server
+            .req(reqwest::Method::PATCH, &format!("/ingest/api/v1/source/{id}"))
+            .json(&json!({"options": {"filter": filter.clone()}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422, "{filter}");
+        let res = server
+            .req(
+                reqwest::Method::POST,
+                &format!("/ingest/api/v1/source/{id}/endpoint"),
+            )
+            .json(&json!({"url": format!("{}/x", receiver.url), "filter": filter}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422);
+        let err: Value = res.json().await.unwrap();
+        let loc = err["detail"][0]["loc"].as_array().unwrap();
+        assert_eq!(&loc[..2], &[json!("body"), json!("filter")]);
+        assert_eq!(loc.last().unwrap(), loc_end, "{err}");
+    }
+}

@@ -468,7 +468,11 @@ impl DataStore for PgStore {
             }
         }
         let event_deliveries = match plan.event.clone() {
-            Some(message) => crate::messages::insert_message(&tx, org, app, message).await?.1,
+            Some(message) => {
+                crate::messages::insert_message(&tx, org, app, message, None)
+                    .await?
+                    .1
+            }
             None => 0,
         };
         tx.commit().await.map_err(db::err)?;

@@ -38,6 +38,24 @@ fn from_row(row: &Row) -> StoreResult<Source> {
     })
 }
 
+/// A logged request of `org` by id (a replay's forward is filtered on it).
+pub(crate) async fn find_request<C: GenericClient>(
+    c: &C,
+    org: &OrgId,
+    id: &IngestLogId,
+) -> StoreResult<IngestRequest> {
+    db::query_opt(
+        c,
+        &format!("SELECT {LOG_COLUMNS} FROM ingest_request WHERE org_id = $1 AND id = $2"),
+        &[&org.as_str(), &id.as_str()],
+    )
+    .await?
+    .as_ref()
+    .map(log_from_row)
+    .transpose()?
+    .ok_or(StoreError::NotFound("ingest log entry"))
+}
+
 fn log_from_row(row: &Row) -> StoreResult<IngestRequest> {
     Ok(IngestRequest {
         id: IngestLogId::from_trusted(get(row, 0)?),
@@ -122,7 +140,8 @@ async fn record<C: GenericClient>(
         r.found_earlier(first.map(IngestLogId::from_trusted));
     }
     if let Some(forward) = r.take_forward() {
-        let (msg, n) = crate::messages::insert_message(c, org, &source.app_id, forward).await?;
+        let (msg, n) =
+            crate::messages::insert_message(c, org, &source.app_id, forward, Some(r.request.view())).await?;
         r.forwarded(msg.id, n);
     }
     let q = &r.request;

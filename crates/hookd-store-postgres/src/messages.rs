@@ -8,9 +8,11 @@ use deadpool_postgres::GenericClient;
 use hookd_core::id::{ApplicationId, AttemptId, EndpointId, MessageId, OrgId};
 use hookd_core::matching::{Subscription, accepts};
 use hookd_core::name::{ChannelName, EventTypeName};
+use hookd_store::fanout::{Fanout, RequestView};
 use hookd_store::{
-    AttemptFilter, AttemptTrigger, DeliveryState, DeliveryStatus, Endpoint, EndpointStats, ListQuery,
-    Message, MessageAttempt, MessageFilter, MessageStore, NewMessage, Page, StoreError, StoreResult,
+    AttemptFilter, AttemptTrigger, DeliveryState, DeliveryStatus, Endpoint, EndpointStats, ForwardedRequest,
+    ListQuery, Message, MessageAttempt, MessageFilter, MessageStore, NewMessage, Page, StoreError,
+    StoreResult,
 };
 use tokio_postgres::Row;
 
@@ -63,21 +65,24 @@ async fn find<C: GenericClient>(
     .ok_or(StoreError::NotFound("message"))
 }
 
-/// The endpoints of `app` that accept a message of `event_type` on `channels`.
+/// The endpoints of `app` that take `msg`: subscribed to its event type and channels
+/// (`hookd_core::matching`), then passing their payload filter ([`Fanout`]). A forward
+/// is matched on the request it forwards: `request`, or else the logged one.
 async fn subscribers<C: GenericClient>(
     c: &C,
     org: &OrgId,
     app: &ApplicationId,
-    event_type: &EventTypeName,
-    channels: Option<&BTreeSet<ChannelName>>,
+    msg: &Message,
+    forward: Option<&ForwardedRequest>,
+    request: Option<RequestView<'_>>,
 ) -> StoreResult<Vec<String>> {
     let rows = db::query(
         c,
-        "SELECT id, disabled, event_types, channels FROM endpoint WHERE org_id = $1 AND app_id = $2",
+        "SELECT id, disabled, event_types, channels, filter FROM endpoint WHERE org_id = $1 AND app_id = $2",
         &[&org.as_str(), &app.as_str()],
     )
     .await?;
-    let mut ids = Vec::new();
+    let mut candidates: Vec<(String, Option<serde_json::Value>)> = Vec::new();
     for row in &rows {
         let types: Option<BTreeSet<EventTypeName>> = json_opt(row, 2)?;
         let chans: Option<BTreeSet<ChannelName>> = json_opt(row, 3)?;
@@ -86,11 +91,31 @@ async fn subscribers<C: GenericClient>(
             event_types: types.as_ref(),
             channels: chans.as_ref(),
         };
-        if accepts(sub, event_type, channels) {
-            ids.push(get(row, 0)?);
+        if accepts(sub, &msg.event_type, msg.channels.as_ref()) {
+            candidates.push((get(row, 0)?, get(row, 4)?));
         }
     }
-    Ok(ids)
+    if candidates.iter().all(|(_, f)| f.is_none()) {
+        return Ok(candidates.into_iter().map(|(id, _)| id).collect());
+    }
+    let logged;
+    let fanout = match (forward, request) {
+        (None, _) => Fanout::sent(
+            &msg.event_type,
+            msg.channels.as_ref(),
+            msg.payload.as_deref().unwrap_or(""),
+        ),
+        (Some(_), Some(view)) => Fanout::forward(&msg.event_type, view),
+        (Some(f), None) => {
+            logged = crate::ingest::find_request(c, org, &f.log_id).await?;
+            Fanout::forward(&msg.event_type, logged.view())
+        }
+    };
+    Ok(candidates
+        .into_iter()
+        .filter(|(_, filter)| filter.as_ref().is_none_or(|f| fanout.passes(f)))
+        .map(|(id, _)| id)
+        .collect())
 }
 
 const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.response, a.response_status_code,
@@ -147,11 +172,13 @@ fn delivery_state(
 /// Stores a message and its deliveries: the endpoints that take it are read first,
 /// then the message and its deliveries are written by one statement (atomic on its
 /// own; inside the caller's transaction when there is one). Two round trips, not five.
+/// `request` is the received request a forward forwards, when the caller has it.
 pub(crate) async fn insert_message<C: GenericClient>(
     c: &C,
     org: &OrgId,
     app: &ApplicationId,
     message: NewMessage,
+    request: Option<RequestView<'_>>,
 ) -> StoreResult<(Message, usize)> {
     let now = db::now();
     let msg = Message {
@@ -171,7 +198,7 @@ pub(crate) async fn insert_message<C: GenericClient>(
                 .id
                 .to_string(),
         ],
-        None => subscribers(c, org, app, &msg.event_type, msg.channels.as_ref()).await?,
+        None => subscribers(c, org, app, &msg, message.forward.as_ref(), request).await?,
     };
     let stmt = c
         .prepare_cached(
@@ -226,7 +253,7 @@ impl MessageStore for PgStore {
         message: NewMessage,
     ) -> StoreResult<(Message, usize)> {
         let c = self.client().await?;
-        let created = insert_message(&c, org, app, message).await?;
+        let created = insert_message(&c, org, app, message, None).await?;
         if created.1 > 0 {
             self.announce_work();
         }
@@ -501,10 +528,11 @@ impl MessageStore for PgStore {
             args.push(app.to_string()),
             args.push(m.id.to_string())
         );
+        const W: usize = crate::endpoints::WIDTH;
         db::select_page(&c, &select, "d.endpoint_id", args, query, |r| {
             Ok((
                 crate::endpoints::from_row_at(r, 0)?,
-                delivery_state(get(r, 15)?, get(r, 16)?, get(r, 17)?, now)?,
+                delivery_state(get(r, W)?, get(r, W + 1)?, get(r, W + 2)?, now)?,
             ))
         })
         .await

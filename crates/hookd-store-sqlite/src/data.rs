@@ -492,7 +492,7 @@ impl DataStore for SqliteStore {
                 }
             }
             let event_deliveries = match plan.event.clone() {
-                Some(message) => crate::messages::insert_message(c, &org, &app, message)?.1,
+                Some(message) => crate::messages::insert_message(c, &org, &app, message, None)?.1,
                 None => 0,
             };
             Ok(plan.written(event_deliveries))

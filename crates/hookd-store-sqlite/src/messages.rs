@@ -7,9 +7,11 @@ use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, AttemptId, EndpointId, MessageId, OrgId};
 use hookd_core::matching::{Subscription, accepts};
 use hookd_core::name::{ChannelName, EventTypeName};
+use hookd_store::fanout::{Fanout, RequestView};
 use hookd_store::{
-    AttemptFilter, AttemptTrigger, DeliveryState, DeliveryStatus, Endpoint, EndpointStats, ListQuery,
-    Message, MessageAttempt, MessageFilter, MessageStore, NewMessage, Page, StoreError, StoreResult,
+    AttemptFilter, AttemptTrigger, DeliveryState, DeliveryStatus, Endpoint, EndpointStats, ForwardedRequest,
+    ListQuery, Message, MessageAttempt, MessageFilter, MessageStore, NewMessage, Page, StoreError,
+    StoreResult,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension as _, Row, ToSql, params, params_from_iter};
@@ -53,17 +55,20 @@ fn find(c: &Connection, org: &OrgId, app: &ApplicationId, id_or_event_id: &str) 
     .ok_or(StoreError::NotFound("message"))
 }
 
-/// The endpoints of `app` that accept a message of `event_type` on `channels`.
+/// The endpoints of `app` that take `msg`: subscribed to its event type and channels
+/// (`hookd_core::matching`), then passing their payload filter ([`Fanout`]). A forward
+/// is matched on the request it forwards: `request`, or else the logged one.
 fn subscribers(
     c: &Connection,
     org: &OrgId,
     app: &ApplicationId,
-    event_type: &EventTypeName,
-    channels: Option<&BTreeSet<ChannelName>>,
+    msg: &Message,
+    forward: Option<&ForwardedRequest>,
+    request: Option<RequestView<'_>>,
 ) -> StoreResult<Vec<String>> {
     let mut s = c
         .prepare_cached(
-            "SELECT id, disabled, event_types, channels FROM endpoint WHERE org_id = ? AND app_id = ?",
+            "SELECT id, disabled, event_types, channels, filter FROM endpoint WHERE org_id = ? AND app_id = ?",
         )
         .map_err(internal)?;
     let rows = s
@@ -81,13 +86,39 @@ fn subscribers(
                 event_types: types.as_ref(),
                 channels: chans.as_ref(),
             };
-            accepts(sub, event_type, channels)
-                .then(|| row.get::<_, String>(0))
-                .transpose()
+            if !accepts(sub, &msg.event_type, msg.channels.as_ref()) {
+                return Ok(None);
+            }
+            let filter: Option<serde_json::Value> = row
+                .get::<_, Option<String>>(4)?
+                .map(|s| from_json(4, &s))
+                .transpose()?;
+            Ok(Some((row.get::<_, String>(0)?, filter)))
         })
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(internal)?;
-    Ok(rows.into_iter().flatten().collect())
+    let candidates: Vec<(String, Option<serde_json::Value>)> = rows.into_iter().flatten().collect();
+    if candidates.iter().all(|(_, f)| f.is_none()) {
+        return Ok(candidates.into_iter().map(|(id, _)| id).collect());
+    }
+    let logged;
+    let fanout = match (forward, request) {
+        (None, _) => Fanout::sent(
+            &msg.event_type,
+            msg.channels.as_ref(),
+            msg.payload.as_deref().unwrap_or(""),
+        ),
+        (Some(_), Some(view)) => Fanout::forward(&msg.event_type, view),
+        (Some(f), None) => {
+            logged = crate::ingest::find_request(c, org, &f.log_id)?;
+            Fanout::forward(&msg.event_type, logged.view())
+        }
+    };
+    Ok(candidates
+        .into_iter()
+        .filter(|(_, filter)| filter.as_ref().is_none_or(|f| fanout.passes(f)))
+        .map(|(id, _)| id)
+        .collect())
 }
 
 const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.response, a.response_status_code,
@@ -156,11 +187,13 @@ fn push_in(sql: &mut String, params: &mut Vec<Value>, column: &str, names: &[Eve
 }
 
 /// Stores a message and its deliveries inside the caller's transaction.
+/// `request` is the received request a forward forwards, when the caller has it.
 pub(crate) fn insert_message(
     c: &Connection,
     org: &OrgId,
     app: &ApplicationId,
     message: NewMessage,
+    request: Option<RequestView<'_>>,
 ) -> StoreResult<(Message, usize)> {
     let now = sql::now();
     let msg = Message {
@@ -204,7 +237,7 @@ pub(crate) fn insert_message(
     })?;
     let endpoints = match &message.only_endpoint {
         Some(ep) => vec![crate::endpoints::find(c, org, app, ep.as_str())?.id.to_string()],
-        None => subscribers(c, org, app, &msg.event_type, msg.channels.as_ref())?,
+        None => subscribers(c, org, app, &msg, message.forward.as_ref(), request)?,
     };
     let mut insert = c
         .prepare_cached(
@@ -236,7 +269,8 @@ impl MessageStore for SqliteStore {
         message: NewMessage,
     ) -> StoreResult<(Message, usize)> {
         let (org, app) = (org.clone(), app.clone());
-        self.write(move |c| insert_message(c, &org, &app, message)).await
+        self.write(move |c| insert_message(c, &org, &app, message, None))
+            .await
     }
 
     async fn get_message(

@@ -12,6 +12,7 @@
 pub mod copy;
 mod data;
 mod error;
+pub mod fanout;
 mod models;
 mod page;
 

@@ -118,6 +118,10 @@ pub struct EndpointData {
     pub headers: BTreeMap<String, String>,
     pub secret: EndpointSecret,
     pub previous_secrets: Vec<PreviousSecret>,
+    /// A payload filter document (`hookd_core::filter`, checked when it was set): only
+    /// messages it matches get a delivery. Matched as `Sent` on an application's
+    /// endpoint, as `Received` on a source's destination.
+    pub filter: Option<serde_json::Value>,
 }
 
 impl EndpointData {
@@ -519,6 +523,9 @@ pub enum IngestStatus {
     /// Same deduplication key as an accepted request inside the window: kept,
     /// answered like the original, not forwarded.
     Duplicate = 2,
+    /// Verified but not matched by the source's filter: kept, answered like an
+    /// accepted request, forwarded nowhere.
+    Filtered = 3,
 }
 
 impl IngestStatus {
@@ -527,6 +534,7 @@ impl IngestStatus {
             0 => Self::Accepted,
             1 => Self::Rejected,
             2 => Self::Duplicate,
+            3 => Self::Filtered,
             _ => return None,
         })
     }
@@ -536,6 +544,7 @@ impl IngestStatus {
             Self::Accepted => "accepted",
             Self::Rejected => "rejected",
             Self::Duplicate => "duplicate",
+            Self::Filtered => "filtered",
         }
     }
 }
@@ -573,6 +582,30 @@ pub struct IngestForward {
     /// Headers passed on to destinations (content type included).
     pub headers: Vec<(String, String)>,
     pub retain_until: DateTime<Utc>,
+}
+
+impl NewIngestRequest {
+    /// The request as a destination's filter sees it.
+    pub fn view(&self) -> crate::fanout::RequestView<'_> {
+        crate::fanout::RequestView {
+            path: &self.path,
+            query: &self.query,
+            headers: &self.headers,
+            body: &self.body,
+        }
+    }
+}
+
+impl IngestRequest {
+    /// The request as a destination's filter sees it.
+    pub fn view(&self) -> crate::fanout::RequestView<'_> {
+        crate::fanout::RequestView {
+            path: &self.path,
+            query: &self.query,
+            headers: &self.headers,
+            body: &self.body,
+        }
+    }
 }
 
 impl IngestForward {

@@ -38,6 +38,11 @@ pub struct SourceOptions {
     /// How far a signed timestamp may be from now (presets that sign one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance_seconds: Option<u32>,
+    /// A payload filter (`crate::filter`, on the request's body, headers, query and
+    /// path): a verified request that does not match is kept as `filtered`, answered
+    /// like an accepted one, and forwarded nowhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<crate::filter::RequestFilter>,
 }
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +154,8 @@ impl fmt::Debug for SourceOptions {
             .field("allowed_methods", &self.allowed_methods)
             .field("dedup", &self.dedup)
             .field("response", &self.response)
+            .field("tolerance_seconds", &self.tolerance_seconds)
+            .field("filter", &self.filter.as_ref().map(|f| f.0.document()))
             .finish()
     }
 }

@@ -22,7 +22,7 @@ use crate::http::pagination::{ListResponse, Pagination};
 use crate::service::Service;
 use crate::service::endpoint::{
     self, AppRef, EndpointHeadersIn, EndpointHeadersOut, EndpointIn, EndpointOut, EndpointSecretOut,
-    EndpointSecretRotateIn, EndpointUpsertIn,
+    EndpointSecretRotateIn, EndpointUpsertIn, FilterTestIn, FilterTestOut,
 };
 
 pub fn router() -> OpenApiRouter<Service> {
@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<Service> {
         .routes(routes!(get_headers, set_headers))
         .routes(routes!(get_secret))
         .routes(routes!(rotate_secret))
+        .routes(routes!(test_filter))
         .routes(routes!(get_transformation, patch_transformation))
 }
 
@@ -194,5 +195,22 @@ async fn patch_transformation(
     let _exists = endpoint::get(&state, &tenant.org, &AppRef::Source(source), &endpoint).await?;
     Err(crate::http::error::ApiError::NotImplemented(
         "hookd does not run transformation code; destinations receive the request as it arrived".into(),
+    ))
+}
+
+/// hookd: try the destination's payload filter (or the `filter` given) on a sample
+/// received request: matched or not, and the clause that did not hold.
+#[utoipa::path(post, path = "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/filter/test", tag = "Ingest Endpoint",
+    params(("source_id" = String, Path), ("endpoint_id" = String, Path)), request_body = FilterTestIn,
+    responses((status = 200, body = FilterTestOut), (status = 409, body = crate::http::error::HttpErrorOut),
+        (status = 422, body = crate::http::error::ValidationErrorOut)))]
+async fn test_filter(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path((source, endpoint)): Path<(String, String)>,
+    ApiJson(body): ApiJson<FilterTestIn>,
+) -> ApiResult<Json<FilterTestOut>> {
+    Ok(Json(
+        endpoint::test_filter(&state, &tenant.org, &AppRef::Source(source), &endpoint, body).await?,
     ))
 }

@@ -164,6 +164,15 @@ async fn receive_inner(
         cron: None,
     };
     let response = match &verdict {
+        Verdict::Accept
+            if !source::passes_filter(options, &request.path, &request.query, &header_list, &body) =>
+        {
+            request.status = IngestStatus::Filtered;
+            request.reason = Some("did not match the source's filter; not forwarded".into());
+            let response = answer(options);
+            request.response_status = response.status().as_u16();
+            response
+        }
         Verdict::Accept => {
             let response = answer(options);
             request.response_status = response.status().as_u16();

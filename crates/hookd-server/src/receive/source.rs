@@ -335,7 +335,7 @@ pub struct IngestLogOut {
     /// The body as text (invalid UTF-8 replaced); `payload_base64` has the exact bytes.
     pub payload: String,
     pub payload_base64: String,
-    /// `accepted`, `rejected` or `duplicate`.
+    /// `accepted`, `rejected`, `duplicate` or `filtered`.
     pub status: &'static str,
     pub method: String,
     /// The path after the source URL (`/` for the URL itself).
@@ -387,7 +387,7 @@ impl From<IngestRequest> for IngestLogOut {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LogFilter {
-    /// `accepted`, `rejected` or `duplicate`.
+    /// `accepted`, `rejected`, `duplicate` or `filtered`.
     status: Option<String>,
     /// Only requests received before this time.
     before: Option<DateTime<Utc>>,
@@ -400,10 +400,16 @@ fn parse_status(s: &str) -> ApiResult<IngestStatus> {
         IngestStatus::Accepted,
         IngestStatus::Rejected,
         IngestStatus::Duplicate,
+        IngestStatus::Filtered,
     ]
     .into_iter()
     .find(|st| st.text() == s)
-    .ok_or_else(|| ApiError::invalid(&["query", "status"], "one of accepted, rejected, duplicate"))
+    .ok_or_else(|| {
+        ApiError::invalid(
+            &["query", "status"],
+            "one of accepted, rejected, duplicate, filtered",
+        )
+    })
 }
 
 /// The requests a source received, newest first.

@@ -16,7 +16,7 @@ use crate::http::pagination::{ListResponse, Pagination};
 use crate::service::Service;
 use crate::service::endpoint::{
     self, AppRef, EndpointHeadersIn, EndpointHeadersOut, EndpointHeadersPatchIn, EndpointIn, EndpointOut,
-    EndpointPatch, EndpointSecretOut, EndpointSecretRotateIn, EndpointUpsertIn,
+    EndpointPatch, EndpointSecretOut, EndpointSecretRotateIn, EndpointUpsertIn, FilterTestIn, FilterTestOut,
 };
 
 pub fn router() -> OpenApiRouter<Service> {
@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<Service> {
         .routes(routes!(get_headers, set_headers, patch_headers))
         .routes(routes!(get_secret))
         .routes(routes!(rotate_secret))
+        .routes(routes!(test_filter))
 }
 
 /// List an application's endpoints.
@@ -189,5 +190,22 @@ pub(crate) async fn rotate_secret(
 ) -> ApiResult<Json<EndpointSecretOut>> {
     Ok(Json(
         endpoint::rotate_secret(&state, &tenant.org, &AppRef::Key(app), &endpoint, body).await?,
+    ))
+}
+
+/// hookd: try the endpoint's payload filter (or the `filter` given) on a sample message:
+/// matched or not, and the clause that did not hold.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/filter/test", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)), request_body = FilterTestIn,
+    responses((status = 200, body = FilterTestOut), (status = 409, body = crate::http::error::HttpErrorOut),
+        (status = 422, body = crate::http::error::ValidationErrorOut)))]
+pub(crate) async fn test_filter(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path((app, endpoint)): Path<(String, String)>,
+    ApiJson(body): ApiJson<FilterTestIn>,
+) -> ApiResult<Json<FilterTestOut>> {
+    Ok(Json(
+        endpoint::test_filter(&state, &tenant.org, &AppRef::Key(app), &endpoint, body).await?,
     ))
 }

@@ -20,7 +20,7 @@ use crate::http::pagination::{ListResponse, Pagination};
 use crate::service::Service;
 use crate::service::endpoint::{
     self, AppRef, EndpointHeadersIn, EndpointHeadersOut, EndpointIn, EndpointOut, EndpointSecretOut,
-    EndpointSecretRotateIn, EndpointUpsertIn,
+    EndpointSecretRotateIn, EndpointUpsertIn, FilterTestIn, FilterTestOut,
 };
 
 pub fn router() -> OpenApiRouter<Service> {
@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<Service> {
         .routes(routes!(get_headers, set_headers))
         .routes(routes!(get_secret))
         .routes(routes!(rotate_secret))
+        .routes(routes!(test_filter))
 }
 
 /// List the operational webhook endpoints.
@@ -150,5 +151,22 @@ async fn rotate_secret(
 ) -> ApiResult<Json<EndpointSecretOut>> {
     Ok(Json(
         endpoint::rotate_secret(&state, &tenant.org, &AppRef::Operational, &endpoint, body).await?,
+    ))
+}
+
+/// hookd: try an operational webhook endpoint's payload filter (or the `filter` given)
+/// on a sample event: matched or not, and the clause that did not hold.
+#[utoipa::path(post, path = "/api/v1/operational-webhook/endpoint/{endpoint_id}/filter/test", tag = "Webhook Endpoint",
+    params(("endpoint_id" = String, Path)), request_body = FilterTestIn,
+    responses((status = 200, body = FilterTestOut), (status = 409, body = crate::http::error::HttpErrorOut),
+        (status = 422, body = crate::http::error::ValidationErrorOut)))]
+async fn test_filter(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path(endpoint): Path<String>,
+    ApiJson(body): ApiJson<FilterTestIn>,
+) -> ApiResult<Json<FilterTestOut>> {
+    Ok(Json(
+        endpoint::test_filter(&state, &tenant.org, &AppRef::Operational, &endpoint, body).await?,
     ))
 }

@@ -142,6 +142,22 @@ async fn fire(
         dedup: None,
         cron: Some((last, at)),
     };
+    // The same filter as on a received request (the payload is the same each time).
+    let mut request = request;
+    if !crate::service::source::passes_filter(
+        options,
+        &request.path,
+        &request.query,
+        &request.headers,
+        &request.body,
+    ) {
+        request.status = IngestStatus::Filtered;
+        request.reason = Some(format!(
+            "cron firing of {}; did not match the source's filter",
+            at.to_rfc3339()
+        ));
+        request.forward = None;
+    }
     match store.record_ingest(org, source, request).await {
         Ok(recorded) => Ok(Some(recorded.deliveries)),
         // Another node fired it.

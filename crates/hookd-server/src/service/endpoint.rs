@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use hookd_core::endpoint_headers;
 use hookd_core::endpoint_url::EndpointUrl;
+use hookd_core::filter::{Filter, FilterTarget};
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::name::{ChannelName, EventTypeName, Uid};
 use hookd_core::secret::EndpointSecret;
@@ -47,6 +48,9 @@ pub struct EndpointIn {
     pub secret: Option<String>,
     pub metadata: Option<BTreeMap<String, String>>,
     pub headers: Option<BTreeMap<String, String>>,
+    /// hookd: a payload filter (docs/filters.md); only messages it matches are sent.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
 }
 
 /// The body of `PUT .../endpoint/{endpoint_id}`: every field but the secret and the
@@ -63,6 +67,11 @@ pub struct EndpointUpsertIn {
     pub event_types: Option<Vec<String>>,
     pub channels: Option<Vec<String>>,
     pub metadata: Option<BTreeMap<String, String>>,
+    /// hookd: a payload filter (docs/filters.md); absent keeps the endpoint's (the
+    /// official SDKs cannot send it), `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Option<serde_json::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -85,6 +94,10 @@ pub struct EndpointPatch {
     #[schema(value_type = Option<Vec<String>>)]
     pub channels: Option<Option<Vec<String>>>,
     pub metadata: Option<BTreeMap<String, String>>,
+    /// hookd: a payload filter (docs/filters.md); `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Option<serde_json::Value>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -104,6 +117,10 @@ pub struct EndpointOut {
     pub event_types: Option<BTreeSet<EventTypeName>>,
     #[schema(value_type = Option<Vec<String>>)]
     pub channels: Option<BTreeSet<ChannelName>>,
+    /// hookd: the payload filter, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -121,6 +138,7 @@ impl From<Endpoint> for EndpointOut {
             disabled: d.disabled,
             event_types: d.event_types,
             channels: d.channels,
+            filter: d.filter,
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
@@ -248,6 +266,41 @@ fn check_channels_allowed(app: &AppRef, channels: &Option<BTreeSet<ChannelName>>
     Ok(())
 }
 
+/// What an endpoint's filter is matched against: a destination's, the request a
+/// source received; any other's, the message sent.
+pub fn filter_target(app: &AppRef) -> FilterTarget {
+    match app {
+        AppRef::Source(_) => FilterTarget::Received,
+        AppRef::Key(_) | AppRef::Operational => FilterTarget::Sent,
+    }
+}
+
+/// A filter document checked for `target` (`null` is none); the 422 names the bad
+/// part by its path under `filter`.
+pub fn parse_filter(
+    doc: Option<serde_json::Value>,
+    target: FilterTarget,
+) -> ApiResult<Option<serde_json::Value>> {
+    let Some(doc) = doc.filter(|d| !d.is_null()) else {
+        return Ok(None);
+    };
+    Filter::parse(&doc, target).map_err(|e| filter_error(&["body", "filter"], e))?;
+    Ok(Some(doc))
+}
+
+/// A refused filter as a 422 located at `at` plus the pointer of its bad part.
+pub fn filter_error(at: &[&str], e: hookd_core::filter::FilterError) -> ApiError {
+    let parts: Vec<String> = e
+        .pointer
+        .split('/')
+        .skip(1)
+        .map(|p| p.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    let mut loc: Vec<&str> = at.to_vec();
+    loc.extend(parts.iter().map(String::as_str));
+    ApiError::invalid(&loc, e.message)
+}
+
 /// The fields shared by create and replace.
 #[derive(Clone)]
 struct EndpointFields {
@@ -259,6 +312,7 @@ struct EndpointFields {
     event_types: Option<BTreeSet<EventTypeName>>,
     channels: Option<BTreeSet<ChannelName>>,
     metadata: BTreeMap<String, String>,
+    filter: Option<serde_json::Value>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -271,6 +325,7 @@ fn parse_fields(
     event_types: Option<Vec<String>>,
     channels: Option<Vec<String>>,
     metadata: Option<BTreeMap<String, String>>,
+    filter: (Option<serde_json::Value>, FilterTarget),
 ) -> ApiResult<EndpointFields> {
     let description = description.unwrap_or_default();
     check_description(&description)?;
@@ -286,6 +341,7 @@ fn parse_fields(
         event_types: parse_event_types(event_types)?,
         channels: parse_channels(channels)?,
         metadata,
+        filter: parse_filter(filter.0, filter.1)?,
     })
 }
 
@@ -299,6 +355,7 @@ impl EndpointFields {
         d.event_types = self.event_types;
         d.channels = self.channels;
         d.metadata = self.metadata;
+        d.filter = self.filter;
     }
 
     fn into_data(self, secret: EndpointSecret, headers: BTreeMap<String, String>) -> EndpointData {
@@ -314,6 +371,7 @@ impl EndpointFields {
             headers,
             secret,
             previous_secrets: Vec::new(),
+            filter: self.filter,
         }
     }
 }
@@ -397,11 +455,12 @@ pub struct EndpointChange {
     event_types: Option<Option<BTreeSet<EventTypeName>>>,
     channels: Option<Option<BTreeSet<ChannelName>>>,
     metadata: Option<BTreeMap<String, String>>,
+    filter: Option<Option<serde_json::Value>>,
 }
 
 impl EndpointPatch {
-    /// Checks every field given, naming the failing one.
-    fn parse(self) -> ApiResult<EndpointChange> {
+    /// Checks every field given, naming the failing one; a filter for `target`.
+    fn parse(self, target: FilterTarget) -> ApiResult<EndpointChange> {
         if let Some(d) = &self.description {
             check_description(d)?;
         }
@@ -420,6 +479,7 @@ impl EndpointPatch {
             event_types: self.event_types.map(parse_event_types).transpose()?,
             channels: self.channels.map(parse_channels).transpose()?,
             metadata: self.metadata,
+            filter: self.filter.map(|f| parse_filter(f, target)).transpose()?,
         })
     }
 }
@@ -449,6 +509,9 @@ impl EndpointChange {
         }
         if let Some(v) = self.metadata {
             d.metadata = v;
+        }
+        if let Some(v) = self.filter {
+            d.filter = v;
         }
     }
 }
@@ -484,6 +547,7 @@ pub async fn create(state: &Service, org: &OrgId, app: &AppRef, body: EndpointIn
         body.event_types,
         body.channels,
         body.metadata,
+        (body.filter, filter_target(app)),
     )?;
     let secret = match body.secret.as_deref() {
         Some(s) => parse_field(s, "secret")?,
@@ -503,7 +567,7 @@ pub async fn create(state: &Service, org: &OrgId, app: &AppRef, body: EndpointIn
 }
 
 /// Creates or replaces the endpoint `endpoint` (its secret and custom headers are
-/// kept); `true` when it was created.
+/// kept, and its filter unless the body names one); `true` when it was created.
 pub async fn replace(
     state: &Service,
     org: &OrgId,
@@ -520,7 +584,9 @@ pub async fn replace(
         body.event_types,
         body.channels,
         body.metadata,
+        (body.filter.clone().flatten(), filter_target(app)),
     )?;
+    let keep_filter = body.filter.is_none();
     check_event_types_exist(state, org, app, &fields.event_types).await?;
     check_channels_allowed(app, &fields.channels)?;
     let resolved = resolve_app(state, org, app).await?;
@@ -535,9 +601,13 @@ pub async fn replace(
                 Box::new(move |d| {
                     let keep_uid = f.uid.is_none();
                     let uid = d.uid.take();
+                    let filter = d.filter.take();
                     f.apply(d);
                     if keep_uid {
                         d.uid = uid;
+                    }
+                    if keep_filter {
+                        d.filter = filter;
                     }
                     Ok(())
                 }),
@@ -582,7 +652,7 @@ pub async fn change(
     endpoint: &str,
     patch: EndpointPatch,
 ) -> ApiResult<Endpoint> {
-    let change = patch.parse()?;
+    let change = patch.parse(filter_target(app))?;
     if let Some(types) = &change.event_types {
         check_event_types_exist(state, org, app, types).await?;
     }
@@ -618,6 +688,137 @@ pub async fn delete(state: &Service, org: &OrgId, app: &AppRef, endpoint: &str) 
     let ep = state.store.delete_endpoint(org, &resolved.id, endpoint).await?;
     endpoint_event(state, org, &resolved, "endpoint.deleted", &ep).await;
     Ok(())
+}
+
+/// The body of `POST .../endpoint/{endpoint_id}/filter/test`: a sample message (or,
+/// for a destination, a received request) and, optionally, a filter to try instead of
+/// the endpoint's own.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FilterTestIn {
+    /// The filter to try; absent: the endpoint's saved one.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
+    /// The message's payload (a destination: the request's JSON body).
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<serde_json::Value>,
+    /// A sent message's event type.
+    pub event_type: Option<String>,
+    /// A sent message's channels.
+    pub channels: Option<Vec<String>>,
+    /// A received request's headers.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// A received request's query string, e.g. `shop=acme&topic=orders`.
+    pub query: Option<String>,
+    /// A received request's path after the receiving URL.
+    pub path: Option<String>,
+}
+
+/// Whether the sample matched and, if not, the first clause that did not hold.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FilterTestOut {
+    pub matched: bool,
+    /// The JSON pointer, in the filter, of the clause that failed.
+    pub pointer: Option<String>,
+    /// What that clause asked for.
+    pub expected: Option<String>,
+    /// The value it found (absent when the field was missing).
+    #[schema(value_type = Option<Object>)]
+    pub found: Option<serde_json::Value>,
+}
+
+/// Matches a sample against the endpoint's filter, or the one given: 422 for a bad
+/// filter or sample, 409 when there is no filter to try.
+pub async fn test_filter(
+    state: &Service,
+    org: &OrgId,
+    app: &AppRef,
+    endpoint: &str,
+    body: FilterTestIn,
+) -> ApiResult<FilterTestOut> {
+    let ep = get(state, org, app, endpoint).await?;
+    let target = filter_target(app);
+    let doc = match body.filter {
+        Some(doc) => doc,
+        None => ep
+            .data
+            .filter
+            .ok_or_else(|| ApiError::Conflict("the endpoint has no filter; give one in `filter`".into()))?,
+    };
+    let filter = Filter::parse(&doc, target).map_err(|e| filter_error(&["body", "filter"], e))?;
+    let sent = target == FilterTarget::Sent;
+    let refuse = |field: &str| {
+        let kind = if sent {
+            "an application's endpoint"
+        } else {
+            "a destination"
+        };
+        ApiError::invalid(
+            &["body", field],
+            format!("{field} is not part of a sample for {kind}"),
+        )
+    };
+    if sent {
+        for (field, given) in [
+            ("headers", body.headers.is_some()),
+            ("query", body.query.is_some()),
+            ("path", body.path.is_some()),
+        ] {
+            if given {
+                return Err(refuse(field));
+            }
+        }
+    } else {
+        for (field, given) in [
+            ("eventType", body.event_type.is_some()),
+            ("channels", body.channels.is_some()),
+        ] {
+            if given {
+                return Err(refuse(field));
+            }
+        }
+    }
+    let event_type = body
+        .event_type
+        .map(|t| {
+            parse_field::<EventTypeName>(&t, "eventType").map(|t| serde_json::Value::String(t.to_string()))
+        })
+        .transpose()?;
+    let channels = parse_channels(body.channels)?.map(|c| {
+        serde_json::Value::Array(
+            c.iter()
+                .map(|c| serde_json::Value::String(c.to_string()))
+                .collect(),
+        )
+    });
+    let headers = body
+        .headers
+        .map(|h| hookd_core::filter::headers_value(h.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+    let query = body.query.as_deref().map(hookd_core::filter::query_value);
+    let path = body.path.map(serde_json::Value::String);
+    let subject = hookd_core::filter::Subject {
+        body: body.payload.as_ref(),
+        headers: headers.as_ref(),
+        query: query.as_ref(),
+        path: path.as_ref(),
+        event_type: event_type.as_ref(),
+        channels: channels.as_ref(),
+    };
+    Ok(match filter.explain(&subject) {
+        Ok(()) => FilterTestOut {
+            matched: true,
+            pointer: None,
+            expected: None,
+            found: None,
+        },
+        Err(why) => FilterTestOut {
+            matched: false,
+            pointer: Some(why.pointer),
+            expected: Some(why.expected),
+            found: why.found,
+        },
+    })
 }
 
 /// The custom headers; credential headers' values are withheld.

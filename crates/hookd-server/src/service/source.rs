@@ -180,6 +180,26 @@ pub async fn rotate_token(state: &Service, org: &OrgId, key: &str) -> ApiResult<
         .await?)
 }
 
+/// Whether a verified request passes the source's filter (`options.filter`; none:
+/// every request passes).
+pub fn passes_filter(
+    options: &SourceOptions,
+    path: &str,
+    query: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> bool {
+    options.filter.as_ref().is_none_or(|f| {
+        let values = hookd_core::filter::RequestValues::new(
+            path,
+            query,
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            body,
+        );
+        f.0.matches(&values.subject())
+    })
+}
+
 /// Counts a request refused for a body over `ingest_max_body_bytes` (not kept).
 pub fn count_too_large(state: &Service) {
     state.metrics.server.ingest_too_large.inc();

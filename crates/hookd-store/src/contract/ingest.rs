@@ -353,3 +353,75 @@ pub async fn ingest_logs_filter_page_and_expire(store: &dyn Store) {
         .unwrap();
     assert_eq!(deleted, 2);
 }
+
+/// A destination's filter is matched on the received request (headers, query, path,
+/// body), when it is recorded and when a logged request is forwarded again; a request
+/// the source filtered is kept and forwarded nowhere.
+pub async fn destination_filters_match_the_received_request(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let source = store
+        .create_source(&org, source_data(None, "generic-webhook"), "tok-f".into())
+        .await
+        .unwrap();
+    let mut by_header = endpoint_data(Some("by-header"));
+    by_header.filter = Some(json!({"headers": {"X-A": "1"}, "query": {"a": "1"}, "path": "/"}));
+    let by_header = store
+        .create_endpoint(&org, &source.app_id, by_header)
+        .await
+        .unwrap();
+    let mut by_body = endpoint_data(Some("by-body"));
+    by_body.filter = Some(json!({"body": {"kind": "order"}}));
+    let by_body = store
+        .create_endpoint(&org, &source.app_id, by_body)
+        .await
+        .unwrap();
+
+    let order = store
+        .record_ingest(&org, &source, received(br#"{"kind": "order"}"#, None, true))
+        .await
+        .unwrap();
+    assert_eq!(order.deliveries, 2);
+    let other = store
+        .record_ingest(&org, &source, received(br#"{"kind": "refund"}"#, None, true))
+        .await
+        .unwrap();
+    assert_eq!(other.deliveries, 1, "the body filter left it out");
+    let mut got: Vec<EndpointId> = claim_all(store, Utc::now())
+        .await
+        .into_iter()
+        .map(|d| d.endpoint.id)
+        .collect();
+    got.sort();
+    let mut wanted = vec![by_header.id.clone(), by_body.id.clone(), by_header.id.clone()];
+    wanted.sort();
+    assert_eq!(got, wanted);
+
+    // Forwarding a logged request again matches the request as it was received.
+    let again = NewMessage {
+        event_type: "ingest.generic-webhook".parse().unwrap(),
+        event_id: None,
+        channels: None,
+        tags: BTreeSet::new(),
+        payload: String::new(),
+        retain_until: Utc::now() + chrono::Duration::days(1),
+        only_endpoint: None,
+        forward: Some(ForwardedRequest {
+            log_id: other.id.clone(),
+            headers: Vec::new(),
+        }),
+    };
+    let (_, n) = store.create_message(&org, &source.app_id, again).await.unwrap();
+    assert_eq!(n, 1, "a replay of the refund skips the order destination");
+
+    // Filtered by the source: kept, never forwarded.
+    let mut filtered = received(b"{}", None, true);
+    filtered.status = IngestStatus::Filtered;
+    filtered.forward = None;
+    let r = store.record_ingest(&org, &source, filtered).await.unwrap();
+    assert_eq!(
+        (r.status, r.deliveries, r.msg_id),
+        (IngestStatus::Filtered, 0, None)
+    );
+    let logged = store.get_ingest_request(&org, &source.id, &r.id).await.unwrap();
+    assert_eq!(logged.status, IngestStatus::Filtered);
+}

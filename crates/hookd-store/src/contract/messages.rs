@@ -263,3 +263,63 @@ pub async fn concurrent_event_ids_are_unique(store: &dyn Store) {
             .all(|r| r.is_ok() || matches!(r, Err(StoreError::Conflict(_))))
     );
 }
+
+/// Payload filters are matched at fan-out, in the message's transaction: an endpoint
+/// whose filter does not match gets no delivery row at all.
+pub async fn filtered_out_endpoints_get_no_delivery(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("filtered", None))
+        .await
+        .unwrap();
+    let mut wanted = Vec::new();
+    for (uid, filter, gets_it) in [
+        ("none", None, true),
+        (
+            "match",
+            Some(json!({"body": {"k": {"$gte": 1}}, "eventType": "a.b"})),
+            true,
+        ),
+        ("no-match", Some(json!({"body": {"k": 2}})), false),
+        ("channels", Some(json!({"channels": ["x"]})), false),
+    ] {
+        let mut d = endpoint_data(Some(uid));
+        d.filter = filter;
+        let ep = store.create_endpoint(&org, &app.id, d).await.unwrap();
+        assert_eq!(
+            store.get_endpoint(&org, &app.id, uid).await.unwrap().data.filter,
+            ep.data.filter,
+            "the filter round-trips"
+        );
+        if gets_it {
+            wanted.push(ep.id);
+        }
+    }
+    let (msg, n) = store
+        .create_message(&org, &app.id, new_message("a.b", None))
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let mut got: Vec<EndpointId> = claim_all(store, Utc::now())
+        .await
+        .into_iter()
+        .map(|d| d.endpoint.id)
+        .collect();
+    got.sort();
+    wanted.sort();
+    assert_eq!(got, wanted);
+    let destinations = store
+        .list_message_destinations(&org, &app.id, &msg.id, &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        destinations.items.len(),
+        2,
+        "no row for the filtered-out endpoints"
+    );
+    // A payload that is not JSON matches no body clause, and nothing panics.
+    let mut text = new_message("a.b", None);
+    text.payload = "not json".into();
+    let (_, n) = store.create_message(&org, &app.id, text).await.unwrap();
+    assert_eq!(n, 1, "only the endpoint without a filter");
+}

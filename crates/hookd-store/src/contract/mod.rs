@@ -14,6 +14,7 @@ use hookd_core::api_token::ApiToken;
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::name::EventTypeName;
 use hookd_core::secret::EndpointSecret;
+use serde_json::json;
 
 use crate::*;
 
@@ -65,6 +66,7 @@ macro_rules! contract_tests {
             deleting_an_application_deletes_its_endpoints,
             secret_rotation_keeps_the_old_key,
             messages_fan_out_to_matching_endpoints,
+            filtered_out_endpoints_get_no_delivery,
             event_ids_are_unique_per_app,
             messages_for_a_deleted_application_are_not_found,
             claims_lease_and_expired_leases_are_reclaimed,
@@ -80,6 +82,7 @@ macro_rules! contract_tests {
             sources_round_trip_and_are_tenant_scoped,
             source_tokens_rotate_with_a_grace_period,
             accepted_requests_are_forwarded_once_per_dedup_key,
+            destination_filters_match_the_received_request,
             forwarded_requests_carry_their_exact_body,
             cron_firings_are_recorded_once,
             ingest_logs_filter_page_and_expire,
@@ -146,6 +149,7 @@ fn endpoint_data(uid: Option<&str>) -> EndpointData {
         headers: Default::default(),
         secret: EndpointSecret::generate(),
         previous_secrets: Vec::new(),
+        filter: None,
     }
 }
 

@@ -1,0 +1,210 @@
+//! Which endpoints a new message goes to, decided once for both backends: the Svix
+//! subscription (`hookd_core::matching`: disabled, event types, channels) and then the
+//! endpoint's payload filter (`hookd_core::filter`). A backend reads the endpoints'
+//! rows and asks [`Fanout::accepts`] for each; only those it accepts get a delivery
+//! row, in the message's transaction.
+//!
+//! A sent message is matched as [`FilterTarget::Sent`] (its payload, event type and
+//! channels); a message that forwards a received request as
+//! [`FilterTarget::Received`] (that request's body, headers, query and path). The
+//! subject is built at most once per message, and only when an endpoint has a filter.
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use hookd_core::filter::{Filter, FilterTarget, RequestValues, Subject};
+use hookd_core::matching::{Subscription, accepts};
+use hookd_core::name::{ChannelName, EventTypeName};
+use serde_json::Value;
+
+/// A received request's parts, as a destination's filter sees them.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub path: &'a str,
+    pub query: &'a str,
+    /// Lower-case names, in arrival order.
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
+/// The fan-out of one message.
+#[derive(Debug)]
+pub struct Fanout<'a> {
+    event_type: &'a EventTypeName,
+    channels: Option<&'a BTreeSet<ChannelName>>,
+    payload: &'a str,
+    /// `Some` for a message that forwards a received request.
+    request: Option<RequestView<'a>>,
+    subject: OnceLock<Values>,
+}
+
+/// The subject's values, owned (parsed once per message).
+#[derive(Debug)]
+enum Values {
+    Sent {
+        body: Option<Value>,
+        event_type: Value,
+        channels: Option<Value>,
+    },
+    Received(RequestValues),
+}
+
+impl<'a> Fanout<'a> {
+    /// The fan-out of a message sent with `payload` (JSON text).
+    pub fn sent(
+        event_type: &'a EventTypeName,
+        channels: Option<&'a BTreeSet<ChannelName>>,
+        payload: &'a str,
+    ) -> Self {
+        Self {
+            event_type,
+            channels,
+            payload,
+            request: None,
+            subject: OnceLock::new(),
+        }
+    }
+
+    /// The fan-out of a message of `event_type` forwarding `request`.
+    pub fn forward(event_type: &'a EventTypeName, request: RequestView<'a>) -> Self {
+        Self {
+            event_type,
+            channels: None,
+            payload: "",
+            request: Some(request),
+            subject: OnceLock::new(),
+        }
+    }
+
+    /// What a filter of these endpoints is parsed for.
+    pub fn target(&self) -> FilterTarget {
+        if self.request.is_some() {
+            FilterTarget::Received
+        } else {
+            FilterTarget::Sent
+        }
+    }
+
+    /// Whether the endpoint subscribed as `sub` gets the message, before its filter.
+    pub fn subscribed(&self, sub: Subscription<'_>) -> bool {
+        accepts(sub, self.event_type, self.channels)
+    }
+
+    /// Whether the endpoint subscribed as `sub` with the stored `filter` document
+    /// (`None` for none) gets the message.
+    pub fn accepts(&self, sub: Subscription<'_>, filter: Option<&Value>) -> bool {
+        self.subscribed(sub) && filter.is_none_or(|f| self.passes(f))
+    }
+
+    /// Whether the message passes the stored `filter` document.
+    pub fn passes(&self, filter: &Value) -> bool {
+        match Filter::parse(filter, self.target()) {
+            Ok(filter) => filter.matches(&self.subject()),
+            // Stored filters were checked when they were set; one that no longer
+            // parses is not allowed to drop messages silently.
+            Err(_) => true,
+        }
+    }
+
+    fn subject(&self) -> Subject<'_> {
+        match self.subject.get_or_init(|| self.values()) {
+            Values::Sent {
+                body,
+                event_type,
+                channels,
+            } => Subject {
+                body: body.as_ref(),
+                event_type: Some(event_type),
+                channels: channels.as_ref(),
+                ..Subject::default()
+            },
+            Values::Received(request) => request.subject(),
+        }
+    }
+
+    fn values(&self) -> Values {
+        match self.request {
+            None => Values::Sent {
+                body: serde_json::from_str(self.payload).ok(),
+                event_type: Value::String(self.event_type.as_str().to_owned()),
+                channels: self
+                    .channels
+                    .map(|c| Value::Array(c.iter().map(|c| Value::String(c.as_str().to_owned())).collect())),
+            },
+            Some(r) => Values::Received(RequestValues::new(
+                r.path,
+                r.query,
+                r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                r.body,
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> serde_json::Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn open() -> Subscription<'static> {
+        Subscription {
+            disabled: false,
+            event_types: None,
+            channels: None,
+        }
+    }
+
+    #[test]
+    fn a_sent_message_is_matched_on_its_payload_type_and_channels() {
+        let et: EventTypeName = "invoice.paid".parse().unwrap();
+        let channels: BTreeSet<ChannelName> = ["eu".parse().unwrap()].into();
+        let f = Fanout::sent(&et, Some(&channels), r#"{"amount": 120, "currency": "EUR"}"#);
+        assert!(f.accepts(open(), None));
+        assert!(f.accepts(open(), Some(&doc(r#"{"body": {"amount": {"$gte": 100}}}"#))));
+        assert!(!f.accepts(open(), Some(&doc(r#"{"body": {"currency": "USD"}}"#))));
+        assert!(f.accepts(
+            open(),
+            Some(&doc(
+                r#"{"eventType": {"$startsWith": "invoice."}, "channels": ["eu"]}"#
+            ))
+        ));
+        let disabled = Subscription {
+            disabled: true,
+            ..open()
+        };
+        assert!(
+            !f.accepts(disabled, Some(&doc(r#"{"body": {}}"#))),
+            "the subscription comes first"
+        );
+        assert!(
+            f.accepts(open(), Some(&doc(r#"{"nope": 1}"#))),
+            "an unreadable stored filter drops nothing"
+        );
+    }
+
+    #[test]
+    fn a_forward_is_matched_on_the_received_request() {
+        let et: EventTypeName = "ingest.github".parse().unwrap();
+        let headers = vec![("x-github-event".to_owned(), "push".to_owned())];
+        let f = Fanout::forward(
+            &et,
+            RequestView {
+                path: "/hooks",
+                query: "a=1&a=2&b=x",
+                headers: &headers,
+                body: br#"{"ref": "refs/heads/main"}"#,
+            },
+        );
+        assert_eq!(f.target(), FilterTarget::Received);
+        assert!(f.accepts(open(), Some(&doc(r#"{"headers": {"X-GitHub-Event": "push"}}"#))));
+        assert!(!f.accepts(open(), Some(&doc(r#"{"headers": {"x-github-event": "issues"}}"#))));
+        assert!(f.accepts(
+            open(),
+            Some(&doc(r#"{"query": {"a": ["2"], "b": "x"}, "path": "/hooks"}"#))
+        ));
+        assert!(f.accepts(open(), Some(&doc(r#"{"body": {"ref": {"$endsWith": "/main"}}}"#))));
+    }
+}
