@@ -107,9 +107,19 @@ pub struct Opts {
     /// Extra hookd settings for the run, as KEY=VALUE (e.g. HOOKD_SQLITE_SYNCHRONOUS=normal).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub settings: Vec<String>,
+    /// A payload filter (docs/filters.md) put on every endpoint and destination the
+    /// scenario makes, e.g. '{"body": {"t": {"$gt": 0}}}' (the payload is
+    /// `{"t": <µs>, "pad": "xxx..."}`).
+    #[arg(long, value_name = "JSON")]
+    pub filter: Option<String>,
 }
 
 impl Opts {
+    /// The `--filter` document, if one was given.
+    pub fn filter(&self) -> Result<Option<serde_json::Value>, serde_json::Error> {
+        self.filter.as_deref().map(serde_json::from_str).transpose()
+    }
+
     pub fn window(&self) -> load::Window {
         let (warmup, measure) = if self.quick { (1.0, 3.0) } else { (5.0, 20.0) };
         load::Window {

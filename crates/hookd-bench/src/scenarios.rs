@@ -106,7 +106,7 @@ impl Setup {
 
     /// The application `bench` with `endpoints` endpoints, `/e/0`, `/e/1`... on the
     /// receiver.
-    async fn application(&self, endpoints: usize) -> Result<(), Error> {
+    async fn application(&self, endpoints: usize, filter: Option<&serde_json::Value>) -> Result<(), Error> {
         let token = Some(self.token.as_str());
         load::call_ok(
             self.addr,
@@ -122,7 +122,7 @@ impl Setup {
                 Method::POST,
                 "/api/v1/app/bench/endpoint/",
                 token,
-                Some(json!({"url": format!("http://{}/e/{i}", self.rx)})),
+                Some(json!({"url": format!("http://{}/e/{i}", self.rx), "filter": filter})),
             )
             .await?;
         }
@@ -258,6 +258,7 @@ fn params(opts: &Opts, extra: serde_json::Value) -> serde_json::Value {
         "measure_s": w.measure.as_secs_f64(),
         "payload_bytes": opts.payload_bytes,
         "settings": opts.settings,
+        "filter": opts.filter().ok().flatten(),
     });
     if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
         p.extend(extra.clone());
@@ -305,7 +306,7 @@ async fn post_messages(
     offer: Offer,
 ) -> Result<(Setup, Outcome, Span), Error> {
     let setup = Setup::start(bin, dir, opts, &[], true).await?;
-    setup.application(endpoints).await?;
+    setup.application(endpoints, opts.filter()?.as_ref()).await?;
     let window = opts.window();
     let spec = message_spec(&setup.token, opts.payload_bytes);
     let load = async {
@@ -474,7 +475,7 @@ async fn receive(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         Method::POST,
         &format!("/ingest/api/v1/source/{id}/endpoint"),
         token,
-        Some(json!({"url": format!("http://{}/e/0", setup.rx)})),
+        Some(json!({"url": format!("http://{}/e/0", setup.rx), "filter": opts.filter()?})),
     )
     .await?;
     let pad = "x".repeat(opts.payload_bytes.saturating_sub(20));
@@ -520,7 +521,7 @@ async fn backlog(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         .unwrap_or(if opts.quick { 10_000 } else { 1_000_000 });
     // The receiver is down and nothing delivers: an API-only node takes the messages.
     let mut setup = Setup::start(bin, dir, opts, &["--no-worker"], false).await?;
-    setup.application(1).await?;
+    setup.application(1, opts.filter()?.as_ref()).await?;
     let spec = message_spec(&setup.token, opts.payload_bytes);
     // API latency is probed at an ordinary load (PROBE_RATE messages/s for 2.5 s, the
     // first 0.5 s not counted), on the empty queue and again with the backlog; the

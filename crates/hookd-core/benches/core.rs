@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the per-message and per-request work that does no IO: signing a
 //! delivery, verifying a received request with each preset (on the providers' own
-//! vectors, `tests/data`), and matching a message against an application's endpoints.
+//! vectors, `tests/data`), matching a message against an application's endpoints, and
+//! payload filters.
 //!
 //! `cargo bench -p hookd-core` (figures in docs/benchmarks.md once the load harness
 //! lands; see issue 6).
@@ -144,5 +145,50 @@ fn matching(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, signing, verification, matching);
+/// A 5-clause filter on a 1 KiB body: matched (the body parsed once per message, as
+/// fan-out does), parsed (a filter is read from its endpoint's row per message), and
+/// the body parse itself, so the three costs can be told apart.
+fn filtering(c: &mut Criterion) {
+    use hookd_core::filter::{Filter, FilterTarget, Subject};
+    let items: Vec<Value> = (0..20)
+        .map(|i| serde_json::json!({"sku": format!("sku-{i:04}"), "qty": i, "price": 1999}))
+        .collect();
+    let body = serde_json::json!({
+        "type": "invoice.paid", "id": "in_1MtHbELkdIwHu7ixl4OzzPMv", "amount": 12_000, "currency": "EUR",
+        "customer": {"id": "cus_NffrFeUfNV2Hib", "country": "NL", "vip": true},
+        "items": items,
+    });
+    let text = serde_json::to_string(&body).unwrap();
+    assert!((900..1300).contains(&text.len()), "about 1 KiB: {}", text.len());
+    let doc = serde_json::json!({
+        "eventType": {"$startsWith": "invoice."},
+        "body": {
+            "amount": {"$gte": 10_000},
+            "currency": {"$in": ["EUR", "USD"]},
+            "customer": {"country": "NL"},
+            "items": [{"sku": "sku-0007"}]
+        }
+    });
+    let filter = Filter::parse(&doc, FilterTarget::Sent).unwrap();
+    let et = Value::String("invoice.paid".into());
+    let subject = Subject {
+        body: Some(&body),
+        event_type: Some(&et),
+        ..Subject::default()
+    };
+    assert!(filter.matches(&subject));
+    let mut group = c.benchmark_group("filter");
+    group.bench_function("match, 5 clauses, 1 KiB body", |b| {
+        b.iter(|| filter.matches(black_box(&subject)))
+    });
+    group.bench_function("parse the filter", |b| {
+        b.iter(|| Filter::parse(black_box(&doc), FilterTarget::Sent).unwrap())
+    });
+    group.bench_function("parse the 1 KiB body", |b| {
+        b.iter(|| serde_json::from_str::<Value>(black_box(&text)).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, signing, verification, matching, filtering);
 criterion_main!(benches);

@@ -178,6 +178,42 @@ impl RequestValues {
     }
 }
 
+/// A filter document as an endpoint keeps it: its JSON text, checked for its target
+/// when it was set. Reading an endpoint (each claimed delivery does) parses nothing;
+/// fan-out parses the text once per process. Equal when the documents are.
+#[derive(Debug, Clone)]
+pub struct FilterText(String);
+
+impl FilterText {
+    /// Checks `document` for `target` and keeps its text.
+    pub fn new(document: &Value, target: FilterTarget) -> Result<Self, FilterError> {
+        Filter::parse(document, target)?;
+        Ok(Self(document.to_string()))
+    }
+
+    /// Text stored by [`FilterText::new`] (read back from the database).
+    pub fn from_trusted(text: String) -> Self {
+        Self(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The document (`null` if the text is not JSON, which a stored one always is).
+    pub fn document(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+impl PartialEq for FilterText {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0 || self.document() == other.document()
+    }
+}
+
+impl Eq for FilterText {}
+
 /// A filter of received requests as a source's options keep it: serialized as its
 /// document, and parsed (for [`FilterTarget::Received`]) when deserialized.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
+use hookd_core::filter::FilterText;
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::secret::EndpointSecret;
 use hookd_core::throttle::ThrottleRate;
@@ -17,11 +18,11 @@ use crate::PgStore;
 use crate::db::{self, Args, get, json, json_opt, to_json};
 
 pub(crate) const COLUMNS: &str = "id, app_id, uid, url, description, disabled, event_types, channels,
-    throttle_rate, metadata, headers, secret, previous_secrets, created_at, updated_at, filter";
+    throttle_rate, metadata, headers, secret, previous_secrets, created_at, updated_at, filter::text";
 /// [`COLUMNS`] of the table aliased `e`.
 pub(crate) const E_COLUMNS: &str = "e.id, e.app_id, e.uid, e.url, e.description, e.disabled, e.event_types,
     e.channels, e.throttle_rate, e.metadata, e.headers, e.secret, e.previous_secrets, e.created_at, e.updated_at,
-    e.filter";
+    e.filter::text";
 /// How many columns [`COLUMNS`] (and [`E_COLUMNS`]) are: what follows them in a row
 /// starts there.
 pub(crate) const WIDTH: usize = 16;
@@ -70,7 +71,7 @@ pub(crate) fn from_row_at(row: &Row, at: usize) -> StoreResult<Endpoint> {
                     })
                 })
                 .collect::<StoreResult<_>>()?,
-            filter: get(row, at + 15)?,
+            filter: get::<Option<String>>(row, at + 15)?.map(FilterText::from_trusted),
         },
         created_at: get(row, at + 13)?,
         updated_at: get(row, at + 14)?,
@@ -105,11 +106,11 @@ async fn write_row<C: GenericClient>(c: &C, org: &OrgId, ep: &Endpoint, insert: 
     let sql = if insert {
         "INSERT INTO endpoint (uid, url, description, disabled, event_types, channels, throttle_rate, metadata,
              headers, secret, previous_secrets, created_at, updated_at, org_id, app_id, id, filter)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, ($17::text)::jsonb)"
     } else {
         "UPDATE endpoint SET uid = $1, url = $2, description = $3, disabled = $4, event_types = $5,
              channels = $6, throttle_rate = $7, metadata = $8, headers = $9, secret = $10,
-             previous_secrets = $11, created_at = $12, updated_at = $13, filter = $17
+             previous_secrets = $11, created_at = $12, updated_at = $13, filter = ($17::text)::jsonb
          WHERE org_id = $14 AND app_id = $15 AND id = $16"
     };
     let d = &ep.data;
@@ -141,7 +142,7 @@ async fn write_row<C: GenericClient>(c: &C, org: &OrgId, ep: &Endpoint, insert: 
             &org.as_str(),
             &ep.app_id.as_str(),
             &ep.id.as_str(),
-            &d.filter,
+            &d.filter.as_ref().map(FilterText::as_str),
         ],
     )
     .await

@@ -78,11 +78,12 @@ async fn subscribers<C: GenericClient>(
 ) -> StoreResult<Vec<String>> {
     let rows = db::query(
         c,
-        "SELECT id, disabled, event_types, channels, filter FROM endpoint WHERE org_id = $1 AND app_id = $2",
+        "SELECT id, disabled, event_types, channels, filter::text FROM endpoint WHERE org_id = $1 AND app_id = $2",
         &[&org.as_str(), &app.as_str()],
     )
     .await?;
-    let mut candidates: Vec<(String, Option<serde_json::Value>)> = Vec::new();
+    // The filter as text: the key of its parsed form (`fanout`'s cache).
+    let mut candidates: Vec<(String, Option<String>)> = Vec::new();
     for row in &rows {
         let types: Option<BTreeSet<EventTypeName>> = json_opt(row, 2)?;
         let chans: Option<BTreeSet<ChannelName>> = json_opt(row, 3)?;

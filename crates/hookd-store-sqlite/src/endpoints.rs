@@ -1,6 +1,7 @@
 //! Endpoints of applications.
 
 use async_trait::async_trait;
+use hookd_core::filter::FilterText;
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::secret::EndpointSecret;
 use hookd_core::throttle::ThrottleRate;
@@ -63,10 +64,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
                     })
                 })
                 .collect::<rusqlite::Result<_>>()?,
-            filter: row
-                .get::<_, Option<String>>(15)?
-                .map(|s| from_json(15, &s))
-                .transpose()?,
+            filter: row.get::<_, Option<String>>(15)?.map(FilterText::from_trusted),
         },
         created_at: from_millis(row.get(13)?),
         updated_at: from_millis(row.get(14)?),
@@ -127,7 +125,7 @@ fn write_row(c: &Connection, org: &OrgId, ep: &Endpoint, insert: bool) -> StoreR
                 to_json(&previous),
                 ep.created_at.timestamp_millis(),
                 ep.updated_at.timestamp_millis(),
-                d.filter.as_ref().map(to_json),
+                d.filter.as_ref().map(FilterText::as_str),
                 org.as_str(),
                 ep.app_id.as_str(),
                 ep.id.as_str(),

@@ -89,15 +89,12 @@ fn subscribers(
             if !accepts(sub, &msg.event_type, msg.channels.as_ref()) {
                 return Ok(None);
             }
-            let filter: Option<serde_json::Value> = row
-                .get::<_, Option<String>>(4)?
-                .map(|s| from_json(4, &s))
-                .transpose()?;
+            let filter: Option<String> = row.get(4)?;
             Ok(Some((row.get::<_, String>(0)?, filter)))
         })
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(internal)?;
-    let candidates: Vec<(String, Option<serde_json::Value>)> = rows.into_iter().flatten().collect();
+    let candidates: Vec<(String, Option<String>)> = rows.into_iter().flatten().collect();
     if candidates.iter().all(|(_, f)| f.is_none()) {
         return Ok(candidates.into_iter().map(|(id, _)| id).collect());
     }

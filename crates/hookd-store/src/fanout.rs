@@ -9,13 +9,38 @@
 //! [`FilterTarget::Received`] (that request's body, headers, query and path). The
 //! subject is built at most once per message, and only when an endpoint has a filter.
 
-use std::collections::BTreeSet;
-use std::sync::OnceLock;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use hookd_core::filter::{Filter, FilterTarget, RequestValues, Subject};
 use hookd_core::matching::{Subscription, accepts};
 use hookd_core::name::{ChannelName, EventTypeName};
 use serde_json::Value;
+
+/// Parsed filters by document text, one map per target, shared by every fan-out in
+/// the process: a filter is read from its endpoint's row for each message, and parsing
+/// it each time would cost ten times matching it (docs/benchmarks.md). Emptied when
+/// full.
+type Compiled = Mutex<HashMap<String, Arc<Filter>>>;
+static COMPILED: LazyLock<[Compiled; 2]> = LazyLock::new(Default::default);
+const COMPILED_MAX: usize = 4_096;
+
+/// The filter stored as `text`, parsed for `target` (once per process and text);
+/// `None` when it does not parse.
+fn compiled(text: &str, target: FilterTarget) -> Option<Arc<Filter>> {
+    let map = &COMPILED[usize::from(target == FilterTarget::Received)];
+    if let Some(f) = map.lock().unwrap_or_else(|p| p.into_inner()).get(text) {
+        return Some(Arc::clone(f));
+    }
+    let doc: Value = serde_json::from_str(text).ok()?;
+    let filter = Arc::new(Filter::parse(&doc, target).ok()?);
+    let mut cache = map.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= COMPILED_MAX {
+        cache.clear();
+    }
+    cache.insert(text.to_owned(), Arc::clone(&filter));
+    Some(filter)
+}
 
 /// A received request's parts, as a destination's filter sees them.
 #[derive(Debug, Clone, Copy)]
@@ -91,18 +116,18 @@ impl<'a> Fanout<'a> {
     }
 
     /// Whether the endpoint subscribed as `sub` with the stored `filter` document
-    /// (`None` for none) gets the message.
-    pub fn accepts(&self, sub: Subscription<'_>, filter: Option<&Value>) -> bool {
+    /// (its JSON text, `None` for none) gets the message.
+    pub fn accepts(&self, sub: Subscription<'_>, filter: Option<&str>) -> bool {
         self.subscribed(sub) && filter.is_none_or(|f| self.passes(f))
     }
 
-    /// Whether the message passes the stored `filter` document.
-    pub fn passes(&self, filter: &Value) -> bool {
-        match Filter::parse(filter, self.target()) {
-            Ok(filter) => filter.matches(&self.subject()),
+    /// Whether the message passes the stored filter document `filter` (its JSON text).
+    pub fn passes(&self, filter: &str) -> bool {
+        match compiled(filter, self.target()) {
+            Some(filter) => filter.matches(&self.subject()),
             // Stored filters were checked when they were set; one that no longer
             // parses is not allowed to drop messages silently.
-            Err(_) => true,
+            None => true,
         }
     }
 
@@ -145,10 +170,6 @@ impl<'a> Fanout<'a> {
 mod tests {
     use super::*;
 
-    fn doc(text: &str) -> serde_json::Value {
-        serde_json::from_str(text).unwrap()
-    }
-
     fn open() -> Subscription<'static> {
         Subscription {
             disabled: false,
@@ -163,24 +184,22 @@ mod tests {
         let channels: BTreeSet<ChannelName> = ["eu".parse().unwrap()].into();
         let f = Fanout::sent(&et, Some(&channels), r#"{"amount": 120, "currency": "EUR"}"#);
         assert!(f.accepts(open(), None));
-        assert!(f.accepts(open(), Some(&doc(r#"{"body": {"amount": {"$gte": 100}}}"#))));
-        assert!(!f.accepts(open(), Some(&doc(r#"{"body": {"currency": "USD"}}"#))));
+        assert!(f.accepts(open(), Some(r#"{"body": {"amount": {"$gte": 100}}}"#)));
+        assert!(!f.accepts(open(), Some(r#"{"body": {"currency": "USD"}}"#)));
         assert!(f.accepts(
             open(),
-            Some(&doc(
-                r#"{"eventType": {"$startsWith": "invoice."}, "channels": ["eu"]}"#
-            ))
+            Some(r#"{"eventType": {"$startsWith": "invoice."}, "channels": ["eu"]}"#)
         ));
         let disabled = Subscription {
             disabled: true,
             ..open()
         };
         assert!(
-            !f.accepts(disabled, Some(&doc(r#"{"body": {}}"#))),
+            !f.accepts(disabled, Some(r#"{"body": {}}"#)),
             "the subscription comes first"
         );
         assert!(
-            f.accepts(open(), Some(&doc(r#"{"nope": 1}"#))),
+            f.accepts(open(), Some(r#"{"nope": 1}"#)),
             "an unreadable stored filter drops nothing"
         );
     }
@@ -199,12 +218,12 @@ mod tests {
             },
         );
         assert_eq!(f.target(), FilterTarget::Received);
-        assert!(f.accepts(open(), Some(&doc(r#"{"headers": {"X-GitHub-Event": "push"}}"#))));
-        assert!(!f.accepts(open(), Some(&doc(r#"{"headers": {"x-github-event": "issues"}}"#))));
+        assert!(f.accepts(open(), Some(r#"{"headers": {"X-GitHub-Event": "push"}}"#)));
+        assert!(!f.accepts(open(), Some(r#"{"headers": {"x-github-event": "issues"}}"#)));
         assert!(f.accepts(
             open(),
-            Some(&doc(r#"{"query": {"a": ["2"], "b": "x"}, "path": "/hooks"}"#))
+            Some(r#"{"query": {"a": ["2"], "b": "x"}, "path": "/hooks"}"#)
         ));
-        assert!(f.accepts(open(), Some(&doc(r#"{"body": {"ref": {"$endsWith": "/main"}}}"#))));
+        assert!(f.accepts(open(), Some(r#"{"body": {"ref": {"$endsWith": "/main"}}}"#)));
     }
 }

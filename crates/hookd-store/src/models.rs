@@ -118,10 +118,10 @@ pub struct EndpointData {
     pub headers: BTreeMap<String, String>,
     pub secret: EndpointSecret,
     pub previous_secrets: Vec<PreviousSecret>,
-    /// A payload filter document (`hookd_core::filter`, checked when it was set): only
-    /// messages it matches get a delivery. Matched as `Sent` on an application's
-    /// endpoint, as `Received` on a source's destination.
-    pub filter: Option<serde_json::Value>,
+    /// A payload filter (`hookd_core::filter`, checked when it was set): only messages
+    /// it matches get a delivery. Matched as `Sent` on an application's endpoint, as
+    /// `Received` on a source's destination.
+    pub filter: Option<hookd_core::filter::FilterText>,
 }
 
 impl EndpointData {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use hookd_core::endpoint_headers;
 use hookd_core::endpoint_url::EndpointUrl;
-use hookd_core::filter::{Filter, FilterTarget};
+use hookd_core::filter::{Filter, FilterTarget, FilterText};
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::name::{ChannelName, EventTypeName, Uid};
 use hookd_core::secret::EndpointSecret;
@@ -138,7 +138,7 @@ impl From<Endpoint> for EndpointOut {
             disabled: d.disabled,
             event_types: d.event_types,
             channels: d.channels,
-            filter: d.filter,
+            filter: d.filter.map(|f| f.document()),
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
@@ -277,15 +277,13 @@ pub fn filter_target(app: &AppRef) -> FilterTarget {
 
 /// A filter document checked for `target` (`null` is none); the 422 names the bad
 /// part by its path under `filter`.
-pub fn parse_filter(
-    doc: Option<serde_json::Value>,
-    target: FilterTarget,
-) -> ApiResult<Option<serde_json::Value>> {
+pub fn parse_filter(doc: Option<serde_json::Value>, target: FilterTarget) -> ApiResult<Option<FilterText>> {
     let Some(doc) = doc.filter(|d| !d.is_null()) else {
         return Ok(None);
     };
-    Filter::parse(&doc, target).map_err(|e| filter_error(&["body", "filter"], e))?;
-    Ok(Some(doc))
+    FilterText::new(&doc, target)
+        .map(Some)
+        .map_err(|e| filter_error(&["body", "filter"], e))
 }
 
 /// A refused filter as a 422 located at `at` plus the pointer of its bad part.
@@ -312,7 +310,7 @@ struct EndpointFields {
     event_types: Option<BTreeSet<EventTypeName>>,
     channels: Option<BTreeSet<ChannelName>>,
     metadata: BTreeMap<String, String>,
-    filter: Option<serde_json::Value>,
+    filter: Option<FilterText>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -455,7 +453,7 @@ pub struct EndpointChange {
     event_types: Option<Option<BTreeSet<EventTypeName>>>,
     channels: Option<Option<BTreeSet<ChannelName>>>,
     metadata: Option<BTreeMap<String, String>>,
-    filter: Option<Option<serde_json::Value>>,
+    filter: Option<Option<FilterText>>,
 }
 
 impl EndpointPatch {
@@ -739,13 +737,13 @@ pub async fn test_filter(
 ) -> ApiResult<FilterTestOut> {
     let ep = get(state, org, app, endpoint).await?;
     let target = filter_target(app);
-    let doc = match body.filter {
-        Some(doc) => doc,
-        None => ep
-            .data
-            .filter
-            .ok_or_else(|| ApiError::Conflict("the endpoint has no filter; give one in `filter`".into()))?,
-    };
+    let doc =
+        match body.filter {
+            Some(doc) => doc,
+            None => ep.data.filter.map(|f| f.document()).ok_or_else(|| {
+                ApiError::Conflict("the endpoint has no filter; give one in `filter`".into())
+            })?,
+        };
     let filter = Filter::parse(&doc, target).map_err(|e| filter_error(&["body", "filter"], e))?;
     let sent = target == FilterTarget::Sent;
     let refuse = |field: &str| {

@@ -364,13 +364,15 @@ pub async fn destination_filters_match_the_received_request(store: &dyn Store) {
         .await
         .unwrap();
     let mut by_header = endpoint_data(Some("by-header"));
-    by_header.filter = Some(json!({"headers": {"X-A": "1"}, "query": {"a": "1"}, "path": "/"}));
+    by_header.filter = Some(received_filter(
+        json!({"headers": {"X-A": "1"}, "query": {"a": "1"}, "path": "/"}),
+    ));
     let by_header = store
         .create_endpoint(&org, &source.app_id, by_header)
         .await
         .unwrap();
     let mut by_body = endpoint_data(Some("by-body"));
-    by_body.filter = Some(json!({"body": {"kind": "order"}}));
+    by_body.filter = Some(received_filter(json!({"body": {"kind": "order"}})));
     let by_body = store
         .create_endpoint(&org, &source.app_id, by_body)
         .await

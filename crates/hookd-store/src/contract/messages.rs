@@ -284,7 +284,7 @@ pub async fn filtered_out_endpoints_get_no_delivery(store: &dyn Store) {
         ("channels", Some(json!({"channels": ["x"]})), false),
     ] {
         let mut d = endpoint_data(Some(uid));
-        d.filter = filter;
+        d.filter = filter.map(|f| FilterText::new(&f, FilterTarget::Sent).unwrap());
         let ep = store.create_endpoint(&org, &app.id, d).await.unwrap();
         assert_eq!(
             store.get_endpoint(&org, &app.id, uid).await.unwrap().data.filter,

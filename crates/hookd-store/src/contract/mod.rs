@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use chrono::Utc;
 use hookd_core::api_token::ApiToken;
+use hookd_core::filter::{FilterTarget, FilterText};
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::name::EventTypeName;
 use hookd_core::secret::EndpointSecret;
@@ -247,6 +248,10 @@ fn source_data(uid: Option<&str>, kind: &str) -> SourceData {
         options: Default::default(),
         metadata: Default::default(),
     }
+}
+
+fn received_filter(doc: serde_json::Value) -> FilterText {
+    FilterText::new(&doc, FilterTarget::Received).unwrap()
 }
 
 fn received(body: &[u8], dedup: Option<&str>, forward: bool) -> NewIngestRequest {
