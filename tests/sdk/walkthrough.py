@@ -4,13 +4,16 @@ Usage: HOOKD_URL=http://127.0.0.1:8071 HOOKD_TOKEN=hk_... python3 walkthrough.py
 Exits non-zero on the first thing that does not behave as the README says.
 """
 
+import json
 import os
+import urllib.request
 import uuid
 
 from svix.api import (
     ApplicationIn,
     EndpointIn,
     EndpointSecretRotateIn,
+    EndpointUpsertIn,
     EventTypeIn,
     Svix,
     SvixOptions,
@@ -53,6 +56,34 @@ try:
     raise SystemExit("a duplicate uid was accepted")
 except HttpError as e:
     assert e.status_code == 409, e
+
+
+# docs/filters.md: a payload filter through the SDK's model, with extra fields allowed.
+class EndpointInWithFilter(EndpointIn):
+    model_config = {**EndpointIn.model_config, "extra": "allow"}
+
+
+big = {"body": {"amount": {"$gte": 10000}}}
+filtered = svix.endpoint.create(
+    app.id, EndpointInWithFilter(url="https://example.com/big", filter=big)
+)
+
+
+def raw_endpoint(ep_id):
+    req = urllib.request.Request(
+        f"{os.environ['HOOKD_URL']}/api/v1/app/{app.id}/endpoint/{ep_id}",
+        headers={"Authorization": f"Bearer {os.environ['HOOKD_TOKEN']}"},
+    )
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)
+
+
+assert raw_endpoint(filtered.id)["filter"] == big, raw_endpoint(filtered.id)
+# The SDK's upsert cannot send it, and keeps it.
+svix.endpoint.upsert(
+    app.id, filtered.id, EndpointUpsertIn(url="https://example.com/big", description="big")
+)
+assert raw_endpoint(filtered.id)["filter"] == big, raw_endpoint(filtered.id)
 
 svix.endpoint.delete(app.id, endpoint.id)
 svix.application.delete(app.id)
