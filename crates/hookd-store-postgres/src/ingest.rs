@@ -38,24 +38,6 @@ fn from_row(row: &Row) -> StoreResult<Source> {
     })
 }
 
-/// A logged request of `org` by id (a replay's forward is filtered on it).
-pub(crate) async fn find_request<C: GenericClient>(
-    c: &C,
-    org: &OrgId,
-    id: &IngestLogId,
-) -> StoreResult<IngestRequest> {
-    db::query_opt(
-        c,
-        &format!("SELECT {LOG_COLUMNS} FROM ingest_request WHERE org_id = $1 AND id = $2"),
-        &[&org.as_str(), &id.as_str()],
-    )
-    .await?
-    .as_ref()
-    .map(log_from_row)
-    .transpose()?
-    .ok_or(StoreError::NotFound("ingest log entry"))
-}
-
 fn log_from_row(row: &Row) -> StoreResult<IngestRequest> {
     Ok(IngestRequest {
         id: IngestLogId::from_trusted(get(row, 0)?),

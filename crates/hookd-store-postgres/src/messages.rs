@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use hookd_core::id::{ApplicationId, AttemptId, EndpointId, MessageId, OrgId};
+use hookd_core::id::{ApplicationId, AttemptId, EndpointId, IngestLogId, MessageId, OrgId};
 use hookd_core::matching::{Subscription, accepts};
 use hookd_core::name::{ChannelName, EventTypeName};
-use hookd_store::fanout::{Fanout, RequestView};
+use hookd_store::fanout::{Candidates, LoggedRequest, RequestView};
 use hookd_store::{
     AttemptFilter, AttemptTrigger, DeliveryState, DeliveryStatus, Endpoint, EndpointStats, ForwardedRequest,
     ListQuery, Message, MessageAttempt, MessageFilter, MessageStore, NewMessage, Page, StoreError,
@@ -66,7 +66,7 @@ async fn find<C: GenericClient>(
 }
 
 /// The endpoints of `app` that take `msg`: subscribed to its event type and channels
-/// (`hookd_core::matching`), then passing their payload filter ([`Fanout`]). A forward
+/// (`hookd_core::matching`), then passing their payload filter (`hookd_store::fanout`). A forward
 /// is matched on the request it forwards: `request`, or else the logged one.
 async fn subscribers<C: GenericClient>(
     c: &C,
@@ -83,7 +83,7 @@ async fn subscribers<C: GenericClient>(
     )
     .await?;
     // The filter as text: the key of its parsed form (`fanout`'s cache).
-    let mut candidates: Vec<(String, Option<String>)> = Vec::new();
+    let mut candidates = Candidates::default();
     for row in &rows {
         let types: Option<BTreeSet<EventTypeName>> = json_opt(row, 2)?;
         let chans: Option<BTreeSet<ChannelName>> = json_opt(row, 3)?;
@@ -93,30 +93,37 @@ async fn subscribers<C: GenericClient>(
             channels: chans.as_ref(),
         };
         if accepts(sub, &msg.event_type, msg.channels.as_ref()) {
-            candidates.push((get(row, 0)?, get(row, 4)?));
+            candidates.push(get(row, 0)?, get(row, 4)?);
         }
     }
-    if candidates.iter().all(|(_, f)| f.is_none()) {
-        return Ok(candidates.into_iter().map(|(id, _)| id).collect());
-    }
-    let logged;
-    let fanout = match (forward, request) {
-        (None, _) => Fanout::sent(
-            &msg.event_type,
-            msg.channels.as_ref(),
-            msg.payload.as_deref().unwrap_or(""),
-        ),
-        (Some(_), Some(view)) => Fanout::forward(&msg.event_type, view),
-        (Some(f), None) => {
-            logged = crate::ingest::find_request(c, org, &f.log_id).await?;
-            Fanout::forward(&msg.event_type, logged.view())
-        }
+    let logged = match candidates.needs_log(forward, request) {
+        Some(id) => logged_request(c, org, id).await?,
+        None => None,
     };
-    Ok(candidates
-        .into_iter()
-        .filter(|(_, filter)| filter.as_ref().is_none_or(|f| fanout.passes(f)))
-        .map(|(id, _)| id)
-        .collect())
+    Ok(candidates.keep(msg, forward, request, logged.as_ref()))
+}
+
+/// The parts of a logged request a destination's filter is matched on.
+async fn logged_request<C: GenericClient>(
+    c: &C,
+    org: &OrgId,
+    id: &IngestLogId,
+) -> StoreResult<Option<LoggedRequest>> {
+    db::query_opt(
+        c,
+        "SELECT path, query, headers, body FROM ingest_request WHERE org_id = $1 AND id = $2",
+        &[&org.as_str(), &id.as_str()],
+    )
+    .await?
+    .map(|r| {
+        Ok(LoggedRequest {
+            path: get(&r, 0)?,
+            query: get(&r, 1)?,
+            headers: json(&r, 2)?,
+            body: get(&r, 3)?,
+        })
+    })
+    .transpose()
 }
 
 const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.response, a.response_status_code,

@@ -61,19 +61,6 @@ fn log_from_row(row: &Row<'_>) -> rusqlite::Result<IngestRequest> {
     })
 }
 
-/// A logged request of `org` by id (a replay's forward is filtered on it).
-pub(crate) fn find_request(c: &Connection, org: &OrgId, id: &IngestLogId) -> StoreResult<IngestRequest> {
-    c.prepare_cached(&format!(
-        "SELECT {LOG_COLUMNS} FROM ingest_request WHERE org_id = ? AND id = ?"
-    ))
-    .and_then(|mut s| {
-        s.query_row(params![org.as_str(), id.as_str()], log_from_row)
-            .optional()
-    })
-    .map_err(internal)?
-    .ok_or(StoreError::NotFound("ingest log entry"))
-}
-
 /// Finds a source of `org` by id, or else by uid.
 fn find(c: &Connection, org: &OrgId, id_or_uid: &str) -> StoreResult<Source> {
     c.prepare_cached(&format!(

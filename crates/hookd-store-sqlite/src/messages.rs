@@ -4,10 +4,10 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use hookd_core::id::{ApplicationId, AttemptId, EndpointId, MessageId, OrgId};
+use hookd_core::id::{ApplicationId, AttemptId, EndpointId, IngestLogId, MessageId, OrgId};
 use hookd_core::matching::{Subscription, accepts};
 use hookd_core::name::{ChannelName, EventTypeName};
-use hookd_store::fanout::{Fanout, RequestView};
+use hookd_store::fanout::{Candidates, LoggedRequest, RequestView};
 use hookd_store::{
     AttemptFilter, AttemptTrigger, DeliveryState, DeliveryStatus, Endpoint, EndpointStats, ForwardedRequest,
     ListQuery, Message, MessageAttempt, MessageFilter, MessageStore, NewMessage, Page, StoreError,
@@ -56,7 +56,7 @@ fn find(c: &Connection, org: &OrgId, app: &ApplicationId, id_or_event_id: &str) 
 }
 
 /// The endpoints of `app` that take `msg`: subscribed to its event type and channels
-/// (`hookd_core::matching`), then passing their payload filter ([`Fanout`]). A forward
+/// (`hookd_core::matching`), then passing their payload filter (`hookd_store::fanout`). A forward
 /// is matched on the request it forwards: `request`, or else the logged one.
 fn subscribers(
     c: &Connection,
@@ -94,28 +94,32 @@ fn subscribers(
         })
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(internal)?;
-    let candidates: Vec<(String, Option<String>)> = rows.into_iter().flatten().collect();
-    if candidates.iter().all(|(_, f)| f.is_none()) {
-        return Ok(candidates.into_iter().map(|(id, _)| id).collect());
+    let mut candidates = Candidates::default();
+    for (id, filter) in rows.into_iter().flatten() {
+        candidates.push(id, filter);
     }
-    let logged;
-    let fanout = match (forward, request) {
-        (None, _) => Fanout::sent(
-            &msg.event_type,
-            msg.channels.as_ref(),
-            msg.payload.as_deref().unwrap_or(""),
-        ),
-        (Some(_), Some(view)) => Fanout::forward(&msg.event_type, view),
-        (Some(f), None) => {
-            logged = crate::ingest::find_request(c, org, &f.log_id)?;
-            Fanout::forward(&msg.event_type, logged.view())
-        }
+    let logged = match candidates.needs_log(forward, request) {
+        Some(id) => logged_request(c, org, id)?,
+        None => None,
     };
-    Ok(candidates
-        .into_iter()
-        .filter(|(_, filter)| filter.as_ref().is_none_or(|f| fanout.passes(f)))
-        .map(|(id, _)| id)
-        .collect())
+    Ok(candidates.keep(msg, forward, request, logged.as_ref()))
+}
+
+/// The parts of a logged request a destination's filter is matched on.
+fn logged_request(c: &Connection, org: &OrgId, id: &IngestLogId) -> StoreResult<Option<LoggedRequest>> {
+    c.prepare_cached("SELECT path, query, headers, body FROM ingest_request WHERE org_id = ? AND id = ?")
+        .and_then(|mut s| {
+            s.query_row(params![org.as_str(), id.as_str()], |r| {
+                Ok(LoggedRequest {
+                    path: r.get(0)?,
+                    query: r.get(1)?,
+                    headers: from_json(2, &r.get::<_, String>(2)?)?,
+                    body: r.get(3)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(internal)
 }
 
 const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.response, a.response_status_code,

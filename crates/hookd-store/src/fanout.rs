@@ -13,8 +13,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use hookd_core::filter::{Filter, FilterTarget, RequestValues, Subject};
+use hookd_core::id::IngestLogId;
 use hookd_core::matching::{Subscription, accepts};
 use hookd_core::name::{ChannelName, EventTypeName};
+
+use crate::{ForwardedRequest, Message};
 use serde_json::Value;
 
 /// Parsed filters by document text, one map per target, shared by every fan-out in
@@ -50,6 +53,81 @@ pub struct RequestView<'a> {
     /// Lower-case names, in arrival order.
     pub headers: &'a [(String, String)],
     pub body: &'a [u8],
+}
+
+/// The endpoints subscribed to a message (`hookd_core::matching`), each with its stored
+/// filter text: what a backend reads, before the filters are matched.
+#[derive(Debug, Default)]
+pub struct Candidates(Vec<(String, Option<String>)>);
+
+/// A logged request read back for a forward's filters (a replay).
+#[derive(Debug, Clone)]
+pub struct LoggedRequest {
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl LoggedRequest {
+    pub fn view(&self) -> RequestView<'_> {
+        RequestView {
+            path: &self.path,
+            query: &self.query,
+            headers: &self.headers,
+            body: &self.body,
+        }
+    }
+}
+
+impl Candidates {
+    pub fn push(&mut self, endpoint: String, filter: Option<String>) {
+        self.0.push((endpoint, filter));
+    }
+
+    /// The log entry a backend must read first: a forward's filters are matched on the
+    /// request it forwards, and `request` (when the caller has it) is not at hand.
+    pub fn needs_log<'f>(
+        &self,
+        forward: Option<&'f ForwardedRequest>,
+        request: Option<RequestView<'_>>,
+    ) -> Option<&'f IngestLogId> {
+        let filtered = self.0.iter().any(|(_, f)| f.is_some());
+        match (forward, request) {
+            (Some(f), None) if filtered => Some(&f.log_id),
+            _ => None,
+        }
+    }
+
+    /// The endpoints that take `msg`: those whose filter (if any) it passes. A forward
+    /// is matched on `request`, or else on `logged` (read as [`needs_log`](Self::needs_log) said).
+    pub fn keep(
+        self,
+        msg: &Message,
+        forward: Option<&ForwardedRequest>,
+        request: Option<RequestView<'_>>,
+        logged: Option<&LoggedRequest>,
+    ) -> Vec<String> {
+        if self.0.iter().all(|(_, f)| f.is_none()) {
+            return self.0.into_iter().map(|(id, _)| id).collect();
+        }
+        let fanout = match (forward, request.or(logged.map(LoggedRequest::view))) {
+            (None, _) => Fanout::sent(
+                &msg.event_type,
+                msg.channels.as_ref(),
+                msg.payload.as_deref().unwrap_or(""),
+            ),
+            (Some(_), Some(view)) => Fanout::forward(&msg.event_type, view),
+            // The logged request is gone (deleted with the log): nothing to match, so
+            // nothing is dropped.
+            (Some(_), None) => return self.0.into_iter().map(|(id, _)| id).collect(),
+        };
+        self.0
+            .into_iter()
+            .filter(|(_, filter)| filter.as_deref().is_none_or(|f| fanout.passes(f)))
+            .map(|(id, _)| id)
+            .collect()
+    }
 }
 
 /// The fan-out of one message.

@@ -596,18 +596,6 @@ impl NewIngestRequest {
     }
 }
 
-impl IngestRequest {
-    /// The request as a destination's filter sees it.
-    pub fn view(&self) -> crate::fanout::RequestView<'_> {
-        crate::fanout::RequestView {
-            path: &self.path,
-            query: &self.query,
-            headers: &self.headers,
-            body: &self.body,
-        }
-    }
-}
-
 impl IngestForward {
     /// The message that forwards the request logged as `log_id` (its body is read from
     /// the log when sent).
