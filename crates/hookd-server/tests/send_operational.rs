@@ -372,3 +372,52 @@ async fn each_endpoint_route_reaches_its_own_application() {
     assert_eq!(status, 404);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_operational_endpoints_filter_picks_the_events_it_gets() {
+    let server = TestServer::start_with(&[
+        ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+        ("HOOKD_DELIVERY_POLL_INTERVAL", "50ms"),
+    ])
+    .await;
+    let ops = Receiver::start().await;
+    let res = server
+        .req(reqwest::Method::POST, "/api/v1/operational-webhook/endpoint")
+        .json(&serde_json::json!({"url": format!("{}/ops", ops.url),
+                                  "filter": {"body": {"data": {"appUid": "vip"}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let svix = server.svix();
+    for uid in ["other", "vip"] {
+        let app = svix
+            .application()
+            .create(
+                ApplicationIn {
+                    uid: Some(uid.into()),
+                    ..ApplicationIn::new(uid.into())
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        svix.endpoint()
+            .create(app.id, EndpointIn::new("https://example.com/h".into()), None)
+            .await
+            .unwrap();
+    }
+    let got = events(&ops, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        ops.received_on("/ops").len(),
+        2,
+        "only the vip application's events"
+    );
+    for e in &got {
+        assert_eq!(e["data"]["appUid"], "vip", "{e}");
+    }
+    let mut kinds = types(&got);
+    kinds.sort();
+    assert_eq!(kinds, ["app.created", "endpoint.created"]);
+}
