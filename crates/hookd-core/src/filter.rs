@@ -237,20 +237,12 @@ impl<'de> serde::Deserialize<'de> for RequestFilter {
 /// Headers as a [`Subject`] wants them: an object of lowered names; a header given
 /// more than once is its values joined by `", "`, as HTTP allows.
 pub fn headers_value<'h>(headers: impl IntoIterator<Item = (&'h str, &'h str)>) -> Value {
-    let mut map = Map::new();
-    for (name, value) in headers {
-        let name = name.to_ascii_lowercase();
-        match map.get_mut(&name) {
-            Some(Value::String(joined)) => {
-                joined.push_str(", ");
-                joined.push_str(value);
-            }
-            _ => {
-                map.insert(name, Value::String(value.to_owned()));
-            }
-        }
-    }
-    Value::Object(map)
+    Value::Object(
+        crate::headers::joined(headers)
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect(),
+    )
 }
 
 /// A query string as an object: each name to its value, or to the list of its values
@@ -323,10 +315,6 @@ impl Filter {
     /// The document it was parsed from.
     pub fn document(&self) -> &Value {
         &self.document
-    }
-
-    pub fn target(&self) -> FilterTarget {
-        self.target
     }
 
     /// Whether `subject` matches.

@@ -9,6 +9,7 @@ pub mod data;
 pub mod endpoint_headers;
 pub mod endpoint_url;
 pub mod filter;
+pub mod headers;
 pub mod id;
 pub mod ingest;
 pub mod matching;

@@ -14,7 +14,6 @@ use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use hookd_core::filter::{Filter, FilterTarget, RequestValues, Subject};
 use hookd_core::id::IngestLogId;
-use hookd_core::matching::{Subscription, accepts};
 use hookd_core::name::{ChannelName, EventTypeName};
 
 use crate::{ForwardedRequest, Message};
@@ -180,23 +179,12 @@ impl<'a> Fanout<'a> {
     }
 
     /// What a filter of these endpoints is parsed for.
-    pub fn target(&self) -> FilterTarget {
+    fn target(&self) -> FilterTarget {
         if self.request.is_some() {
             FilterTarget::Received
         } else {
             FilterTarget::Sent
         }
-    }
-
-    /// Whether the endpoint subscribed as `sub` gets the message, before its filter.
-    pub fn subscribed(&self, sub: Subscription<'_>) -> bool {
-        accepts(sub, self.event_type, self.channels)
-    }
-
-    /// Whether the endpoint subscribed as `sub` with the stored `filter` document
-    /// (its JSON text, `None` for none) gets the message.
-    pub fn accepts(&self, sub: Subscription<'_>, filter: Option<&str>) -> bool {
-        self.subscribed(sub) && filter.is_none_or(|f| self.passes(f))
     }
 
     /// Whether the message passes the stored filter document `filter` (its JSON text).
@@ -248,60 +236,118 @@ impl<'a> Fanout<'a> {
 mod tests {
     use super::*;
 
-    fn open() -> Subscription<'static> {
-        Subscription {
-            disabled: false,
-            event_types: None,
-            channels: None,
+    fn message(event_type: &str, channels: &[&str], payload: &str) -> Message {
+        Message {
+            id: hookd_core::id::MessageId::generate(),
+            app_id: hookd_core::id::ApplicationId::generate(),
+            event_type: event_type.parse().unwrap(),
+            event_id: None,
+            channels: Some(channels.iter().map(|c| c.parse().unwrap()).collect()),
+            tags: BTreeSet::new(),
+            payload: Some(payload.into()),
+            created_at: chrono::Utc::now(),
         }
+    }
+
+    fn kept(
+        filters: &[(&str, Option<&str>)],
+        msg: &Message,
+        forward: Option<&ForwardedRequest>,
+        request: Option<RequestView<'_>>,
+    ) -> Vec<String> {
+        let mut c = Candidates::default();
+        for (id, f) in filters {
+            c.push((*id).to_owned(), f.map(str::to_owned));
+        }
+        c.keep(msg, forward, request, None)
     }
 
     #[test]
     fn a_sent_message_is_matched_on_its_payload_type_and_channels() {
-        let et: EventTypeName = "invoice.paid".parse().unwrap();
-        let channels: BTreeSet<ChannelName> = ["eu".parse().unwrap()].into();
-        let f = Fanout::sent(&et, Some(&channels), r#"{"amount": 120, "currency": "EUR"}"#);
-        assert!(f.accepts(open(), None));
-        assert!(f.accepts(open(), Some(r#"{"body": {"amount": {"$gte": 100}}}"#)));
-        assert!(!f.accepts(open(), Some(r#"{"body": {"currency": "USD"}}"#)));
-        assert!(f.accepts(
-            open(),
-            Some(r#"{"eventType": {"$startsWith": "invoice."}, "channels": ["eu"]}"#)
-        ));
-        let disabled = Subscription {
-            disabled: true,
-            ..open()
-        };
-        assert!(
-            !f.accepts(disabled, Some(r#"{"body": {}}"#)),
-            "the subscription comes first"
+        let msg = message("invoice.paid", &["eu"], r#"{"amount": 120, "currency": "EUR"}"#);
+        let got = kept(
+            &[
+                ("none", None),
+                ("amount", Some(r#"{"body": {"amount": {"$gte": 100}}}"#)),
+                ("usd", Some(r#"{"body": {"currency": "USD"}}"#)),
+                (
+                    "type",
+                    Some(r#"{"eventType": {"$startsWith": "invoice."}, "channels": ["eu"]}"#),
+                ),
+                ("unreadable", Some(r#"{"nope": 1}"#)),
+            ],
+            &msg,
+            None,
+            None,
         );
-        assert!(
-            f.accepts(open(), Some(r#"{"nope": 1}"#)),
+        assert_eq!(
+            got,
+            ["none", "amount", "type", "unreadable"],
             "an unreadable stored filter drops nothing"
+        );
+        let text = message("a.b", &[], "not json");
+        assert_eq!(
+            kept(
+                &[("body", Some(r#"{"body": {}}"#)), ("none", None)],
+                &text,
+                None,
+                None
+            ),
+            ["none"]
         );
     }
 
     #[test]
     fn a_forward_is_matched_on_the_received_request() {
-        let et: EventTypeName = "ingest.github".parse().unwrap();
+        let msg = message("ingest.github", &[], "");
+        let forward = ForwardedRequest {
+            log_id: IngestLogId::generate(),
+            headers: Vec::new(),
+        };
         let headers = vec![("x-github-event".to_owned(), "push".to_owned())];
-        let f = Fanout::forward(
-            &et,
-            RequestView {
-                path: "/hooks",
-                query: "a=1&a=2&b=x",
-                headers: &headers,
-                body: br#"{"ref": "refs/heads/main"}"#,
-            },
+        let view = RequestView {
+            path: "/hooks",
+            query: "a=1&a=2&b=x",
+            headers: &headers,
+            body: br#"{"ref": "refs/heads/main"}"#,
+        };
+        let filters = [
+            ("push", Some(r#"{"headers": {"X-GitHub-Event": "push"}}"#)),
+            ("issues", Some(r#"{"headers": {"x-github-event": "issues"}}"#)),
+            (
+                "query",
+                Some(r#"{"query": {"a": ["2"], "b": "x"}, "path": "/hooks"}"#),
+            ),
+            ("ref", Some(r#"{"body": {"ref": {"$endsWith": "/main"}}}"#)),
+        ];
+        let mut c = Candidates::default();
+        for (id, f) in &filters {
+            c.push((*id).to_owned(), f.map(str::to_owned));
+        }
+        assert_eq!(
+            c.needs_log(Some(&forward), None),
+            Some(&forward.log_id),
+            "a replay reads the log"
         );
-        assert_eq!(f.target(), FilterTarget::Received);
-        assert!(f.accepts(open(), Some(r#"{"headers": {"X-GitHub-Event": "push"}}"#)));
-        assert!(!f.accepts(open(), Some(r#"{"headers": {"x-github-event": "issues"}}"#)));
-        assert!(f.accepts(
-            open(),
-            Some(r#"{"query": {"a": ["2"], "b": "x"}, "path": "/hooks"}"#)
-        ));
-        assert!(f.accepts(open(), Some(r#"{"body": {"ref": {"$endsWith": "/main"}}}"#)));
+        assert_eq!(c.needs_log(Some(&forward), Some(view)), None);
+        assert_eq!(
+            kept(&filters, &msg, Some(&forward), Some(view)),
+            ["push", "query", "ref"]
+        );
+        let logged = LoggedRequest {
+            path: "/hooks".into(),
+            query: "a=2&b=x".into(),
+            headers: headers.clone(),
+            body: br#"{"ref": "refs/heads/dev"}"#.to_vec(),
+        };
+        let mut c = Candidates::default();
+        for (id, f) in &filters {
+            c.push((*id).to_owned(), f.map(str::to_owned));
+        }
+        assert_eq!(
+            c.keep(&msg, Some(&forward), None, Some(&logged)),
+            ["push"],
+            "matched on the logged request"
+        );
     }
 }

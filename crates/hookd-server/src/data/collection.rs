@@ -23,7 +23,7 @@ use crate::http::extract::{ApiJson, ApiQuery, double_option};
 use crate::http::pagination::{ListResponse, Pagination};
 use crate::service::Service;
 use crate::service::data::{
-    self, CollectionChange, DocumentOp, app_id, list_definitions, metered, write_document,
+    self, CollectionChange, DefinitionChange, DocumentOp, app_id, list_definitions, metered, write_document,
 };
 
 pub fn router() -> OpenApiRouter<Service> {
@@ -157,7 +157,14 @@ async fn patch_collection(
         schema: patch.schema,
         publish_events: patch.publish_events,
     };
-    let def = data::change_collection(&state, &tenant.org, &app, &name, change).await?;
+    let def = data::change_definition(
+        &state,
+        &tenant.org,
+        &app,
+        &name,
+        DefinitionChange::Collection(change),
+    )
+    .await?;
     Ok(Json(CollectionOut::new(def)?))
 }
 

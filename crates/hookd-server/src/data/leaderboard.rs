@@ -18,7 +18,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::pagination::{ListResponse, Pagination};
 use crate::service::Service;
-use crate::service::data::{self, LeaderboardChange, app_id, list_definitions, metered};
+use crate::service::data::{self, DefinitionChange, LeaderboardChange, app_id, list_definitions, metered};
 
 pub fn router() -> OpenApiRouter<Service> {
     OpenApiRouter::new()
@@ -160,7 +160,14 @@ async fn patch_leaderboard(
         policy: patch.policy,
         reset: patch.reset,
     };
-    let def = data::change_leaderboard(&state, &tenant.org, &app, &name, change).await?;
+    let def = data::change_definition(
+        &state,
+        &tenant.org,
+        &app,
+        &name,
+        DefinitionChange::Leaderboard(change),
+    )
+    .await?;
     Ok(Json(LeaderboardOut::new(def)?))
 }
 

@@ -353,16 +353,7 @@ pub struct IngestLogOut {
 
 impl From<IngestRequest> for IngestLogOut {
     fn from(r: IngestRequest) -> Self {
-        let mut headers: BTreeMap<String, String> = BTreeMap::new();
-        for (name, value) in r.headers {
-            headers
-                .entry(name)
-                .and_modify(|v| {
-                    v.push_str(", ");
-                    v.push_str(&value);
-                })
-                .or_insert(value);
-        }
+        let headers = hookd_core::headers::joined(r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         Self {
             id: r.id,
             source_id: r.source_id,

@@ -436,55 +436,46 @@ pub async fn create_leaderboard(
         .await?)
 }
 
-/// Changes some fields of the collection `name`; a new schema must compile (documents
-/// already stored are checked against it at their next write).
-pub async fn change_collection(
-    state: &Service,
-    org: &OrgId,
-    app: &str,
-    name: &str,
-    change: CollectionChange,
-) -> ApiResult<Definition> {
-    if let Some(Some(schema)) = &change.schema {
-        check_schema(Some(schema), "schema")?;
-    }
-    let app = app_id(state, org, app).await?;
-    Ok(state
-        .store
-        .update_definition(
-            org,
-            &app,
-            DefinitionKind::Collection,
-            name,
-            Box::new(move |spec| {
-                if let DefinitionSpec::Collection(c) = spec {
-                    change.apply(c);
-                }
-                Ok(())
-            }),
-        )
-        .await?)
+/// A checked PATCH of a collection or of a leaderboard.
+#[derive(Debug)]
+pub enum DefinitionChange {
+    Collection(CollectionChange),
+    Leaderboard(LeaderboardChange),
 }
 
-/// Changes some fields of the leaderboard `name`.
-pub async fn change_leaderboard(
+/// Changes some fields of the collection or leaderboard `name`; a collection's new
+/// schema must compile (documents already stored are checked against it at their
+/// next write).
+pub async fn change_definition(
     state: &Service,
     org: &OrgId,
     app: &str,
     name: &str,
-    change: LeaderboardChange,
+    change: DefinitionChange,
 ) -> ApiResult<Definition> {
+    let kind = match &change {
+        DefinitionChange::Collection(c) => {
+            if let Some(Some(schema)) = &c.schema {
+                check_schema(Some(schema), "schema")?;
+            }
+            DefinitionKind::Collection
+        }
+        DefinitionChange::Leaderboard(_) => DefinitionKind::Leaderboard,
+    };
     let app = app_id(state, org, app).await?;
     Ok(state
         .store
         .update_definition(
             org,
             &app,
-            DefinitionKind::Leaderboard,
+            kind,
             name,
             Box::new(move |spec| {
-                if let DefinitionSpec::Leaderboard(b) = spec {
-                    change.apply(b);
+                match (spec, change) {
+                    (DefinitionSpec::Collection(c), DefinitionChange::Collection(ch)) => ch.apply(c),
+                    (DefinitionSpec::Leaderboard(b), DefinitionChange::Leaderboard(ch)) => ch.apply(b),
+                    // The store found it by its kind: the spec is of that kind.
+                    _ => {}
                 }
                 Ok(())
             }),

@@ -268,7 +268,7 @@ fn check_channels_allowed(app: &AppRef, channels: &Option<BTreeSet<ChannelName>>
 
 /// What an endpoint's filter is matched against: a destination's, the request a
 /// source received; any other's, the message sent.
-pub fn filter_target(app: &AppRef) -> FilterTarget {
+fn filter_target(app: &AppRef) -> FilterTarget {
     match app {
         AppRef::Source(_) => FilterTarget::Received,
         AppRef::Key(_) | AppRef::Operational => FilterTarget::Sent,
@@ -277,7 +277,7 @@ pub fn filter_target(app: &AppRef) -> FilterTarget {
 
 /// A filter document checked for `target` (`null` is none); the 422 names the bad
 /// part by its path under `filter`.
-pub fn parse_filter(doc: Option<serde_json::Value>, target: FilterTarget) -> ApiResult<Option<FilterText>> {
+fn parse_filter(doc: Option<serde_json::Value>, target: FilterTarget) -> ApiResult<Option<FilterText>> {
     let Some(doc) = doc.filter(|d| !d.is_null()) else {
         return Ok(None);
     };
@@ -287,7 +287,7 @@ pub fn parse_filter(doc: Option<serde_json::Value>, target: FilterTarget) -> Api
 }
 
 /// A refused filter as a 422 located at `at` plus the pointer of its bad part.
-pub fn filter_error(at: &[&str], e: hookd_core::filter::FilterError) -> ApiError {
+fn filter_error(at: &[&str], e: hookd_core::filter::FilterError) -> ApiError {
     let parts: Vec<String> = e
         .pointer
         .split('/')
