@@ -212,6 +212,17 @@ fn new_message(event_type: &str, channels: Option<&[&str]>) -> NewMessage {
     }
 }
 
+/// The endpoints of every delivery due now, claimed, sorted.
+async fn claimed_endpoints(store: &dyn Store) -> Vec<EndpointId> {
+    let mut got: Vec<EndpointId> = claim_all(store, Utc::now())
+        .await
+        .into_iter()
+        .map(|d| d.endpoint.id)
+        .collect();
+    got.sort();
+    got
+}
+
 async fn claim_all(store: &dyn Store, now: chrono::DateTime<Utc>) -> Vec<ClaimedDelivery> {
     store
         .claim_due(
