@@ -1059,17 +1059,34 @@ async fn a_recovery_left_by_a_dead_node_is_taken_over() {
         "until": null, "requeued": 3
     });
     let t0 = chrono::Utc::now() - chrono::Duration::minutes(5);
+    // Made held by a node that died: its lease ran out a minute ago. (Queued unleased
+    // and then claimed here, the running server's own runner could take it in between.)
     let job = store
-        .create_job(&org, "endpoint.recover", state, t0, None)
+        .create_job(
+            &org,
+            "endpoint.recover",
+            state,
+            t0,
+            Some(hookd_store::JobLease {
+                owner: "dead-node".into(),
+                until: t0 + chrono::Duration::minutes(4),
+            }),
+        )
         .await
         .unwrap();
-    // A node that claimed it and died: its lease ran out a minute ago.
-    let claimed = store
-        .claim_job(t0, t0 + chrono::Duration::minutes(4), "dead-node")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(claimed.id, job.id);
+    // Nobody else may take it while the lease still held.
+    assert!(
+        store
+            .claim_job(
+                t0 + chrono::Duration::minutes(1),
+                t0 + chrono::Duration::minutes(2),
+                "other"
+            )
+            .await
+            .unwrap()
+            .is_none(),
+        "a job is its holder's until its lease runs out"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let now = store.get_job(&org, &job.id).await.unwrap();
