@@ -8,17 +8,20 @@ import json
 import os
 import urllib.request
 import uuid
+import warnings
 
 from svix.api import (
     ApplicationIn,
     EndpointIn,
     EndpointSecretRotateIn,
+    EndpointTransformationIn,
+    EndpointTransformationPatch,
     EndpointUpsertIn,
     EventTypeIn,
     Svix,
     SvixOptions,
 )
-from svix.exceptions import HttpError
+from svix.exceptions import HttpError, HTTPValidationError
 
 svix = Svix(os.environ["HOOKD_TOKEN"], SvixOptions(server_url=os.environ["HOOKD_URL"]))
 suffix = uuid.uuid4().hex[:8]
@@ -84,6 +87,33 @@ svix.endpoint.upsert(
     app.id, filtered.id, EndpointUpsertIn(url="https://example.com/big", description="big")
 )
 assert raw_endpoint(filtered.id)["filter"] == big, raw_endpoint(filtered.id)
+
+# docs/transformations.md: set, read back and switch off a transformation.
+code = "function handler(webhook) { webhook.payload.via = webhook.variables.via; return webhook }"
+svix.endpoint.transformation.patch(
+    app.id,
+    endpoint.id,
+    EndpointTransformationPatch(code=code, enabled=True, variables={"via": "python"}),
+)
+got = svix.endpoint.transformation.get(app.id, endpoint.id)
+assert got.code == code and got.enabled and got.variables == {"via": "python"}, got
+assert got.updated_at is not None, got
+# The SDK's older (deprecated) call works too.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    svix.endpoint.transformation_partial_update(
+        app.id, endpoint.id, EndpointTransformationIn(enabled=False)
+    )
+got = svix.endpoint.transformation.get(app.id, endpoint.id)
+assert got.code == code and not got.enabled, got
+try:
+    svix.endpoint.transformation.patch(
+        app.id, endpoint.id, EndpointTransformationPatch(code="function handler( {")
+    )
+    raise SystemExit("code that does not parse was saved")
+except HTTPValidationError as e:
+    assert e.status_code == 422, e
+    assert e.detail[0].loc == ["body", "code"], e
 
 svix.endpoint.delete(app.id, endpoint.id)
 svix.application.delete(app.id)

@@ -13,15 +13,17 @@ use chrono::Utc;
 use hookd_core::id::EndpointId;
 use hookd_core::network_policy::NetworkPolicy;
 use hookd_core::retry::RetrySchedule;
-use hookd_store::{ClaimedDelivery, EndpointRoom, NewAttempt, Store, StoreResult};
+use hookd_sandbox::Sandbox;
+use hookd_store::{ClaimedDelivery, DeliveryStatus, EndpointRoom, NewAttempt, NextStep, Store, StoreResult};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::events::{self, FAILING_AFTER, OperationalEvent};
 use crate::metrics::{DispatchMetrics, OutcomeLabel};
 use crate::outcome;
-use crate::sender::Sender;
+use crate::sender::{Sender, Sent};
 use crate::throttle::Throttle;
+use crate::transform::{self, Prepared};
 
 /// Most deliveries leased in one claim.
 const CLAIM_BATCH: usize = 256;
@@ -102,6 +104,8 @@ impl Drop for InFlight {
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     sender: Sender,
+    /// Runs endpoints' transformations before their attempts.
+    sandbox: Sandbox,
     config: DispatchConfig,
     wake: Notify,
     permits: Arc<Semaphore>,
@@ -110,7 +114,11 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(store: Arc<dyn Store>, config: DispatchConfig) -> Result<Arc<Self>, reqwest::Error> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: DispatchConfig,
+        sandbox: Sandbox,
+    ) -> Result<Arc<Self>, reqwest::Error> {
         let sender = Sender::new(
             config.policy.clone(),
             config.timeout,
@@ -121,6 +129,7 @@ impl Dispatcher {
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
             store,
             sender,
+            sandbox,
             config,
             wake: Notify::new(),
             state: Arc::new(Mutex::new(State::default())),
@@ -245,11 +254,30 @@ impl Dispatcher {
         Ok(ready)
     }
 
-    /// Sends one delivery and records the attempt.
+    /// Sends one delivery (after its endpoint's transformation, if any) and records
+    /// the attempt.
     async fn deliver(&self, d: ClaimedDelivery, slot: InFlight) {
         self.metrics.in_flight.inc();
-        let sent = self.sender.send(&d, Utc::now()).await;
+        let started = Instant::now();
+        let prepared = transform::prepare(&self.sandbox, &d).await;
+        let transformed = !matches!(&prepared, Prepared::Send(out) if !out.transformed);
+        let sent = match prepared {
+            Prepared::Send(out) => Some(self.sender.send(&d, out, Utc::now()).await),
+            Prepared::Failed(why) => Some(Sent {
+                url: d.endpoint.data.url.to_string(),
+                status: None,
+                body: why,
+                retry_after: None,
+                duration: started.elapsed(),
+            }),
+            Prepared::Cancel => None,
+        };
         self.metrics.in_flight.dec();
+        let Some(sent) = sent else {
+            self.record_canceled(&d, started).await;
+            drop(slot);
+            return;
+        };
         self.metrics.attempt_seconds.observe(sent.duration.as_secs_f64());
         let now = Utc::now();
         let failures = d.attempts as usize + 1;
@@ -297,6 +325,7 @@ impl Dispatcher {
             duration_ms: sent.duration.as_millis() as i64,
             trigger: d.trigger,
             at: now,
+            transformed,
         };
         let outcome = match verdict.next {
             hookd_store::NextStep::Done => "success",
@@ -318,6 +347,29 @@ impl Dispatcher {
             Err(e) => tracing::error!(delivery = d.id, error = %e, "could not record an attempt"),
         }
         drop(slot);
+    }
+
+    /// The endpoint's transformation canceled the delivery: one attempt says so, and
+    /// the delivery is never tried again. Not a failure: no operational event, no
+    /// failing streak.
+    async fn record_canceled(&self, d: &ClaimedDelivery, started: Instant) {
+        let attempt = NewAttempt {
+            url: d.endpoint.data.url.to_string(),
+            status: DeliveryStatus::Canceled,
+            response_status_code: 0,
+            response: "canceled by the endpoint's transformation (webhook.cancel = true)".into(),
+            duration_ms: started.elapsed().as_millis() as i64,
+            trigger: d.trigger,
+            at: Utc::now(),
+            transformed: true,
+        };
+        self.metrics
+            .attempts
+            .get_or_create(&OutcomeLabel { outcome: "canceled" })
+            .inc();
+        if let Err(e) = self.store.finish_attempt(d.id, attempt, NextStep::Cancel).await {
+            tracing::error!(delivery = d.id, error = %e, "could not record an attempt");
+        }
     }
 
     /// Operational events and auto-disable after an attempt of a customer's message

@@ -7,6 +7,7 @@
 //!
 //! - [`guard`]: resolving hosts and refusing internal addresses before connecting;
 //! - [`sender`]: the signed HTTP request and what came back;
+//! - [`transform`]: the endpoint's transformation, run before each attempt;
 //! - [`outcome`]: turning an answer into the delivery's next step;
 //! - [`throttle`]: per-endpoint rate limits.
 
@@ -17,5 +18,6 @@ pub mod metrics;
 pub mod outcome;
 pub mod sender;
 pub mod throttle;
+pub mod transform;
 
 pub use dispatcher::{DispatchConfig, Dispatcher};

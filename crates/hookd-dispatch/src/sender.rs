@@ -9,7 +9,10 @@ use hookd_core::signature::signature_header;
 use hookd_store::ClaimedDelivery;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 
+use hookd_sandbox::transform::Method;
+
 use crate::guard::{self, GuardedResolver};
+use crate::transform::Outgoing;
 
 /// The delivery HTTP client could not be built.
 pub type BuildError = reqwest::Error;
@@ -73,9 +76,11 @@ impl Sender {
     /// The headers of a delivery, signed with every secret still valid at `now`.
     ///
     /// A forwarded received request passes on the headers chosen when it was received
-    /// (its content type among them); the endpoint's custom headers override those,
-    /// and the signature headers override everything.
-    pub fn headers(d: &ClaimedDelivery, now: DateTime<Utc>, body: &[u8]) -> HeaderMap {
+    /// (its content type among them, unless `out` is JSON); the endpoint's custom
+    /// headers override those, a transformation's override those, and the signature
+    /// headers of `out.body` override everything.
+    pub fn headers(d: &ClaimedDelivery, now: DateTime<Utc>, out: &Outgoing) -> HeaderMap {
+        let (body, extra) = (&out.body, &out.headers);
         let mut headers = HeaderMap::new();
         let forwarded = d.raw.as_ref().map(|r| r.headers.as_slice()).unwrap_or_default();
         for (name, value) in forwarded {
@@ -86,10 +91,10 @@ impl Sender {
                 headers.append(n, v);
             }
         }
-        if d.raw.is_none() {
+        if out.json {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
-        for (name, value) in &d.endpoint.data.headers {
+        for (name, value) in d.endpoint.data.headers.iter().chain(extra) {
             if let (Ok(n), Ok(v)) = (
                 HeaderName::from_bytes(name.as_bytes()),
                 HeaderValue::from_str(value),
@@ -128,12 +133,12 @@ impl Sender {
         headers
     }
 
-    pub async fn send(&self, d: &ClaimedDelivery, now: DateTime<Utc>) -> Sent {
-        let url = d.endpoint.data.url.as_url().clone();
-        let body = match &d.raw {
-            Some(raw) => raw.body.clone(),
-            None => d.message.payload.clone().unwrap_or_default().into_bytes(),
-        };
+    /// Sends `out` for the delivery `d`.
+    pub async fn send(&self, d: &ClaimedDelivery, out: Outgoing, now: DateTime<Utc>) -> Sent {
+        let mut headers = Self::headers(d, now, &out);
+        let Outgoing {
+            method, url, body, ..
+        } = out;
         let started = Instant::now();
         let failed = |why: String| Sent {
             url: url.to_string(),
@@ -148,11 +153,15 @@ impl Sender {
         if let Err(refused) = guard::check_literal(&self.policy, &url) {
             return failed(refused.to_string());
         }
-        let mut headers = Self::headers(d, now, &body);
         headers.insert(USER_AGENT, self.user_agent.clone());
+        let method = match method {
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+        };
         let result = self
             .client
-            .post(url.clone())
+            .request(method, url.clone())
             .headers(headers)
             .body(body)
             .send()

@@ -101,6 +101,7 @@ async fn setup_with(url: &str, schedule: &str, tune: impl FnOnce(&mut DispatchCo
                 secret: hookd_core::secret::EndpointSecret::generate(),
                 previous_secrets: Vec::new(),
                 filter: None,
+                transformation: None,
             },
         )
         .await
@@ -120,7 +121,8 @@ async fn setup_with(url: &str, schedule: &str, tune: impl FnOnce(&mut DispatchCo
         auto_disable_after: Duration::from_secs(3600),
     };
     tune(&mut config);
-    let dispatcher = Dispatcher::new(Arc::clone(&store), config).unwrap();
+    let sandbox = hookd_sandbox::Sandbox::start(hookd_sandbox::Limits::default(), 1).unwrap();
+    let dispatcher = Dispatcher::new(Arc::clone(&store), config, sandbox).unwrap();
     Setup {
         store,
         dispatcher,

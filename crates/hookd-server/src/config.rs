@@ -68,6 +68,13 @@ pub struct Config {
     pub data_usage_flush_interval: Duration,
     pub data_key_rate_limit: u32,
     pub data_max_body_bytes: usize,
+    /// Transformations (hookd_sandbox): threads running scripts (0 = one per core).
+    pub transform_workers: usize,
+    pub transform_memory_bytes: usize,
+    #[serde(with = "as_duration")]
+    pub transform_timeout: Duration,
+    pub transform_stack_bytes: usize,
+    pub transform_max_output_bytes: usize,
     #[serde(with = "as_duration")]
     pub shutdown_timeout: Duration,
     pub sqlite_synchronous: SqliteSynchronous,
@@ -162,7 +169,45 @@ impl Config {
         Ok(Loaded { config, warnings })
     }
 
+    /// What one transformation run may use.
+    pub fn transform_limits(&self) -> hookd_sandbox::Limits {
+        hookd_sandbox::Limits {
+            memory_bytes: self.transform_memory_bytes,
+            time: self.transform_timeout,
+            stack_bytes: self.transform_stack_bytes,
+            max_output_bytes: self.transform_max_output_bytes,
+        }
+    }
+
+    /// Threads that run transformations: as set, or one per core.
+    pub fn transform_threads(&self) -> usize {
+        match self.transform_workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
+        if !(1024 * 1024..=1024 * 1024 * 1024).contains(&self.transform_memory_bytes) {
+            return Err(ConfigError(
+                "transform_memory_bytes must be between 1 MiB and 1 GiB".into(),
+            ));
+        }
+        if self.transform_timeout.is_zero() || self.transform_timeout > Duration::from_secs(10) {
+            return Err(ConfigError(
+                "transform_timeout must be between 1ms and 10s".into(),
+            ));
+        }
+        if !(64 * 1024..=64 * 1024 * 1024).contains(&self.transform_stack_bytes) {
+            return Err(ConfigError(
+                "transform_stack_bytes must be between 64 KiB and 64 MiB".into(),
+            ));
+        }
+        if self.transform_max_output_bytes == 0 || self.transform_workers > 256 {
+            return Err(ConfigError(
+                "transform_max_output_bytes must be positive and transform_workers at most 256".into(),
+            ));
+        }
         self.database()?;
         if self.api_max_body_bytes == 0 {
             return Err(ConfigError("api_max_body_bytes must be greater than 0".into()));

@@ -156,8 +156,13 @@ pub fn launch_with_store(
     if config.public_url.is_none() {
         config.public_url = url::Url::parse(&format!("http://{local_addr}")).ok();
     }
+    let sandbox = hookd_sandbox::Sandbox::start(config.transform_limits(), config.transform_threads())?;
     let dispatcher = if config.delivery_enabled {
-        Some(Dispatcher::new(Arc::clone(&store), dispatch_config(&config))?)
+        Some(Dispatcher::new(
+            Arc::clone(&store),
+            dispatch_config(&config),
+            sandbox.clone(),
+        )?)
     } else {
         None
     };
@@ -170,7 +175,7 @@ pub fn launch_with_store(
     let worker = dispatcher
         .as_ref()
         .map(|d| tokio::spawn(Arc::clone(d).run(stop_rx.clone())));
-    let state = Service::new(Arc::clone(&store), config, dispatcher.clone());
+    let state = Service::new(Arc::clone(&store), config, dispatcher.clone(), sandbox);
     let meter = state.meter();
     // Background work belongs to worker nodes (every node on one database may run it:
     // pruning batches skip each other's rows and a cron firing is recorded once).

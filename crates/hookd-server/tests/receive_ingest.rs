@@ -1001,3 +1001,98 @@ async fn a_github_source_filtered_on_the_event_header_forwards_only_pushes_to_ma
         assert_eq!(loc.last().unwrap(), loc_end, "{err}");
     }
 }
+
+#[tokio::test]
+async fn a_destination_transformation_reshapes_a_received_form_into_json() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let (source, secret) = source_with_destination(
+        &server,
+        &receiver,
+        "/forms",
+        json!({"name": "Forms", "type": "generic-webhook"}),
+    )
+    .await;
+    let id = source["id"].as_str().unwrap();
+    let svix = server.svix();
+    let dests = svix.ingest().endpoint().list(id.to_owned(), None).await.unwrap();
+    let dest = dests.data[0].id.clone();
+    let transformation = || svix.ingest().endpoint().transformation();
+    let got = transformation().get(id.to_owned(), dest.clone()).await.unwrap();
+    assert_eq!(got.enabled, Some(false));
+    assert_eq!(got.code, None);
+
+    // A form post becomes a JSON document built from the body, the query, a header
+    // and the path it was posted to.
+    let code = r#"function handler(webhook) {
+        const r = webhook.request;
+        const form = {};
+        for (const pair of webhook.payload.split("&")) {
+            const [k, v] = pair.split("=");
+            form[decodeURIComponent(k)] = decodeURIComponent(v);
+        }
+        webhook.payload = { form, campaign: r.query.ref, kind: r.headers["x-form"], path: r.path };
+        webhook.method = "PUT";
+        return webhook;
+    }"#;
+    let mut patch = IngestEndpointTransformationPatch::new();
+    patch.code = js_option::JsOption::Some(code.to_owned());
+    patch.enabled = Some(true);
+    transformation()
+        .patch(id.to_owned(), dest.clone(), patch)
+        .await
+        .unwrap();
+    let got = transformation().get(id.to_owned(), dest.clone()).await.unwrap();
+    assert_eq!(got.enabled, Some(true));
+    assert_eq!(got.code.as_deref(), Some(code));
+
+    let form = "name=Ada%20Lovelace&plan=pro";
+    let url = format!("{}/signup?ref=spring", source["ingestUrl"].as_str().unwrap());
+    let res = server
+        .http()
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-form", "signup")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let got = receiver.wait_for("/forms", 1, Duration::from_secs(10)).await;
+    let r = &got[0];
+    assert_eq!(r.method, reqwest::Method::PUT);
+    assert_eq!(r.headers["content-type"], "application/json");
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        body,
+        json!({"form": {"name": "Ada Lovelace", "plan": "pro"}, "campaign": "spring",
+               "kind": "signup", "path": "/signup"})
+    );
+    // Signed over the transformed body.
+    let wh = standardwebhooks::Webhook::new(&secret).unwrap();
+    wh.verify(&r.body, &r.headers).unwrap();
+    // The log still keeps the request exactly as it came.
+    let entries = log(&server, &source, "").await;
+    assert_eq!(entries[0]["payload"], form);
+
+    // Switched off, the next request is forwarded as it came.
+    let mut patch = IngestEndpointTransformationPatch::new();
+    patch.enabled = Some(false);
+    transformation().patch(id.to_owned(), dest, patch).await.unwrap();
+    let res = server
+        .http()
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=Grace")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let got = receiver.wait_for("/forms", 2, Duration::from_secs(10)).await;
+    assert_eq!(got[1].method, reqwest::Method::POST);
+    assert_eq!(got[1].body.as_ref(), b"name=Grace");
+    assert_eq!(
+        got[1].headers["content-type"],
+        "application/x-www-form-urlencoded"
+    );
+}

@@ -10,7 +10,7 @@ use hookd_core::id::{ApplicationId, AttemptId, EndpointId, OrgId};
 use hookd_core::throttle::ThrottleRate;
 use hookd_store::{
     AttemptTrigger, CLAIM_WALK_ENDPOINTS, ClaimedDelivery, DeliveryStatus, DeliveryStore, EndpointRoom,
-    NewAttempt, NextStep, RawBody, StoreResult,
+    NewAttempt, NextStep, RawBody, ReceivedParts, StoreResult,
 };
 use tokio::sync::Notify;
 use tokio_postgres::Row;
@@ -62,7 +62,7 @@ fn claim_sql() -> &'static str {
          )
          SELECT l.id, l.org_id, l.attempts, l.trigger,
                 {m}, a.uid, a.operational = 1, m.ingest_id IS NOT NULL, ir.body, m.forward_headers,
-                {e}, l.endpoint_id, visited.last
+                ir.path, ir.query, ir.headers, {e}, l.endpoint_id, visited.last
          FROM visited
          LEFT JOIN leased l ON true
          LEFT JOIN message m ON m.id = l.msg_id
@@ -76,19 +76,28 @@ fn claim_sql() -> &'static str {
     &SQL
 }
 
+/// Where the endpoint's columns start in a claimed row (after the delivery's, the
+/// message's, the application's and the forwarded request's).
+const ENDPOINT_AT: usize = 20;
+
 /// A claimed row as something to send, or `None` when it can never be sent (payload
 /// expunged, endpoint disabled or gone, forwarded body deleted with the log).
 fn sendable(row: &Row) -> StoreResult<Option<ClaimedDelivery>> {
-    if get::<Option<String>>(row, 4)?.is_none() || get::<Option<String>>(row, 17)?.is_none() {
+    if get::<Option<String>>(row, 4)?.is_none() || get::<Option<String>>(row, ENDPOINT_AT)?.is_none() {
         return Ok(None);
     }
     let message = crate::messages::from_row_at(row, 4)?;
-    let endpoint = crate::endpoints::from_row_at(row, 17)?;
+    let endpoint = crate::endpoints::from_row_at(row, ENDPOINT_AT)?;
     let raw = if get::<bool>(row, 14)? {
         match get::<Option<Vec<u8>>>(row, 15)? {
             Some(body) => Some(RawBody {
                 body,
                 headers: db::json_opt(row, 16)?.unwrap_or_default(),
+                received: ReceivedParts {
+                    path: get::<Option<String>>(row, 17)?.unwrap_or_default(),
+                    query: get::<Option<String>>(row, 18)?.unwrap_or_default(),
+                    headers: db::json_opt(row, 19)?.unwrap_or_default(),
+                },
             }),
             None => return Ok(None),
         }
@@ -234,8 +243,8 @@ impl DeliveryStore for PgStore {
                  WHERE $5 AND id = (SELECT endpoint_id FROM d) AND failing_since IS NOT NULL
              )
              INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, delivery_id, url, status,
-                 response_status_code, response, duration_ms, trigger, created_at)
-             SELECT $6, org_id, app_id, msg_id, endpoint_id, $4, $7, $8, $9, $10, $11, $12, $3 FROM d
+                 response_status_code, response, duration_ms, trigger, created_at, transformed)
+             SELECT $6, org_id, app_id, msg_id, endpoint_id, $4, $7, $8, $9, $10, $11, $12, $3, $13 FROM d
              RETURNING id",
             &[
                 &(status as i32),
@@ -250,6 +259,7 @@ impl DeliveryStore for PgStore {
                 &attempt.response,
                 &attempt.duration_ms,
                 &(attempt.trigger as i32),
+                &attempt.transformed,
             ],
         )
         .await?;

@@ -18,14 +18,15 @@ use crate::PgStore;
 use crate::db::{self, Args, get, json, json_opt, to_json};
 
 pub(crate) const COLUMNS: &str = "id, app_id, uid, url, description, disabled, event_types, channels,
-    throttle_rate, metadata, headers, secret, previous_secrets, created_at, updated_at, filter::text";
+    throttle_rate, metadata, headers, secret, previous_secrets, created_at, updated_at, filter::text,
+    transformation";
 /// [`COLUMNS`] of the table aliased `e`.
 pub(crate) const E_COLUMNS: &str = "e.id, e.app_id, e.uid, e.url, e.description, e.disabled, e.event_types,
     e.channels, e.throttle_rate, e.metadata, e.headers, e.secret, e.previous_secrets, e.created_at, e.updated_at,
-    e.filter::text";
+    e.filter::text, e.transformation";
 /// How many columns [`COLUMNS`] (and [`E_COLUMNS`]) are: what follows them in a row
 /// starts there.
-pub(crate) const WIDTH: usize = 16;
+pub(crate) const WIDTH: usize = 17;
 const UID_TAKEN: &str = "an endpoint with this uid already exists in this application";
 
 /// How a rotated-out secret is kept in the `previous_secrets` JSON column (as on
@@ -72,6 +73,9 @@ pub(crate) fn from_row_at(row: &Row, at: usize) -> StoreResult<Endpoint> {
                 })
                 .collect::<StoreResult<_>>()?,
             filter: get::<Option<String>>(row, at + 15)?.map(FilterText::from_trusted),
+            transformation: get::<Option<String>>(row, at + 16)?
+                .map(|t| serde_json::from_str(&t).map_err(|e| db::corrupt("endpoint transformation", e)))
+                .transpose()?,
         },
         created_at: get(row, at + 13)?,
         updated_at: get(row, at + 14)?,
@@ -105,12 +109,13 @@ pub(crate) async fn find<C: GenericClient>(
 async fn write_row<C: GenericClient>(c: &C, org: &OrgId, ep: &Endpoint, insert: bool) -> StoreResult<()> {
     let sql = if insert {
         "INSERT INTO endpoint (uid, url, description, disabled, event_types, channels, throttle_rate, metadata,
-             headers, secret, previous_secrets, created_at, updated_at, org_id, app_id, id, filter)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, ($17::text)::jsonb)"
+             headers, secret, previous_secrets, created_at, updated_at, org_id, app_id, id, filter, transformation)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, ($17::text)::jsonb, $18)"
     } else {
         "UPDATE endpoint SET uid = $1, url = $2, description = $3, disabled = $4, event_types = $5,
              channels = $6, throttle_rate = $7, metadata = $8, headers = $9, secret = $10,
-             previous_secrets = $11, created_at = $12, updated_at = $13, filter = ($17::text)::jsonb
+             previous_secrets = $11, created_at = $12, updated_at = $13, filter = ($17::text)::jsonb,
+             transformation = $18
          WHERE org_id = $14 AND app_id = $15 AND id = $16"
     };
     let d = &ep.data;
@@ -143,6 +148,7 @@ async fn write_row<C: GenericClient>(c: &C, org: &OrgId, ep: &Endpoint, insert: 
             &ep.app_id.as_str(),
             &ep.id.as_str(),
             &d.filter.as_ref().map(FilterText::as_str),
+            &d.transformation.as_ref().map(|t| to_json(t).to_string()),
         ],
     )
     .await

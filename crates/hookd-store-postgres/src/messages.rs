@@ -127,7 +127,7 @@ async fn logged_request<C: GenericClient>(
 }
 
 const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.response, a.response_status_code,
-    a.duration_ms, a.status, a.trigger, a.created_at";
+    a.duration_ms, a.status, a.trigger, a.created_at, a.transformed";
 
 fn attempt_from_row(row: &Row) -> StoreResult<MessageAttempt> {
     Ok(MessageAttempt {
@@ -146,6 +146,7 @@ fn attempt_from_row(row: &Row) -> StoreResult<MessageAttempt> {
             AttemptTrigger::Scheduled
         },
         created_at: get(row, 9)?,
+        transformed: get(row, 10)?,
     })
 }
 

@@ -17,6 +17,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_data", include_str!("../migrations/0003_data.sql")),
     ("0004_jobs", include_str!("../migrations/0004_jobs.sql")),
     ("0005_filters", include_str!("../migrations/0005_filters.sql")),
+    (
+        "0006_transformations",
+        include_str!("../migrations/0006_transformations.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, AttemptId, EndpointId, OrgId};
 use hookd_store::{
     AttemptTrigger, CLAIM_WALK_ENDPOINTS, ClaimedDelivery, DeliveryStatus, DeliveryStore, EndpointRoom,
-    NewAttempt, NextStep, RawBody, StoreError, StoreResult,
+    NewAttempt, NextStep, RawBody, ReceivedParts, StoreError, StoreResult,
 };
 use rusqlite::{Connection, OptionalExtension as _, params};
 
@@ -177,16 +177,30 @@ fn load(c: &Connection, leased: Leased) -> StoreResult<Option<ClaimedDelivery>> 
     // A forwarded request's body lives in the source's log; gone with it, nothing to send.
     let raw = match forwarded {
         Some((ingest_id, headers)) => match c
-            .prepare_cached("SELECT body FROM ingest_request WHERE id = ? AND org_id = ?")
+            .prepare_cached(
+                "SELECT body, path, query, headers FROM ingest_request WHERE id = ? AND org_id = ?",
+            )
             .and_then(|mut s| {
-                s.query_row(params![ingest_id, org.as_str()], |r| r.get::<_, Vec<u8>>(0))
-                    .optional()
+                s.query_row(params![ingest_id, org.as_str()], |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })
+                .optional()
             })
             .map_err(internal)?
         {
-            Some(body) => Some(Some(RawBody {
+            Some((body, path, query, received)) => Some(Some(RawBody {
                 body,
                 headers: crate::sql::from_json(11, &headers).map_err(internal)?,
+                received: ReceivedParts {
+                    path,
+                    query,
+                    headers: crate::sql::from_json(3, &received).map_err(internal)?,
+                },
             })),
             None => None,
         },
@@ -284,8 +298,8 @@ impl DeliveryStore for SqliteStore {
             let attempt_id = AttemptId::generate();
             c.prepare_cached(
                 "INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, delivery_id, url, status,
-                     response_status_code, response, duration_ms, trigger, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     response_status_code, response, duration_ms, trigger, created_at, transformed)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -302,6 +316,7 @@ impl DeliveryStore for SqliteStore {
                     attempt.duration_ms,
                     attempt.trigger as i64,
                     at,
+                    attempt.transformed,
                 ])
             })
             .map_err(internal)?;

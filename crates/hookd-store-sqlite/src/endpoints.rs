@@ -16,7 +16,7 @@ use crate::SqliteStore;
 use crate::sql::{self, from_json, from_millis, internal, to_json};
 
 const COLUMNS: &str = "id, app_id, uid, url, description, disabled, event_types, channels, throttle_rate,
-    metadata, headers, secret, previous_secrets, created_at, updated_at, filter";
+    metadata, headers, secret, previous_secrets, created_at, updated_at, filter, transformation";
 const UID_TAKEN: &str = "an endpoint with this uid already exists in this application";
 
 /// How a rotated-out secret is kept in the `previous_secrets` JSON column.
@@ -65,6 +65,10 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
                 })
                 .collect::<rusqlite::Result<_>>()?,
             filter: row.get::<_, Option<String>>(15)?.map(FilterText::from_trusted),
+            transformation: row
+                .get::<_, Option<String>>(16)?
+                .map(|t| from_json(16, &t))
+                .transpose()?,
         },
         created_at: from_millis(row.get(13)?),
         updated_at: from_millis(row.get(14)?),
@@ -92,12 +96,12 @@ pub(crate) fn find(
 fn write_row(c: &Connection, org: &OrgId, ep: &Endpoint, insert: bool) -> StoreResult<()> {
     let sql = if insert {
         "INSERT INTO endpoint (uid, url, description, disabled, event_types, channels, throttle_rate, metadata,
-             headers, secret, previous_secrets, created_at, updated_at, filter, org_id, app_id, id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             headers, secret, previous_secrets, created_at, updated_at, filter, transformation, org_id, app_id, id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     } else {
         "UPDATE endpoint SET uid = ?, url = ?, description = ?, disabled = ?, event_types = ?, channels = ?,
              throttle_rate = ?, metadata = ?, headers = ?, secret = ?, previous_secrets = ?, created_at = ?,
-             updated_at = ?, filter = ?
+             updated_at = ?, filter = ?, transformation = ?
          WHERE org_id = ? AND app_id = ? AND id = ?"
     };
     let d = &ep.data;
@@ -126,6 +130,7 @@ fn write_row(c: &Connection, org: &OrgId, ep: &Endpoint, insert: bool) -> StoreR
                 ep.created_at.timestamp_millis(),
                 ep.updated_at.timestamp_millis(),
                 d.filter.as_ref().map(FilterText::as_str),
+                d.transformation.as_ref().map(to_json),
                 org.as_str(),
                 ep.app_id.as_str(),
                 ep.id.as_str(),

@@ -123,7 +123,7 @@ fn logged_request(c: &Connection, org: &OrgId, id: &IngestLogId) -> StoreResult<
 }
 
 const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.response, a.response_status_code,
-    a.duration_ms, a.status, a.trigger, a.created_at";
+    a.duration_ms, a.status, a.trigger, a.created_at, a.transformed";
 
 fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<MessageAttempt> {
     Ok(MessageAttempt {
@@ -141,6 +141,7 @@ fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<MessageAttempt> {
             AttemptTrigger::Scheduled
         },
         created_at: from_millis(row.get(9)?),
+        transformed: row.get(10)?,
     })
 }
 

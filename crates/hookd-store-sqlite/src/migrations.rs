@@ -23,6 +23,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_data", include_str!("../migrations/0007_data.sql")),
     ("0008_jobs", include_str!("../migrations/0008_jobs.sql")),
     ("0009_filters", include_str!("../migrations/0009_filters.sql")),
+    (
+        "0010_transformations",
+        include_str!("../migrations/0010_transformations.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

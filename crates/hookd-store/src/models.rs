@@ -122,6 +122,28 @@ pub struct EndpointData {
     /// it matches get a delivery. Matched as `Sent` on an application's endpoint, as
     /// `Received` on a source's destination.
     pub filter: Option<hookd_core::filter::FilterText>,
+    /// JavaScript run at each attempt to reshape the request (`hookd_sandbox::transform`);
+    /// `None` until one is set.
+    pub transformation: Option<Transformation>,
+}
+
+/// An endpoint's transformation, as the API sets it. Stored as JSON in one column.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Transformation {
+    pub code: Option<String>,
+    /// Off keeps the code but sends the webhook as it is.
+    pub enabled: bool,
+    /// Values the code reads as `webhook.variables`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variables: Option<BTreeMap<String, String>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Transformation {
+    /// The code to run at an attempt: set and enabled.
+    pub fn active_code(&self) -> Option<&str> {
+        self.code.as_deref().filter(|_| self.enabled)
+    }
 }
 
 impl EndpointData {
@@ -288,6 +310,8 @@ pub struct NewAttempt {
     pub duration_ms: i64,
     pub trigger: AttemptTrigger,
     pub at: DateTime<Utc>,
+    /// A transformation ran first.
+    pub transformed: bool,
 }
 
 /// What becomes of a delivery after an attempt.
@@ -315,6 +339,8 @@ pub struct MessageAttempt {
     pub status: DeliveryStatus,
     pub trigger: AttemptTrigger,
     pub created_at: DateTime<Utc>,
+    /// A transformation ran before this attempt (its result is what was sent).
+    pub transformed: bool,
 }
 
 /// Narrows a message listing.
@@ -774,6 +800,17 @@ pub struct ForwardedRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawBody {
     pub body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+    /// The request as it was received, for a transformation: path after the receiving
+    /// URL, raw query string and every header (`headers` above are only those passed on).
+    pub received: ReceivedParts,
+}
+
+/// What a forwarded request looked like when it arrived (besides its body).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceivedParts {
+    pub path: String,
+    pub query: String,
     pub headers: Vec<(String, String)>,
 }
 

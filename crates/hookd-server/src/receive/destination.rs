@@ -9,8 +9,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hookd_store::Order;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -24,6 +22,7 @@ use crate::service::endpoint::{
     self, AppRef, EndpointHeadersIn, EndpointHeadersOut, EndpointIn, EndpointOut, EndpointSecretOut,
     EndpointSecretRotateIn, EndpointUpsertIn, FilterTestIn, FilterTestOut,
 };
+use crate::service::transformation::{self, EndpointTransformationOut, EndpointTransformationPatch};
 
 pub fn router() -> OpenApiRouter<Service> {
     OpenApiRouter::new()
@@ -162,40 +161,34 @@ async fn rotate_secret(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Transformations are not run by hookd: always disabled, and enabling one is refused.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TransformationOut {
-    pub code: Option<String>,
-    pub enabled: bool,
-}
-
-/// The destination's transformation: hookd runs none, so it is always off.
+/// The destination's transformation (docs/transformations.md): off, with no code,
+/// until one is set.
 #[utoipa::path(get, path = "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/transformation", tag = "Ingest Endpoint",
-    params(("source_id" = String, Path), ("endpoint_id" = String, Path)), responses((status = 200, body = TransformationOut)))]
+    params(("source_id" = String, Path), ("endpoint_id" = String, Path)),
+    responses((status = 200, body = EndpointTransformationOut)))]
 async fn get_transformation(
     tenant: Tenant,
     State(state): State<Service>,
     Path((source, endpoint)): Path<(String, String)>,
-) -> ApiResult<Json<TransformationOut>> {
-    let _exists = endpoint::get(&state, &tenant.org, &AppRef::Source(source), &endpoint).await?;
-    Ok(Json(TransformationOut {
-        code: None,
-        enabled: false,
-    }))
+) -> ApiResult<Json<EndpointTransformationOut>> {
+    Ok(Json(
+        transformation::get(&state, &tenant.org, &AppRef::Source(source), &endpoint).await?,
+    ))
 }
 
-/// Refused (501): hookd does not run transformation code.
+/// Set the code, switch it on or off, or set its variables. It runs before each
+/// forward of a received request, which it sees as `webhook.request`.
 #[utoipa::path(patch, path = "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/transformation", tag = "Ingest Endpoint",
-    params(("source_id" = String, Path), ("endpoint_id" = String, Path)), responses((status = 501, body = crate::http::error::HttpErrorOut)))]
+    params(("source_id" = String, Path), ("endpoint_id" = String, Path)), request_body = EndpointTransformationPatch,
+    responses((status = 204), (status = 422, body = crate::http::error::ValidationErrorOut)))]
 async fn patch_transformation(
     tenant: Tenant,
     State(state): State<Service>,
     Path((source, endpoint)): Path<(String, String)>,
+    ApiJson(body): ApiJson<EndpointTransformationPatch>,
 ) -> ApiResult<StatusCode> {
-    let _exists = endpoint::get(&state, &tenant.org, &AppRef::Source(source), &endpoint).await?;
-    Err(crate::http::error::ApiError::NotImplemented(
-        "hookd does not run transformation code; destinations receive the request as it arrived".into(),
-    ))
+    transformation::set(&state, &tenant.org, &AppRef::Source(source), &endpoint, body).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// hookd: try the destination's payload filter (or the `filter` given) on a sample

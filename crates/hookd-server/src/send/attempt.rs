@@ -56,6 +56,10 @@ pub struct MessageAttemptOut {
     /// 0 scheduled, 1 manual.
     pub trigger_type: u8,
     pub timestamp: DateTime<Utc>,
+    /// hookd: the endpoint's transformation ran first (what was sent is its result);
+    /// absent when none ran.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub transformed: bool,
 }
 
 impl From<MessageAttempt> for MessageAttemptOut {
@@ -75,6 +79,7 @@ impl From<MessageAttempt> for MessageAttemptOut {
                 AttemptTrigger::Manual => 1,
             },
             timestamp: a.created_at,
+            transformed: a.transformed,
         }
     }
 }

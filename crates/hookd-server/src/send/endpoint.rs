@@ -18,6 +18,10 @@ use crate::service::endpoint::{
     self, AppRef, EndpointHeadersIn, EndpointHeadersOut, EndpointHeadersPatchIn, EndpointIn, EndpointOut,
     EndpointPatch, EndpointSecretOut, EndpointSecretRotateIn, EndpointUpsertIn, FilterTestIn, FilterTestOut,
 };
+use crate::service::transformation::{
+    self, EndpointTransformationOut, EndpointTransformationPatch, TransformationSimulateIn,
+    TransformationSimulateOut,
+};
 
 pub fn router() -> OpenApiRouter<Service> {
     OpenApiRouter::new()
@@ -32,6 +36,8 @@ pub fn router() -> OpenApiRouter<Service> {
         .routes(routes!(get_secret))
         .routes(routes!(rotate_secret))
         .routes(routes!(test_filter))
+        .routes(routes!(get_transformation, patch_transformation))
+        .routes(routes!(simulate_transformation))
 }
 
 /// List an application's endpoints.
@@ -207,5 +213,53 @@ pub(crate) async fn test_filter(
 ) -> ApiResult<Json<FilterTestOut>> {
     Ok(Json(
         endpoint::test_filter(&state, &tenant.org, &AppRef::Key(app), &endpoint, body).await?,
+    ))
+}
+
+/// The endpoint's transformation (docs/transformations.md): off, with no code, until
+/// one is set.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    responses((status = 200, body = EndpointTransformationOut)))]
+pub(crate) async fn get_transformation(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path((app, endpoint)): Path<(String, String)>,
+) -> ApiResult<Json<EndpointTransformationOut>> {
+    Ok(Json(
+        transformation::get(&state, &tenant.org, &AppRef::Key(app), &endpoint).await?,
+    ))
+}
+
+/// Set the code, switch it on or off, or set its variables. The code is checked
+/// (size, syntax) but not run; it runs at each attempt from then on, pending retries
+/// included.
+#[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)), request_body = EndpointTransformationPatch,
+    responses((status = 204), (status = 422, body = crate::http::error::ValidationErrorOut)))]
+pub(crate) async fn patch_transformation(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path((app, endpoint)): Path<(String, String)>,
+    ApiJson(body): ApiJson<EndpointTransformationPatch>,
+) -> ApiResult<StatusCode> {
+    transformation::set(&state, &tenant.org, &AppRef::Key(app), &endpoint, body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Run transformation code on a sample message for this endpoint, keeping nothing:
+/// what would be sent, or 400 `transformation_failed` with the script's error.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation/simulate", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)), request_body = TransformationSimulateIn,
+    responses((status = 200, body = TransformationSimulateOut), (status = 400, body = crate::http::error::HttpErrorOut),
+        (status = 422, body = crate::http::error::ValidationErrorOut)))]
+pub(crate) async fn simulate_transformation(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path((app, endpoint)): Path<(String, String)>,
+    ApiJson(body): ApiJson<TransformationSimulateIn>,
+) -> ApiResult<Json<TransformationSimulateOut>> {
+    Ok(Json(
+        transformation::simulate(&state, &tenant.org, &AppRef::Key(app), &endpoint, body).await?,
     ))
 }

@@ -370,6 +370,7 @@ impl EndpointFields {
             secret,
             previous_secrets: Vec::new(),
             filter: self.filter,
+            transformation: None,
         }
     }
 }
@@ -678,6 +679,29 @@ pub async fn change(
         _ => {}
     }
     Ok(ep)
+}
+
+/// Applies `change` to an endpoint (a change of one part, such as its transformation)
+/// and raises `endpoint.updated`.
+pub(crate) async fn update_with(
+    state: &Service,
+    org: &OrgId,
+    app: &AppRef,
+    endpoint: &str,
+    change: hookd_store::Mutation<EndpointData>,
+) -> ApiResult<Endpoint> {
+    let resolved = resolve_app(state, org, app).await?;
+    let updated = state
+        .store
+        .update_endpoint(org, &resolved.id, endpoint, change)
+        .await?;
+    endpoint_event(state, org, &resolved, "endpoint.updated", &updated.after).await;
+    Ok(updated.after)
+}
+
+/// A sample's channels (none when absent), checked as an endpoint's are.
+pub(crate) fn parse_channel_list(list: Option<Vec<String>>) -> ApiResult<BTreeSet<ChannelName>> {
+    parse_channels(list).map(Option::unwrap_or_default)
 }
 
 /// Deletes an endpoint.

@@ -39,7 +39,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(dispatch: Option<&hookd_dispatch::metrics::DispatchMetrics>) -> Self {
+    pub fn new(
+        dispatch: Option<&hookd_dispatch::metrics::DispatchMetrics>,
+        transform: &hookd_sandbox::metrics::TransformMetrics,
+    ) -> Self {
         let server = Arc::new(ServerMetrics::default());
         let mut registry = Registry::default();
         registry.register(
@@ -70,6 +73,7 @@ impl Metrics {
         if let Some(d) = dispatch {
             d.register(&mut registry);
         }
+        transform.register(&mut registry);
         Self { server, registry }
     }
 }

@@ -24,6 +24,7 @@ pub mod message;
 pub mod meter;
 pub mod metrics;
 pub mod source;
+pub mod transformation;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -55,14 +56,26 @@ pub struct Service {
     schemas: Arc<data::Schemas>,
     /// Wakes the job runner after a job was queued.
     jobs_wake: Arc<tokio::sync::Notify>,
+    /// Runs transformation code (simulations and checks here; the delivery engine
+    /// shares the pool).
+    pub sandbox: hookd_sandbox::Sandbox,
 }
 
 impl Service {
     /// The state of a server on `store` with `config`; `dispatcher` is the local
-    /// delivery engine, if this node runs one.
-    pub fn new(store: Arc<dyn Store>, config: Config, dispatcher: Option<Arc<Dispatcher>>) -> Self {
+    /// delivery engine, if this node runs one; `sandbox` runs transformation code.
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: Config,
+        dispatcher: Option<Arc<Dispatcher>>,
+        sandbox: hookd_sandbox::Sandbox,
+    ) -> Self {
         Self {
-            metrics: Arc::new(metrics::Metrics::new(dispatcher.as_ref().map(|d| d.metrics()))),
+            metrics: Arc::new(metrics::Metrics::new(
+                dispatcher.as_ref().map(|d| d.metrics()),
+                sandbox.metrics(),
+            )),
+            sandbox,
             meter: Arc::new(meter::Meter::new(&config)),
             store,
             dispatcher,

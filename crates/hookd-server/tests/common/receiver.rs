@@ -14,7 +14,10 @@ use axum::response::{IntoResponse, Response};
 
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub method: axum::http::Method,
     pub path: String,
+    /// The query string, empty when there was none.
+    pub query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
     pub at: Instant,
@@ -130,6 +133,7 @@ impl Receiver {
 
 async fn handle(
     State(inner): State<Arc<Mutex<Inner>>>,
+    method: axum::http::Method,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -137,7 +141,9 @@ async fn handle(
     let answer = {
         let mut inner = inner.lock().unwrap();
         inner.received.push(Received {
+            method,
             path: uri.path().to_owned(),
+            query: uri.query().unwrap_or_default().to_owned(),
             headers,
             body,
             at: Instant::now(),

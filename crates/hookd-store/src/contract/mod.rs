@@ -151,6 +151,7 @@ fn endpoint_data(uid: Option<&str>) -> EndpointData {
         secret: EndpointSecret::generate(),
         previous_secrets: Vec::new(),
         filter: None,
+        transformation: None,
     }
 }
 
@@ -245,6 +246,7 @@ fn attempt(status: DeliveryStatus, code: i32) -> NewAttempt {
         duration_ms: 12,
         trigger: AttemptTrigger::Scheduled,
         at: Utc::now(),
+        transformed: false,
     }
 }
 
