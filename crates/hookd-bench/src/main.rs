@@ -112,6 +112,11 @@ pub struct Opts {
     /// `{"t": <µs>, "pad": "xxx..."}`).
     #[arg(long, value_name = "JSON")]
     pub filter: Option<String>,
+    /// A transformation (docs/transformations.md) switched on for every endpoint and
+    /// destination the scenario makes: JavaScript declaring `handler(webhook)`, e.g.
+    /// 'function handler(w) { w.payload.seen = true; return w }'.
+    #[arg(long, value_name = "CODE")]
+    pub transformation: Option<String>,
 }
 
 impl Opts {

@@ -106,7 +106,8 @@ impl Setup {
 
     /// The application `bench` with `endpoints` endpoints, `/e/0`, `/e/1`... on the
     /// receiver.
-    async fn application(&self, endpoints: usize, filter: Option<&serde_json::Value>) -> Result<(), Error> {
+    async fn application(&self, endpoints: usize, opts: &Opts) -> Result<(), Error> {
+        let filter = opts.filter()?;
         let token = Some(self.token.as_str());
         load::call_ok(
             self.addr,
@@ -117,12 +118,30 @@ impl Setup {
         )
         .await?;
         for i in 0..endpoints {
-            load::call_ok(
+            let ep = load::call_ok(
                 self.addr,
                 Method::POST,
                 "/api/v1/app/bench/endpoint/",
                 token,
                 Some(json!({"url": format!("http://{}/e/{i}", self.rx), "filter": filter})),
+            )
+            .await?;
+            let id = ep["id"].as_str().ok_or("the endpoint has no id")?;
+            self.transform(&format!("/api/v1/app/bench/endpoint/{id}"), opts)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Switches `--transformation` on for the endpoint at `endpoint_path`, if given.
+    async fn transform(&self, endpoint_path: &str, opts: &Opts) -> Result<(), Error> {
+        if let Some(code) = &opts.transformation {
+            load::call_ok(
+                self.addr,
+                Method::PATCH,
+                &format!("{endpoint_path}/transformation"),
+                Some(self.token.as_str()),
+                Some(json!({"code": code, "enabled": true})),
             )
             .await?;
         }
@@ -259,6 +278,7 @@ fn params(opts: &Opts, extra: serde_json::Value) -> serde_json::Value {
         "payload_bytes": opts.payload_bytes,
         "settings": opts.settings,
         "filter": opts.filter().ok().flatten(),
+        "transformation": opts.transformation,
     });
     if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
         p.extend(extra.clone());
@@ -306,7 +326,7 @@ async fn post_messages(
     offer: Offer,
 ) -> Result<(Setup, Outcome, Span), Error> {
     let setup = Setup::start(bin, dir, opts, &[], true).await?;
-    setup.application(endpoints, opts.filter()?.as_ref()).await?;
+    setup.application(endpoints, opts).await?;
     let window = opts.window();
     let spec = message_spec(&setup.token, opts.payload_bytes);
     let load = async {
@@ -470,7 +490,7 @@ async fn receive(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         .find("/in/")
         .map(|i| url[i..].to_owned())
         .ok_or("the ingest URL has no /in/ path")?;
-    load::call_ok(
+    let dest = load::call_ok(
         setup.addr,
         Method::POST,
         &format!("/ingest/api/v1/source/{id}/endpoint"),
@@ -478,6 +498,10 @@ async fn receive(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         Some(json!({"url": format!("http://{}/e/0", setup.rx), "filter": opts.filter()?})),
     )
     .await?;
+    let dest = dest["id"].as_str().ok_or("the destination has no id")?;
+    setup
+        .transform(&format!("/ingest/api/v1/source/{id}/endpoint/{dest}"), opts)
+        .await?;
     let pad = "x".repeat(opts.payload_bytes.saturating_sub(20));
     let spec = Spec {
         method: Method::POST,
@@ -521,7 +545,7 @@ async fn backlog(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         .unwrap_or(if opts.quick { 10_000 } else { 1_000_000 });
     // The receiver is down and nothing delivers: an API-only node takes the messages.
     let mut setup = Setup::start(bin, dir, opts, &["--no-worker"], false).await?;
-    setup.application(1, opts.filter()?.as_ref()).await?;
+    setup.application(1, opts).await?;
     let spec = message_spec(&setup.token, opts.payload_bytes);
     // API latency is probed at an ordinary load (PROBE_RATE messages/s for 2.5 s, the
     // first 0.5 s not counted), on the empty queue and again with the backlog; the
