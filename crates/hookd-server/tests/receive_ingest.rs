@@ -892,6 +892,18 @@ async fn a_github_source_filtered_on_the_event_header_forwards_only_pushes_to_ma
             .body(body.to_vec())
             .send()
     };
+    let metric = |text: String| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("hookd_endpoints_filtered_out_total{target=\"received\"} "))
+            .expect("the filtered-out counter is in /metrics")
+            .parse()
+            .unwrap()
+    };
+    let scrape = || async {
+        let res = server.http().get(server.url("/metrics")).send().await.unwrap();
+        metric(res.text().await.unwrap())
+    };
+    let before = scrape().await;
     let push_main = br#"{"ref":"refs/heads/main","n":1}"#;
     let push_dev = br#"{"ref":"refs/heads/dev","n":2}"#;
     let issue = br#"{"action":"opened","n":3}"#;
@@ -916,6 +928,8 @@ async fn a_github_source_filtered_on_the_event_header_forwards_only_pushes_to_ma
     bodies.sort();
     assert_eq!(bodies, [&push_dev[..], &push_main[..]]);
     assert_eq!(main_got[0].body.as_ref(), &push_main[..]);
+    // The push to dev left `/main` out (per-process count: other tests may add).
+    assert!(scrape().await > before);
     let filtered = log(&server, &source, "?status=filtered").await;
     assert_eq!(filtered.len(), 1);
     assert_eq!(filtered[0]["payload"], std::str::from_utf8(issue).unwrap());

@@ -22,6 +22,26 @@ async fn server() -> TestServer {
     .await
 }
 
+/// `hookd_endpoints_filtered_out_total{target}` as `/metrics` shows it now (counted
+/// per process: other tests running beside this one may add to it).
+async fn filtered_out(server: &TestServer, target: &str) -> u64 {
+    let text = server
+        .http()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = format!("hookd_endpoints_filtered_out_total{{target=\"{target}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .unwrap_or_else(|| panic!("no {line} in /metrics:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
 async fn json_of(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap())
@@ -61,6 +81,7 @@ async fn an_endpoint_gets_only_the_messages_its_filter_matches() {
         .await
         .unwrap();
 
+    let filtered_before = filtered_out(&server, "sent").await;
     let mut ids = Vec::new();
     for (event, amount, currency) in [
         ("invoice.paid", 150, "EUR"),
@@ -94,6 +115,8 @@ async fn an_endpoint_gets_only_the_messages_its_filter_matches() {
         .collect();
     amounts.sort();
     assert_eq!(amounts, [100, 150]);
+    // Three messages left `big` out, and /metrics counted them.
+    assert!(filtered_out(&server, "sent").await >= filtered_before + 3);
     // A filtered-out endpoint has no delivery for the message, not a skipped one.
     let (_, dest) = json_of(
         server

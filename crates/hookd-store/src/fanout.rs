@@ -10,6 +10,7 @@
 //! subject is built at most once per message, and only when an endpoint has a filter.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use hookd_core::filter::{Filter, FilterTarget, RequestValues, Subject};
@@ -42,6 +43,29 @@ fn compiled(text: &str, target: FilterTarget) -> Option<Arc<Filter>> {
     }
     cache.insert(text.to_owned(), Arc::clone(&filter));
     Some(filter)
+}
+
+/// Endpoints left out of a fan-out by their payload filter, since the process started:
+/// [sent messages, forwarded requests]. Counted when the fan-out is decided, inside the
+/// message's transaction, for `/metrics`.
+static FILTERED_OUT: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// What [`FILTERED_OUT`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilteredOut {
+    /// Application and operational endpoints a message did not go to.
+    pub sent: u64,
+    /// Ingest destinations a received request was not forwarded to.
+    pub received: u64,
+}
+
+/// Endpoints left out by their payload filter in this process so far (a message whose
+/// transaction then failed is counted too).
+pub fn filtered_out() -> FilteredOut {
+    FilteredOut {
+        sent: FILTERED_OUT[0].load(Ordering::Relaxed),
+        received: FILTERED_OUT[1].load(Ordering::Relaxed),
+    }
 }
 
 /// A received request's parts, as a destination's filter sees them.
@@ -121,11 +145,16 @@ impl Candidates {
             // nothing is dropped.
             (Some(_), None) => return self.0.into_iter().map(|(id, _)| id).collect(),
         };
-        self.0
+        let candidates = self.0.len();
+        let kept: Vec<String> = self
+            .0
             .into_iter()
             .filter(|(_, filter)| filter.as_deref().is_none_or(|f| fanout.passes(f)))
             .map(|(id, _)| id)
-            .collect()
+            .collect();
+        let counter = &FILTERED_OUT[usize::from(forward.is_some())];
+        counter.fetch_add((candidates - kept.len()) as u64, Ordering::Relaxed);
+        kept
     }
 }
 

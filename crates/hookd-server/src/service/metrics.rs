@@ -4,8 +4,11 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -19,6 +22,26 @@ use crate::service::Service;
 pub struct IngestLabels {
     /// `accepted`, `rejected` or `duplicate`.
     pub status: &'static str,
+}
+
+/// `hookd_endpoints_filtered_out`, read from the fan-out's counters at each scrape.
+#[derive(Debug)]
+struct FilteredOutCollector;
+
+impl Collector for FilteredOutCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let counts = hookd_store::fanout::filtered_out();
+        let mut metric = encoder.encode_descriptor(
+            "hookd_endpoints_filtered_out",
+            "Endpoints a message was not delivered to because their payload filter did not match, by target: sent (application and operational endpoints) or received (ingest destinations)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (target, n) in [("sent", counts.sent), ("received", counts.received)] {
+            ConstCounter::new(n).encode(metric.encode_family(&[("target", target)])?)?;
+        }
+        Ok(())
+    }
 }
 
 /// The server's own counters and the gauges read at scrape time.
@@ -74,6 +97,7 @@ impl Metrics {
             d.register(&mut registry);
         }
         transform.register(&mut registry);
+        registry.register_collector(Box::new(FilteredOutCollector));
         Self { server, registry }
     }
 }
