@@ -60,6 +60,7 @@ async fn snapshot(base: &str, token: &str, app: &str, source: &str) -> Vec<Value
         all.push(get(format!("/api/v1/app/{app}/attempt/endpoint/{id}")).await);
         all.push(get(format!("/api/v1/app/{app}/endpoint/{id}/secret")).await);
         all.push(get(format!("/api/v1/app/{app}/endpoint/{id}/stats")).await);
+        all.push(get(format!("/api/v1/app/{app}/endpoint/{id}/transformation")).await);
     }
     all
 }
@@ -94,9 +95,23 @@ async fn sqlite_data_moves_to_postgres() {
     )
     .await;
     let app = app["id"].as_str().unwrap().to_owned();
-    post(
+    let all = post(
         &format!("/api/v1/app/{app}/endpoint"),
         json!({"url": format!("{}/all", receiver.url), "headers": {"x-tenant": "t1"}}),
+    )
+    .await;
+    // A transformation moves with its endpoint, and its attempts stay marked.
+    call(
+        reqwest::Method::PATCH,
+        format!(
+            "{base}/api/v1/app/{app}/endpoint/{}/transformation",
+            all["id"].as_str().unwrap()
+        ),
+        &token,
+        Some(
+            json!({"code": "function handler(w) { w.payload.moved = true; return w }",
+                    "enabled": true, "variables": {"k": "v"}}),
+        ),
     )
     .await;
     post(

@@ -257,7 +257,14 @@ pub async fn attempts_are_recorded_and_retries_scheduled(store: &dyn Store) {
     let again = claim_all(store, retry_at).await.pop().unwrap();
     assert_eq!(again.attempts, 1);
     store
-        .finish_attempt(again.id, attempt(DeliveryStatus::Success, 200), NextStep::Done)
+        .finish_attempt(
+            again.id,
+            NewAttempt {
+                transformed: true,
+                ..attempt(DeliveryStatus::Success, 200)
+            },
+            NextStep::Done,
+        )
         .await
         .unwrap();
     assert!(
@@ -286,6 +293,8 @@ pub async fn attempts_are_recorded_and_retries_scheduled(store: &dyn Store) {
     let codes: Vec<i32> = page.items.iter().map(|a| a.response_status_code).collect();
     assert_eq!(codes, [200, 500], "newest first");
     assert_eq!(page.items[0].status, DeliveryStatus::Success);
+    let transformed: Vec<bool> = page.items.iter().map(|a| a.transformed).collect();
+    assert_eq!(transformed, [true, false]);
     let fails = AttemptFilter {
         status: Some(DeliveryStatus::Fail),
         ..all.clone()

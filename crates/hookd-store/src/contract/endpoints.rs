@@ -17,6 +17,12 @@ pub async fn endpoints_round_trip(store: &dyn Store) {
     data.headers.insert("X-Custom".into(), "1".into());
     data.throttle_rate = ThrottleRate::new(10);
     data.disabled = true;
+    data.transformation = Some(Transformation {
+        code: Some("function handler(w) { return w }".into()),
+        enabled: true,
+        variables: Some([("token".to_owned(), "t0k".to_owned())].into()),
+        updated_at: "2026-12-01T10:00:00.123456Z".parse().unwrap(),
+    });
     let ep = store.create_endpoint(&org, &app.id, data.clone()).await.unwrap();
     assert_eq!(ep.data, data);
     assert_eq!(ep.app_id, app.id);
@@ -59,6 +65,34 @@ pub async fn endpoints_round_trip(store: &dyn Store) {
     assert_eq!(updated.data.url.as_str(), "https://example.org/new");
     assert_eq!(updated.data.event_types, None);
     assert_eq!(updated.data.secret, ep.data.secret);
+    assert_eq!(updated.data.transformation, data.transformation);
+
+    // A delivery's claim carries the endpoint's transformation as it is now.
+    store
+        .update_endpoint(
+            &org,
+            &app.id,
+            "primary",
+            Box::new(|d| {
+                d.disabled = false;
+                d.channels = None;
+                if let Some(t) = d.transformation.as_mut() {
+                    t.enabled = false;
+                }
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    store
+        .create_message(&org, &app.id, new_message("a.b", None))
+        .await
+        .unwrap();
+    let claimed = claim_all(store, Utc::now()).await;
+    let t = claimed[0].endpoint.data.transformation.as_ref().unwrap();
+    assert!(!t.enabled);
+    assert_eq!(t.code.as_deref(), Some("function handler(w) { return w }"));
+    let updated = store.get_endpoint(&org, &app.id, "primary").await.unwrap();
 
     // A delete answers what it deleted.
     assert_eq!(
