@@ -1110,3 +1110,31 @@ async fn a_destination_transformation_reshapes_a_received_form_into_json() {
         "application/x-www-form-urlencoded"
     );
 }
+
+#[tokio::test]
+async fn a_cron_firing_that_fails_the_sources_filter_is_logged_filtered_and_not_forwarded() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let (source, _) = source_with_destination(
+        &server,
+        &receiver,
+        "/cron",
+        json!({"name": "Paused ticks", "type": "cron",
+               "config": {"schedule": "*/5 * * * *", "payload": "{\"tick\":true}"},
+               "options": {"filter": {"body": {"tick": false}}}}),
+    )
+    .await;
+    let store = server.running.as_ref().unwrap().store();
+    let later = chrono::Utc::now() + chrono::Duration::minutes(6);
+    hookd_server::service::cron::cron_step(store.as_ref(), Duration::from_secs(3600), later)
+        .await
+        .unwrap();
+    server.running.as_ref().unwrap().dispatcher().unwrap().wake();
+    let filtered = log(&server, &source, "?status=filtered").await;
+    assert_eq!(filtered.len(), 1, "{filtered:?}");
+    assert_eq!(filtered[0]["payload"], "{\"tick\":true}");
+    assert!(filtered[0]["msg_id"].is_null());
+    assert!(log(&server, &source, "?status=accepted").await.is_empty());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(receiver.received_on("/cron").is_empty());
+}
