@@ -435,3 +435,52 @@ async fn simulate_answers_what_would_be_sent_or_the_scripts_error() {
     );
     assert_eq!(receiver.count(), 0, "simulating sends nothing");
 }
+
+#[tokio::test]
+async fn a_url_a_transformation_points_at_a_guarded_address_is_refused_like_any_other() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let svix = server.svix();
+    let (app, ep) = endpoint(&server, &receiver, "/hook").await;
+    // Cloud metadata and a private network: the delivery guard (only 127.0.0.0/8 is
+    // allowed in these tests) checks the URL the script chose.
+    for target in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.1.2.3/internal",
+    ] {
+        let code = format!("function handler(w) {{ w.url = {target:?}; return w }}");
+        let res = server
+            .req(
+                Method::PATCH,
+                &format!("/api/v1/app/{app}/endpoint/{ep}/transformation"),
+            )
+            .json(&json!({"code": code, "enabled": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+        let msg = svix
+            .message()
+            .create(
+                app.clone(),
+                MessageIn::new("order.paid".into(), json!({"to": target})),
+                None,
+            )
+            .await
+            .unwrap();
+        let attempts = wait_for_attempts(&svix, &app, &msg.id, 1).await;
+        assert_eq!(attempts[0].status, MessageStatus::Fail);
+        assert_eq!(attempts[0].response_status_code, 0);
+        assert!(
+            attempts[0].url.starts_with(target.trim_end_matches('/')),
+            "{}",
+            attempts[0].url
+        );
+        assert!(
+            attempts[0].response.contains("refused"),
+            "{target}: {}",
+            attempts[0].response
+        );
+    }
+    assert_eq!(receiver.count(), 0);
+}
