@@ -3,8 +3,9 @@
 //!
 //! The top level names **scopes** — `body`, `headers`, `query`, `path` for a received
 //! request ([`FilterTarget::Received`]); `body`, `eventType`, `channels` for a sent
-//! message ([`FilterTarget::Sent`]) — or combines whole documents with `$and`, `$or`
-//! and `$not`. Under a scope, a **pattern** is matched against a value:
+//! message ([`FilterTarget::Sent`]); `trigger`, `steps` for a flow's run
+//! ([`FilterTarget::Flow`]) — or combines whole documents with `$and`, `$or` and
+//! `$not`. Under a scope, a **pattern** is matched against a value:
 //!
 //! - a bare value means equal (numbers by value: `1` equals `1.0`);
 //! - an object matches partially: each named field must match its pattern, other
@@ -54,6 +55,9 @@ pub enum FilterTarget {
     Received,
     /// A message sent to endpoints: `body` (its payload), `eventType`, `channels`.
     Sent,
+    /// A flow's run: `trigger` (what started it) and `steps` (each earlier step's
+    /// output by the step's name).
+    Flow,
 }
 
 impl FilterTarget {
@@ -65,6 +69,8 @@ impl FilterTarget {
             "path" => Scope::Path,
             "eventType" => Scope::EventType,
             "channels" => Scope::Channels,
+            "trigger" => Scope::Trigger,
+            "steps" => Scope::Steps,
             _ => return None,
         };
         self.scopes().contains(&scope).then_some(scope)
@@ -74,6 +80,7 @@ impl FilterTarget {
         match self {
             Self::Received => &[Scope::Body, Scope::Headers, Scope::Query, Scope::Path],
             Self::Sent => &[Scope::Body, Scope::EventType, Scope::Channels],
+            Self::Flow => &[Scope::Trigger, Scope::Steps],
         }
     }
 
@@ -94,6 +101,8 @@ enum Scope {
     Path,
     EventType,
     Channels,
+    Trigger,
+    Steps,
 }
 
 impl Scope {
@@ -105,6 +114,8 @@ impl Scope {
             Self::Path => "path",
             Self::EventType => "eventType",
             Self::Channels => "channels",
+            Self::Trigger => "trigger",
+            Self::Steps => "steps",
         }
     }
 }
@@ -124,6 +135,10 @@ pub struct Subject<'a> {
     pub event_type: Option<&'a Value>,
     /// The message's channels, an array of strings.
     pub channels: Option<&'a Value>,
+    /// A flow run's trigger data.
+    pub trigger: Option<&'a Value>,
+    /// A flow run's step outputs, an object by step name.
+    pub steps: Option<&'a Value>,
 }
 
 impl<'a> Subject<'a> {
@@ -135,6 +150,8 @@ impl<'a> Subject<'a> {
             Scope::Path => self.path,
             Scope::EventType => self.event_type,
             Scope::Channels => self.channels,
+            Scope::Trigger => self.trigger,
+            Scope::Steps => self.steps,
         }
     }
 }
@@ -172,8 +189,7 @@ impl RequestValues {
             headers: Some(&self.headers),
             query: Some(&self.query),
             path: Some(&self.path),
-            event_type: None,
-            channels: None,
+            ..Subject::default()
         }
     }
 }
@@ -908,6 +924,51 @@ mod tests {
 
     fn refused(filter: Value, target: FilterTarget) -> FilterError {
         Filter::parse(&filter, target).unwrap_err()
+    }
+
+    #[test]
+    fn a_flow_filter_sees_the_trigger_and_earlier_steps_outputs() {
+        let f = Filter::parse(
+            &json!({"trigger": {"body": {"amount_paid": {"$gte": 1000}}},
+                    "steps": {"customer": {"status": {"$ne": "closed"}}}}),
+            FilterTarget::Flow,
+        );
+        // `$ne` is not an operator: refused at its pointer, like any other filter.
+        assert_eq!(f.unwrap_err().pointer, "/steps/customer/status/$ne");
+        let f = Filter::parse(
+            &json!({"trigger": {"body": {"amount_paid": {"$gte": 1000}}},
+                    "steps": {"customer": {"status": {"$ref": "trigger.body.status"}}}}),
+            FilterTarget::Flow,
+        )
+        .unwrap();
+        let trigger = json!({"body": {"amount_paid": 1500, "status": "active"}});
+        let steps = json!({"customer": {"status": "active"}});
+        let run = |trigger: &Value, steps: &Value| {
+            f.explain(&Subject {
+                trigger: Some(trigger),
+                steps: Some(steps),
+                ..Subject::default()
+            })
+        };
+        assert_eq!(run(&trigger, &steps), Ok(()));
+        let small = json!({"body": {"amount_paid": 999, "status": "active"}});
+        assert_eq!(
+            run(&small, &steps).unwrap_err().pointer,
+            "/trigger/body/amount_paid/$gte"
+        );
+        assert!(
+            run(&trigger, &json!({})).is_err(),
+            "a step that did not run has no output"
+        );
+        // A flow filter names the flow's scopes only.
+        assert_eq!(
+            refused(json!({"body": {"a": 1}}), FilterTarget::Flow).pointer,
+            "/body"
+        );
+        assert_eq!(
+            refused(json!({"trigger": {}}), FilterTarget::Sent).pointer,
+            "/trigger"
+        );
     }
 
     #[test]

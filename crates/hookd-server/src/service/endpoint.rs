@@ -826,6 +826,7 @@ pub async fn test_filter(
         path: path.as_ref(),
         event_type: event_type.as_ref(),
         channels: channels.as_ref(),
+        ..Default::default()
     };
     Ok(match filter.explain(&subject) {
         Ok(()) => FilterTestOut {
