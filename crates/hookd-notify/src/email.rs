@@ -24,30 +24,9 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use percent_encoding::percent_decode_str;
 
-/// The configuration cannot make a mailer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(String);
+use crate::SendError;
 
-/// Why an email was not sent.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// An address or a header could not be used: sending again changes nothing.
-    #[error("{0}")]
-    Invalid(String),
-    /// The server refused for good (a 5xx answer).
-    #[error("the SMTP server refused the message: {0}")]
-    Refused(String),
-    /// Worth another try later: a 4xx answer, a timeout, a connection that failed.
-    #[error("{0}")]
-    Transient(String),
-}
-
-impl SendError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient(_))
-    }
-}
+pub use crate::ConfigError;
 
 /// How the connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +187,9 @@ impl Mailer {
         let message = self.build(email)?;
         match self.transport.send(message).await {
             Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => Err(SendError::Refused(e.to_string())),
+            Err(e) if e.is_permanent() => Err(SendError::Refused(format!(
+                "the SMTP server refused the message: {e}"
+            ))),
             Err(e) => Err(SendError::Transient(format!(
                 "could not send through {}:{}: {e}",
                 self.host, self.port

@@ -2,7 +2,7 @@
 //! writes what it accepts to a directory that the tests read back.
 //!
 //! Without Python's `aiosmtpd` these tests say so and pass (a fresh machine needs no
-//! services for `cargo test`); `HOOKD_TEST_SMTP=required` (as in CI) makes its absence
+//! services for `cargo test`); `HOOKD_TEST_NOTIFY=required` (as in CI) makes its absence
 //! a failure.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use hookd_notify::email::{Email, Mailer, Security, SendError};
+use hookd_notify::SendError;
+use hookd_notify::email::{Email, Mailer, Security};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -32,8 +33,8 @@ impl SmtpServer {
             .is_ok_and(|s| s.success());
         if !installed {
             assert!(
-                std::env::var("HOOKD_TEST_SMTP").as_deref() != Ok("required"),
-                "HOOKD_TEST_SMTP=required but python3 cannot import aiosmtpd (pip install aiosmtpd)"
+                std::env::var("HOOKD_TEST_NOTIFY").as_deref() != Ok("required"),
+                "HOOKD_TEST_NOTIFY=required but python3 cannot import aiosmtpd (pip install aiosmtpd)"
             );
             eprintln!("note: email was NOT tested against an SMTP server (pip install aiosmtpd)");
             return None;
