@@ -18,6 +18,7 @@ pub mod name;
 pub mod network;
 pub mod network_policy;
 pub mod retry;
+pub mod sealed;
 pub mod secret;
 pub mod signature;
 pub mod throttle;
