@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::definition::{Action, DocumentOp, Flow, SmsSender, Trigger, find_call_cycle};
 use crate::template::{Kind, Mapping, RunData, Template};
 
-fn invoice_flow() -> Value {
+pub(crate) fn invoice_flow() -> Value {
     json!({
         "name": "invoice-paid",
         "trigger": {"type": "source.request", "source": "stripe"},
@@ -274,4 +274,149 @@ fn call_cycles_are_found() {
     assert_eq!(find_call_cycle(&calls), Some(vec!["a", "b", "c", "a"]));
     let calls = BTreeMap::from([("self", vec!["self"])]);
     assert_eq!(find_call_cycle(&calls), Some(vec!["self", "self"]));
+}
+
+mod planning {
+    use serde_json::json;
+
+    use super::invoice_flow;
+    use crate::definition::{DocumentOp, Flow};
+    use crate::plan::{Effect, SmsTo, idempotency_key, plan};
+    use crate::template::RunData;
+
+    fn stripe_trigger(amount: i64) -> RunData {
+        RunData {
+            trigger: json!({"body": {"id": "evt_1", "type": "invoice.paid", "data": {"object": {
+                "amount_paid": amount, "customer": "cus_42", "customer_email": "ada@example.com",
+                "customer_name": "Ada <Lovelace>"}}},
+                "headers": {"stripe-signature": "t=1,v1=x"}}),
+            ..RunData::default()
+        }
+    }
+
+    #[test]
+    fn a_payment_flows_steps_plan_to_rendered_checked_effects() {
+        let flow = Flow::parse(&invoice_flow()).unwrap();
+        let mut data = stripe_trigger(2500);
+        assert_eq!(
+            plan(&flow.steps[0], &data).unwrap(),
+            Effect::Output(json!({"matched": true}))
+        );
+        let Effect::Document { op, key, body, .. } = plan(&flow.steps[1], &data).unwrap() else {
+            panic!()
+        };
+        assert_eq!(op, DocumentOp::Patch);
+        assert_eq!(key.as_str(), "cus_42");
+        assert_eq!(body, Some(json!({"status": "active"})));
+        let Effect::Email {
+            to, subject, html, ..
+        } = plan(&flow.steps[2], &data).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(to, ["ada@example.com"]);
+        assert_eq!(subject, "Payment of 25.0 received");
+        assert_eq!(html.unwrap(), "<p>Thank you, Ada &lt;Lovelace&gt;.</p>");
+        // The SMS runs only once the record says active.
+        assert_eq!(plan(&flow.steps[3], &data).unwrap(), Effect::Skip);
+        data.steps.insert("activate".into(), json!({"status": "active"}));
+        let Effect::Sms {
+            to,
+            sender,
+            body,
+            credentials,
+        } = plan(&flow.steps[3], &data).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (to.as_str(), body.as_str(), credentials.as_str()),
+            ("+15550001111", "Paid: evt_1", "twilio-main")
+        );
+        assert_eq!(sender, SmsTo::From("+15550002222".into()));
+        // Under the threshold, the first step stops the run.
+        assert_eq!(plan(&flow.steps[0], &stripe_trigger(999)).unwrap(), Effect::Stop);
+        assert_eq!(idempotency_key("frun_1", 2), "frun_1.2");
+    }
+
+    #[test]
+    fn values_that_render_wrong_fail_the_step_naming_the_field() {
+        let flow = |step: serde_json::Value| {
+            Flow::parse(&json!({"name": "f", "trigger": {"type": "manual"}, "steps": [step]})).unwrap()
+        };
+        let data = RunData {
+            trigger: json!({"key": "has space", "evil": "x\r\nBcc: all@example.com", "n": "12", "url": "ftp://x"}),
+            ..RunData::default()
+        };
+        let fails = |step: serde_json::Value| plan(&flow(step).steps[0], &data).unwrap_err().field;
+        assert_eq!(
+            fails(
+                json!({"name": "d", "type": "document.delete", "app": "a", "collection": "c", "key": "{{ trigger.key }}"})
+            ),
+            "key"
+        );
+        assert_eq!(
+            fails(
+                json!({"name": "m", "type": "email", "to": ["{{ trigger.evil }}"], "subject": "s", "text": "t"})
+            ),
+            "to/0"
+        );
+        assert_eq!(
+            fails(
+                json!({"name": "m", "type": "email", "to": ["a@b.c"], "subject": "{{ trigger.evil }}", "text": "t"})
+            ),
+            "subject"
+        );
+        assert_eq!(
+            fails(
+                json!({"name": "h", "type": "http", "url": "https://x.example", "headers": {"X-A": "{{ trigger.evil }}"}})
+            ),
+            "headers/X-A"
+        );
+        assert_eq!(
+            fails(json!({"name": "h", "type": "http", "url": "{{ trigger.url }}"})),
+            "url"
+        );
+        assert_eq!(
+            fails(
+                json!({"name": "p", "type": "message.publish", "app": "a", "eventType": "e", "payload": "{{ trigger.n }}"})
+            ),
+            "payload"
+        );
+        assert_eq!(
+            fails(
+                json!({"name": "m", "type": "email", "to": ["{{ trigger.nobody }}"], "subject": "s", "text": "t"})
+            ),
+            "to/0"
+        );
+        // A string score that is an integer is taken.
+        let Effect::LeaderboardSubmit { score, .. } = plan(
+            &flow(json!({"name": "s", "type": "leaderboard.submit", "app": "a", "leaderboard": "b", "player": "p1", "score": "{{ trigger.n }}"})).steps[0],
+            &data,
+        )
+        .unwrap() else { panic!() };
+        assert_eq!(score, 12);
+    }
+
+    #[test]
+    fn validate_checks_the_body_and_reports_each_error() {
+        let flow = Flow::parse(&json!({"name": "form", "trigger": {"type": "mode", "app": "a", "mode": "signup"},
+            "steps": [{"name": "v", "type": "validate", "schema": {"type": "object", "required": ["email"],
+                       "properties": {"email": {"type": "string", "format": "email"}, "age": {"type": "integer", "minimum": 13}}}}]}))
+        .unwrap();
+        let run = |body| RunData {
+            trigger: json!({"body": body}),
+            ..RunData::default()
+        };
+        assert_eq!(
+            plan(&flow.steps[0], &run(json!({"email": "a@b.c", "age": 30}))).unwrap(),
+            Effect::Output(json!({"valid": true}))
+        );
+        let Effect::Invalid(errors) = plan(&flow.steps[0], &run(json!({"age": 3}))).unwrap() else {
+            panic!()
+        };
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("email")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.starts_with("/age")), "{errors:?}");
+    }
 }
