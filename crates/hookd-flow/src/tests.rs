@@ -420,3 +420,133 @@ mod planning {
         assert!(errors.iter().any(|e| e.starts_with("/age")), "{errors:?}");
     }
 }
+
+mod runs {
+    use chrono::{Duration, Utc};
+    use serde_json::json;
+
+    use super::invoice_flow;
+    use crate::definition::Flow;
+    use crate::run::{MAX_ATTEMPTS, MAX_DEPTH, Outcome, RunState, RunStatus, StepStatus};
+
+    #[test]
+    fn a_run_moves_step_by_step_and_each_record_is_its_log() {
+        let flow = Flow::parse(&invoice_flow()).unwrap();
+        let now = Utc::now();
+        let mut run = RunState::new(json!({"body": {"id": "evt_1"}}), 0).unwrap();
+        assert!(run.is_due(now));
+        run.record(&flow, Outcome::Done(json!({"matched": true})), now, now);
+        run.record(&flow, Outcome::Done(json!({"status": "active"})), now, now);
+        assert_eq!(
+            run.data("frun_1", &flow).steps["activate"],
+            json!({"status": "active"})
+        );
+        assert_eq!(run.data("frun_1", &flow).run["id"], "frun_1");
+        // The email fails for now twice, then goes.
+        for _ in 0..2 {
+            run.record(
+                &flow,
+                Outcome::Retry {
+                    error: "451 try later".into(),
+                    at: now + Duration::seconds(5),
+                },
+                now,
+                now,
+            );
+            assert_eq!(run.status, RunStatus::Running);
+            assert!(!run.is_due(now) && run.is_due(now + Duration::seconds(5)));
+        }
+        run.record(&flow, Outcome::Done(json!({"messageId": "frun_1.2"})), now, now);
+        assert_eq!(run.steps[2].attempts, 3);
+        assert_eq!(run.steps[2].status, StepStatus::Succeeded);
+        run.record(&flow, Outcome::Skipped, now, now);
+        assert_eq!(run.status, RunStatus::Succeeded);
+        let log: Vec<_> = run.steps.iter().map(|s| (s.name.as_str(), s.status)).collect();
+        assert_eq!(
+            log,
+            [
+                ("big", StepStatus::Succeeded),
+                ("activate", StepStatus::Succeeded),
+                ("mail", StepStatus::Succeeded),
+                ("admin", StepStatus::Skipped)
+            ]
+        );
+        // The state survives a round trip through its stored JSON.
+        let stored = serde_json::to_value(&run).unwrap();
+        assert_eq!(serde_json::from_value::<RunState>(stored).unwrap(), run);
+    }
+
+    #[test]
+    fn stops_failures_delays_reruns_and_cancels() {
+        let flow = Flow::parse(&invoice_flow()).unwrap();
+        let now = Utc::now();
+        let mut stopped = RunState::new(json!({}), 0).unwrap();
+        stopped.record(&flow, Outcome::Stopped, now, now);
+        assert_eq!(stopped.status, RunStatus::Stopped);
+        assert!(!stopped.is_due(now));
+
+        let mut failing = RunState::new(json!({}), 0).unwrap();
+        failing.record(&flow, Outcome::Done(json!({})), now, now);
+        for _ in 0..MAX_ATTEMPTS {
+            failing.record(
+                &flow,
+                Outcome::Retry {
+                    error: "timeout".into(),
+                    at: now,
+                },
+                now,
+                now,
+            );
+        }
+        assert_eq!(failing.status, RunStatus::Failed);
+        assert_eq!(failing.steps[1].attempts, MAX_ATTEMPTS);
+        assert!(
+            failing.error.as_deref().unwrap().starts_with("activate: timeout"),
+            "{:?}",
+            failing.error
+        );
+        // Re-run from the failed step: the first step's record stays.
+        failing.rerun_from(1);
+        assert_eq!(
+            (failing.status, failing.next, failing.steps.len()),
+            (RunStatus::Running, 1, 1)
+        );
+        assert!(failing.cancel());
+        assert!(!failing.cancel(), "an ended run is not canceled again");
+
+        let delayed = Flow::parse(&json!({"name": "d", "trigger": {"type": "manual"}, "steps": [
+            {"name": "wait", "type": "delay", "duration": "2s"}, {"name": "after", "type": "delay", "duration": "1s"}]}))
+        .unwrap();
+        let mut run = RunState::new(json!({}), 0).unwrap();
+        run.record(
+            &delayed,
+            Outcome::Wait {
+                until: now + Duration::seconds(2),
+            },
+            now,
+            now,
+        );
+        assert_eq!(run.status, RunStatus::Waiting);
+        assert!(!run.is_due(now + Duration::seconds(1)) && run.is_due(now + Duration::seconds(2)));
+        run.record(
+            &delayed,
+            Outcome::Wait {
+                until: now + Duration::seconds(3),
+            },
+            now,
+            now,
+        );
+        assert_eq!(
+            (run.status, run.next),
+            (RunStatus::Waiting, 2),
+            "a delay as the last step is waited out"
+        );
+        run.record(&delayed, Outcome::Skipped, now, now);
+        assert_eq!(run.status, RunStatus::Succeeded);
+
+        assert!(
+            RunState::new(json!({}), MAX_DEPTH + 1).is_err(),
+            "flow.call chains are bounded"
+        );
+    }
+}
