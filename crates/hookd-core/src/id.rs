@@ -196,6 +196,11 @@ prefixed_id!(
     "tok"
 );
 prefixed_id!(
+    /// A flow (the automation's unit: a trigger and its steps).
+    FlowId,
+    "flow"
+);
+prefixed_id!(
     /// An API key of the data API (its public part; the secret is only stored hashed).
     ApiKeyId,
     "key"

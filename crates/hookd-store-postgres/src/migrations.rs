@@ -21,6 +21,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_transformations",
         include_str!("../migrations/0006_transformations.sql"),
     ),
+    ("0007_flows", include_str!("../migrations/0007_flows.sql")),
 ];
 
 /// The schema version this build expects.

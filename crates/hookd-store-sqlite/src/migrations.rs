@@ -27,6 +27,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_transformations",
         include_str!("../migrations/0010_transformations.sql"),
     ),
+    ("0011_flows", include_str!("../migrations/0011_flows.sql")),
 ];
 
 /// The schema version this build expects.

@@ -22,6 +22,7 @@ pub const TABLES: &[&str] = &[
     "api_key",
     "data_usage",
     "job",
+    "flow",
 ];
 
 /// One column value as read from the source database.

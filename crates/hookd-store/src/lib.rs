@@ -13,6 +13,7 @@ pub mod copy;
 mod data;
 mod error;
 pub mod fanout;
+mod flows;
 mod models;
 mod page;
 
@@ -21,6 +22,7 @@ pub mod contract;
 
 pub use data::*;
 pub use error::StoreError;
+pub use flows::*;
 pub use models::*;
 pub use page::{Cursor, ListQuery, Order, Page};
 
@@ -603,6 +605,27 @@ pub trait JobStore: Send + Sync {
     async fn release_jobs(&self, owner: &str) -> StoreResult<()>;
 }
 
+/// Flows' definitions (see [`FlowData`]). Keys are a flow's id or its name.
+#[async_trait]
+pub trait FlowStore: Send + Sync {
+    /// [`StoreError::Conflict`] if the name is taken in the organisation.
+    async fn create_flow(&self, org: &OrgId, data: FlowData) -> StoreResult<StoredFlow>;
+    async fn get_flow(&self, org: &OrgId, key: &str) -> StoreResult<StoredFlow>;
+    /// Oldest first (by id).
+    async fn list_flows(&self, org: &OrgId, query: &ListQuery) -> StoreResult<Page<StoredFlow>>;
+    /// [`StoreError::Conflict`] if renamed to a name taken.
+    async fn update_flow(
+        &self,
+        org: &OrgId,
+        key: &str,
+        change: Mutation<FlowData>,
+    ) -> StoreResult<StoredFlow>;
+    /// Answers what it deleted.
+    async fn delete_flow(&self, org: &OrgId, key: &str) -> StoreResult<StoredFlow>;
+    /// The organisation's enabled flows listening to `trigger`, oldest first.
+    async fn flows_for_trigger(&self, org: &OrgId, trigger: &str) -> StoreResult<Vec<StoredFlow>>;
+}
+
 /// Everything a hookd node needs from its database.
 #[async_trait]
 pub trait Store:
@@ -617,6 +640,7 @@ pub trait Store:
     + RetentionStore
     + DataStore
     + JobStore
+    + FlowStore
     + std::fmt::Debug
 {
     /// Cheap check that the database answers (for readiness).

@@ -24,6 +24,7 @@ mod data;
 mod deliveries;
 mod endpoints;
 mod event_types;
+mod flows;
 mod idempotency;
 mod ingest;
 mod jobs;
@@ -35,6 +36,7 @@ pub use data::*;
 pub use deliveries::*;
 pub use endpoints::*;
 pub use event_types::*;
+pub use flows::*;
 pub use idempotency::*;
 pub use ingest::*;
 pub use jobs::*;
@@ -102,7 +104,9 @@ macro_rules! contract_tests {
             usage_adds_up_per_org_and_day,
             jobs_are_leased_stepped_and_taken_over,
             concurrent_job_claims_never_overlap,
-            a_job_made_leased_is_its_owners_until_the_lease_runs_out
+            a_job_made_leased_is_its_owners_until_the_lease_runs_out,
+            flows_round_trip_by_id_or_name_and_are_tenant_scoped,
+            flows_are_found_by_their_trigger_when_enabled
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -1,0 +1,149 @@
+//! Flows' definitions.
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use hookd_core::id::{FlowId, OrgId};
+use hookd_core::name::DataName;
+use hookd_store::{FlowData, FlowStore, ListQuery, Mutation, Page, StoreError, StoreResult, StoredFlow};
+use tokio_postgres::Row;
+
+use crate::PgStore;
+use crate::db::{self, Args, get};
+
+const COLUMNS: &str = "id, name, document, enabled, trigger_key, created_at, updated_at";
+const TAKEN: &str = "a flow with this name already exists";
+
+fn from_row(r: &Row) -> StoreResult<StoredFlow> {
+    Ok(StoredFlow {
+        id: FlowId::from_trusted(get(r, 0)?),
+        data: FlowData {
+            name: DataName::from_trusted(get(r, 1)?),
+            document: get(r, 2)?,
+            enabled: get(r, 3)?,
+            trigger: get(r, 4)?,
+        },
+        created_at: get(r, 5)?,
+        updated_at: get(r, 6)?,
+    })
+}
+
+/// By id, or else by name; `lock` is appended (` FOR UPDATE`).
+async fn find<C: GenericClient>(c: &C, org: &OrgId, key: &str, lock: &str) -> StoreResult<StoredFlow> {
+    let row = db::query_opt(
+        c,
+        &format!(
+            "SELECT {COLUMNS} FROM flow WHERE org_id = $1 AND (id = $2 OR name = $2)
+             ORDER BY id = $2 DESC LIMIT 1{lock}"
+        ),
+        &[&org.as_str(), &key],
+    )
+    .await?
+    .ok_or(StoreError::NotFound("flow"))?;
+    from_row(&row)
+}
+
+#[async_trait]
+impl FlowStore for PgStore {
+    async fn create_flow(&self, org: &OrgId, data: FlowData) -> StoreResult<StoredFlow> {
+        let c = self.client().await?;
+        let now = db::now();
+        let flow = StoredFlow {
+            id: FlowId::generate(),
+            data,
+            created_at: now,
+            updated_at: now,
+        };
+        db::execute_unique(
+            &c,
+            "INSERT INTO flow (id, org_id, name, document, enabled, trigger_key, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            &[
+                &flow.id.as_str(),
+                &org.as_str(),
+                &flow.data.name.as_str(),
+                &flow.data.document,
+                &flow.data.enabled,
+                &flow.data.trigger,
+                &now,
+            ],
+            TAKEN,
+        )
+        .await?;
+        Ok(flow)
+    }
+
+    async fn get_flow(&self, org: &OrgId, key: &str) -> StoreResult<StoredFlow> {
+        let c = self.client().await?;
+        find(&c, org, key, "").await
+    }
+
+    async fn list_flows(&self, org: &OrgId, query: &ListQuery) -> StoreResult<Page<StoredFlow>> {
+        let c = self.client().await?;
+        let mut args = Args::default();
+        let select = format!(
+            "SELECT {COLUMNS} FROM flow WHERE org_id = {}",
+            args.push(org.to_string())
+        );
+        db::select_page(&c, &select, "id", args, query, from_row).await
+    }
+
+    async fn update_flow(
+        &self,
+        org: &OrgId,
+        key: &str,
+        change: Mutation<FlowData>,
+    ) -> StoreResult<StoredFlow> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(db::err)?;
+        let mut flow = find(&tx, org, key, " FOR UPDATE").await?;
+        change(&mut flow.data)?;
+        flow.updated_at = db::now();
+        db::execute_unique(
+            &tx,
+            "UPDATE flow SET name = $1, document = $2, enabled = $3, trigger_key = $4, updated_at = $5
+             WHERE org_id = $6 AND id = $7",
+            &[
+                &flow.data.name.as_str(),
+                &flow.data.document,
+                &flow.data.enabled,
+                &flow.data.trigger,
+                &flow.updated_at,
+                &org.as_str(),
+                &flow.id.as_str(),
+            ],
+            TAKEN,
+        )
+        .await?;
+        tx.commit().await.map_err(db::err)?;
+        Ok(flow)
+    }
+
+    async fn delete_flow(&self, org: &OrgId, key: &str) -> StoreResult<StoredFlow> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(db::err)?;
+        let flow = find(&tx, org, key, " FOR UPDATE").await?;
+        db::execute(
+            &tx,
+            "DELETE FROM flow WHERE org_id = $1 AND id = $2",
+            &[&org.as_str(), &flow.id.as_str()],
+        )
+        .await?;
+        tx.commit().await.map_err(db::err)?;
+        Ok(flow)
+    }
+
+    async fn flows_for_trigger(&self, org: &OrgId, trigger: &str) -> StoreResult<Vec<StoredFlow>> {
+        let c = self.client().await?;
+        db::query(
+            &c,
+            &format!(
+                "SELECT {COLUMNS} FROM flow WHERE org_id = $1 AND trigger_key = $2 AND enabled ORDER BY id"
+            ),
+            &[&org.as_str(), &trigger],
+        )
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+    }
+}

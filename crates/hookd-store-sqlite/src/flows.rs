@@ -1,0 +1,153 @@
+//! Flows' definitions.
+
+use async_trait::async_trait;
+use hookd_core::id::{FlowId, OrgId};
+use hookd_core::name::DataName;
+use hookd_store::{FlowData, FlowStore, ListQuery, Mutation, Page, StoreError, StoreResult, StoredFlow};
+use rusqlite::{Connection, OptionalExtension as _, Row, params};
+
+use crate::SqliteStore;
+use crate::sql::{self, from_millis, internal};
+
+const COLUMNS: &str = "id, name, document, enabled, trigger_key, created_at, updated_at";
+const TAKEN: &str = "a flow with this name already exists";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredFlow> {
+    let document: String = r.get(2)?;
+    Ok(StoredFlow {
+        id: FlowId::from_trusted(r.get(0)?),
+        data: FlowData {
+            name: DataName::from_trusted(r.get(1)?),
+            document: sql::from_json(2, &document)?,
+            enabled: r.get(3)?,
+            trigger: r.get(4)?,
+        },
+        created_at: from_millis(r.get(5)?),
+        updated_at: from_millis(r.get(6)?),
+    })
+}
+
+/// By id, or else by name.
+fn find(c: &Connection, org: &OrgId, key: &str) -> StoreResult<StoredFlow> {
+    c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM flow WHERE org_id = ?1 AND (id = ?2 OR name = ?2)
+         ORDER BY id = ?2 DESC LIMIT 1"
+    ))
+    .and_then(|mut s| s.query_row(params![org.as_str(), key], from_row).optional())
+    .map_err(internal)?
+    .ok_or(StoreError::NotFound("flow"))
+}
+
+#[async_trait]
+impl FlowStore for SqliteStore {
+    async fn create_flow(&self, org: &OrgId, data: FlowData) -> StoreResult<StoredFlow> {
+        let org = org.clone();
+        self.write(move |c| {
+            let now = sql::now();
+            let flow = StoredFlow {
+                id: FlowId::generate(),
+                data,
+                created_at: now,
+                updated_at: now,
+            };
+            c.prepare_cached(
+                "INSERT INTO flow (id, org_id, name, document, enabled, trigger_key, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    flow.id.as_str(),
+                    org.as_str(),
+                    flow.data.name.as_str(),
+                    sql::to_json(&flow.data.document),
+                    flow.data.enabled,
+                    flow.data.trigger,
+                    now.timestamp_millis(),
+                    now.timestamp_millis()
+                ])
+            })
+            .map_err(|e| sql::conflict_or_internal(e, TAKEN))?;
+            Ok(flow)
+        })
+        .await
+    }
+
+    async fn get_flow(&self, org: &OrgId, key: &str) -> StoreResult<StoredFlow> {
+        let (org, key) = (org.clone(), key.to_owned());
+        self.read(move |c| find(c, &org, &key)).await
+    }
+
+    async fn list_flows(&self, org: &OrgId, query: &ListQuery) -> StoreResult<Page<StoredFlow>> {
+        let (org, query) = (org.clone(), query.clone());
+        self.read(move |c| {
+            sql::select_page(
+                c,
+                &format!("SELECT {COLUMNS} FROM flow WHERE org_id = ?"),
+                "id",
+                params![org.as_str()],
+                &query,
+                from_row,
+            )
+        })
+        .await
+    }
+
+    async fn update_flow(
+        &self,
+        org: &OrgId,
+        key: &str,
+        change: Mutation<FlowData>,
+    ) -> StoreResult<StoredFlow> {
+        let (org, key) = (org.clone(), key.to_owned());
+        self.write(move |c| {
+            let mut flow = find(c, &org, &key)?;
+            change(&mut flow.data)?;
+            flow.updated_at = sql::now();
+            c.prepare_cached(
+                "UPDATE flow SET name = ?, document = ?, enabled = ?, trigger_key = ?, updated_at = ?
+                 WHERE org_id = ? AND id = ?",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    flow.data.name.as_str(),
+                    sql::to_json(&flow.data.document),
+                    flow.data.enabled,
+                    flow.data.trigger,
+                    flow.updated_at.timestamp_millis(),
+                    org.as_str(),
+                    flow.id.as_str()
+                ])
+            })
+            .map_err(|e| sql::conflict_or_internal(e, TAKEN))?;
+            Ok(flow)
+        })
+        .await
+    }
+
+    async fn delete_flow(&self, org: &OrgId, key: &str) -> StoreResult<StoredFlow> {
+        let (org, key) = (org.clone(), key.to_owned());
+        self.write(move |c| {
+            let flow = find(c, &org, &key)?;
+            c.prepare_cached("DELETE FROM flow WHERE org_id = ? AND id = ?")
+                .and_then(|mut s| s.execute(params![org.as_str(), flow.id.as_str()]))
+                .map_err(internal)?;
+            Ok(flow)
+        })
+        .await
+    }
+
+    async fn flows_for_trigger(&self, org: &OrgId, trigger: &str) -> StoreResult<Vec<StoredFlow>> {
+        let (org, trigger) = (org.clone(), trigger.to_owned());
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM flow WHERE org_id = ? AND trigger_key = ? AND enabled = 1 ORDER BY id"
+            ))
+            .and_then(|mut s| {
+                s.query_map(params![org.as_str(), trigger], from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(internal)
+        })
+        .await
+    }
+}
