@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -26,17 +28,7 @@ impl SmtpServer {
     /// Starts the server; it refuses the first `refuse` messages with a 451. `None`
     /// when aiosmtpd is not installed and not required.
     async fn start(refuse: u32) -> Option<Self> {
-        let installed = std::process::Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            assert!(
-                std::env::var("HOOKD_TEST_NOTIFY").as_deref() != Ok("required"),
-                "HOOKD_TEST_NOTIFY=required but python3 cannot import aiosmtpd (pip install aiosmtpd)"
-            );
-            eprintln!("note: email was NOT tested against an SMTP server (pip install aiosmtpd)");
+        if !common::python_has("aiosmtpd", "email against an SMTP server") {
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")

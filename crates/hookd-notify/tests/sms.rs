@@ -1,9 +1,11 @@
 //! SMS: hookd's request to Twilio's Messages API compared with the one the official
 //! `twilio` Python library makes for the same message, both sent to one capture
 //! server here. Without the library these tests say so and pass; `.ci/run` installs
-//! it (and sets HOOKD_TEST_NOTIFY=required, which requires it too).
+//! it and sets HOOKD_TEST_NOTIFY=required, which makes its absence a failure.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::sync::{Arc, Mutex};
 
@@ -71,19 +73,7 @@ async fn start() -> (String, Capture) {
 }
 
 fn twilio_library() -> bool {
-    let installed = std::process::Command::new("python3")
-        .args(["-c", "import twilio"])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !installed {
-        assert!(
-            std::env::var("HOOKD_TEST_NOTIFY").as_deref() != Ok("required"),
-            "CI requires the twilio library (pip install twilio)"
-        );
-        eprintln!("note: SMS was NOT compared with Twilio's library (pip install twilio)");
-    }
-    installed
+    common::python_has("twilio", "SMS against Twilio's library")
 }
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";

@@ -186,7 +186,7 @@ impl Sandbox {
         scope: Option<&str>,
         code: &str,
         entry: &'static str,
-        input: &serde_json::Value,
+        input: &impl serde::Serialize,
     ) -> Result<serde_json::Value, ScriptError> {
         check_size(code)?;
         let input = serde_json::to_string(input).map_err(|e| ScriptError::BadResult(e.to_string()))?;

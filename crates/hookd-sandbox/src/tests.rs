@@ -100,39 +100,19 @@ async fn an_endless_loop_is_stopped_at_the_time_limit_and_the_worker_serves_the_
 #[tokio::test]
 async fn a_100_mib_allocation_ends_as_out_of_memory_and_the_worker_serves_the_next_run() {
     let sb = sandbox();
-    let err = run(
-        &sb,
+    // A buffer, a string and an array: each 100 MiB, each refused at the limit.
+    for code in [
         "function handler(w) { const a = new ArrayBuffer(100 * 1024 * 1024); return a.byteLength }",
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(
-        err,
-        ScriptError::OutOfMemory(Limits::default().memory_bytes),
-        "{err}"
-    );
-    let err = run(
-        &sb,
         "function handler(w) { return 'x'.repeat(100 * 1024 * 1024) }",
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(
-        err,
-        ScriptError::OutOfMemory(Limits::default().memory_bytes),
-        "{err}"
-    );
-    let err = run(
-        &sb,
         "function handler(w) { return new Array(100 * 1024 * 1024 / 8).fill(1.5).length }",
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(
-        err,
-        ScriptError::OutOfMemory(Limits::default().memory_bytes),
-        "{err}"
-    );
+    ] {
+        let err = run(&sb, code).await.unwrap_err();
+        assert_eq!(
+            err,
+            ScriptError::OutOfMemory(Limits::default().memory_bytes),
+            "{code}: {err}"
+        );
+    }
     let out = run(&sb, "function handler(w) { return [1, 2] }").await.unwrap();
     assert_eq!(out, json!([1, 2]));
 }

@@ -179,8 +179,8 @@ pub async fn run(
 ) -> Result<Outgoing, ScriptError> {
     let started = std::time::Instant::now();
     let result = async {
-        let input = serde_json::to_value(webhook).map_err(|e| ScriptError::BadResult(e.to_string()))?;
-        let out = sandbox.call(scope, code, ENTRY, &input).await?;
+        // Straight to JSON text: no intermediate value on the delivery path.
+        let out = sandbox.call(scope, code, ENTRY, webhook).await?;
         Outgoing::from_result(out)
     }
     .await;

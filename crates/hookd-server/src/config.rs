@@ -203,9 +203,12 @@ impl Config {
                 "transform_stack_bytes must be between 64 KiB and 64 MiB".into(),
             ));
         }
-        if self.transform_max_output_bytes == 0 || self.transform_workers > 256 {
+        if self.transform_max_output_bytes == 0 {
+            return Err(ConfigError("transform_max_output_bytes must be positive".into()));
+        }
+        if self.transform_workers > 256 {
             return Err(ConfigError(
-                "transform_max_output_bytes must be positive and transform_workers at most 256".into(),
+                "transform_workers must be at most 256 (0: one per core)".into(),
             ));
         }
         self.database()?;
