@@ -201,6 +201,11 @@ prefixed_id!(
     "flow"
 );
 prefixed_id!(
+    /// One run of a flow.
+    FlowRunId,
+    "run"
+);
+prefixed_id!(
     /// An API key of the data API (its public part; the secret is only stored hashed).
     ApiKeyId,
     "key"

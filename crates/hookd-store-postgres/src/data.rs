@@ -407,79 +407,12 @@ impl DataStore for PgStore {
     ) -> StoreResult<DocumentWritten> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(db::err)?;
-        // FOR SHARE keeps the collection from being deleted under the write.
-        let DefinitionSpec::Collection(data) = find_definition(
-            &tx,
-            org,
-            app,
-            DefinitionKind::Collection,
-            collection.as_str(),
-            " FOR SHARE",
-        )
-        .await?
-        .spec
-        else {
-            return Err(StoreError::NotFound("collection"));
-        };
-        lock_key(
-            &tx,
-            &["document", app.as_str(), collection.as_str(), key.as_str()],
-        )
-        .await?;
-        let before = find_document(&tx, org, app, collection, key).await?;
-        let plan = plan_document_write(
-            collection,
-            &data,
-            key,
-            before,
-            edit,
-            db::now(),
-            event_retain_until,
-        )?;
-        match plan.write() {
-            DocumentWrite::None => {}
-            DocumentWrite::Delete => {
-                db::execute(
-                    &tx,
-                    "DELETE FROM document WHERE org_id = $1 AND app_id = $2 AND collection = $3 AND key = $4",
-                    &[&org.as_str(), &app.as_str(), &collection.as_str(), &key.as_str()],
-                )
-                .await?;
-            }
-            DocumentWrite::Upsert(doc) => {
-                db::execute(
-                    &tx,
-                    "INSERT INTO document (app_id, collection, key, org_id, body, version, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (app_id, collection, key) DO UPDATE SET
-                         body = excluded.body, version = excluded.version, updated_at = excluded.updated_at",
-                    &[
-                        &app.as_str(),
-                        &collection.as_str(),
-                        &key.as_str(),
-                        &org.as_str(),
-                        &doc.body,
-                        &doc.version,
-                        &doc.created_at,
-                        &doc.updated_at,
-                    ],
-                )
-                .await?;
-            }
-        }
-        let event_deliveries = match plan.event.clone() {
-            Some(message) => {
-                crate::messages::insert_message(&tx, org, app, message, None)
-                    .await?
-                    .1
-            }
-            None => 0,
-        };
+        let written = write_document_in(&tx, org, app, collection, key, edit, event_retain_until).await?;
         tx.commit().await.map_err(db::err)?;
-        if event_deliveries > 0 {
+        if written.event_deliveries > 0 {
             self.announce_work();
         }
-        Ok(plan.written(event_deliveries))
+        Ok(written)
     }
 
     async fn submit_score(
@@ -772,4 +705,83 @@ impl DataStore for PgStore {
             })
             .collect()
     }
+}
+
+/// [`DataStore::write_document`] inside a transaction the caller commits (a flow's
+/// data step commits it with the run's state); the caller announces the change
+/// event's deliveries after the commit.
+pub(crate) async fn write_document_in<C: GenericClient>(
+    tx: &C,
+    org: &OrgId,
+    app: &ApplicationId,
+    collection: &DataName,
+    key: &ItemKey,
+    edit: DocumentEdit,
+    event_retain_until: DateTime<Utc>,
+) -> StoreResult<DocumentWritten> {
+    // FOR SHARE keeps the collection from being deleted under the write.
+    let DefinitionSpec::Collection(data) = find_definition(
+        tx,
+        org,
+        app,
+        DefinitionKind::Collection,
+        collection.as_str(),
+        " FOR SHARE",
+    )
+    .await?
+    .spec
+    else {
+        return Err(StoreError::NotFound("collection"));
+    };
+    lock_key(tx, &["document", app.as_str(), collection.as_str(), key.as_str()]).await?;
+    let before = find_document(tx, org, app, collection, key).await?;
+    let plan = plan_document_write(
+        collection,
+        &data,
+        key,
+        before,
+        edit,
+        db::now(),
+        event_retain_until,
+    )?;
+    match plan.write() {
+        DocumentWrite::None => {}
+        DocumentWrite::Delete => {
+            db::execute(
+                tx,
+                "DELETE FROM document WHERE org_id = $1 AND app_id = $2 AND collection = $3 AND key = $4",
+                &[&org.as_str(), &app.as_str(), &collection.as_str(), &key.as_str()],
+            )
+            .await?;
+        }
+        DocumentWrite::Upsert(doc) => {
+            db::execute(
+                tx,
+                "INSERT INTO document (app_id, collection, key, org_id, body, version, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (app_id, collection, key) DO UPDATE SET
+                     body = excluded.body, version = excluded.version, updated_at = excluded.updated_at",
+                &[
+                    &app.as_str(),
+                    &collection.as_str(),
+                    &key.as_str(),
+                    &org.as_str(),
+                    &doc.body,
+                    &doc.version,
+                    &doc.created_at,
+                    &doc.updated_at,
+                ],
+            )
+            .await?;
+        }
+    }
+    let event_deliveries = match plan.event.clone() {
+        Some(message) => {
+            crate::messages::insert_message(tx, org, app, message, None)
+                .await?
+                .1
+        }
+        None => 0,
+    };
+    Ok(plan.written(event_deliveries))
 }

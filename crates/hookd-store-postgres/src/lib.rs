@@ -19,6 +19,7 @@ mod db;
 mod deliveries;
 mod endpoints;
 mod event_types;
+mod flow_runs;
 mod flows;
 mod idempotency;
 mod import;

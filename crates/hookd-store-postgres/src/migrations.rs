@@ -22,6 +22,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0006_transformations.sql"),
     ),
     ("0007_flows", include_str!("../migrations/0007_flows.sql")),
+    ("0008_flow_runs", include_str!("../migrations/0008_flow_runs.sql")),
 ];
 
 /// The schema version this build expects.

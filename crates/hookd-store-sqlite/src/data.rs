@@ -452,52 +452,8 @@ impl DataStore for SqliteStore {
         event_retain_until: DateTime<Utc>,
     ) -> StoreResult<DocumentWritten> {
         let (org, app, collection, key) = (org.clone(), app.clone(), collection.clone(), key.clone());
-        self.write(move |c| {
-            let DefinitionSpec::Collection(data) =
-                find_definition(c, &org, &app, DefinitionKind::Collection, collection.as_str())?.spec
-            else {
-                return Err(StoreError::NotFound("collection"));
-            };
-            let before = find_document(c, &org, &app, &collection, &key)?;
-            let plan = plan_document_write(&collection, &data, &key, before, edit, sql::now(), event_retain_until)?;
-            match plan.write() {
-                DocumentWrite::None => {}
-                DocumentWrite::Delete => {
-                    c.prepare_cached(
-                        "DELETE FROM document WHERE org_id = ? AND app_id = ? AND collection = ? AND key = ?",
-                    )
-                    .and_then(|mut s| s.execute(params![org.as_str(), app.as_str(), collection.as_str(), key.as_str()]))
-                    .map_err(internal)?;
-                }
-                DocumentWrite::Upsert(doc) => {
-                    c.prepare_cached(
-                        "INSERT INTO document (app_id, collection, key, org_id, body, version, created_at, updated_at)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                         ON CONFLICT (app_id, collection, key) DO UPDATE SET
-                             body = excluded.body, version = excluded.version, updated_at = excluded.updated_at",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            app.as_str(),
-                            collection.as_str(),
-                            key.as_str(),
-                            org.as_str(),
-                            to_json(&doc.body),
-                            doc.version,
-                            doc.created_at.timestamp_millis(),
-                            doc.updated_at.timestamp_millis()
-                        ])
-                    })
-                    .map_err(internal)?;
-                }
-            }
-            let event_deliveries = match plan.event.clone() {
-                Some(message) => crate::messages::insert_message(c, &org, &app, message, None)?.1,
-                None => 0,
-            };
-            Ok(plan.written(event_deliveries))
-        })
-        .await
+        self.write(move |c| write_document_in(c, &org, &app, &collection, &key, edit, event_retain_until))
+            .await
     }
 
     async fn submit_score(
@@ -798,4 +754,75 @@ impl DataStore for SqliteStore {
         })
         .await
     }
+}
+
+/// [`DataStore::write_document`] inside the writer's transaction (a flow's data step
+/// commits it with the run's state).
+pub(crate) fn write_document_in(
+    c: &Connection,
+    org: &OrgId,
+    app: &ApplicationId,
+    collection: &DataName,
+    key: &ItemKey,
+    edit: DocumentEdit,
+    event_retain_until: DateTime<Utc>,
+) -> StoreResult<DocumentWritten> {
+    let DefinitionSpec::Collection(data) =
+        find_definition(c, org, app, DefinitionKind::Collection, collection.as_str())?.spec
+    else {
+        return Err(StoreError::NotFound("collection"));
+    };
+    let before = find_document(c, org, app, collection, key)?;
+    let plan = plan_document_write(
+        collection,
+        &data,
+        key,
+        before,
+        edit,
+        sql::now(),
+        event_retain_until,
+    )?;
+    match plan.write() {
+        DocumentWrite::None => {}
+        DocumentWrite::Delete => {
+            c.prepare_cached(
+                "DELETE FROM document WHERE org_id = ? AND app_id = ? AND collection = ? AND key = ?",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    org.as_str(),
+                    app.as_str(),
+                    collection.as_str(),
+                    key.as_str()
+                ])
+            })
+            .map_err(internal)?;
+        }
+        DocumentWrite::Upsert(doc) => {
+            c.prepare_cached(
+                    "INSERT INTO document (app_id, collection, key, org_id, body, version, created_at, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (app_id, collection, key) DO UPDATE SET
+                         body = excluded.body, version = excluded.version, updated_at = excluded.updated_at",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        app.as_str(),
+                        collection.as_str(),
+                        key.as_str(),
+                        org.as_str(),
+                        to_json(&doc.body),
+                        doc.version,
+                        doc.created_at.timestamp_millis(),
+                        doc.updated_at.timestamp_millis()
+                    ])
+                })
+                .map_err(internal)?;
+        }
+    }
+    let event_deliveries = match plan.event.clone() {
+        Some(message) => crate::messages::insert_message(c, org, app, message, None)?.1,
+        None => 0,
+    };
+    Ok(plan.written(event_deliveries))
 }

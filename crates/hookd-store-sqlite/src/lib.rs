@@ -10,6 +10,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod export;
+mod flow_runs;
 mod flows;
 mod idempotency;
 mod ingest;

@@ -28,6 +28,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0010_transformations.sql"),
     ),
     ("0011_flows", include_str!("../migrations/0011_flows.sql")),
+    ("0012_flow_runs", include_str!("../migrations/0012_flow_runs.sql")),
 ];
 
 /// The schema version this build expects.

@@ -23,6 +23,7 @@ pub const TABLES: &[&str] = &[
     "data_usage",
     "job",
     "flow",
+    "flow_run",
 ];
 
 /// One column value as read from the source database.

@@ -1,10 +1,13 @@
 //! Flows as stored (the automation issue): each flow's definition document, checked
 //! by `hookd_flow::Flow::parse` before it is kept, and the key of the trigger it
-//! listens to, so the place that commits an event finds its flows in one indexed read.
+//! listens to, so the place that commits an event finds its flows in one indexed read;
+//! and their runs, each committed after every step.
 
 use chrono::{DateTime, Utc};
-use hookd_core::id::FlowId;
-use hookd_core::name::DataName;
+use hookd_core::id::{ApplicationId, FlowId, FlowRunId, OrgId};
+use hookd_core::name::{DataName, ItemKey};
+
+use crate::{DocumentEdit, DocumentWritten};
 
 /// What a flow is made of.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,4 +30,83 @@ pub struct StoredFlow {
     pub data: FlowData,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What a run is at: the runner's state (`hookd_flow::RunState` as JSON, opaque
+/// here) and when its next step is due.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowRunData {
+    /// The state's status (`running`, `waiting`, `succeeded`, ...), kept beside it so
+    /// the run log filters on it.
+    pub status: String,
+    pub state: serde_json::Value,
+    /// When a runner should take its next step; `None` once the run has ended.
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+/// A run of a flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowRun {
+    pub id: FlowRunId,
+    pub org_id: OrgId,
+    pub flow_id: FlowId,
+    pub data: FlowRunData,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A data step's write, committed in the same transaction as the step's state, so a
+/// run that resumes after a crash never applies it twice.
+pub enum FlowWrite {
+    Document {
+        app: ApplicationId,
+        collection: DataName,
+        key: ItemKey,
+        edit: DocumentEdit,
+        event_retain_until: DateTime<Utc>,
+    },
+}
+
+impl std::fmt::Debug for FlowWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Document {
+                app, collection, key, ..
+            } => f
+                .debug_struct("Document")
+                .field("app", app)
+                .field("collection", collection)
+                .field("key", key)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// One committed step of a run its runner holds.
+#[derive(Debug)]
+pub struct FlowRunStep {
+    pub data: FlowRunData,
+    pub now: DateTime<Utc>,
+    /// `Some`: the runner keeps the run until then (its next step is due now);
+    /// `None`: the lease is given up (the run ended, or waits for later, when any
+    /// node may take it).
+    pub lease_until: Option<DateTime<Utc>>,
+    pub write: Option<FlowWrite>,
+}
+
+/// What saving a step came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlowRunSaved {
+    /// Committed, with what the step's write did.
+    Saved(Option<DocumentWritten>),
+    /// The runner no longer holds the run (its lease ran out and another took it, or
+    /// the run was canceled or re-run meanwhile): nothing was written.
+    NotHeld,
+}
+
+/// Which runs a list shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlowRunFilter {
+    pub flow: Option<FlowId>,
+    pub status: Option<String>,
 }

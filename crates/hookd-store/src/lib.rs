@@ -30,7 +30,8 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{
-    ApiKeyId, ApplicationId, AttemptId, EndpointId, IngestLogId, MessageId, OrgId, SourceId, TaskId, TokenId,
+    ApiKeyId, ApplicationId, AttemptId, EndpointId, FlowId, FlowRunId, IngestLogId, MessageId, OrgId,
+    SourceId, TaskId, TokenId,
 };
 use hookd_core::name::{DataName, EventTypeName, ItemKey};
 use hookd_core::throttle::ThrottleRate;
@@ -626,6 +627,56 @@ pub trait FlowStore: Send + Sync {
     async fn flows_for_trigger(&self, org: &OrgId, trigger: &str) -> StoreResult<Vec<StoredFlow>>;
 }
 
+/// Flows' runs (see [`FlowRun`]), claimed with leases as jobs are.
+#[async_trait]
+pub trait FlowRunStore: Send + Sync {
+    /// A run of `flow` in the organisation; with `lease`, already held by its owner
+    /// (who takes its first step now). [`StoreError::NotFound`] without the flow.
+    async fn create_flow_run(
+        &self,
+        org: &OrgId,
+        flow: &FlowId,
+        data: FlowRunData,
+        now: DateTime<Utc>,
+        lease: Option<JobLease>,
+    ) -> StoreResult<FlowRun>;
+    /// Leases to `owner` the run due soonest (due at `now` or before) that nobody
+    /// holds, or whose lease ran out.
+    async fn claim_flow_run(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        owner: &str,
+    ) -> StoreResult<Option<FlowRun>>;
+    /// Commits one step of a run `owner` holds, with the step's write in the same
+    /// transaction. A write that fails (a schema, a missing collection) is answered
+    /// as its error and nothing is committed.
+    async fn save_flow_run(
+        &self,
+        id: &FlowRunId,
+        owner: &str,
+        step: FlowRunStep,
+    ) -> StoreResult<FlowRunSaved>;
+    async fn get_flow_run(&self, org: &OrgId, id: &FlowRunId) -> StoreResult<FlowRun>;
+    /// By id, in the query's order.
+    async fn list_flow_runs(
+        &self,
+        org: &OrgId,
+        query: &ListQuery,
+        filter: &FlowRunFilter,
+    ) -> StoreResult<Page<FlowRun>>;
+    /// Changes a run from outside its lease (cancel, re-run): whoever held it loses
+    /// it, so its next save is refused.
+    async fn update_flow_run(
+        &self,
+        org: &OrgId,
+        id: &FlowRunId,
+        change: Mutation<FlowRunData>,
+    ) -> StoreResult<FlowRun>;
+    /// Gives up every lease `owner` holds.
+    async fn release_flow_runs(&self, owner: &str) -> StoreResult<()>;
+}
+
 /// Everything a hookd node needs from its database.
 #[async_trait]
 pub trait Store:
@@ -641,6 +692,7 @@ pub trait Store:
     + DataStore
     + JobStore
     + FlowStore
+    + FlowRunStore
     + std::fmt::Debug
 {
     /// Cheap check that the database answers (for readiness).

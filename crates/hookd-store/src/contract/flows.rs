@@ -160,3 +160,351 @@ pub async fn flows_are_found_by_their_trigger_when_enabled(store: &dyn Store) {
     );
     assert!(store.flows_for_trigger(&org, "manual").await.unwrap().is_empty());
 }
+
+fn run_data(status: &str, next: u64, due_at: Option<chrono::DateTime<Utc>>) -> FlowRunData {
+    FlowRunData {
+        status: status.into(),
+        state: json!({"next": next, "trigger": {"amount": 1200, "s": "é"}}),
+        due_at,
+    }
+}
+
+fn step(data: FlowRunData, lease_until: Option<chrono::DateTime<Utc>>) -> FlowRunStep {
+    FlowRunStep {
+        data,
+        now: Utc::now(),
+        lease_until,
+        write: None,
+    }
+}
+
+fn ms(t: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
+    chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap()
+}
+
+pub async fn flow_runs_are_leased_stepped_waited_and_taken_over(store: &dyn Store) {
+    let (org, other) = two_orgs(store).await;
+    let f = store.create_flow(&org, flow("steps", "manual")).await.unwrap();
+    let now = ms(Utc::now());
+    let minute = chrono::Duration::seconds(60);
+
+    // Only a flow of the same organisation has runs.
+    assert!(matches!(
+        store
+            .create_flow_run(&other, &f.id, run_data("running", 0, Some(now)), now, None)
+            .await,
+        Err(StoreError::NotFound("flow"))
+    ));
+    let run = store
+        .create_flow_run(&org, &f.id, run_data("running", 0, Some(now)), now, None)
+        .await
+        .unwrap();
+    assert!(run.id.as_str().starts_with("run_"));
+    assert_eq!(run.data, run_data("running", 0, Some(now)));
+    assert_eq!(store.get_flow_run(&org, &run.id).await.unwrap(), run);
+    assert!(matches!(
+        store.get_flow_run(&other, &run.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // One runner at a time; a step by anyone else is refused and changes nothing.
+    let claimed = store
+        .claim_flow_run(now, now + minute, "a")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, run.id);
+    assert_eq!(store.claim_flow_run(now, now + minute, "b").await.unwrap(), None);
+    assert_eq!(
+        store
+            .save_flow_run(
+                &run.id,
+                "b",
+                step(run_data("running", 1, Some(now)), Some(now + minute))
+            )
+            .await
+            .unwrap(),
+        FlowRunSaved::NotHeld
+    );
+    assert_eq!(store.get_flow_run(&org, &run.id).await.unwrap().data, run.data);
+
+    // The holder's step is kept, and with its lease renewed nobody else takes it.
+    assert_eq!(
+        store
+            .save_flow_run(
+                &run.id,
+                "a",
+                step(run_data("running", 1, Some(now)), Some(now + minute))
+            )
+            .await
+            .unwrap(),
+        FlowRunSaved::Saved(None)
+    );
+    assert_eq!(
+        store.get_flow_run(&org, &run.id).await.unwrap().data,
+        run_data("running", 1, Some(now))
+    );
+    assert_eq!(store.claim_flow_run(now, now + minute, "b").await.unwrap(), None);
+
+    // A wait gives the lease up: nobody takes the run before it is due, anyone after.
+    let later = now + chrono::Duration::hours(2);
+    assert_eq!(
+        store
+            .save_flow_run(&run.id, "a", step(run_data("waiting", 2, Some(later)), None))
+            .await
+            .unwrap(),
+        FlowRunSaved::Saved(None)
+    );
+    assert_eq!(store.claim_flow_run(now, now + minute, "b").await.unwrap(), None);
+    let taken = store
+        .claim_flow_run(later, later + minute, "b")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.data, run_data("waiting", 2, Some(later)));
+    assert_eq!(
+        store
+            .save_flow_run(&run.id, "a", step(run_data("running", 3, Some(now)), None))
+            .await
+            .unwrap(),
+        FlowRunSaved::NotHeld,
+        "the first runner lost it"
+    );
+    // An ended run is never claimed again.
+    assert_eq!(
+        store
+            .save_flow_run(&run.id, "b", step(run_data("succeeded", 3, None), None))
+            .await
+            .unwrap(),
+        FlowRunSaved::Saved(None)
+    );
+    let far = later + chrono::Duration::days(400);
+    assert_eq!(store.claim_flow_run(far, far + minute, "c").await.unwrap(), None);
+
+    // A run made leased is its owner's until the lease runs out, then anyone's.
+    let held = store
+        .create_flow_run(
+            &org,
+            &f.id,
+            run_data("running", 0, Some(now)),
+            now,
+            Some(JobLease {
+                owner: "request".into(),
+                until: now + minute,
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.claim_flow_run(now, now + minute, "b").await.unwrap(), None);
+    let after = now + minute + chrono::Duration::seconds(1);
+    assert_eq!(
+        store
+            .claim_flow_run(after, after + minute, "b")
+            .await
+            .unwrap()
+            .map(|r| r.id),
+        Some(held.id.clone())
+    );
+
+    // A cancel from outside takes the run from its holder, whose next step is refused.
+    let canceled = store
+        .update_flow_run(
+            &org,
+            &held.id,
+            Box::new(|d| {
+                d.status = "canceled".into();
+                d.due_at = None;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(canceled.data.status, "canceled");
+    assert_eq!(
+        store
+            .save_flow_run(
+                &held.id,
+                "b",
+                step(run_data("running", 1, Some(now)), Some(now + minute))
+            )
+            .await
+            .unwrap(),
+        FlowRunSaved::NotHeld
+    );
+    assert_eq!(
+        store.get_flow_run(&org, &held.id).await.unwrap().data.status,
+        "canceled"
+    );
+    assert!(matches!(
+        store
+            .update_flow_run(&other, &held.id, Box::new(|_| Ok(())))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Released leases are claimed again at once.
+    let third = store
+        .create_flow_run(
+            &org,
+            &f.id,
+            run_data("running", 0, Some(now)),
+            now,
+            Some(JobLease {
+                owner: "node-1".into(),
+                until: far,
+            }),
+        )
+        .await
+        .unwrap();
+    store.release_flow_runs("node-1").await.unwrap();
+    assert_eq!(
+        store
+            .claim_flow_run(now, now + minute, "node-2")
+            .await
+            .unwrap()
+            .map(|r| r.id),
+        Some(third.id.clone())
+    );
+
+    // The log lists by flow and status, in pages; deleting the flow deletes its runs.
+    let g = store.create_flow(&org, flow("other", "manual")).await.unwrap();
+    let lone = store
+        .create_flow_run(&org, &g.id, run_data("running", 0, None), now, None)
+        .await
+        .unwrap();
+    let list = |filter: FlowRunFilter, limit: usize| {
+        let org = org.clone();
+        async move {
+            store
+                .list_flow_runs(
+                    &org,
+                    &ListQuery {
+                        limit,
+                        ..Default::default()
+                    },
+                    &filter,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let ids = |page: Page<FlowRun>| page.items.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(list(FlowRunFilter::default(), 10).await),
+        vec![run.id.clone(), held.id.clone(), third.id.clone(), lone.id.clone()]
+    );
+    let first = list(FlowRunFilter::default(), 1).await;
+    assert!(first.has_more);
+    assert_eq!(ids(first), vec![run.id.clone()]);
+    assert_eq!(
+        ids(list(
+            FlowRunFilter {
+                flow: Some(f.id.clone()),
+                status: Some("canceled".into()),
+            },
+            10
+        )
+        .await),
+        vec![held.id.clone()]
+    );
+    assert_eq!(
+        ids(list(
+            FlowRunFilter {
+                flow: Some(g.id.clone()),
+                status: None,
+            },
+            10
+        )
+        .await),
+        vec![lone.id.clone()]
+    );
+    assert!(
+        store
+            .list_flow_runs(&other, &ListQuery::default(), &FlowRunFilter::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    store.delete_flow(&org, f.id.as_str()).await.unwrap();
+    assert!(matches!(
+        store.get_flow_run(&org, &run.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(ids(list(FlowRunFilter::default(), 10).await), vec![lone.id]);
+}
+
+pub async fn a_flow_runs_data_step_commits_with_its_state_or_not_at_all(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("flows", None))
+        .await
+        .unwrap();
+    store
+        .create_definition(&org, &app.id, "customers", collection(false))
+        .await
+        .unwrap();
+    let f = store.create_flow(&org, flow("paid", "manual")).await.unwrap();
+    let now = ms(Utc::now());
+    let minute = chrono::Duration::seconds(60);
+    let run = store
+        .create_flow_run(&org, &f.id, run_data("running", 0, Some(now)), now, None)
+        .await
+        .unwrap();
+    store
+        .claim_flow_run(now, now + minute, "a")
+        .await
+        .unwrap()
+        .unwrap();
+    let write = |collection: &str, key: &str| FlowWrite::Document {
+        app: app.id.clone(),
+        collection: dn(collection),
+        key: ik(key),
+        edit: put(json!({"status": "active"})),
+        event_retain_until: far_future(),
+    };
+
+    // The write and the step, together.
+    let mut s = step(run_data("running", 1, Some(now)), Some(now + minute));
+    s.write = Some(write("customers", "cus_1"));
+    let FlowRunSaved::Saved(Some(written)) = store.save_flow_run(&run.id, "a", s).await.unwrap() else {
+        panic!("the step was not saved with its write");
+    };
+    assert_eq!(written.before, None);
+    assert_eq!(written.after.as_ref().unwrap().version, 1);
+    let doc = store
+        .get_document(&org, &app.id, &dn("customers"), &ik("cus_1"))
+        .await
+        .unwrap();
+    assert_eq!(doc.body, json!({"status": "active"}));
+    assert_eq!(
+        store.get_flow_run(&org, &run.id).await.unwrap().data,
+        run_data("running", 1, Some(now))
+    );
+
+    // A write that fails commits neither it nor the step.
+    let mut s = step(run_data("running", 2, Some(now)), Some(now + minute));
+    s.write = Some(write("missing", "cus_1"));
+    assert!(matches!(
+        store.save_flow_run(&run.id, "a", s).await,
+        Err(StoreError::NotFound("collection"))
+    ));
+    assert_eq!(
+        store.get_flow_run(&org, &run.id).await.unwrap().data,
+        run_data("running", 1, Some(now))
+    );
+
+    // A runner that lost the run writes nothing.
+    let mut s = step(run_data("running", 2, Some(now)), Some(now + minute));
+    s.write = Some(write("customers", "cus_2"));
+    assert_eq!(
+        store.save_flow_run(&run.id, "b", s).await.unwrap(),
+        FlowRunSaved::NotHeld
+    );
+    assert!(matches!(
+        store
+            .get_document(&org, &app.id, &dn("customers"), &ik("cus_2"))
+            .await,
+        Err(StoreError::NotFound("document"))
+    ));
+}

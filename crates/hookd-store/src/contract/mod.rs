@@ -106,7 +106,9 @@ macro_rules! contract_tests {
             concurrent_job_claims_never_overlap,
             a_job_made_leased_is_its_owners_until_the_lease_runs_out,
             flows_round_trip_by_id_or_name_and_are_tenant_scoped,
-            flows_are_found_by_their_trigger_when_enabled
+            flows_are_found_by_their_trigger_when_enabled,
+            flow_runs_are_leased_stepped_waited_and_taken_over,
+            a_flow_runs_data_step_commits_with_its_state_or_not_at_all
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -1,0 +1,228 @@
+//! Flows' runs: leased like jobs, each step committed with its data write.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hookd_core::id::{FlowId, FlowRunId, OrgId};
+use hookd_store::{
+    FlowRun, FlowRunData, FlowRunFilter, FlowRunSaved, FlowRunStep, FlowRunStore, FlowWrite, JobLease,
+    ListQuery, Mutation, Page, StoreError, StoreResult,
+};
+use tokio_postgres::Row;
+
+use crate::PgStore;
+use crate::db::{self, Args, get};
+
+const COLUMNS: &str = "id, org_id, flow_id, status, state, due_at, created_at, updated_at";
+
+fn from_row(r: &Row) -> StoreResult<FlowRun> {
+    Ok(FlowRun {
+        id: FlowRunId::from_trusted(get(r, 0)?),
+        org_id: OrgId::from_trusted(get(r, 1)?),
+        flow_id: FlowId::from_trusted(get(r, 2)?),
+        data: FlowRunData {
+            status: get(r, 3)?,
+            state: get(r, 4)?,
+            due_at: get(r, 5)?,
+        },
+        created_at: get(r, 6)?,
+        updated_at: get(r, 7)?,
+    })
+}
+
+#[async_trait]
+impl FlowRunStore for PgStore {
+    async fn create_flow_run(
+        &self,
+        org: &OrgId,
+        flow: &FlowId,
+        data: FlowRunData,
+        now: DateTime<Utc>,
+        lease: Option<JobLease>,
+    ) -> StoreResult<FlowRun> {
+        let c = self.client().await?;
+        let id = FlowRunId::generate();
+        // Only a flow of the same organisation.
+        let sql = format!(
+            "INSERT INTO flow_run
+                 (id, org_id, flow_id, status, state, due_at, lease_owner, lease_until, created_at, updated_at)
+             SELECT $1, org_id, id, $2, $3, $4, $5, $6, $7, $7 FROM flow WHERE org_id = $8 AND id = $9
+             RETURNING {COLUMNS}"
+        );
+        let (owner, until) = (
+            lease.as_ref().map(|l| l.owner.as_str()),
+            lease.as_ref().map(|l| db::ms(l.until)),
+        );
+        let row = db::query_opt(
+            &c,
+            &sql,
+            &[
+                &id.as_str(),
+                &data.status,
+                &data.state,
+                &data.due_at.map(db::ms),
+                &owner,
+                &until,
+                &db::ms(now),
+                &org.as_str(),
+                &flow.as_str(),
+            ],
+        )
+        .await?
+        .ok_or(StoreError::NotFound("flow"))?;
+        from_row(&row)
+    }
+
+    async fn claim_flow_run(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        owner: &str,
+    ) -> StoreResult<Option<FlowRun>> {
+        let c = self.client().await?;
+        let sql = format!(
+            "UPDATE flow_run SET lease_owner = $1, lease_until = $2
+             WHERE id = (SELECT id FROM flow_run
+                         WHERE due_at IS NOT NULL AND due_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
+                         ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING {COLUMNS}"
+        );
+        db::query_opt(&c, &sql, &[&owner, &db::ms(lease_until), &now])
+            .await?
+            .map(|r| from_row(&r))
+            .transpose()
+    }
+
+    async fn save_flow_run(
+        &self,
+        id: &FlowRunId,
+        owner: &str,
+        step: FlowRunStep,
+    ) -> StoreResult<FlowRunSaved> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(db::err)?;
+        // FOR UPDATE: a cancel or a takeover waits for this step, or this step sees it.
+        let Some(row) = db::query_opt(
+            &tx,
+            "SELECT org_id FROM flow_run WHERE id = $1 AND lease_owner = $2 FOR UPDATE",
+            &[&id.as_str(), &owner],
+        )
+        .await?
+        else {
+            return Ok(FlowRunSaved::NotHeld);
+        };
+        let org = OrgId::from_trusted(get(&row, 0)?);
+        let written = match step.write {
+            None => None,
+            Some(FlowWrite::Document {
+                app,
+                collection,
+                key,
+                edit,
+                event_retain_until,
+            }) => Some(
+                crate::data::write_document_in(&tx, &org, &app, &collection, &key, edit, event_retain_until)
+                    .await?,
+            ),
+        };
+        db::execute(
+            &tx,
+            "UPDATE flow_run SET status = $1, state = $2, due_at = $3, updated_at = $4,
+                 lease_owner = CASE WHEN $5::timestamptz IS NULL THEN NULL ELSE lease_owner END,
+                 lease_until = $5::timestamptz
+             WHERE id = $6 AND lease_owner = $7",
+            &[
+                &step.data.status,
+                &step.data.state,
+                &step.data.due_at.map(db::ms),
+                &db::ms(step.now),
+                &step.lease_until.map(db::ms),
+                &id.as_str(),
+                &owner,
+            ],
+        )
+        .await?;
+        tx.commit().await.map_err(db::err)?;
+        if written.as_ref().is_some_and(|w| w.event_deliveries > 0) {
+            self.announce_work();
+        }
+        Ok(FlowRunSaved::Saved(written))
+    }
+
+    async fn get_flow_run(&self, org: &OrgId, id: &FlowRunId) -> StoreResult<FlowRun> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {COLUMNS} FROM flow_run WHERE org_id = $1 AND id = $2");
+        db::query_opt(&c, &sql, &[&org.as_str(), &id.as_str()])
+            .await?
+            .map(|r| from_row(&r))
+            .transpose()?
+            .ok_or(StoreError::NotFound("flow run"))
+    }
+
+    async fn list_flow_runs(
+        &self,
+        org: &OrgId,
+        query: &ListQuery,
+        filter: &FlowRunFilter,
+    ) -> StoreResult<Page<FlowRun>> {
+        let c = self.client().await?;
+        let mut args = Args::default();
+        let mut select = format!(
+            "SELECT {COLUMNS} FROM flow_run WHERE org_id = {}",
+            args.push(org.to_string())
+        );
+        if let Some(flow) = &filter.flow {
+            select.push_str(&format!(" AND flow_id = {}", args.push(flow.to_string())));
+        }
+        if let Some(status) = &filter.status {
+            select.push_str(&format!(" AND status = {}", args.push(status.clone())));
+        }
+        db::select_page(&c, &select, "id", args, query, from_row).await
+    }
+
+    async fn update_flow_run(
+        &self,
+        org: &OrgId,
+        id: &FlowRunId,
+        change: Mutation<FlowRunData>,
+    ) -> StoreResult<FlowRun> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(db::err)?;
+        let sql = format!("SELECT {COLUMNS} FROM flow_run WHERE org_id = $1 AND id = $2 FOR UPDATE");
+        let mut run = db::query_opt(&tx, &sql, &[&org.as_str(), &id.as_str()])
+            .await?
+            .map(|r| from_row(&r))
+            .transpose()?
+            .ok_or(StoreError::NotFound("flow run"))?;
+        change(&mut run.data)?;
+        run.data.due_at = run.data.due_at.map(db::ms);
+        run.updated_at = db::now();
+        db::execute(
+            &tx,
+            "UPDATE flow_run SET status = $1, state = $2, due_at = $3, updated_at = $4,
+                 lease_owner = NULL, lease_until = NULL
+             WHERE org_id = $5 AND id = $6",
+            &[
+                &run.data.status,
+                &run.data.state,
+                &run.data.due_at,
+                &run.updated_at,
+                &org.as_str(),
+                &id.as_str(),
+            ],
+        )
+        .await?;
+        tx.commit().await.map_err(db::err)?;
+        Ok(run)
+    }
+
+    async fn release_flow_runs(&self, owner: &str) -> StoreResult<()> {
+        let c = self.client().await?;
+        db::execute(
+            &c,
+            "UPDATE flow_run SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+            &[&owner],
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,251 @@
+//! Flows' runs: leased like jobs, each step committed with its data write.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hookd_core::id::{FlowId, FlowRunId, OrgId};
+use hookd_store::{
+    FlowRun, FlowRunData, FlowRunFilter, FlowRunSaved, FlowRunStep, FlowRunStore, FlowWrite, JobLease,
+    ListQuery, Mutation, Page, StoreError, StoreResult,
+};
+use rusqlite::{Connection, OptionalExtension as _, Row, ToSql, params};
+
+use crate::SqliteStore;
+use crate::sql::{self, from_millis, internal};
+
+const COLUMNS: &str = "id, org_id, flow_id, status, state, due_at, created_at, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<FlowRun> {
+    let state: String = r.get(4)?;
+    Ok(FlowRun {
+        id: FlowRunId::from_trusted(r.get(0)?),
+        org_id: OrgId::from_trusted(r.get(1)?),
+        flow_id: FlowId::from_trusted(r.get(2)?),
+        data: FlowRunData {
+            status: r.get(3)?,
+            state: sql::from_json(4, &state)?,
+            due_at: r.get::<_, Option<i64>>(5)?.map(from_millis),
+        },
+        created_at: from_millis(r.get(6)?),
+        updated_at: from_millis(r.get(7)?),
+    })
+}
+
+fn find(c: &Connection, org: &OrgId, id: &FlowRunId) -> StoreResult<FlowRun> {
+    c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM flow_run WHERE org_id = ? AND id = ?"
+    ))
+    .and_then(|mut s| {
+        s.query_row(params![org.as_str(), id.as_str()], from_row)
+            .optional()
+    })
+    .map_err(internal)?
+    .ok_or(StoreError::NotFound("flow run"))
+}
+
+fn millis(t: Option<DateTime<Utc>>) -> Option<i64> {
+    t.map(|t| t.timestamp_millis())
+}
+
+#[async_trait]
+impl FlowRunStore for SqliteStore {
+    async fn create_flow_run(
+        &self,
+        org: &OrgId,
+        flow: &FlowId,
+        data: FlowRunData,
+        now: DateTime<Utc>,
+        lease: Option<JobLease>,
+    ) -> StoreResult<FlowRun> {
+        let (org, flow, id) = (org.clone(), flow.clone(), FlowRunId::generate());
+        self.write(move |c| {
+            // Only a flow of the same organisation.
+            c.prepare_cached(&format!(
+                "INSERT INTO flow_run
+                     (id, org_id, flow_id, status, state, due_at, lease_owner, lease_until, created_at, updated_at)
+                 SELECT ?1, org_id, id, ?2, ?3, ?4, ?5, ?6, ?7, ?7 FROM flow WHERE org_id = ?8 AND id = ?9
+                 RETURNING {COLUMNS}"
+            ))
+            .and_then(|mut s| {
+                s.query_row(
+                    params![
+                        id.as_str(),
+                        data.status,
+                        sql::to_json(&data.state),
+                        millis(data.due_at),
+                        lease.as_ref().map(|l| l.owner.as_str()),
+                        lease.as_ref().map(|l| l.until.timestamp_millis()),
+                        now.timestamp_millis(),
+                        org.as_str(),
+                        flow.as_str(),
+                    ],
+                    from_row,
+                )
+                .optional()
+            })
+            .map_err(internal)?
+            .ok_or(StoreError::NotFound("flow"))
+        })
+        .await
+    }
+
+    async fn claim_flow_run(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        owner: &str,
+    ) -> StoreResult<Option<FlowRun>> {
+        let owner = owner.to_owned();
+        self.write(move |c| {
+            c.prepare_cached(&format!(
+                "UPDATE flow_run SET lease_owner = ?1, lease_until = ?2
+                 WHERE id = (SELECT id FROM flow_run INDEXED BY flow_run_due
+                             WHERE due_at IS NOT NULL AND due_at <= ?3
+                               AND (lease_until IS NULL OR lease_until <= ?3)
+                             ORDER BY due_at LIMIT 1)
+                 RETURNING {COLUMNS}"
+            ))
+            .and_then(|mut s| {
+                s.query_row(
+                    params![owner, lease_until.timestamp_millis(), now.timestamp_millis()],
+                    from_row,
+                )
+                .optional()
+            })
+            .map_err(internal)
+        })
+        .await
+    }
+
+    async fn save_flow_run(
+        &self,
+        id: &FlowRunId,
+        owner: &str,
+        step: FlowRunStep,
+    ) -> StoreResult<FlowRunSaved> {
+        let (id, owner) = (id.clone(), owner.to_owned());
+        self.write(move |c| {
+            let org: Option<String> = c
+                .prepare_cached("SELECT org_id FROM flow_run WHERE id = ? AND lease_owner = ?")
+                .and_then(|mut s| s.query_row(params![id.as_str(), owner], |r| r.get(0)).optional())
+                .map_err(internal)?;
+            let Some(org) = org else {
+                return Ok(FlowRunSaved::NotHeld);
+            };
+            let org = OrgId::from_trusted(org);
+            // The write first: if it fails, the writer's savepoint drops everything.
+            let written = match step.write {
+                None => None,
+                Some(FlowWrite::Document {
+                    app,
+                    collection,
+                    key,
+                    edit,
+                    event_retain_until,
+                }) => Some(crate::data::write_document_in(
+                    c,
+                    &org,
+                    &app,
+                    &collection,
+                    &key,
+                    edit,
+                    event_retain_until,
+                )?),
+            };
+            c.prepare_cached(
+                "UPDATE flow_run SET status = ?, state = ?, due_at = ?, updated_at = ?,
+                     lease_owner = CASE WHEN ?5 IS NULL THEN NULL ELSE lease_owner END, lease_until = ?5
+                 WHERE id = ? AND lease_owner = ?",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    step.data.status,
+                    sql::to_json(&step.data.state),
+                    millis(step.data.due_at),
+                    step.now.timestamp_millis(),
+                    millis(step.lease_until),
+                    id.as_str(),
+                    owner,
+                ])
+            })
+            .map_err(internal)?;
+            Ok(FlowRunSaved::Saved(written))
+        })
+        .await
+    }
+
+    async fn get_flow_run(&self, org: &OrgId, id: &FlowRunId) -> StoreResult<FlowRun> {
+        let (org, id) = (org.clone(), id.clone());
+        self.read(move |c| find(c, &org, &id)).await
+    }
+
+    async fn list_flow_runs(
+        &self,
+        org: &OrgId,
+        query: &ListQuery,
+        filter: &FlowRunFilter,
+    ) -> StoreResult<Page<FlowRun>> {
+        let (org, query, filter) = (org.clone(), query.clone(), filter.clone());
+        self.read(move |c| {
+            let mut select = format!("SELECT {COLUMNS} FROM flow_run WHERE org_id = ?");
+            let org = org.as_str().to_owned();
+            let mut bound: Vec<&dyn ToSql> = vec![&org];
+            let flow = filter.flow.as_ref().map(|f| f.as_str().to_owned());
+            if let Some(flow) = &flow {
+                select.push_str(" AND flow_id = ?");
+                bound.push(flow);
+            }
+            if let Some(status) = &filter.status {
+                select.push_str(" AND status = ?");
+                bound.push(status);
+            }
+            sql::select_page(c, &select, "id", &bound, &query, from_row)
+        })
+        .await
+    }
+
+    async fn update_flow_run(
+        &self,
+        org: &OrgId,
+        id: &FlowRunId,
+        change: Mutation<FlowRunData>,
+    ) -> StoreResult<FlowRun> {
+        let (org, id) = (org.clone(), id.clone());
+        self.write(move |c| {
+            let mut run = find(c, &org, &id)?;
+            change(&mut run.data)?;
+            run.data.due_at = run.data.due_at.map(|t| from_millis(t.timestamp_millis()));
+            run.updated_at = sql::now();
+            c.prepare_cached(
+                "UPDATE flow_run SET status = ?, state = ?, due_at = ?, updated_at = ?,
+                     lease_owner = NULL, lease_until = NULL
+                 WHERE org_id = ? AND id = ?",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    run.data.status,
+                    sql::to_json(&run.data.state),
+                    millis(run.data.due_at),
+                    run.updated_at.timestamp_millis(),
+                    org.as_str(),
+                    id.as_str(),
+                ])
+            })
+            .map_err(internal)?;
+            Ok(run)
+        })
+        .await
+    }
+
+    async fn release_flow_runs(&self, owner: &str) -> StoreResult<()> {
+        let owner = owner.to_owned();
+        self.write(move |c| {
+            c.prepare_cached(
+                "UPDATE flow_run SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?",
+            )
+            .and_then(|mut s| s.execute(params![owner]))
+            .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+}
