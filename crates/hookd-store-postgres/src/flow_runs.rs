@@ -111,18 +111,28 @@ impl FlowRunStore for PgStore {
             return Ok(FlowRunSaved::NotHeld);
         };
         let org = OrgId::from_trusted(get(&row, 0)?);
-        let written = match step.write {
-            None => None,
+        let (data, written) = match step.write {
+            None => (step.data, None),
             Some(FlowWrite::Document {
                 app,
                 collection,
                 key,
                 edit,
                 event_retain_until,
-            }) => Some(
-                crate::data::write_document_in(&tx, &org, &app, &collection, &key, edit, event_retain_until)
-                    .await?,
-            ),
+                then,
+            }) => {
+                let written = crate::data::write_document_in(
+                    &tx,
+                    &org,
+                    &app,
+                    &collection,
+                    &key,
+                    edit,
+                    event_retain_until,
+                )
+                .await?;
+                (then(&written), Some(written))
+            }
         };
         db::execute(
             &tx,
@@ -131,9 +141,9 @@ impl FlowRunStore for PgStore {
                  lease_until = $5::timestamptz
              WHERE id = $6 AND lease_owner = $7",
             &[
-                &step.data.status,
-                &step.data.state,
-                &step.data.due_at.map(db::ms),
+                &data.status,
+                &data.state,
+                &data.due_at.map(db::ms),
                 &db::ms(step.now),
                 &step.lease_until.map(db::ms),
                 &id.as_str(),

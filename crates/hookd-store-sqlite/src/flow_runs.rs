@@ -133,23 +133,27 @@ impl FlowRunStore for SqliteStore {
             };
             let org = OrgId::from_trusted(org);
             // The write first: if it fails, the writer's savepoint drops everything.
-            let written = match step.write {
-                None => None,
+            let (data, written) = match step.write {
+                None => (step.data, None),
                 Some(FlowWrite::Document {
                     app,
                     collection,
                     key,
                     edit,
                     event_retain_until,
-                }) => Some(crate::data::write_document_in(
-                    c,
-                    &org,
-                    &app,
-                    &collection,
-                    &key,
-                    edit,
-                    event_retain_until,
-                )?),
+                    then,
+                }) => {
+                    let written = crate::data::write_document_in(
+                        c,
+                        &org,
+                        &app,
+                        &collection,
+                        &key,
+                        edit,
+                        event_retain_until,
+                    )?;
+                    (then(&written), Some(written))
+                }
             };
             c.prepare_cached(
                 "UPDATE flow_run SET status = ?, state = ?, due_at = ?, updated_at = ?,
@@ -158,9 +162,9 @@ impl FlowRunStore for SqliteStore {
             )
             .and_then(|mut s| {
                 s.execute(params![
-                    step.data.status,
-                    sql::to_json(&step.data.state),
-                    millis(step.data.due_at),
+                    data.status,
+                    sql::to_json(&data.state),
+                    millis(data.due_at),
                     step.now.timestamp_millis(),
                     millis(step.lease_until),
                     id.as_str(),

@@ -55,6 +55,9 @@ pub struct FlowRun {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The run's state once the step's write is known (its output names the document).
+pub type AfterWrite = Box<dyn FnOnce(&DocumentWritten) -> FlowRunData + Send>;
+
 /// A data step's write, committed in the same transaction as the step's state, so a
 /// run that resumes after a crash never applies it twice.
 pub enum FlowWrite {
@@ -64,6 +67,8 @@ pub enum FlowWrite {
         key: ItemKey,
         edit: DocumentEdit,
         event_retain_until: DateTime<Utc>,
+        /// The state committed with the write; [`FlowRunStep::data`] is then unused.
+        then: AfterWrite,
     },
 }
 
@@ -85,6 +90,7 @@ impl std::fmt::Debug for FlowWrite {
 /// One committed step of a run its runner holds.
 #[derive(Debug)]
 pub struct FlowRunStep {
+    /// The state to commit (unless `write` computes it).
     pub data: FlowRunData,
     pub now: DateTime<Utc>,
     /// `Some`: the runner keeps the run until then (its next step is due now);

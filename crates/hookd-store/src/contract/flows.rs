@@ -456,17 +456,28 @@ pub async fn a_flow_runs_data_step_commits_with_its_state_or_not_at_all(store: &
         .await
         .unwrap()
         .unwrap();
-    let write = |collection: &str, key: &str| FlowWrite::Document {
+    // The state committed names what the write did.
+    let write = |collection: &str, key: &str, next: u64| FlowWrite::Document {
         app: app.id.clone(),
         collection: dn(collection),
         key: ik(key),
         edit: put(json!({"status": "active"})),
         event_retain_until: far_future(),
+        then: Box::new(move |w| {
+            let mut data = run_data("running", next, Some(now));
+            data.state["version"] = json!(w.after.as_ref().map(|d| d.version));
+            data
+        }),
+    };
+    let with_version = |next: u64, version: i64| {
+        let mut data = run_data("running", next, Some(now));
+        data.state["version"] = json!(version);
+        data
     };
 
     // The write and the step, together.
     let mut s = step(run_data("running", 1, Some(now)), Some(now + minute));
-    s.write = Some(write("customers", "cus_1"));
+    s.write = Some(write("customers", "cus_1", 1));
     let FlowRunSaved::Saved(Some(written)) = store.save_flow_run(&run.id, "a", s).await.unwrap() else {
         panic!("the step was not saved with its write");
     };
@@ -479,24 +490,24 @@ pub async fn a_flow_runs_data_step_commits_with_its_state_or_not_at_all(store: &
     assert_eq!(doc.body, json!({"status": "active"}));
     assert_eq!(
         store.get_flow_run(&org, &run.id).await.unwrap().data,
-        run_data("running", 1, Some(now))
+        with_version(1, 1)
     );
 
     // A write that fails commits neither it nor the step.
     let mut s = step(run_data("running", 2, Some(now)), Some(now + minute));
-    s.write = Some(write("missing", "cus_1"));
+    s.write = Some(write("missing", "cus_1", 2));
     assert!(matches!(
         store.save_flow_run(&run.id, "a", s).await,
         Err(StoreError::NotFound("collection"))
     ));
     assert_eq!(
         store.get_flow_run(&org, &run.id).await.unwrap().data,
-        run_data("running", 1, Some(now))
+        with_version(1, 1)
     );
 
     // A runner that lost the run writes nothing.
     let mut s = step(run_data("running", 2, Some(now)), Some(now + minute));
-    s.write = Some(write("customers", "cus_2"));
+    s.write = Some(write("customers", "cus_2", 2));
     assert_eq!(
         store.save_flow_run(&run.id, "b", s).await.unwrap(),
         FlowRunSaved::NotHeld
