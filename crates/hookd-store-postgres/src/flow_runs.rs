@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{FlowId, FlowRunId, OrgId};
 use hookd_store::{
-    FlowRun, FlowRunData, FlowRunFilter, FlowRunSaved, FlowRunStep, FlowRunStore, FlowWrite, JobLease,
-    ListQuery, Mutation, Page, StoreError, StoreResult,
+    FlowNext, FlowRun, FlowRunData, FlowRunFilter, FlowRunSaved, FlowRunStep, FlowRunStore, FlowWrite,
+    JobLease, ListQuery, Mutation, Page, StoreError, StoreResult,
 };
 use tokio_postgres::Row;
 
@@ -111,9 +111,9 @@ impl FlowRunStore for PgStore {
             return Ok(FlowRunSaved::NotHeld);
         };
         let org = OrgId::from_trusted(get(&row, 0)?);
-        let (data, written) = match step.write {
-            None => (step.data, None),
-            Some(FlowWrite::Document {
+        let (data, written) = match step.next {
+            FlowNext::State(data) => (data, None),
+            FlowNext::Write(FlowWrite::Document {
                 app,
                 collection,
                 key,

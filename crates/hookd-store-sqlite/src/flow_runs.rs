@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{FlowId, FlowRunId, OrgId};
 use hookd_store::{
-    FlowRun, FlowRunData, FlowRunFilter, FlowRunSaved, FlowRunStep, FlowRunStore, FlowWrite, JobLease,
-    ListQuery, Mutation, Page, StoreError, StoreResult,
+    FlowNext, FlowRun, FlowRunData, FlowRunFilter, FlowRunSaved, FlowRunStep, FlowRunStore, FlowWrite,
+    JobLease, ListQuery, Mutation, Page, StoreError, StoreResult,
 };
 use rusqlite::{Connection, OptionalExtension as _, Row, ToSql, params};
 
@@ -133,9 +133,9 @@ impl FlowRunStore for SqliteStore {
             };
             let org = OrgId::from_trusted(org);
             // The write first: if it fails, the writer's savepoint drops everything.
-            let (data, written) = match step.write {
-                None => (step.data, None),
-                Some(FlowWrite::Document {
+            let (data, written) = match step.next {
+                FlowNext::State(data) => (data, None),
+                FlowNext::Write(FlowWrite::Document {
                     app,
                     collection,
                     key,

@@ -67,7 +67,7 @@ pub enum FlowWrite {
         key: ItemKey,
         edit: DocumentEdit,
         event_retain_until: DateTime<Utc>,
-        /// The state committed with the write; [`FlowRunStep::data`] is then unused.
+        /// The run's state committed with the write.
         then: AfterWrite,
     },
 }
@@ -87,17 +87,23 @@ impl std::fmt::Debug for FlowWrite {
     }
 }
 
+/// What a step commits: the run's next state, or a data step's write with the state
+/// computed from it.
+#[derive(Debug)]
+pub enum FlowNext {
+    State(FlowRunData),
+    Write(FlowWrite),
+}
+
 /// One committed step of a run its runner holds.
 #[derive(Debug)]
 pub struct FlowRunStep {
-    /// The state to commit (unless `write` computes it).
-    pub data: FlowRunData,
+    pub next: FlowNext,
     pub now: DateTime<Utc>,
     /// `Some`: the runner keeps the run until then (its next step is due now);
     /// `None`: the lease is given up (the run ended, or waits for later, when any
     /// node may take it).
     pub lease_until: Option<DateTime<Utc>>,
-    pub write: Option<FlowWrite>,
 }
 
 /// What saving a step came to.

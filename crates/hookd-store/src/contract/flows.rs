@@ -171,10 +171,9 @@ fn run_data(status: &str, next: u64, due_at: Option<chrono::DateTime<Utc>>) -> F
 
 fn step(data: FlowRunData, lease_until: Option<chrono::DateTime<Utc>>) -> FlowRunStep {
     FlowRunStep {
-        data,
+        next: FlowNext::State(data),
         now: Utc::now(),
         lease_until,
-        write: None,
     }
 }
 
@@ -476,8 +475,11 @@ pub async fn a_flow_runs_data_step_commits_with_its_state_or_not_at_all(store: &
     };
 
     // The write and the step, together.
-    let mut s = step(run_data("running", 1, Some(now)), Some(now + minute));
-    s.write = Some(write("customers", "cus_1", 1));
+    let s = FlowRunStep {
+        next: FlowNext::Write(write("customers", "cus_1", 1)),
+        now: Utc::now(),
+        lease_until: Some(now + minute),
+    };
     let FlowRunSaved::Saved(Some(written)) = store.save_flow_run(&run.id, "a", s).await.unwrap() else {
         panic!("the step was not saved with its write");
     };
@@ -494,8 +496,11 @@ pub async fn a_flow_runs_data_step_commits_with_its_state_or_not_at_all(store: &
     );
 
     // A write that fails commits neither it nor the step.
-    let mut s = step(run_data("running", 2, Some(now)), Some(now + minute));
-    s.write = Some(write("missing", "cus_1", 2));
+    let s = FlowRunStep {
+        next: FlowNext::Write(write("missing", "cus_1", 2)),
+        now: Utc::now(),
+        lease_until: Some(now + minute),
+    };
     assert!(matches!(
         store.save_flow_run(&run.id, "a", s).await,
         Err(StoreError::NotFound("collection"))
@@ -506,8 +511,11 @@ pub async fn a_flow_runs_data_step_commits_with_its_state_or_not_at_all(store: &
     );
 
     // A runner that lost the run writes nothing.
-    let mut s = step(run_data("running", 2, Some(now)), Some(now + minute));
-    s.write = Some(write("customers", "cus_2", 2));
+    let s = FlowRunStep {
+        next: FlowNext::Write(write("customers", "cus_2", 2)),
+        now: Utc::now(),
+        lease_until: Some(now + minute),
+    };
     assert_eq!(
         store.save_flow_run(&run.id, "b", s).await.unwrap(),
         FlowRunSaved::NotHeld
