@@ -105,9 +105,14 @@ pub enum SmsTo {
 }
 
 /// The idempotency key of a step's side effect: the same for every try of that step
-/// of that run (an email's `Message-ID`, an http step's `Idempotency-Key`).
-pub fn idempotency_key(run_id: &str, step: usize) -> String {
-    format!("{run_id}.{step}")
+/// of that run (an email's `Message-ID`, an http step's `Idempotency-Key`, a published
+/// message's `eventId`), and new after each of the run's `reruns`.
+pub fn idempotency_key(run_id: &str, step: usize, reruns: u32) -> String {
+    if reruns == 0 {
+        format!("{run_id}.{step}")
+    } else {
+        format!("{run_id}.{step}.r{reruns}")
+    }
 }
 
 fn render(t: &Template, data: &RunData, field: &str) -> Result<String, PlanError> {

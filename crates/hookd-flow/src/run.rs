@@ -104,6 +104,11 @@ pub struct RunState {
     pub wake_at: Option<DateTime<Utc>>,
     /// How many `flow.call`s led here (0: started by its trigger).
     pub depth: u32,
+    /// How many times the run was run again ([`RunState::rerun_from`]): part of its
+    /// steps' idempotency keys, so a deliberate re-run acts again where a step tried
+    /// again after a crash does not.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reruns: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -123,6 +128,7 @@ impl RunState {
             steps: Vec::new(),
             wake_at: None,
             depth,
+            reruns: 0,
             error: None,
         })
     }
@@ -139,6 +145,12 @@ impl RunState {
             steps,
             run: json!({"id": run_id, "flow": flow.name.as_str(), "depth": self.depth}),
         }
+    }
+
+    /// The idempotency key of the next step's side effect (see
+    /// [`crate::plan::idempotency_key`]).
+    pub fn idempotency_key(&self, run_id: &str) -> String {
+        crate::plan::idempotency_key(run_id, self.next, self.reruns)
     }
 
     /// Whether the next step is due at `now`.
@@ -236,6 +248,7 @@ impl RunState {
         // One record per step that ran, in order: step i's is record i.
         self.steps.truncate(from);
         self.next = from.min(self.steps.len());
+        self.reruns += 1;
         self.status = RunStatus::Running;
         self.wake_at = None;
         self.error = None;
@@ -250,4 +263,8 @@ impl RunState {
         self.wake_at = None;
         true
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

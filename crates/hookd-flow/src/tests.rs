@@ -336,7 +336,8 @@ mod planning {
         assert_eq!(sender, SmsTo::From("+15550002222".into()));
         // Under the threshold, the first step stops the run.
         assert_eq!(plan(&flow.steps[0], &stripe_trigger(999)).unwrap(), Effect::Stop);
-        assert_eq!(idempotency_key("frun_1", 2), "frun_1.2");
+        assert_eq!(idempotency_key("frun_1", 2, 0), "frun_1.2");
+        assert_eq!(idempotency_key("frun_1", 2, 3), "frun_1.2.r3");
     }
 
     #[test]
@@ -506,10 +507,16 @@ mod runs {
             failing.error
         );
         // Re-run from the failed step: the first step's record stays.
+        let key = failing.idempotency_key("run_1");
         failing.rerun_from(1);
         assert_eq!(
             (failing.status, failing.next, failing.steps.len()),
             (RunStatus::Running, 1, 1)
+        );
+        assert_ne!(
+            failing.idempotency_key("run_1"),
+            key,
+            "a re-run acts again: its side effects are keyed anew"
         );
         assert!(failing.cancel());
         assert!(!failing.cancel(), "an ended run is not canceled again");

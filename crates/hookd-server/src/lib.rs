@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod flow;
 pub mod http;
 pub mod ops;
 pub mod receive;
@@ -190,6 +191,10 @@ pub fn launch_with_store(
             stop_rx.clone(),
         )));
         background.push(tokio::spawn(ops::jobs::run_jobs(state.clone(), stop_rx.clone())));
+        background.push(tokio::spawn(ops::flows::run_flows(
+            state.clone(),
+            stop_rx.clone(),
+        )));
         background.push(tokio::spawn(service::cron::run_cron(
             Arc::clone(&store),
             state.clone(),

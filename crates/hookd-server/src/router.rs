@@ -61,6 +61,7 @@ pub fn router(state: Service) -> Router {
         .merge(crate::data::leaderboard::router())
         .merge(crate::data::mode::router())
         .merge(crate::data::api_key::router())
+        .merge(crate::flow::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let receive = crate::receive::request::router(state.clone());

@@ -50,17 +50,6 @@ async fn app_with_endpoint(
     (app.id, ep)
 }
 
-fn http_headers(h: &axum::http::HeaderMap) -> http::HeaderMap {
-    let mut out = http::HeaderMap::new();
-    for (k, v) in h {
-        out.insert(
-            http::HeaderName::from_bytes(k.as_str().as_bytes()).unwrap(),
-            http::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
-        );
-    }
-    out
-}
-
 #[tokio::test]
 async fn a_message_arrives_signed_and_byte_exact() {
     let server = server().await;
@@ -104,7 +93,7 @@ async fn a_message_arrives_signed_and_byte_exact() {
     assert_eq!(h["webhook-signature"], h["svix-signature"]);
     assert_eq!(h["webhook-timestamp"], h["svix-timestamp"]);
 
-    let headers = http_headers(h);
+    let headers = common::http_headers(h);
     standardwebhooks::Webhook::new(&secret)
         .unwrap()
         .verify(&r.body, &headers)
@@ -201,7 +190,7 @@ async fn during_rotation_both_secrets_verify() {
         .wait_for("/rot", 1, Duration::from_secs(10))
         .await
         .remove(0);
-    let headers = http_headers(&r.headers);
+    let headers = common::http_headers(&r.headers);
     assert_eq!(
         r.headers["webhook-signature"]
             .to_str()

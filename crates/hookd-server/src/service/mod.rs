@@ -18,6 +18,7 @@ pub mod data;
 pub mod endpoint;
 pub mod event_type;
 pub mod events;
+pub mod flow;
 pub mod job_kinds;
 pub mod jobs;
 pub mod message;
@@ -56,6 +57,8 @@ pub struct Service {
     schemas: Arc<data::Schemas>,
     /// Wakes the job runner after a job was queued.
     jobs_wake: Arc<tokio::sync::Notify>,
+    /// Wakes the flow runner after a run was made due.
+    flows_wake: Arc<tokio::sync::Notify>,
     /// Runs transformation code (simulations and checks here; the delivery engine
     /// shares the pool).
     pub sandbox: hookd_sandbox::Sandbox,
@@ -83,6 +86,7 @@ impl Service {
             lookups: Arc::default(),
             schemas: Arc::default(),
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
+            flows_wake: Arc::new(tokio::sync::Notify::new()),
             config: Arc::new(config),
         }
     }

@@ -183,3 +183,16 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A received request's headers as the `http` crate's map the signature libraries
+/// (`standardwebhooks`, `svix`) take.
+pub fn http_headers(h: &axum::http::HeaderMap) -> http::HeaderMap {
+    let mut out = http::HeaderMap::new();
+    for (k, v) in h {
+        out.insert(
+            http::HeaderName::from_bytes(k.as_str().as_bytes()).unwrap(),
+            http::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+        );
+    }
+    out
+}

@@ -1,0 +1,720 @@
+//! Flows: definitions checked (`hookd_flow::Flow::parse`) and kept, and their runs
+//! carried out step by step. Each step is planned without IO (`hookd_flow::plan`),
+//! carried out here, recorded (`RunState::record`) and committed before the next one
+//! starts, so a run outlives a crash: a restarted (or another) node claims it once
+//! its lease runs out and goes on at the first step not committed. A data step's
+//! write is committed in the same transaction as the step (`FlowWrite`), so it is
+//! applied once; a published message carries the step's idempotency key as its
+//! `eventId`, so a step tried again after a crash meets the message it already made.
+//!
+//! A run follows its flow's definition as it is when each step starts: a flow changed
+//! while a run waits goes on with the new steps from the index it reached.
+//!
+//! Not wired yet, and so refused when a flow is saved (never accepted and ignored):
+//! triggers other than `manual`, the steps `http`, `email`, `sms`,
+//! `leaderboard.submit` and `flow.call`, and the fields `concurrency` and `response`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hookd_core::id::{FlowRunId, OrgId};
+use hookd_flow::{Action, Effect, Flow, FlowError, Outcome, RunState, RunStatus, Trigger};
+use hookd_sandbox::ScriptError;
+use hookd_store::{
+    DocumentWritten, FlowData, FlowNext, FlowRun, FlowRunData, FlowRunFilter, FlowRunSaved, FlowRunStep,
+    FlowWrite, JobLease, ListQuery, Page, StoreError, StoreResult, StoredFlow,
+};
+use serde_json::{Value, json};
+
+use crate::http::error::{ApiError, ApiResult, ValidationItem};
+use crate::service::Service;
+use crate::service::data::DocumentOp;
+
+/// The trigger key of flows run only through the API.
+pub const MANUAL: &str = "manual";
+
+/// How long `POST /flow/{id}/run` carries a run out itself before it answers with
+/// the run as it stands; the runner goes on with it from there.
+pub const INLINE_BUDGET: Duration = Duration::from_secs(10);
+
+/// Largest output one step may add to its run (JSON text), so a run's state stays
+/// small enough to commit after every step.
+pub const MAX_STEP_OUTPUT_BYTES: usize = 256 * 1024;
+
+/// A definition error as the API's 422: the JSON pointer as the `loc` under `body`.
+fn definition_error(e: FlowError) -> ApiError {
+    let mut loc = vec!["body".to_owned()];
+    loc.extend(
+        e.pointer
+            .split('/')
+            .skip(1)
+            .map(|segment| segment.replace("~1", "/").replace("~0", "~")),
+    );
+    ApiError::Validation(vec![ValidationItem {
+        loc,
+        msg: e.message,
+        kind: "value_error".into(),
+    }])
+}
+
+/// Refuses what a definition may say but this version does not carry out yet.
+fn refuse_unwired(flow: &Flow) -> Result<(), FlowError> {
+    let not_yet = |pointer: String, what: &str| FlowError {
+        pointer,
+        message: format!("{what} is not available in this version of hookd yet"),
+    };
+    if !matches!(flow.trigger, Trigger::Manual) {
+        return Err(not_yet("/trigger/type".into(), "a trigger other than `manual`"));
+    }
+    if flow.concurrency.is_some() {
+        return Err(not_yet("/concurrency".into(), "a concurrency limit"));
+    }
+    if flow.response.is_some() {
+        return Err(not_yet("/response".into(), "a response"));
+    }
+    for (i, step) in flow.steps.iter().enumerate() {
+        let what = match &step.action {
+            Action::Http { .. } => "the step `http`",
+            Action::Email { .. } => "the step `email`",
+            Action::Sms { .. } => "the step `sms`",
+            Action::LeaderboardSubmit { .. } => "the step `leaderboard.submit`",
+            Action::FlowCall { .. } => "the step `flow.call`",
+            _ => continue,
+        };
+        return Err(not_yet(format!("/steps/{i}/type"), what));
+    }
+    Ok(())
+}
+
+/// Checks a definition and answers what is stored of it.
+pub fn check(document: Value) -> ApiResult<FlowData> {
+    let flow = Flow::parse(&document).map_err(definition_error)?;
+    refuse_unwired(&flow).map_err(definition_error)?;
+    Ok(FlowData {
+        name: flow.name.clone(),
+        enabled: flow.enabled,
+        trigger: MANUAL.to_owned(),
+        document,
+    })
+}
+
+pub async fn create(state: &Service, org: &OrgId, document: Value) -> ApiResult<StoredFlow> {
+    let data = check(document)?;
+    Ok(state.store.create_flow(org, data).await?)
+}
+
+/// Replaces the definition of flow `key` (its id or name).
+pub async fn replace(state: &Service, org: &OrgId, key: &str, document: Value) -> ApiResult<StoredFlow> {
+    let data = check(document)?;
+    Ok(state
+        .store
+        .update_flow(
+            org,
+            key,
+            Box::new(move |current| {
+                *current = data;
+                Ok(())
+            }),
+        )
+        .await?)
+}
+
+/// Applies a JSON merge patch (RFC 7386) to the definition of flow `key`; the result
+/// is checked as a new definition.
+pub async fn patch(state: &Service, org: &OrgId, key: &str, patch: Value) -> ApiResult<StoredFlow> {
+    if !patch.is_object() {
+        return Err(ApiError::invalid(&["body"], "a merge patch is a JSON object"));
+    }
+    let current = state.store.get_flow(org, key).await?;
+    let mut document = current.data.document.clone();
+    hookd_core::data::merge_patch(&mut document, &patch);
+    let data = check(document)?;
+    let seen = current.updated_at;
+    Ok(state
+        .store
+        .update_flow(
+            org,
+            current.id.as_str(),
+            Box::new(move |now| {
+                // Changed by another call since it was read: its change is not lost.
+                if now.document != current.data.document {
+                    return Err(StoreError::Precondition(format!(
+                        "the flow changed since {seen}; read it again and patch that"
+                    )));
+                }
+                *now = data;
+                Ok(())
+            }),
+        )
+        .await?)
+}
+
+pub async fn delete(state: &Service, org: &OrgId, key: &str) -> ApiResult<()> {
+    state.store.delete_flow(org, key).await?;
+    Ok(())
+}
+
+/// The stored form of a run's state.
+fn stored(run: &RunState) -> FlowRunData {
+    FlowRunData {
+        status: status_name(run.status).to_owned(),
+        state: serde_json::to_value(run).unwrap_or(Value::Null),
+        due_at: if run.status.is_final() {
+            None
+        } else {
+            Some(run.wake_at.unwrap_or_else(Utc::now))
+        },
+    }
+}
+
+/// A status as the run log names it.
+pub fn status_name(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Running => "running",
+        RunStatus::Waiting => "waiting",
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Failed => "failed",
+        RunStatus::Stopped => "stopped",
+        RunStatus::Invalid => "invalid",
+        RunStatus::Canceled => "canceled",
+    }
+}
+
+/// A run's state as stored; a state this version cannot read is an error naming the run.
+pub fn run_state(run: &FlowRun) -> ApiResult<RunState> {
+    serde_json::from_value(run.data.state.clone()).map_err(|e| {
+        tracing::error!(run = %run.id, error = %e, "a flow run's state is unreadable");
+        ApiError::Internal
+    })
+}
+
+/// Starts a run of flow `key` with `input` as its trigger data and carries it out
+/// here until it ends, waits or [`INLINE_BUDGET`] is spent; answers the run as it
+/// stands (the runner goes on with one that has not ended).
+pub async fn start(state: &Service, org: &OrgId, key: &str, input: Value) -> ApiResult<FlowRun> {
+    let flow = state.store.get_flow(org, key).await?;
+    if !flow.data.enabled {
+        return Err(ApiError::Conflict(format!(
+            "flow {} is disabled; enable it to run it",
+            flow.data.name
+        )));
+    }
+    let run = RunState::new(input, 0).map_err(|e| ApiError::invalid(&["body"], e))?;
+    let owner = state.config.node_id();
+    let now = Utc::now();
+    let lease = JobLease {
+        owner: owner.clone(),
+        until: now + crate::service::jobs::lease_span(state),
+    };
+    let created = state
+        .store
+        .create_flow_run(org, &flow.id, stored(&run), now, Some(lease))
+        .await?;
+    let id = created.id.clone();
+    drive(
+        state,
+        created,
+        &owner,
+        Some(tokio::time::Instant::now() + INLINE_BUDGET),
+    )
+    .await?;
+    Ok(state.store.get_flow_run(org, &id).await?)
+}
+
+pub async fn get_run(state: &Service, org: &OrgId, id: &FlowRunId) -> ApiResult<FlowRun> {
+    Ok(state.store.get_flow_run(org, id).await?)
+}
+
+pub async fn list_runs(
+    state: &Service,
+    org: &OrgId,
+    query: &ListQuery,
+    flow: Option<&str>,
+    status: Option<RunStatus>,
+) -> ApiResult<Page<FlowRun>> {
+    let flow = match flow {
+        Some(key) => Some(state.store.get_flow(org, key).await?.id),
+        None => None,
+    };
+    let filter = FlowRunFilter {
+        flow,
+        status: status.map(|s| status_name(s).to_owned()),
+    };
+    Ok(state.store.list_flow_runs(org, query, &filter).await?)
+}
+
+/// Changes a run's state from outside its lease with `change`, which refuses (a
+/// conflict) what does not apply to the run as it is.
+async fn change_run(
+    state: &Service,
+    org: &OrgId,
+    id: &FlowRunId,
+    change: impl FnOnce(&mut RunState) -> Result<(), String> + Send + 'static,
+) -> ApiResult<FlowRun> {
+    let run = state
+        .store
+        .update_flow_run(
+            org,
+            id,
+            Box::new(move |data| {
+                let mut run: RunState =
+                    serde_json::from_value(data.state.clone()).map_err(StoreError::internal)?;
+                change(&mut run).map_err(StoreError::Conflict)?;
+                *data = stored(&run);
+                Ok(())
+            }),
+        )
+        .await?;
+    if run.data.due_at.is_some() {
+        state.flows_wake.notify_one();
+    }
+    Ok(run)
+}
+
+/// Cancels a run that has not ended (one that is waiting, or retrying a step).
+pub async fn cancel(state: &Service, org: &OrgId, id: &FlowRunId) -> ApiResult<FlowRun> {
+    change_run(state, org, id, |run| {
+        if run.cancel() {
+            Ok(())
+        } else {
+            Err(format!("the run has ended ({})", status_name(run.status)))
+        }
+    })
+    .await
+}
+
+/// Runs an ended run again, from its first step or from the step named `from`
+/// (every record from there on is dropped); the runner takes it at once.
+pub async fn rerun(state: &Service, org: &OrgId, id: &FlowRunId, from: Option<String>) -> ApiResult<FlowRun> {
+    let run = state.store.get_flow_run(org, id).await?;
+    let index = match &from {
+        None => 0,
+        Some(name) => run_state(&run)?
+            .steps
+            .iter()
+            .position(|s| &s.name == name)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    &["body", "fromStep"],
+                    format!("the run has no step {name:?} (a step it ran)"),
+                )
+            })?,
+    };
+    change_run(state, org, id, move |run| {
+        if !run.status.is_final() {
+            return Err(format!(
+                "the run has not ended ({}); cancel it first",
+                status_name(run.status)
+            ));
+        }
+        run.rerun_from(index);
+        Ok(())
+    })
+    .await
+}
+
+/// Runs every flow run that is due now, each until it ends, waits or loses its
+/// lease; answers how many were taken. Tests call it directly; `ops::flows` in a loop.
+pub async fn run_pending(state: &Service) -> StoreResult<usize> {
+    let owner = state.config.node_id();
+    let mut ran = 0;
+    while let Some(run) = state
+        .store
+        .claim_flow_run(
+            Utc::now(),
+            Utc::now() + crate::service::jobs::lease_span(state),
+            &owner,
+        )
+        .await?
+    {
+        drive(state, run, &owner, None).await?;
+        ran += 1;
+    }
+    Ok(ran)
+}
+
+/// The wake-up the flow runner waits on (a run was made due on this node).
+pub(crate) fn signal(state: &Service) -> Arc<tokio::sync::Notify> {
+    Arc::clone(&state.flows_wake)
+}
+
+/// What carrying a step out came to: its outcome, or a data write to commit with it.
+enum Carried {
+    Outcome(Outcome),
+    Write(PendingWrite),
+}
+
+struct PendingWrite {
+    app: hookd_core::id::ApplicationId,
+    collection: hookd_core::name::DataName,
+    key: hookd_core::name::ItemKey,
+    op: DocumentOp,
+}
+
+/// A run whose flow cannot be read ends as failed with `error`.
+fn end_unreadable(run: &mut RunState, error: String) {
+    run.status = RunStatus::Failed;
+    run.wake_at = None;
+    run.error = Some(error);
+}
+
+/// Carries `run`, which `owner` holds, step by step until it ends, waits, loses its
+/// lease, or (with a `deadline`) the time is spent, when it is handed to the runner.
+async fn drive(
+    state: &Service,
+    run: FlowRun,
+    owner: &str,
+    deadline: Option<tokio::time::Instant>,
+) -> StoreResult<()> {
+    let mut current: RunState = match serde_json::from_value(run.data.state.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            // Written by another version of hookd, or damaged: it ends, kept as it is.
+            tracing::error!(run = %run.id, error = %e, "a flow run's state is unreadable; the run ends as failed");
+            let step = FlowRunStep {
+                next: FlowNext::State(FlowRunData {
+                    status: status_name(RunStatus::Failed).to_owned(),
+                    state: run.data.state.clone(),
+                    due_at: None,
+                }),
+                now: Utc::now(),
+                lease_until: None,
+            };
+            state.store.save_flow_run(&run.id, owner, step).await?;
+            return Ok(());
+        }
+    };
+    let flow = match state.store.get_flow(&run.org_id, run.flow_id.as_str()).await {
+        Ok(f) => Flow::parse(&f.data.document).map_err(|e| e.to_string()),
+        // Deleted meanwhile: its runs went with it.
+        Err(StoreError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let flow = match flow {
+        Ok(f) => Arc::new(f),
+        Err(e) => {
+            end_unreadable(
+                &mut current,
+                format!("the flow's definition no longer checks: {e}"),
+            );
+            let step = FlowRunStep {
+                next: FlowNext::State(stored(&current)),
+                now: Utc::now(),
+                lease_until: None,
+            };
+            state.store.save_flow_run(&run.id, owner, step).await?;
+            return Ok(());
+        }
+    };
+    loop {
+        let started = Utc::now();
+        if !current.is_due(started) {
+            return Ok(());
+        }
+        let carried = carry_out(state, &run, &flow, &current).await;
+        let now = Utc::now();
+        let mut next = current.clone();
+        let saved = match carried {
+            Carried::Outcome(outcome) => {
+                next.record(&flow, outcome, started, now);
+                save(state, &run.id, owner, &next, deadline, now).await?
+            }
+            Carried::Write(write) => {
+                match save_write(state, &run, owner, &flow, &current, write, started, deadline).await {
+                    Ok((state_after, saved)) => {
+                        next = state_after;
+                        saved
+                    }
+                    Err(outcome) => {
+                        next.record(&flow, outcome, started, now);
+                        save(state, &run.id, owner, &next, deadline, now).await?
+                    }
+                }
+            }
+        };
+        if !saved {
+            tracing::warn!(run = %run.id, "a flow run's lease was lost; its new holder goes on with it");
+            return Ok(());
+        }
+        if next.status == RunStatus::Failed {
+            tracing::warn!(run = %run.id, flow = %flow.name, error = ?next.error, "a flow run failed");
+        }
+        current = next;
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            state.flows_wake.notify_one();
+            return Ok(());
+        }
+    }
+}
+
+/// Whether `owner` keeps the run after a step: only when its next step is due now
+/// and no deadline has passed.
+fn keep_lease(
+    state: &Service,
+    run: &RunState,
+    deadline: Option<tokio::time::Instant>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let spent = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+    (run.is_due(now) && !spent).then(|| now + crate::service::jobs::lease_span(state))
+}
+
+/// Commits `next` as the run's state; `false` if `owner` no longer holds the run.
+async fn save(
+    state: &Service,
+    id: &FlowRunId,
+    owner: &str,
+    next: &RunState,
+    deadline: Option<tokio::time::Instant>,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let step = FlowRunStep {
+        next: FlowNext::State(stored(next)),
+        now,
+        lease_until: keep_lease(state, next, deadline, now),
+    };
+    Ok(matches!(
+        state.store.save_flow_run(id, owner, step).await?,
+        FlowRunSaved::Saved(_)
+    ))
+}
+
+/// What a data step's output says of its write.
+fn written_output(key: &str, written: &DocumentWritten) -> Value {
+    json!({
+        "key": key,
+        "created": written.before.is_none() && written.after.is_some(),
+        "deleted": written.before.is_some() && written.after.is_none(),
+        "version": written.after.as_ref().map(|d| d.version),
+        "document": written.after.as_ref().map(|d| d.body.clone()),
+    })
+}
+
+/// Commits a data step's write with the run's state it leads to. `Err` is the step's
+/// outcome when the write could not be made (refused, or a passing fault), which the
+/// caller records and commits instead.
+#[allow(clippy::too_many_arguments)]
+async fn save_write(
+    state: &Service,
+    run: &FlowRun,
+    owner: &str,
+    flow: &Arc<Flow>,
+    current: &RunState,
+    write: PendingWrite,
+    started: DateTime<Utc>,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<(RunState, bool), Outcome> {
+    if let Err(e) = state.meter.check(state.store.as_ref(), &run.org_id, true).await {
+        return Err(Outcome::Failed(e.to_string()));
+    }
+    let now = Utc::now();
+    let key = write.key.as_str().to_owned();
+    let after = {
+        let (flow, current, key) = (Arc::clone(flow), current.clone(), key.clone());
+        move |written: &DocumentWritten| {
+            let mut next = current;
+            next.record(&flow, Outcome::Done(written_output(&key, written)), started, now);
+            next
+        }
+    };
+    // The lease is decided on the state the write leads to, which the store computes;
+    // a data step is never the end of a wait, so the next step is due now unless the
+    // run ends here.
+    let mut probe = current.clone();
+    probe.record(flow, Outcome::Done(Value::Null), started, now);
+    let lease_until = keep_lease(state, &probe, deadline, now);
+    let then = {
+        let after = after.clone();
+        Box::new(move |written: &DocumentWritten| stored(&after(written)))
+    };
+    let step = FlowRunStep {
+        next: FlowNext::Write(FlowWrite::Document {
+            app: write.app,
+            collection: write.collection,
+            key: write.key,
+            edit: write.op.edit(None, Arc::clone(&state.schemas)),
+            event_retain_until: crate::service::message::default_retain_until(),
+            then,
+        }),
+        now,
+        lease_until,
+    };
+    match state.store.save_flow_run(&run.id, owner, step).await {
+        Ok(FlowRunSaved::Saved(written)) => {
+            state.meter.record(&run.org_id, true);
+            let Some(written) = written else {
+                return Err(Outcome::Failed("the store answered no write".into()));
+            };
+            if written.event_deliveries > 0 {
+                state.wake_dispatcher();
+            }
+            Ok((after(&written), true))
+        }
+        Ok(FlowRunSaved::NotHeld) => Ok((current.clone(), false)),
+        Err(e) => Err(failed_or_retry(state, current, e.to_string(), passing(&e))),
+    }
+}
+
+/// Whether a store error may pass (tried again on the retry schedule).
+fn passing(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unavailable(_) | StoreError::Internal(_))
+}
+
+/// The outcome of a step that failed with `error`: tried again on the delivery retry
+/// schedule when the fault may pass, until the schedule (or the run's
+/// `MAX_ATTEMPTS`) is spent.
+fn failed_or_retry(state: &Service, run: &RunState, error: String, may_pass: bool) -> Outcome {
+    if !may_pass {
+        return Outcome::Failed(error);
+    }
+    let attempts = match run.steps.last() {
+        Some(last) if last.status == hookd_flow::run::StepStatus::Retrying => last.attempts as usize + 1,
+        _ => 1,
+    };
+    match state.config.retry_schedule.delay_after(attempts) {
+        Some(delay) => Outcome::Retry {
+            error,
+            at: Utc::now() + crate::config::span(delay),
+        },
+        None => Outcome::Failed(format!("{error} (after {attempts} attempts)")),
+    }
+}
+
+/// Carries out the run's next step.
+async fn carry_out(state: &Service, run: &FlowRun, flow: &Flow, current: &RunState) -> Carried {
+    let Some(step) = flow.steps.get(current.next) else {
+        // Nothing left (the flow lost steps while the run waited): the run ends.
+        return Carried::Outcome(Outcome::Skipped);
+    };
+    let data = current.data(run.id.as_str(), flow);
+    let effect = match hookd_flow::plan(step, &data) {
+        Ok(effect) => effect,
+        Err(e) => return Carried::Outcome(Outcome::Failed(e.to_string())),
+    };
+    let org = &run.org_id;
+    let outcome = match effect {
+        Effect::Skip => Outcome::Skipped,
+        Effect::Stop => Outcome::Stopped,
+        Effect::Output(v) => Outcome::Done(v),
+        Effect::Invalid(errors) => Outcome::Invalid(errors),
+        Effect::Delay(d) => Outcome::Wait {
+            until: Utc::now() + crate::config::span(d),
+        },
+        Effect::Transform { code, input } => {
+            let scope = format!("{}/{}", run.flow_id, step.name.as_str());
+            match state.sandbox.call(Some(&scope), &code, "handler", &input).await {
+                Ok(output) => bounded(output),
+                Err(e @ ScriptError::Unavailable) => failed_or_retry(state, current, e.to_string(), true),
+                Err(e) => Outcome::Failed(e.to_string()),
+            }
+        }
+        Effect::Document {
+            op,
+            app,
+            collection,
+            key,
+            body,
+        } => {
+            let app = match crate::service::message::app_id(state, org, &app).await {
+                Ok(id) => id,
+                Err(e) => {
+                    return Carried::Outcome(api_failure(
+                        state,
+                        current,
+                        &e,
+                        &format!("application {app:?}"),
+                    ));
+                }
+            };
+            let op = match op {
+                hookd_flow::definition::DocumentOp::Put => DocumentOp::Put(body.unwrap_or(Value::Null)),
+                hookd_flow::definition::DocumentOp::Patch => DocumentOp::Patch(body.unwrap_or(Value::Null)),
+                hookd_flow::definition::DocumentOp::Increment => match body {
+                    Some(Value::Object(deltas)) => DocumentOp::Increment(deltas),
+                    _ => return Carried::Outcome(Outcome::Failed("by: an object of numbers to add".into())),
+                },
+                hookd_flow::definition::DocumentOp::Delete => DocumentOp::Delete,
+            };
+            return Carried::Write(PendingWrite {
+                app,
+                collection,
+                key,
+                op,
+            });
+        }
+        Effect::Publish {
+            app,
+            event_type,
+            payload,
+            channels,
+        } => publish(state, run, current, &app, event_type, payload, channels).await,
+        Effect::LeaderboardSubmit { .. }
+        | Effect::Http { .. }
+        | Effect::Email { .. }
+        | Effect::Sms { .. }
+        | Effect::Call { .. } => {
+            Outcome::Failed("this step is not available in this version of hookd yet".into())
+        }
+    };
+    Carried::Outcome(outcome)
+}
+
+/// A step's output, unless it is too large to keep in the run.
+fn bounded(output: Value) -> Outcome {
+    let size = serde_json::to_string(&output).map_or(usize::MAX, |s| s.len());
+    if size > MAX_STEP_OUTPUT_BYTES {
+        return Outcome::Failed(format!(
+            "the step's output is {size} bytes; at most {MAX_STEP_OUTPUT_BYTES}"
+        ));
+    }
+    Outcome::Done(output)
+}
+
+/// The outcome of a step whose call into the service failed: a 503 may pass, anything
+/// else ends the step (`what` names what it was looking for).
+fn api_failure(state: &Service, current: &RunState, e: &ApiError, what: &str) -> Outcome {
+    match e {
+        ApiError::NotFound(_) => Outcome::Failed(format!("{what} not found")),
+        ApiError::Unavailable(m) => failed_or_retry(state, current, m.clone(), true),
+        ApiError::Internal => failed_or_retry(state, current, "storage error".into(), true),
+        other => Outcome::Failed(other.to_string()),
+    }
+}
+
+/// `message.publish`: the step's idempotency key is the message's `eventId`, so a
+/// step tried again (after a crash between the commit of the message and of the
+/// step) finds the message it made instead of making another.
+async fn publish(
+    state: &Service,
+    run: &FlowRun,
+    current: &RunState,
+    app: &str,
+    event_type: hookd_core::name::EventTypeName,
+    payload: Value,
+    channels: std::collections::BTreeSet<hookd_core::name::ChannelName>,
+) -> Outcome {
+    let org = &run.org_id;
+    let app_id = match crate::service::message::app_id(state, org, app).await {
+        Ok(id) => id,
+        Err(e) => return api_failure(state, current, &e, &format!("application {app:?}")),
+    };
+    let key = current.idempotency_key(run.id.as_str());
+    let Ok(event_id) = key.parse() else {
+        return Outcome::Failed(format!("{key:?} is not an event id"));
+    };
+    let mut message = crate::service::message::new_message(event_type, payload.to_string());
+    message.event_id = Some(event_id);
+    message.channels = (!channels.is_empty()).then_some(channels);
+    match crate::service::message::accept(state, org, &app_id, message).await {
+        Ok((msg, deliveries)) => {
+            Outcome::Done(json!({"messageId": msg.id, "eventId": key, "deliveries": deliveries}))
+        }
+        // Made by an earlier try of this step.
+        Err(ApiError::Conflict(_)) => match state.store.get_message(org, &app_id, &key).await {
+            Ok(msg) => Outcome::Done(json!({"messageId": msg.id, "eventId": key})),
+            Err(e) => api_failure(state, current, &e.into(), "the message this step published"),
+        },
+        Err(e) => api_failure(state, current, &e, &format!("application {app:?}")),
+    }
+}
