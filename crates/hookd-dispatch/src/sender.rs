@@ -32,6 +32,33 @@ pub struct Sent {
     pub duration: Duration,
 }
 
+/// An HTTP client for requests to addresses users chose (deliveries, flows' SMS and
+/// http steps): every address a host resolves to is checked against `policy`
+/// ([`GuardedResolver`]; an IP literal must be checked by the caller with
+/// [`crate::guard::check_literal`]), redirects are never followed, and `timeout`
+/// bounds each request.
+pub fn guarded_client(
+    policy: Arc<NetworkPolicy>,
+    timeout: Duration,
+    proxy: Option<&str>,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder();
+    builder = match proxy {
+        Some(p) => builder.proxy(reqwest::Proxy::all(p)?),
+        // Proxies from the environment would bypass the address checks.
+        None => builder.no_proxy(),
+    };
+    builder
+        .dns_resolver(Arc::new(GuardedResolver::new(policy)))
+        // A redirect is an answer (3xx, a failure), never followed: following it
+        // would send the payload somewhere nobody configured.
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+}
+
 #[derive(Debug, Clone)]
 pub struct Sender {
     client: reqwest::Client,
@@ -48,21 +75,7 @@ impl Sender {
         proxy: Option<&str>,
     ) -> Result<Self, reqwest::Error> {
         let policy = Arc::new(policy);
-        let mut builder = reqwest::Client::builder();
-        builder = match proxy {
-            Some(p) => builder.proxy(reqwest::Proxy::all(p)?),
-            // Proxies from the environment would bypass the address checks.
-            None => builder.no_proxy(),
-        };
-        let client = builder
-            .dns_resolver(Arc::new(GuardedResolver::new(Arc::clone(&policy))))
-            // A redirect is an answer (3xx, a failure), never followed: following it
-            // would send the payload somewhere nobody configured.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
+        let client = guarded_client(Arc::clone(&policy), timeout, proxy)?;
         let user_agent = HeaderValue::from_str(&format!("hookd/{}", env!("CARGO_PKG_VERSION")))
             .unwrap_or_else(|_| HeaderValue::from_static("hookd"));
         Ok(Self {

@@ -11,7 +11,8 @@
 //!    {"name": "activate", "type": "document.patch", "app": "shop", "collection": "customers",
 //!     "key": "{{ trigger.body.data.object.customer }}", "body": {"status": "active"}},
 //!    {"name": "mail", "type": "email", "to": ["{{ trigger.body.data.object.customer_email }}"],
-//!     "subject": "Payment received", "text": "Thank you, {{ steps.activate.document.name }}."}]}
+//!     "subject": "Payment received", "text": "Thank you, {{ steps.activate.document.name }}.",
+//!     "credentials": "smtp-main"}]}
 //! ```
 //!
 //! Each step has a `name` (unique in the flow; its output is `steps.<name>`), a
@@ -154,6 +155,9 @@ pub enum Action {
         subject: Template,
         text: Option<Template>,
         html: Option<Template>,
+        /// The name of the secret holding the SMTP server and sender
+        /// (`{"smtpUrl", "from"}`).
+        credentials: String,
     },
     Sms {
         to: Template,
@@ -283,6 +287,7 @@ enum RawAction {
         subject: String,
         text: Option<String>,
         html: Option<String>,
+        credentials: String,
     },
     #[serde(rename = "sms")]
     Sms {
@@ -482,10 +487,10 @@ impl Flow {
         })
     }
 
-    /// The secrets it names (SMS credentials, http signing keys).
+    /// The secrets it names (email and SMS credentials, http signing keys).
     pub fn secrets(&self) -> impl Iterator<Item = &str> {
         self.steps.iter().filter_map(|s| match &s.action {
-            Action::Sms { credentials, .. } => Some(credentials.as_str()),
+            Action::Sms { credentials, .. } | Action::Email { credentials, .. } => Some(credentials.as_str()),
             Action::Http {
                 sign_with: Some(name),
                 ..
@@ -702,6 +707,7 @@ impl Flow {
                 subject,
                 text,
                 html,
+                credentials,
             } => {
                 if to.is_empty() {
                     return Err(FlowError::at(f("to"), "at least one recipient"));
@@ -727,6 +733,7 @@ impl Flow {
                     subject: template(&subject, Kind::Text, &f("subject"))?,
                     text: text.map(|t| template(&t, Kind::Text, &f("text"))).transpose()?,
                     html: html.map(|t| template(&t, Kind::Html, &f("html"))).transpose()?,
+                    credentials: secret_name(credentials, &f("credentials"))?,
                 }
             }
             RawAction::Sms {

@@ -83,6 +83,7 @@ pub enum Effect {
         subject: String,
         text: Option<String>,
         html: Option<String>,
+        credentials: String,
     },
     Sms {
         to: String,
@@ -267,6 +268,7 @@ pub fn plan(step: &Step, data: &RunData) -> Result<Effect, PlanError> {
             subject,
             text,
             html,
+            credentials,
         } => {
             let list = |l: &[Template], name: &str| -> Result<Vec<String>, PlanError> {
                 l.iter()
@@ -291,6 +293,7 @@ pub fn plan(step: &Step, data: &RunData) -> Result<Effect, PlanError> {
                 subject,
                 text: text.as_ref().map(|t| render(t, data, "text")).transpose()?,
                 html: html.as_ref().map(|t| render(t, data, "html")).transpose()?,
+                credentials: credentials.clone(),
             }
         }
         Action::Sms {

@@ -19,7 +19,8 @@ pub(crate) fn invoice_flow() -> Value {
              "key": "{{ trigger.body.data.object.customer }}", "body": {"status": "active"}},
             {"name": "mail", "type": "email", "to": ["{{ trigger.body.data.object.customer_email }}"],
              "subject": "Payment of {{ trigger.body.data.object.amount_paid / 100 }} received",
-             "text": "Thank you.", "html": "<p>Thank you, {{ trigger.body.data.object.customer_name }}.</p>"},
+             "text": "Thank you.", "html": "<p>Thank you, {{ trigger.body.data.object.customer_name }}.</p>",
+             "credentials": "smtp-main"},
             {"name": "admin", "type": "sms", "if": {"steps": {"activate": {"status": "active"}}},
              "to": "+15550001111", "from": "+15550002222", "body": "Paid: {{ trigger.body.id }}",
              "credentials": "twilio-main"}
@@ -61,7 +62,7 @@ fn a_payment_flow_parses_with_every_part_checked() {
             ..
         }
     ));
-    assert_eq!(flow.secrets().collect::<Vec<_>>(), ["twilio-main"]);
+    assert_eq!(flow.secrets().collect::<Vec<_>>(), ["smtp-main", "twilio-main"]);
     assert_eq!(flow.document(), &invoice_flow());
 
     // The condition sees the trigger.
@@ -186,7 +187,7 @@ fn every_trigger_and_step_type_parses() {
         {"name": "score", "type": "leaderboard.submit", "app": "a", "leaderboard": "points", "player": "{{ trigger.player }}", "score": "{{ trigger.score }}"},
         {"name": "pub", "type": "message.publish", "app": "a", "eventType": "order.done", "payload": {"id": "{{ trigger.id }}"}, "channels": ["eu"]},
         {"name": "call", "type": "http", "method": "PUT", "url": "https://example.com/{{ trigger.id }}", "headers": {"X-Id": "{{ run.id }}"}, "body": {"a": 1}, "signWith": "partner-key"},
-        {"name": "mail", "type": "email", "to": ["a@example.com"], "cc": ["b@example.com"], "subject": "s", "html": "<b>{{ trigger.id }}</b>"},
+        {"name": "mail", "type": "email", "to": ["a@example.com"], "cc": ["b@example.com"], "subject": "s", "credentials": "smtp", "html": "<b>{{ trigger.id }}</b>"},
         {"name": "sms", "type": "sms", "to": "+1555", "messagingServiceSid": "MG123", "body": "hi", "credentials": "twilio"},
         {"name": "wait", "type": "delay", "duration": "3days"},
         {"name": "next", "type": "flow.call", "flow": "second", "input": {"from": "{{ run.flow }}"}}
@@ -197,7 +198,7 @@ fn every_trigger_and_step_type_parses() {
     assert_eq!(flow.calls().collect::<Vec<_>>(), ["second"]);
     let mut secrets: Vec<_> = flow.secrets().collect();
     secrets.sort();
-    assert_eq!(secrets, ["partner-key", "twilio"]);
+    assert_eq!(secrets, ["partner-key", "smtp", "twilio"]);
     let mode = json!({"name": "form", "trigger": {"type": "mode", "app": "a", "mode": "signup"},
                       "steps": [{"name": "w", "type": "delay", "duration": "1s"}],
                       "response": {"status": 201, "body": {"ok": true, "run": "{{ run.id }}"}}});
@@ -358,13 +359,13 @@ mod planning {
         );
         assert_eq!(
             fails(
-                json!({"name": "m", "type": "email", "to": ["{{ trigger.evil }}"], "subject": "s", "text": "t"})
+                json!({"name": "m", "type": "email", "to": ["{{ trigger.evil }}"], "subject": "s", "credentials": "smtp", "text": "t"})
             ),
             "to/0"
         );
         assert_eq!(
             fails(
-                json!({"name": "m", "type": "email", "to": ["a@b.c"], "subject": "{{ trigger.evil }}", "text": "t"})
+                json!({"name": "m", "type": "email", "to": ["a@b.c"], "subject": "{{ trigger.evil }}", "credentials": "smtp", "text": "t"})
             ),
             "subject"
         );
@@ -386,7 +387,7 @@ mod planning {
         );
         assert_eq!(
             fails(
-                json!({"name": "m", "type": "email", "to": ["{{ trigger.nobody }}"], "subject": "s", "text": "t"})
+                json!({"name": "m", "type": "email", "to": ["{{ trigger.nobody }}"], "subject": "s", "credentials": "smtp", "text": "t"})
             ),
             "to/0"
         );

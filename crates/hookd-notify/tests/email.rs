@@ -9,84 +9,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use common::smtp::{SmtpServer, header};
+
 use std::time::Duration;
 
 use hookd_notify::SendError;
 use hookd_notify::email::{Email, Mailer, Security};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-struct SmtpServer {
-    port: u16,
-    dir: tempfile::TempDir,
-    _child: Child,
-}
-
-impl SmtpServer {
-    /// Starts the server; it refuses the first `refuse` messages with a 451. `None`
-    /// when aiosmtpd is not installed and not required.
-    async fn start(refuse: u32) -> Option<Self> {
-        if !common::python_has("aiosmtpd", "email against an SMTP server") {
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/smtp/server.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--refuse",
-                &refuse.to_string(),
-                "--dir",
-            ])
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 runs tests/smtp/server.py (pip install aiosmtpd)");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("the SMTP server started")
-            .unwrap();
-        assert_eq!(ready.as_deref(), Some("ready"), "is aiosmtpd installed?");
-        Some(Self {
-            port,
-            dir,
-            _child: child,
-        })
-    }
-
-    fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}?tls=none", self.port)
-    }
-
-    /// The messages accepted so far, as received after DATA.
-    fn received(&self) -> Vec<String> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap())
-            .collect()
-    }
-
-    fn envelope(&self, n: usize) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{n}.json"))).unwrap()
-    }
-}
 
 fn email(id: &str) -> Email {
     Email {
@@ -97,12 +25,6 @@ fn email(id: &str) -> Email {
         html: Some("<p>Your invoice <b>in_1</b> is paid.</p>".into()),
         message_id: id.into(),
     }
-}
-
-fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
-    message
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
 }
 
 #[tokio::test]

@@ -75,6 +75,9 @@ pub struct Config {
     pub transform_timeout: Duration,
     pub transform_stack_bytes: usize,
     pub transform_max_output_bytes: usize,
+    /// Seals flows' secrets (base64 of 32 bytes); empty: no secret store.
+    pub secret_key: String,
+    pub twilio_base_url: String,
     #[serde(with = "as_duration")]
     pub shutdown_timeout: Duration,
     pub sqlite_synchronous: SqliteSynchronous,
@@ -187,7 +190,21 @@ impl Config {
         }
     }
 
+    /// The key flows' secrets are sealed with; `None` when `secret_key` is empty.
+    pub fn sealing_key(&self) -> Result<Option<hookd_core::sealed::SealingKey>, ConfigError> {
+        if self.secret_key.trim().is_empty() {
+            return Ok(None);
+        }
+        hookd_core::sealed::SealingKey::from_base64(&self.secret_key)
+            .map(Some)
+            .map_err(|e| ConfigError(e.message))
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
+        self.sealing_key()?;
+        if !self.twilio_base_url.starts_with("https://") && !self.twilio_base_url.starts_with("http://") {
+            return Err(ConfigError("twilio_base_url must be an http(s) URL".into()));
+        }
         if !(1024 * 1024..=1024 * 1024 * 1024).contains(&self.transform_memory_bytes) {
             return Err(ConfigError(
                 "transform_memory_bytes must be between 1 MiB and 1 GiB".into(),
@@ -331,6 +348,9 @@ impl Config {
         let mut shown = self.clone();
         shown.database_url = redact_url(&self.database_url);
         shown.delivery_proxy = redact_url(&self.delivery_proxy);
+        if !shown.secret_key.is_empty() {
+            shown.secret_key = "<redacted>".into();
+        }
         shown.public_url = self
             .public_url
             .as_ref()
@@ -513,6 +533,9 @@ mod tests {
             ("HOOKD_SQLITE_READERS", "0", "sqlite_readers"),
             ("HOOKD_DELIVERY_LEASE", "5s", "delivery_lease"),
             ("HOOKD_DELIVERY_ENABLED", "perhaps", "delivery_enabled"),
+            ("HOOKD_SECRET_KEY", "not base64!", "secret_key"),
+            ("HOOKD_SECRET_KEY", "c2hvcnQ=", "secret_key"),
+            ("HOOKD_TWILIO_BASE_URL", "ftp://twilio", "twilio_base_url"),
         ] {
             let err = load(&[(key, value)]).unwrap_err().to_string();
             assert!(err.contains(needle), "{key}={value}: {err}");
@@ -535,8 +558,11 @@ mod tests {
     fn printing_redacts_passwords() {
         let mut c = load(&[]).unwrap().config;
         c.database_url = "postgres://hookd:hunter2@db/hookd".into();
+        c.secret_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into();
+        assert!(c.sealing_key().unwrap().is_some());
         let shown = c.to_redacted_toml();
         assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("MDEyMzQ1"), "{shown}");
         assert!(shown.contains("listen"));
     }
 }

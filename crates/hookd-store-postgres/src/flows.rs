@@ -4,7 +4,10 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use hookd_core::id::{FlowId, OrgId};
 use hookd_core::name::DataName;
-use hookd_store::{FlowData, FlowStore, ListQuery, Mutation, Page, StoreError, StoreResult, StoredFlow};
+use hookd_store::{
+    FlowData, FlowSecret, FlowSecretStore, FlowStore, ListQuery, Mutation, Page, StoreError, StoreResult,
+    StoredFlow,
+};
 use tokio_postgres::Row;
 
 use crate::PgStore;
@@ -145,5 +148,77 @@ impl FlowStore for PgStore {
         .iter()
         .map(from_row)
         .collect()
+    }
+}
+
+const SECRET_COLUMNS: &str = "name, sealed, created_at, updated_at";
+
+fn secret_from_row(r: &Row) -> StoreResult<FlowSecret> {
+    Ok(FlowSecret {
+        name: DataName::from_trusted(get(r, 0)?),
+        sealed: get(r, 1)?,
+        created_at: get(r, 2)?,
+        updated_at: get(r, 3)?,
+    })
+}
+
+#[async_trait]
+impl FlowSecretStore for PgStore {
+    async fn put_flow_secret(
+        &self,
+        org: &OrgId,
+        name: &DataName,
+        sealed: String,
+    ) -> StoreResult<(FlowSecret, bool)> {
+        let c = self.client().await?;
+        // `xmax = 0`: the row was inserted by this statement, not updated.
+        let row = db::query_opt(
+            &c,
+            &format!(
+                "INSERT INTO flow_secret (org_id, name, sealed, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+                 ON CONFLICT (org_id, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at
+                 RETURNING {SECRET_COLUMNS}, (xmax = 0)"
+            ),
+            &[&org.as_str(), &name.as_str(), &sealed, &db::now()],
+        )
+        .await?
+        .ok_or(StoreError::NotFound("secret"))?;
+        Ok((secret_from_row(&row)?, get(&row, 4)?))
+    }
+
+    async fn get_flow_secret(&self, org: &OrgId, name: &str) -> StoreResult<FlowSecret> {
+        let c = self.client().await?;
+        let row = db::query_opt(
+            &c,
+            &format!("SELECT {SECRET_COLUMNS} FROM flow_secret WHERE org_id = $1 AND name = $2"),
+            &[&org.as_str(), &name],
+        )
+        .await?
+        .ok_or(StoreError::NotFound("secret"))?;
+        secret_from_row(&row)
+    }
+
+    async fn list_flow_secrets(&self, org: &OrgId, query: &ListQuery) -> StoreResult<Page<FlowSecret>> {
+        let c = self.client().await?;
+        let mut args = Args::default();
+        let select = format!(
+            "SELECT {SECRET_COLUMNS} FROM flow_secret WHERE org_id = {}",
+            args.push(org.to_string())
+        );
+        db::select_page(&c, &select, "name", args, query, secret_from_row).await
+    }
+
+    async fn delete_flow_secret(&self, org: &OrgId, name: &str) -> StoreResult<()> {
+        let c = self.client().await?;
+        let deleted = db::execute(
+            &c,
+            "DELETE FROM flow_secret WHERE org_id = $1 AND name = $2",
+            &[&org.as_str(), &name],
+        )
+        .await?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound("secret"));
+        }
+        Ok(())
     }
 }

@@ -23,6 +23,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0007_flows", include_str!("../migrations/0007_flows.sql")),
     ("0008_flow_runs", include_str!("../migrations/0008_flow_runs.sql")),
+    (
+        "0009_flow_secrets",
+        include_str!("../migrations/0009_flow_secrets.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

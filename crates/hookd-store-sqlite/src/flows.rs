@@ -3,7 +3,10 @@
 use async_trait::async_trait;
 use hookd_core::id::{FlowId, OrgId};
 use hookd_core::name::DataName;
-use hookd_store::{FlowData, FlowStore, ListQuery, Mutation, Page, StoreError, StoreResult, StoredFlow};
+use hookd_store::{
+    FlowData, FlowSecret, FlowSecretStore, FlowStore, ListQuery, Mutation, Page, StoreError, StoreResult,
+    StoredFlow,
+};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use crate::SqliteStore;
@@ -147,6 +150,109 @@ impl FlowStore for SqliteStore {
                     .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(internal)
+        })
+        .await
+    }
+}
+
+const SECRET_COLUMNS: &str = "name, sealed, created_at, updated_at";
+
+fn secret_from_row(r: &Row<'_>) -> rusqlite::Result<FlowSecret> {
+    Ok(FlowSecret {
+        name: DataName::from_trusted(r.get(0)?),
+        sealed: r.get(1)?,
+        created_at: from_millis(r.get(2)?),
+        updated_at: from_millis(r.get(3)?),
+    })
+}
+
+fn find_secret(c: &Connection, org: &OrgId, name: &str) -> StoreResult<Option<FlowSecret>> {
+    c.prepare_cached(&format!(
+        "SELECT {SECRET_COLUMNS} FROM flow_secret WHERE org_id = ? AND name = ?"
+    ))
+    .and_then(|mut s| {
+        s.query_row(params![org.as_str(), name], secret_from_row)
+            .optional()
+    })
+    .map_err(internal)
+}
+
+#[async_trait]
+impl FlowSecretStore for SqliteStore {
+    async fn put_flow_secret(
+        &self,
+        org: &OrgId,
+        name: &DataName,
+        sealed: String,
+    ) -> StoreResult<(FlowSecret, bool)> {
+        let (org, name) = (org.clone(), name.clone());
+        self.write(move |c| {
+            let now = sql::now();
+            let before = find_secret(c, &org, name.as_str())?;
+            let secret = FlowSecret {
+                name,
+                sealed,
+                created_at: before.as_ref().map_or(now, |b| b.created_at),
+                updated_at: now,
+            };
+            c.prepare_cached(
+                "INSERT INTO flow_secret (org_id, name, sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (org_id, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    org.as_str(),
+                    secret.name.as_str(),
+                    secret.sealed,
+                    secret.created_at.timestamp_millis(),
+                    now.timestamp_millis()
+                ])
+            })
+            .map_err(|e| match &e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+                {
+                    StoreError::NotFound("organisation")
+                }
+                _ => internal(e),
+            })?;
+            Ok((secret, before.is_none()))
+        })
+        .await
+    }
+
+    async fn get_flow_secret(&self, org: &OrgId, name: &str) -> StoreResult<FlowSecret> {
+        let (org, name) = (org.clone(), name.to_owned());
+        self.read(move |c| find_secret(c, &org, &name)?.ok_or(StoreError::NotFound("secret")))
+            .await
+    }
+
+    async fn list_flow_secrets(&self, org: &OrgId, query: &ListQuery) -> StoreResult<Page<FlowSecret>> {
+        let (org, query) = (org.clone(), query.clone());
+        self.read(move |c| {
+            sql::select_page(
+                c,
+                &format!("SELECT {SECRET_COLUMNS} FROM flow_secret WHERE org_id = ?"),
+                "name",
+                params![org.as_str()],
+                &query,
+                secret_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn delete_flow_secret(&self, org: &OrgId, name: &str) -> StoreResult<()> {
+        let (org, name) = (org.clone(), name.to_owned());
+        self.write(move |c| {
+            let deleted = c
+                .prepare_cached("DELETE FROM flow_secret WHERE org_id = ? AND name = ?")
+                .and_then(|mut s| s.execute(params![org.as_str(), name]))
+                .map_err(internal)?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound("secret"));
+            }
+            Ok(())
         })
         .await
     }

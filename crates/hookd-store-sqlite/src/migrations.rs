@@ -29,6 +29,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0011_flows", include_str!("../migrations/0011_flows.sql")),
     ("0012_flow_runs", include_str!("../migrations/0012_flow_runs.sql")),
+    (
+        "0013_flow_secrets",
+        include_str!("../migrations/0013_flow_secrets.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

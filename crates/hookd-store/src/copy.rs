@@ -24,6 +24,7 @@ pub const TABLES: &[&str] = &[
     "job",
     "flow",
     "flow_run",
+    "flow_secret",
 ];
 
 /// One column value as read from the source database.

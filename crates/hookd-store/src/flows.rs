@@ -122,3 +122,14 @@ pub struct FlowRunFilter {
     pub flow: Option<FlowId>,
     pub status: Option<String>,
 }
+
+/// A secret of an organisation's flows (SMTP or Twilio credentials, an http step's
+/// signing key), kept sealed: the store never sees it in the clear.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowSecret {
+    pub name: DataName,
+    /// `hookd_core::sealed` text, bound to the organisation and the name.
+    pub sealed: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}

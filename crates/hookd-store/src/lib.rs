@@ -677,6 +677,22 @@ pub trait FlowRunStore: Send + Sync {
     async fn release_flow_runs(&self, owner: &str) -> StoreResult<()>;
 }
 
+/// The organisation's flow secrets (see [`FlowSecret`]), by name.
+#[async_trait]
+pub trait FlowSecretStore: Send + Sync {
+    /// Creates or replaces the secret `name`; answers it and whether it was created.
+    async fn put_flow_secret(
+        &self,
+        org: &OrgId,
+        name: &DataName,
+        sealed: String,
+    ) -> StoreResult<(FlowSecret, bool)>;
+    async fn get_flow_secret(&self, org: &OrgId, name: &str) -> StoreResult<FlowSecret>;
+    /// By name, in the query's order.
+    async fn list_flow_secrets(&self, org: &OrgId, query: &ListQuery) -> StoreResult<Page<FlowSecret>>;
+    async fn delete_flow_secret(&self, org: &OrgId, name: &str) -> StoreResult<()>;
+}
+
 /// Everything a hookd node needs from its database.
 #[async_trait]
 pub trait Store:
@@ -693,6 +709,7 @@ pub trait Store:
     + JobStore
     + FlowStore
     + FlowRunStore
+    + FlowSecretStore
     + std::fmt::Debug
 {
     /// Cheap check that the database answers (for readiness).

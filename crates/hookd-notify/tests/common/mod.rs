@@ -1,5 +1,7 @@
 //! What the notification tests share.
 
+pub mod smtp;
+
 /// Whether `python3` can import `module`. When it cannot, the test says so and is
 /// skipped — unless `HOOKD_TEST_NOTIFY=required` (as in CI), which makes it a failure.
 pub fn python_has(module: &str, what: &str) -> bool {

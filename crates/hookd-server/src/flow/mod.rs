@@ -1,5 +1,5 @@
 //! `/api/v1/flow` and `/api/v1/flow-run`: flows (a trigger, then ordered steps) and
-//! the log of their runs. What a flow may say is `hookd_flow::definition`'s; what runs
+//! the log of their runs; `/api/v1/flow-secret` ([`secret`]): the secrets they name. What a flow may say is `hookd_flow::definition`'s; what runs
 //! it is `crate::service::flow`. A definition is taken as JSON and kept as given, so
 //! its errors name the JSON pointer of the field at fault (`loc: ["body", "steps",
 //! "1", "key"]`).
@@ -24,8 +24,11 @@ use crate::http::pagination::{ListResponse, Pagination};
 use crate::service::Service;
 use crate::service::flow;
 
+pub mod secret;
+
 pub fn router() -> OpenApiRouter<Service> {
     OpenApiRouter::new()
+        .merge(secret::router())
         .routes(routes!(list_flows, create_flow))
         .routes(routes!(get_flow, replace_flow, patch_flow, delete_flow))
         .routes(routes!(run_flow))

@@ -10,9 +10,14 @@
 //! A run follows its flow's definition as it is when each step starts: a flow changed
 //! while a run waits goes on with the new steps from the index it reached.
 //!
+//! Email and SMS steps use a secret of the organisation (`service::secret`) and go
+//! through the delivery network guard: an SMTP host whose every address is refused
+//! is not connected to, and Twilio is reached with the guarded client. An email
+//! carries the step's idempotency key as its `Message-ID`, the same on every try.
+//!
 //! Not wired yet, and so refused when a flow is saved (never accepted and ignored):
-//! triggers other than `manual`, the steps `http`, `email`, `sms`,
-//! `leaderboard.submit` and `flow.call`, and the fields `concurrency` and `response`.
+//! triggers other than `manual`, the steps `http`, `leaderboard.submit` and
+//! `flow.call`, and the fields `concurrency` and `response`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,8 +81,6 @@ fn refuse_unwired(flow: &Flow) -> Result<(), FlowError> {
     for (i, step) in flow.steps.iter().enumerate() {
         let what = match &step.action {
             Action::Http { .. } => "the step `http`",
-            Action::Email { .. } => "the step `email`",
-            Action::Sms { .. } => "the step `sms`",
             Action::LeaderboardSubmit { .. } => "the step `leaderboard.submit`",
             Action::FlowCall { .. } => "the step `flow.call`",
             _ => continue,
@@ -649,11 +652,40 @@ async fn carry_out(state: &Service, run: &FlowRun, flow: &Flow, current: &RunSta
             payload,
             channels,
         } => publish(state, run, current, &app, event_type, payload, channels).await,
-        Effect::LeaderboardSubmit { .. }
-        | Effect::Http { .. }
-        | Effect::Email { .. }
-        | Effect::Sms { .. }
-        | Effect::Call { .. } => {
+        Effect::Email {
+            to,
+            cc,
+            subject,
+            text,
+            html,
+            credentials,
+        } => {
+            let email = hookd_notify::email::Email {
+                to,
+                cc,
+                subject,
+                text,
+                html,
+                message_id: current.idempotency_key(run.id.as_str()),
+            };
+            send_email(state, run, current, &credentials, email).await
+        }
+        Effect::Sms {
+            to,
+            sender,
+            body,
+            credentials,
+        } => {
+            let sender = match sender {
+                hookd_flow::plan::SmsTo::From(f) => hookd_notify::sms::Sender::From(f),
+                hookd_flow::plan::SmsTo::MessagingService(m) => {
+                    hookd_notify::sms::Sender::MessagingService(m)
+                }
+            };
+            let sms = hookd_notify::sms::Sms { to, sender, body };
+            send_sms(state, run, current, &credentials, sms).await
+        }
+        Effect::LeaderboardSubmit { .. } | Effect::Http { .. } | Effect::Call { .. } => {
             Outcome::Failed("this step is not available in this version of hookd yet".into())
         }
     };
@@ -716,5 +748,155 @@ async fn publish(
             Err(e) => api_failure(state, current, &e.into(), "the message this step published"),
         },
         Err(e) => api_failure(state, current, &e, &format!("application {app:?}")),
+    }
+}
+
+/// Flows' outbound HTTP (SMS through Twilio): the guarded client and the policy it
+/// checks, built once.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbound {
+    client: reqwest::Client,
+    policy: Arc<hookd_core::network_policy::NetworkPolicy>,
+}
+
+impl Outbound {
+    pub(crate) fn new(config: &crate::config::Config) -> Self {
+        let policy = Arc::new(hookd_core::network_policy::NetworkPolicy::new(
+            config.delivery_allow_networks.clone(),
+        ));
+        let proxy = (!config.delivery_proxy.is_empty()).then_some(config.delivery_proxy.as_str());
+        let client =
+            hookd_dispatch::sender::guarded_client(Arc::clone(&policy), config.delivery_timeout, proxy)
+                .or_else(|e| {
+                    // The proxy was checked with the configuration; without it the client
+                    // is still guarded.
+                    tracing::error!(error = %e, "the flows' HTTP client could not use delivery_proxy");
+                    hookd_dispatch::sender::guarded_client(Arc::clone(&policy), config.delivery_timeout, None)
+                })
+                .unwrap_or_default();
+        Self { client, policy }
+    }
+}
+
+/// A secret's fields a step needs, or the step's outcome when it cannot have them.
+async fn secret_fields<const N: usize>(
+    state: &Service,
+    run: &FlowRun,
+    current: &RunState,
+    name: &str,
+    fields: [&str; N],
+) -> Result<[String; N], Outcome> {
+    let value = match crate::service::secret::open(state, &run.org_id, name).await {
+        Ok(v) => v,
+        Err(crate::service::secret::OpenFailure::Missing(why)) => return Err(Outcome::Failed(why)),
+        Err(crate::service::secret::OpenFailure::Unavailable(why)) => {
+            return Err(failed_or_retry(state, current, why, true));
+        }
+    };
+    let mut out: [String; N] = std::array::from_fn(|_| String::new());
+    for (slot, field) in out.iter_mut().zip(fields) {
+        match value.get(field).and_then(Value::as_str) {
+            Some(v) if !v.is_empty() => *slot = v.to_owned(),
+            _ => {
+                return Err(Outcome::Failed(format!(
+                    "secret {name:?} has no {field:?} (it needs {})",
+                    fields.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The outcome of a notification that was not sent.
+fn notify_failure(state: &Service, current: &RunState, e: hookd_notify::SendError) -> Outcome {
+    let transient = e.is_transient();
+    failed_or_retry(state, current, e.to_string(), transient)
+}
+
+/// Checks that the SMTP server of `url` may be reached under the network policy:
+/// every address its host resolves to must be allowed. (The SMTP client resolves the
+/// host again when it connects; a DNS answer that changes in between is not seen.)
+async fn smtp_allowed(policy: &hookd_core::network_policy::NetworkPolicy, url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|_| "smtpUrl is not a URL".to_owned())?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| "smtpUrl has no host".to_owned())?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = parsed.port().unwrap_or(25);
+    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| format!("the SMTP host {host} did not resolve: {e}"))?
+        .collect();
+    if addresses.is_empty() {
+        return Err(format!("the SMTP host {host} did not resolve"));
+    }
+    for a in &addresses {
+        policy
+            .check(a.ip())
+            .map_err(|why| format!("refused by the delivery network policy: {host}: {why}"))?;
+    }
+    Ok(())
+}
+
+/// `email`: through the SMTP server of the secret `credentials` (`smtpUrl`, `from`),
+/// with the step's idempotency key as its `Message-ID`.
+async fn send_email(
+    state: &Service,
+    run: &FlowRun,
+    current: &RunState,
+    credentials: &str,
+    email: hookd_notify::email::Email,
+) -> Outcome {
+    let [url, from] = match secret_fields(state, run, current, credentials, ["smtpUrl", "from"]).await {
+        Ok(f) => f,
+        Err(outcome) => return outcome,
+    };
+    if let Err(why) = smtp_allowed(&state.outbound.policy, &url).await {
+        return Outcome::Failed(why);
+    }
+    let mailer = match hookd_notify::email::Mailer::new(&url, &from, state.config.delivery_timeout) {
+        Ok(m) => m,
+        // Never echoes the URL (it holds the password).
+        Err(e) => return Outcome::Failed(format!("secret {credentials:?}: {e}")),
+    };
+    match mailer.send(&email).await {
+        Ok(()) => Outcome::Done(json!({"messageId": email.message_id, "to": email.to, "cc": email.cc})),
+        Err(e) => notify_failure(state, current, e),
+    }
+}
+
+/// `sms`: through Twilio's Messages API with the secret `credentials`
+/// (`accountSid`, `authToken`), at `twilio_base_url`.
+async fn send_sms(
+    state: &Service,
+    run: &FlowRun,
+    current: &RunState,
+    credentials: &str,
+    sms: hookd_notify::sms::Sms,
+) -> Outcome {
+    let [account_sid, auth_token] =
+        match secret_fields(state, run, current, credentials, ["accountSid", "authToken"]).await {
+            Ok(f) => f,
+            Err(outcome) => return outcome,
+        };
+    let twilio = match hookd_notify::sms::Twilio::new(&state.config.twilio_base_url) {
+        Ok(t) => t,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    if let Ok(url) = url::Url::parse(&state.config.twilio_base_url)
+        && let Err(why) = hookd_dispatch::guard::check_literal(&state.outbound.policy, &url)
+    {
+        return Outcome::Failed(why.to_string());
+    }
+    let account = hookd_notify::sms::TwilioAccount {
+        account_sid,
+        auth_token,
+    };
+    match twilio.send(&state.outbound.client, &account, &sms).await {
+        Ok(sent) => Outcome::Done(json!({"sid": sent.sid, "status": sent.status, "to": sms.to})),
+        Err(e) => notify_failure(state, current, e),
     }
 }

@@ -24,6 +24,7 @@ pub mod jobs;
 pub mod message;
 pub mod meter;
 pub mod metrics;
+pub mod secret;
 pub mod source;
 pub mod transformation;
 
@@ -62,6 +63,8 @@ pub struct Service {
     /// Runs transformation code (simulations and checks here; the delivery engine
     /// shares the pool).
     pub sandbox: hookd_sandbox::Sandbox,
+    /// Flows' requests to addresses users chose (SMS), through the network guard.
+    outbound: flow::Outbound,
 }
 
 impl Service {
@@ -87,6 +90,7 @@ impl Service {
             schemas: Arc::default(),
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
             flows_wake: Arc::new(tokio::sync::Notify::new()),
+            outbound: flow::Outbound::new(&config),
             config: Arc::new(config),
         }
     }

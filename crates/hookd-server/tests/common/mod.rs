@@ -196,3 +196,32 @@ pub fn http_headers(h: &axum::http::HeaderMap) -> http::HeaderMap {
     }
     out
 }
+
+/// An API call with this server's token and an optional JSON body: its status and
+/// JSON answer (`null` when the answer is not JSON).
+pub async fn call(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut req = server.req(method, path);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// [`call`] that must succeed; answers the JSON.
+pub async fn ok(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let (status, out) = call(server, method.clone(), path, Some(body)).await;
+    assert!(status.is_success(), "{method} {path}: {status} {out}");
+    out
+}

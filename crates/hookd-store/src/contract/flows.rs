@@ -527,3 +527,76 @@ pub async fn a_flow_runs_data_step_commits_with_its_state_or_not_at_all(store: &
         Err(StoreError::NotFound("document"))
     ));
 }
+
+pub async fn flow_secrets_are_replaced_listed_and_tenant_scoped(store: &dyn Store) {
+    let (org, other) = two_orgs(store).await;
+    let name: DataName = "smtp-main".parse().unwrap();
+    let (first, created) = store
+        .put_flow_secret(&org, &name, "hks1.first".into())
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(
+        (first.name.as_str(), first.sealed.as_str()),
+        ("smtp-main", "hks1.first")
+    );
+    let (second, created) = store
+        .put_flow_secret(&org, &name, "hks1.second".into())
+        .await
+        .unwrap();
+    assert!(!created, "a second put replaces");
+    assert_eq!(second.created_at, first.created_at);
+    assert!(second.updated_at >= first.updated_at);
+    assert_eq!(store.get_flow_secret(&org, "smtp-main").await.unwrap(), second);
+    store
+        .put_flow_secret(&org, &"twilio".parse().unwrap(), "hks1.t".into())
+        .await
+        .unwrap();
+    // Another organisation sees none of them, and keeps its own of the same name.
+    assert!(matches!(
+        store.get_flow_secret(&other, "smtp-main").await,
+        Err(StoreError::NotFound(_))
+    ));
+    store
+        .put_flow_secret(&other, &name, "hks1.other".into())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_flow_secret(&org, "smtp-main").await.unwrap().sealed,
+        "hks1.second"
+    );
+    let page = store
+        .list_flow_secrets(
+            &org,
+            &ListQuery {
+                limit: 1,
+                ..ListQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert!(page.has_more);
+    assert_eq!(page.items[0].name.as_str(), "smtp-main");
+    let rest = store
+        .list_flow_secrets(
+            &org,
+            &ListQuery {
+                cursor: Some(Cursor {
+                    key: page.items[0].name.as_str().to_owned(),
+                    backward: false,
+                }),
+                ..ListQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let names: Vec<_> = rest.items.iter().map(|s| s.name.as_str().to_owned()).collect();
+    assert_eq!(names, ["twilio"]);
+    store.delete_flow_secret(&org, "smtp-main").await.unwrap();
+    assert!(matches!(
+        store.delete_flow_secret(&org, "smtp-main").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(store.get_flow_secret(&other, "smtp-main").await.is_ok());
+}

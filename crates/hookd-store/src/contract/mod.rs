@@ -108,7 +108,8 @@ macro_rules! contract_tests {
             flows_round_trip_by_id_or_name_and_are_tenant_scoped,
             flows_are_found_by_their_trigger_when_enabled,
             flow_runs_are_leased_stepped_waited_and_taken_over,
-            a_flow_runs_data_step_commits_with_its_state_or_not_at_all
+            a_flow_runs_data_step_commits_with_its_state_or_not_at_all,
+            flow_secrets_are_replaced_listed_and_tenant_scoped
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -1,0 +1,266 @@
+//! Flows that tell people: email through a real SMTP server (aiosmtpd, started here,
+//! refusing twice before it accepts) and SMS through Twilio's Messages API at a
+//! local capture server. Secrets are write-only, sealed with `secret_key`, and never
+//! shown. The network guard applies to both.
+//!
+//! Without Python's `aiosmtpd` the email parts say so and pass; `HOOKD_TEST_NOTIFY=required`
+//! (as in CI) makes its absence a failure.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "../../hookd-notify/tests/common/mod.rs"]
+mod notify;
+
+use std::time::Duration;
+
+use common::receiver::{Answer, Receiver};
+use common::{TestServer, call, ok};
+use notify::smtp::{SmtpServer, header};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// The example, run by hand: a paid invoice over the threshold activates its
+/// customer, emails them, and texts the admin.
+fn payment_flow() -> Value {
+    json!({"name": "paid", "trigger": {"type": "manual"}, "steps": [
+        {"name": "big", "type": "condition",
+         "filter": {"trigger": {"body": {"data": {"object": {"amount_paid": {"$gte": 1000}}}}}}},
+        {"name": "activate", "type": "document.patch", "app": "shop", "collection": "customers",
+         "key": "{{ trigger.body.data.object.customer }}", "body": {"status": "active"}},
+        {"name": "mail", "type": "email", "credentials": "smtp-main",
+         "to": ["{{ trigger.body.data.object.customer_email }}"],
+         "subject": "Payment of {{ trigger.body.data.object.amount_paid / 100 }} EUR received",
+         "text": "Thank you, {{ trigger.body.data.object.customer_name }}.",
+         "html": "<p>Thank you, {{ trigger.body.data.object.customer_name }}.</p>"},
+        {"name": "text-admin", "type": "sms", "credentials": "twilio-main", "to": "+15550001111",
+         "from": "+15550002222", "body": "Paid: {{ trigger.body.data.object.customer }} ({{ steps.activate.document.status }})"}
+    ]})
+}
+
+fn invoice(amount: i64) -> Value {
+    json!({"body": {"type": "invoice.paid", "data": {"object": {
+        "customer": "cus_42", "amount_paid": amount,
+        "customer_email": "ada@example.com", "customer_name": "Ada <script>"}}}})
+}
+
+#[tokio::test]
+async fn a_payment_updates_the_record_emails_the_customer_through_refusals_and_texts_the_admin() {
+    let Some(smtp) = SmtpServer::start(2).await else {
+        return;
+    };
+    let twilio = Receiver::start().await;
+    twilio.answer_always(Answer {
+        status: 201,
+        delay: Duration::ZERO,
+        headers: vec![("content-type", "application/json".into())],
+        body: Some(json!({"sid": "SM123", "status": "queued"}).to_string()),
+    });
+    let server = TestServer::start_with(&[
+        ("HOOKD_SECRET_KEY", KEY),
+        ("HOOKD_TWILIO_BASE_URL", &twilio.url),
+        ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+        ("HOOKD_RETRY_SCHEDULE", "200ms,200ms,200ms"),
+    ])
+    .await;
+    ok(
+        &server,
+        Method::POST,
+        "/api/v1/app",
+        json!({"name": "Shop", "uid": "shop"}),
+    )
+    .await;
+    ok(
+        &server,
+        Method::POST,
+        "/api/v1/app/shop/collection",
+        json!({"name": "customers"}),
+    )
+    .await;
+    let (status, _) = call(
+        &server,
+        Method::PUT,
+        "/api/v1/flow-secret/smtp-main",
+        Some(json!({"value": {"smtpUrl": smtp.url(), "from": "Shop <shop@example.com>"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    ok(
+        &server,
+        Method::PUT,
+        "/api/v1/flow-secret/twilio-main",
+        json!({"value": {"accountSid": "AC123", "authToken": "tw-secret-token"}}),
+    )
+    .await;
+    // Write-only: listed by name, never shown.
+    let (_, listed) = call(&server, Method::GET, "/api/v1/flow-secret", None).await;
+    let text = listed.to_string();
+    assert_eq!(listed["data"][0]["name"], "smtp-main", "{listed}");
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+    assert!(
+        !text.contains("tw-secret-token") && !text.contains("hks1"),
+        "{text}"
+    );
+
+    ok(&server, Method::POST, "/api/v1/flow", payment_flow()).await;
+    let run = ok(
+        &server,
+        Method::POST,
+        "/api/v1/flow/paid/run",
+        json!({"input": invoice(2500)}),
+    )
+    .await;
+    let id = run["id"].as_str().unwrap().to_owned();
+    let done = common::settle(
+        || async {
+            call(&server, Method::GET, &format!("/api/v1/flow-run/{id}"), None)
+                .await
+                .1
+        },
+        |r: &Value| r["status"] != "running",
+    )
+    .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let mail = &done["steps"][2];
+    assert_eq!(mail["attempts"], 3, "refused twice, then accepted: {mail}");
+    assert_eq!(mail["output"]["messageId"], format!("{id}.2"));
+
+    // One email arrived, as the templates say, the name escaped in the HTML part.
+    let got = smtp.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let m = &got[0];
+    assert_eq!(header(m, "To"), Some("ada@example.com"));
+    assert_eq!(header(m, "From"), Some("Shop <shop@example.com>"));
+    assert_eq!(header(m, "Subject"), Some("Payment of 25.0 EUR received"));
+    assert_eq!(
+        header(m, "Message-ID"),
+        Some(format!("<{id}.2@example.com>").as_str())
+    );
+    assert!(m.contains("Thank you, Ada <script>."), "{m}");
+    assert!(m.contains("&lt;script&gt;"), "the HTML part escapes values: {m}");
+
+    // The SMS, as Twilio's API takes it.
+    let sms = twilio
+        .wait_for(
+            "/2010-04-01/Accounts/AC123/Messages.json",
+            1,
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(sms[0].method, Method::POST);
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&sms[0].body).unwrap();
+    assert_eq!(
+        form,
+        [
+            ("To".to_owned(), "+15550001111".to_owned()),
+            ("From".to_owned(), "+15550002222".to_owned()),
+            ("Body".to_owned(), "Paid: cus_42 (active)".to_owned()),
+        ]
+    );
+    let auth = sms[0].headers["authorization"].to_str().unwrap();
+    use base64::Engine as _;
+    assert_eq!(
+        auth,
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("AC123:tw-secret-token")
+        )
+    );
+    assert_eq!(done["steps"][3]["output"]["sid"], "SM123");
+    // No secret anywhere in the run log.
+    let (_, log) = call(&server, Method::GET, "/api/v1/flow-run", None).await;
+    let log = log.to_string();
+    assert!(
+        !log.contains("tw-secret-token") && !log.contains(&smtp.url()),
+        "{log}"
+    );
+
+    // Under the threshold: no email, no SMS.
+    let small = ok(
+        &server,
+        Method::POST,
+        "/api/v1/flow/paid/run",
+        json!({"input": invoice(500)}),
+    )
+    .await;
+    assert_eq!(small["status"], "stopped");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.received().len(), 1);
+    assert_eq!(twilio.count(), 1);
+
+    // A step whose secret is gone fails, naming it.
+    let (status, _) = call(&server, Method::DELETE, "/api/v1/flow-secret/twilio-main", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let failed = ok(
+        &server,
+        Method::POST,
+        "/api/v1/flow/paid/run",
+        json!({"input": invoice(5000)}),
+    )
+    .await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("no secret \"twilio-main\""),
+        "{failed}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn secrets_need_a_key_and_the_network_guard_stops_an_internal_smtp_host() {
+    // No secret_key: nothing can be sealed, and the API says why.
+    let server = TestServer::start().await;
+    let (status, out) = call(
+        &server,
+        Method::PUT,
+        "/api/v1/flow-secret/smtp",
+        Some(json!({"value": {"smtpUrl": "smtp://127.0.0.1:1", "from": "a@example.com"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{out}");
+    assert!(out["detail"].as_str().unwrap().contains("secret_key"), "{out}");
+    server.stop().await;
+
+    // A key, but no allowance for loopback: an SMTP server on 127.0.0.1 is refused
+    // before any connection, and the run fails with the reason.
+    let server = TestServer::start_with(&[("HOOKD_SECRET_KEY", KEY)]).await;
+    let (status, _) = call(
+        &server,
+        Method::PUT,
+        "/api/v1/flow-secret/smtp",
+        Some(json!({"value": "not an object"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    ok(
+        &server,
+        Method::PUT,
+        "/api/v1/flow-secret/smtp",
+        json!({"value": {"smtpUrl": "smtp://127.0.0.1:2525?tls=none", "from": "a@example.com"}}),
+    )
+    .await;
+    ok(
+        &server,
+        Method::POST,
+        "/api/v1/flow",
+        json!({"name": "mail", "trigger": {"type": "manual"}, "steps": [
+            {"name": "m", "type": "email", "credentials": "smtp", "to": ["b@example.com"], "subject": "s", "text": "t"}]}),
+    )
+    .await;
+    let run = ok(&server, Method::POST, "/api/v1/flow/mail/run", json!({})).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused by the delivery network policy"),
+        "{run}"
+    );
+    assert_eq!(run["steps"][0]["attempts"], 1, "a refusal is not retried");
+    server.stop().await;
+}
