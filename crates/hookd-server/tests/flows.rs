@@ -219,7 +219,7 @@ async fn definitions_are_checked_and_what_is_not_wired_is_refused() {
     // Steps and triggers this version does not carry out are refused, not ignored.
     for (step, i) in [
         (
-            json!({"name": "h", "type": "http", "url": "https://example.com/hook"}),
+            json!({"name": "l", "type": "leaderboard.submit", "app": "a", "leaderboard": "b", "player": "p", "score": 1}),
             0,
         ),
         (json!({"name": "c", "type": "flow.call", "flow": "other"}), 0),
@@ -776,5 +776,101 @@ async fn a_publish_step_tried_again_finds_its_message_and_a_rerun_publishes_anew
         serde_json::from_slice::<Value>(&got[1].body).unwrap(),
         json!({"order": 7})
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_http_step_is_signed_keyed_retried_and_guarded() {
+    let server = TestServer::start_with(&[
+        ("HOOKD_SECRET_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+        ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+        ("HOOKD_RETRY_SCHEDULE", "200ms,200ms"),
+    ])
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.script([common::receiver::Answer::status(503)]);
+    receiver.answer_always(common::receiver::Answer {
+        status: 200,
+        delay: Duration::ZERO,
+        headers: vec![("content-type", "application/json".into())],
+        body: Some(json!({"accepted": true}).to_string()),
+    });
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    ok(
+        &server,
+        Method::PUT,
+        "/api/v1/flow-secret/partner",
+        json!({"value": {"secret": secret}}),
+    )
+    .await;
+    ok(
+        &server,
+        Method::POST,
+        "/api/v1/flow",
+        json!({"name": "notify-partner", "trigger": {"type": "manual"}, "steps": [
+            {"name": "call", "type": "http", "method": "PUT", "url": format!("{}/orders/{{{{ trigger.id }}}}", receiver.url),
+             "headers": {"x-order": "{{ trigger.id }}"}, "body": {"order": "{{ trigger.id }}", "total": "{{ trigger.total }}"},
+             "signWith": "partner"},
+            {"name": "keep", "type": "transform", "code": "function handler(i) { return i.steps.call.body; }"}]}),
+    )
+    .await;
+    let run = ok(
+        &server,
+        Method::POST,
+        "/api/v1/flow/notify-partner/run",
+        json!({"input": {"id": "o-9", "total": 12}}),
+    )
+    .await;
+    let id = run["id"].as_str().unwrap().to_owned();
+    let done = common::settle(
+        || async {
+            call(&server, Method::GET, &format!("/api/v1/flow-run/{id}"), None)
+                .await
+                .1
+        },
+        |r: &Value| r["status"] != "running",
+    )
+    .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["steps"][0]["attempts"], 2, "a 503 is tried again: {done}");
+    assert_eq!(
+        done["steps"][0]["output"],
+        json!({"status": 200, "body": {"accepted": true}})
+    );
+    assert_eq!(done["steps"][1]["output"], json!({"accepted": true}));
+    let got = receiver.received_on("/orders/o-9");
+    assert_eq!(got.len(), 2);
+    let (first, second) = (&got[0], &got[1]);
+    assert_eq!(second.method, Method::PUT);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&second.body).unwrap(),
+        json!({"order": "o-9", "total": 12})
+    );
+    assert_eq!(second.headers["x-order"], "o-9");
+    assert_eq!(second.headers["idempotency-key"], format!("{id}.0"));
+    assert_eq!(
+        first.headers["idempotency-key"], second.headers["idempotency-key"],
+        "every try carries the same key"
+    );
+    standardwebhooks::Webhook::new(secret)
+        .unwrap()
+        .verify(&second.body, &common::http_headers(&second.headers))
+        .expect("the partner verifies the signature");
+    server.stop().await;
+
+    // Without the loopback allowance the same step is refused by the guard, once.
+    let server = TestServer::start().await;
+    ok(
+        &server,
+        Method::POST,
+        "/api/v1/flow",
+        json!({"name": "inside", "trigger": {"type": "manual"}, "steps": [
+            {"name": "call", "type": "http", "url": format!("{}/x", receiver.url)}]}),
+    )
+    .await;
+    let run = ok(&server, Method::POST, "/api/v1/flow/inside/run", json!({})).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(run["error"].as_str().unwrap().contains("network policy"), "{run}");
+    assert_eq!(receiver.received_on("/x").len(), 0);
     server.stop().await;
 }

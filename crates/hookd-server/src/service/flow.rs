@@ -10,14 +10,19 @@
 //! A run follows its flow's definition as it is when each step starts: a flow changed
 //! while a run waits goes on with the new steps from the index it reached.
 //!
+//! An http step is sent with the deliveries' guarded client (`delivery_allow_networks`,
+//! `delivery_https_only`, `delivery_timeout`, no redirects), carries the step's
+//! idempotency key as `Idempotency-Key`, and is signed with Standard Webhooks
+//! headers when it names a secret (`sign_with`).
+//!
 //! Email and SMS steps use a secret of the organisation (`service::secret`) and go
 //! through the delivery network guard: an SMTP host whose every address is refused
 //! is not connected to, and Twilio is reached with the guarded client. An email
 //! carries the step's idempotency key as its `Message-ID`, the same on every try.
 //!
 //! Not wired yet, and so refused when a flow is saved (never accepted and ignored):
-//! triggers other than `manual`, the steps `http`, `leaderboard.submit` and
-//! `flow.call`, and the fields `concurrency` and `response`.
+//! triggers other than `manual`, the steps `leaderboard.submit` and `flow.call`, and
+//! the fields `concurrency` and `response`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,7 +85,6 @@ fn refuse_unwired(flow: &Flow) -> Result<(), FlowError> {
     }
     for (i, step) in flow.steps.iter().enumerate() {
         let what = match &step.action {
-            Action::Http { .. } => "the step `http`",
             Action::LeaderboardSubmit { .. } => "the step `leaderboard.submit`",
             Action::FlowCall { .. } => "the step `flow.call`",
             _ => continue,
@@ -685,7 +689,24 @@ async fn carry_out(state: &Service, run: &FlowRun, flow: &Flow, current: &RunSta
             let sms = hookd_notify::sms::Sms { to, sender, body };
             send_sms(state, run, current, &credentials, sms).await
         }
-        Effect::LeaderboardSubmit { .. } | Effect::Http { .. } | Effect::Call { .. } => {
+        Effect::Http {
+            method,
+            url,
+            headers,
+            body,
+            sign_with,
+        } => {
+            let request = HttpCall {
+                method,
+                url,
+                headers,
+                body,
+                sign_with,
+                key: current.idempotency_key(run.id.as_str()),
+            };
+            call_http(state, run, current, request).await
+        }
+        Effect::LeaderboardSubmit { .. } | Effect::Call { .. } => {
             Outcome::Failed("this step is not available in this version of hookd yet".into())
         }
     };
@@ -899,4 +920,104 @@ async fn send_sms(
         Ok(sent) => Outcome::Done(json!({"sid": sent.sid, "status": sent.status, "to": sms.to})),
         Err(e) => notify_failure(state, current, e),
     }
+}
+
+/// Most of an http step's answer kept in its output (bytes of the body).
+pub const MAX_HTTP_ANSWER_BYTES: usize = 64 * 1024;
+
+/// An http step's request, rendered.
+struct HttpCall {
+    method: hookd_flow::definition::HttpMethod,
+    url: hookd_core::endpoint_url::EndpointUrl,
+    headers: std::collections::BTreeMap<String, String>,
+    body: Option<String>,
+    sign_with: Option<String>,
+    key: String,
+}
+
+/// `http`: one try of the request. A 2xx is done (its status and body are the
+/// output); a 429, a 5xx, a timeout or a connection that failed is tried again; a
+/// refusal by the network guard, a redirect or another 4xx fails the step.
+async fn call_http(state: &Service, run: &FlowRun, current: &RunState, call: HttpCall) -> Outcome {
+    use hookd_flow::definition::HttpMethod;
+    let url = call.url.as_url().clone();
+    if state.config.delivery_https_only && url.scheme() != "https" {
+        return Outcome::Failed("delivery_https_only is set: the URL must be https".into());
+    }
+    if let Err(why) = hookd_dispatch::guard::check_literal(&state.outbound.policy, &url) {
+        return Outcome::Failed(why.to_string());
+    }
+    let method = match call.method {
+        HttpMethod::Get => reqwest::Method::GET,
+        HttpMethod::Post => reqwest::Method::POST,
+        HttpMethod::Put => reqwest::Method::PUT,
+        HttpMethod::Patch => reqwest::Method::PATCH,
+        HttpMethod::Delete => reqwest::Method::DELETE,
+    };
+    let body = call.body.unwrap_or_default();
+    let mut request = state.outbound.client.request(method, url).header(
+        reqwest::header::USER_AGENT,
+        concat!("hookd/", env!("CARGO_PKG_VERSION")),
+    );
+    // The step's own key, unless its headers name one.
+    if !call
+        .headers
+        .keys()
+        .any(|h| h.eq_ignore_ascii_case("idempotency-key"))
+    {
+        request = request.header("idempotency-key", &call.key);
+    }
+    for (name, value) in &call.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    if !body.is_empty() {
+        request = request
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone());
+    }
+    if let Some(name) = &call.sign_with {
+        let [secret] = match secret_fields(state, run, current, name, ["secret"]).await {
+            Ok(f) => f,
+            Err(outcome) => return outcome,
+        };
+        let secret: hookd_core::secret::EndpointSecret = match secret.parse() {
+            Ok(s) => s,
+            Err(_) => return Outcome::Failed(format!("secret {name:?}: \"secret\" is not a whsec_ key")),
+        };
+        let ts = Utc::now().timestamp();
+        request = request
+            .header("webhook-id", &call.key)
+            .header("webhook-timestamp", ts.to_string())
+            .header(
+                "webhook-signature",
+                hookd_core::signature::sign(&secret, &call.key, ts, body.as_bytes()),
+            );
+    }
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(refusal) = hookd_dispatch::guard::refusal_in(&e) {
+                return Outcome::Failed(refusal);
+            }
+            let what = if e.is_timeout() {
+                "timed out"
+            } else {
+                "could not connect"
+            };
+            return failed_or_retry(state, current, format!("the request {what}: {e}"), true);
+        }
+    };
+    let status = response.status();
+    let bytes = response.bytes().await.unwrap_or_default();
+    let kept = &bytes[..bytes.len().min(MAX_HTTP_ANSWER_BYTES)];
+    let answer = serde_json::from_slice::<Value>(kept)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(kept).into_owned()));
+    if status.is_success() {
+        return bounded(json!({"status": status.as_u16(), "body": answer}));
+    }
+    let error = format!("the server answered {status}");
+    if status.as_u16() == 429 || status.is_server_error() {
+        return failed_or_retry(state, current, error, true);
+    }
+    Outcome::Failed(error)
 }
