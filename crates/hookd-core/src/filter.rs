@@ -183,6 +183,16 @@ impl RequestValues {
         }
     }
 
+    /// The same values as one JSON object, `{body, headers, query, path}` (what a
+    /// flow's run sees of the request); a body that is not JSON is its text (`raw`,
+    /// the body the values were built from, decoded lossily).
+    pub fn into_json(self, raw: &[u8]) -> Value {
+        let body = self
+            .body
+            .unwrap_or_else(|| Value::String(String::from_utf8_lossy(raw).into_owned()));
+        serde_json::json!({"body": body, "headers": self.headers, "query": self.query, "path": self.path})
+    }
+
     pub fn subject(&self) -> Subject<'_> {
         Subject {
             body: self.body.as_ref(),

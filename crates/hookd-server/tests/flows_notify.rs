@@ -264,3 +264,194 @@ async fn secrets_need_a_key_and_the_network_guard_stops_an_internal_smtp_host() 
     assert_eq!(run["steps"][0]["attempts"], 1, "a refusal is not retried");
     server.stop().await;
 }
+
+/// The Stripe-Signature header the official `stripe` library makes for `body`.
+fn stripe_signature(body: &str, secret: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import stripe, sys, time; print(stripe.WebhookSignature.generate_signature_header(sys.argv[1], sys.argv[2], timestamp=int(time.time())))",
+            body,
+            secret,
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn a_stripe_invoice_received_on_a_source_runs_the_flow_once() {
+    if !notify::python_has("stripe", "a flow triggered by a Stripe request") {
+        return;
+    }
+    let Some(smtp) = SmtpServer::start(0).await else {
+        return;
+    };
+    let twilio = Receiver::start().await;
+    twilio.answer_always(Answer {
+        status: 201,
+        delay: Duration::ZERO,
+        headers: vec![("content-type", "application/json".into())],
+        body: Some(json!({"sid": "SM9", "status": "queued"}).to_string()),
+    });
+    let server = TestServer::start_with(&[
+        ("HOOKD_SECRET_KEY", KEY),
+        ("HOOKD_TWILIO_BASE_URL", &twilio.url),
+        ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+    ])
+    .await;
+    ok(
+        &server,
+        Method::POST,
+        "/api/v1/app",
+        json!({"name": "Shop", "uid": "shop"}),
+    )
+    .await;
+    ok(
+        &server,
+        Method::POST,
+        "/api/v1/app/shop/collection",
+        json!({"name": "customers"}),
+    )
+    .await;
+    ok(
+        &server,
+        Method::PUT,
+        "/api/v1/flow-secret/smtp-main",
+        json!({"value": {"smtpUrl": smtp.url(), "from": "Shop <shop@example.com>"}}),
+    )
+    .await;
+    ok(
+        &server,
+        Method::PUT,
+        "/api/v1/flow-secret/twilio-main",
+        json!({"value": {"accountSid": "AC123", "authToken": "tok"}}),
+    )
+    .await;
+    let secret = "whsec_stripe_flow_test";
+    let source = ok(
+        &server,
+        Method::POST,
+        "/ingest/api/v1/source",
+        json!({"name": "Stripe", "uid": "stripe-main", "type": "stripe", "config": {"secret": secret}}),
+    )
+    .await;
+    let url = source["ingestUrl"].as_str().unwrap().to_owned();
+    let mut flow = payment_flow();
+    flow["trigger"] = json!({"type": "source.request", "source": "stripe-main"});
+    ok(&server, Method::POST, "/api/v1/flow", flow).await;
+    let (status, out) = call(
+        &server,
+        Method::POST,
+        "/api/v1/flow",
+        Some(
+            json!({"name": "nowhere", "trigger": {"type": "source.request", "source": "nope"},
+                    "steps": [{"name": "d", "type": "delay", "duration": "1s"}]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+    assert_eq!(out["detail"][0]["loc"], json!(["body", "trigger", "source"]));
+
+    let send = |event: Value| {
+        let body = event.to_string();
+        let signature = stripe_signature(&body, secret);
+        let http = server.http();
+        let url = url.clone();
+        async move {
+            http.post(url)
+                .header("content-type", "application/json")
+                .header("stripe-signature", signature)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let mut paid = invoice(2500)["body"].clone();
+    paid["id"] = json!("evt_1");
+    assert_eq!(send(paid.clone()).await, StatusCode::OK);
+    let runs = common::settle(
+        || async {
+            call(&server, Method::GET, "/api/v1/flow-run?flow=paid", None)
+                .await
+                .1
+        },
+        |r: &Value| {
+            r["data"]
+                .as_array()
+                .is_some_and(|d| !d.is_empty() && d[0]["status"] != "running")
+        },
+    )
+    .await;
+    let run = &runs["data"][0];
+    assert_eq!(run["status"], "succeeded", "{runs}");
+    assert_eq!(run["trigger"]["body"]["id"], "evt_1");
+    assert_eq!(run["trigger"]["headers"]["content-type"], "application/json");
+    // The run names the logged request it came from.
+    let request_id = run["trigger"]["requestId"].as_str().unwrap();
+    let logged = ok(
+        &server,
+        Method::GET,
+        &format!("/ingest/api/v1/source/stripe-main/log/{request_id}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(logged["id"], request_id, "{logged}");
+    let doc = ok(
+        &server,
+        Method::GET,
+        "/api/v1/app/shop/collection/customers/document/cus_42",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(doc["data"], json!({"status": "active"}));
+    assert_eq!(smtp.received().len(), 1);
+    assert_eq!(twilio.count(), 1);
+
+    // A badly signed request and an invoice under the threshold: no run, and a run
+    // that stops after its first step.
+    let forged = paid.to_string();
+    let resp = server
+        .http()
+        .post(&url)
+        .header("stripe-signature", "t=1,v1=00")
+        .body(forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::BAD_REQUEST.max(resp.status()),
+        "refused"
+    );
+    assert!(resp.status().is_client_error());
+    let mut small = invoice(500)["body"].clone();
+    small["id"] = json!("evt_2");
+    assert_eq!(send(small).await, StatusCode::OK);
+    let runs = common::settle(
+        || async {
+            call(&server, Method::GET, "/api/v1/flow-run?flow=paid", None)
+                .await
+                .1
+        },
+        |r: &Value| {
+            r["data"]
+                .as_array()
+                .is_some_and(|d| d.len() == 2 && d[0]["status"] != "running")
+        },
+    )
+    .await;
+    assert_eq!(
+        runs["data"].as_array().unwrap().len(),
+        2,
+        "the forged request ran nothing: {runs}"
+    );
+    assert_eq!(runs["data"][0]["status"], "stopped");
+    assert_eq!(runs["data"][0]["steps"].as_array().unwrap().len(), 1);
+    assert_eq!(smtp.received().len(), 1);
+    assert_eq!(twilio.count(), 1);
+    server.stop().await;
+}

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 use hookd_core::id::{FlowId, FlowRunId, OrgId};
 use hookd_store::{
     FlowNext, FlowRun, FlowRunData, FlowRunFilter, FlowRunSaved, FlowRunStep, FlowRunStore, FlowWrite,
@@ -29,6 +30,45 @@ fn from_row(r: &Row) -> StoreResult<FlowRun> {
     })
 }
 
+/// Inserts a run of `flow` (of the same organisation; `None` when there is no such
+/// flow) on `c` (the caller's
+/// transaction): `create_flow_run`, and the runs an event starts where the event is
+/// committed.
+pub(crate) async fn insert_flow_run<C: GenericClient>(
+    c: &C,
+    org: &OrgId,
+    flow: &FlowId,
+    data: &FlowRunData,
+    now: DateTime<Utc>,
+    lease: Option<&JobLease>,
+) -> StoreResult<Option<FlowRun>> {
+    let id = FlowRunId::generate();
+    let sql = format!(
+        "INSERT INTO flow_run
+             (id, org_id, flow_id, status, state, due_at, lease_owner, lease_until, created_at, updated_at)
+         SELECT $1, org_id, id, $2, $3, $4, $5, $6, $7, $7 FROM flow WHERE org_id = $8 AND id = $9
+         RETURNING {COLUMNS}"
+    );
+    let (owner, until) = (lease.map(|l| l.owner.as_str()), lease.map(|l| db::ms(l.until)));
+    let row = db::query_opt(
+        c,
+        &sql,
+        &[
+            &id.as_str(),
+            &data.status,
+            &data.state,
+            &data.due_at.map(db::ms),
+            &owner,
+            &until,
+            &db::ms(now),
+            &org.as_str(),
+            &flow.as_str(),
+        ],
+    )
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
 #[async_trait]
 impl FlowRunStore for PgStore {
     async fn create_flow_run(
@@ -40,36 +80,9 @@ impl FlowRunStore for PgStore {
         lease: Option<JobLease>,
     ) -> StoreResult<FlowRun> {
         let c = self.client().await?;
-        let id = FlowRunId::generate();
-        // Only a flow of the same organisation.
-        let sql = format!(
-            "INSERT INTO flow_run
-                 (id, org_id, flow_id, status, state, due_at, lease_owner, lease_until, created_at, updated_at)
-             SELECT $1, org_id, id, $2, $3, $4, $5, $6, $7, $7 FROM flow WHERE org_id = $8 AND id = $9
-             RETURNING {COLUMNS}"
-        );
-        let (owner, until) = (
-            lease.as_ref().map(|l| l.owner.as_str()),
-            lease.as_ref().map(|l| db::ms(l.until)),
-        );
-        let row = db::query_opt(
-            &c,
-            &sql,
-            &[
-                &id.as_str(),
-                &data.status,
-                &data.state,
-                &data.due_at.map(db::ms),
-                &owner,
-                &until,
-                &db::ms(now),
-                &org.as_str(),
-                &flow.as_str(),
-            ],
-        )
-        .await?
-        .ok_or(StoreError::NotFound("flow"))?;
-        from_row(&row)
+        insert_flow_run(&c, org, flow, &data, now, lease.as_ref())
+            .await?
+            .ok_or(StoreError::NotFound("flow"))
     }
 
     async fn claim_flow_run(

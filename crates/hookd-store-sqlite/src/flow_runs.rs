@@ -46,6 +46,44 @@ fn millis(t: Option<DateTime<Utc>>) -> Option<i64> {
     t.map(|t| t.timestamp_millis())
 }
 
+/// Inserts a run of `flow` (of the same organisation; `None` when there is no such
+/// flow) in the caller's transaction:
+/// `create_flow_run`, and the runs an event starts where the event is committed.
+pub(crate) fn insert_flow_run(
+    c: &Connection,
+    org: &OrgId,
+    flow: &FlowId,
+    data: &FlowRunData,
+    now: DateTime<Utc>,
+    lease: Option<&JobLease>,
+) -> StoreResult<Option<FlowRun>> {
+    let id = FlowRunId::generate();
+    c.prepare_cached(&format!(
+        "INSERT INTO flow_run
+             (id, org_id, flow_id, status, state, due_at, lease_owner, lease_until, created_at, updated_at)
+         SELECT ?1, org_id, id, ?2, ?3, ?4, ?5, ?6, ?7, ?7 FROM flow WHERE org_id = ?8 AND id = ?9
+         RETURNING {COLUMNS}"
+    ))
+    .and_then(|mut s| {
+        s.query_row(
+            params![
+                id.as_str(),
+                data.status,
+                sql::to_json(&data.state),
+                millis(data.due_at),
+                lease.map(|l| l.owner.as_str()),
+                lease.map(|l| l.until.timestamp_millis()),
+                now.timestamp_millis(),
+                org.as_str(),
+                flow.as_str(),
+            ],
+            from_row,
+        )
+        .optional()
+    })
+    .map_err(internal)
+}
+
 #[async_trait]
 impl FlowRunStore for SqliteStore {
     async fn create_flow_run(
@@ -56,34 +94,9 @@ impl FlowRunStore for SqliteStore {
         now: DateTime<Utc>,
         lease: Option<JobLease>,
     ) -> StoreResult<FlowRun> {
-        let (org, flow, id) = (org.clone(), flow.clone(), FlowRunId::generate());
+        let (org, flow) = (org.clone(), flow.clone());
         self.write(move |c| {
-            // Only a flow of the same organisation.
-            c.prepare_cached(&format!(
-                "INSERT INTO flow_run
-                     (id, org_id, flow_id, status, state, due_at, lease_owner, lease_until, created_at, updated_at)
-                 SELECT ?1, org_id, id, ?2, ?3, ?4, ?5, ?6, ?7, ?7 FROM flow WHERE org_id = ?8 AND id = ?9
-                 RETURNING {COLUMNS}"
-            ))
-            .and_then(|mut s| {
-                s.query_row(
-                    params![
-                        id.as_str(),
-                        data.status,
-                        sql::to_json(&data.state),
-                        millis(data.due_at),
-                        lease.as_ref().map(|l| l.owner.as_str()),
-                        lease.as_ref().map(|l| l.until.timestamp_millis()),
-                        now.timestamp_millis(),
-                        org.as_str(),
-                        flow.as_str(),
-                    ],
-                    from_row,
-                )
-                .optional()
-            })
-            .map_err(internal)?
-            .ok_or(StoreError::NotFound("flow"))
+            insert_flow_run(c, &org, &flow, &data, now, lease.as_ref())?.ok_or(StoreError::NotFound("flow"))
         })
         .await
     }

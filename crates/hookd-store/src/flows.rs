@@ -44,6 +44,14 @@ pub struct FlowRunData {
     pub due_at: Option<DateTime<Utc>>,
 }
 
+/// A run to start in the transaction that commits the event that triggers it (a
+/// received request, ...), so the event is never kept without its runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewFlowRun {
+    pub flow: FlowId,
+    pub data: FlowRunData,
+}
+
 /// A run of a flow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowRun {

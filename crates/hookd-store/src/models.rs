@@ -578,6 +578,8 @@ impl IngestStatus {
 /// A request received at a source URL, as the receive handler records it.
 #[derive(Debug, Clone)]
 pub struct NewIngestRequest {
+    /// The log entry's id, chosen by the caller (flows' runs name it).
+    pub id: IngestLogId,
     pub method: String,
     pub path: String,
     pub query: String,
@@ -599,6 +601,8 @@ pub struct NewIngestRequest {
     /// For a cron source's firing: the firing before this one (`None` for the
     /// first) and this one. Recorded only if no other node recorded it first.
     pub cron: Option<(Option<DateTime<Utc>>, DateTime<Utc>)>,
+    /// The flows' runs it starts when it is accepted and not a duplicate.
+    pub flow_runs: Vec<crate::NewFlowRun>,
 }
 
 /// The message an accepted request becomes.
@@ -652,6 +656,8 @@ pub struct IngestRecorded {
     pub duplicate_of: Option<IngestLogId>,
     /// Deliveries created (one per enabled destination).
     pub deliveries: usize,
+    /// Flows' runs started.
+    pub flow_runs: usize,
 }
 
 /// The recording of one received request, step by step. The decisions — a cron firing
@@ -675,17 +681,19 @@ pub struct IngestRecording {
     pub duplicate_of: Option<IngestLogId>,
     pub msg_id: Option<MessageId>,
     pub deliveries: usize,
+    pub flow_runs: usize,
 }
 
 impl IngestRecording {
     pub fn new(request: NewIngestRequest) -> Self {
         Self {
-            id: IngestLogId::generate(),
+            id: request.id.clone(),
             status: request.status,
             request,
             duplicate_of: None,
             msg_id: None,
             deliveries: 0,
+            flow_runs: 0,
         }
     }
 
@@ -743,6 +751,23 @@ impl IngestRecording {
         self.deliveries = deliveries;
     }
 
+    /// The flows' runs to insert, once, when the request is accepted (not a
+    /// duplicate). A run whose flow was deleted meanwhile is skipped, never a reason
+    /// to lose the request; the caller counts what it inserted with
+    /// [`started_flow_runs`](Self::started_flow_runs).
+    pub fn take_flow_runs(&mut self) -> Vec<crate::NewFlowRun> {
+        let runs = std::mem::take(&mut self.request.flow_runs);
+        match self.status {
+            IngestStatus::Accepted => runs,
+            _ => Vec::new(),
+        }
+    }
+
+    /// How many of the runs were inserted.
+    pub fn started_flow_runs(&mut self, n: usize) {
+        self.flow_runs = n;
+    }
+
     /// The key the log row keeps (also for a duplicate or a rejected request).
     pub fn dedup_key(&self) -> Option<&str> {
         self.request.dedup.as_ref().map(|(k, _)| k.as_str())
@@ -756,6 +781,7 @@ impl IngestRecording {
             msg_id: self.msg_id,
             duplicate_of: self.duplicate_of,
             deliveries: self.deliveries,
+            flow_runs: self.flow_runs,
         }
     }
 }
@@ -889,6 +915,7 @@ mod tests {
 
     fn request(status: IngestStatus) -> NewIngestRequest {
         NewIngestRequest {
+            id: IngestLogId::generate(),
             method: "POST".into(),
             path: "/".into(),
             query: String::new(),
@@ -906,6 +933,7 @@ mod tests {
                 retain_until: Utc::now(),
             }),
             cron: None,
+            flow_runs: Vec::new(),
         }
     }
 

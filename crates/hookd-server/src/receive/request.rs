@@ -149,6 +149,7 @@ async fn receive_inner(
         .map(|r| format!("/{r}"))
         .unwrap_or_else(|| "/".into());
     let mut request = NewIngestRequest {
+        id: hookd_core::id::IngestLogId::generate(),
         method: method.as_str().to_owned(),
         path: rest,
         query,
@@ -162,6 +163,7 @@ async fn receive_inner(
         dedup: None,
         forward: None,
         cron: None,
+        flow_runs: Vec::new(),
     };
     let response = match &verdict {
         Verdict::Accept

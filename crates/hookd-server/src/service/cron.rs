@@ -124,6 +124,7 @@ async fn fire(
     let headers = vec![("content-type".to_owned(), content_type)];
     let kind = SourceKind::Cron(spec.clone());
     let request = NewIngestRequest {
+        id: hookd_core::id::IngestLogId::generate(),
         method: "POST".into(),
         path: "/".into(),
         query: String::new(),
@@ -141,6 +142,7 @@ async fn fire(
         received_at: Utc::now(),
         dedup: None,
         cron: Some((last, at)),
+        flow_runs: Vec::new(),
     };
     // The same filter as on a received request (the payload is the same each time).
     let mut request = request;

@@ -74,8 +74,11 @@ fn refuse_unwired(flow: &Flow) -> Result<(), FlowError> {
         pointer,
         message: format!("{what} is not available in this version of hookd yet"),
     };
-    if !matches!(flow.trigger, Trigger::Manual) {
-        return Err(not_yet("/trigger/type".into(), "a trigger other than `manual`"));
+    if !matches!(flow.trigger, Trigger::Manual | Trigger::SourceRequest { .. }) {
+        return Err(not_yet(
+            "/trigger/type".into(),
+            "a trigger other than `manual` and `source.request`",
+        ));
     }
     if flow.concurrency.is_some() {
         return Err(not_yet("/concurrency".into(), "a concurrency limit"));
@@ -94,26 +97,51 @@ fn refuse_unwired(flow: &Flow) -> Result<(), FlowError> {
     Ok(())
 }
 
+/// The trigger key of flows run by requests source `source` (its id) receives.
+pub fn source_trigger(source: &hookd_core::id::SourceId) -> String {
+    format!("source.request:{source}")
+}
+
+/// The key `FlowStore::flows_for_trigger` finds a flow's trigger by, with the
+/// applications and sources it names resolved to ids.
+async fn trigger_key(state: &Service, org: &OrgId, trigger: &Trigger) -> ApiResult<String> {
+    Ok(match trigger {
+        Trigger::Manual => MANUAL.to_owned(),
+        Trigger::SourceRequest { source } => match state.store.get_source(org, source).await {
+            Ok(s) => source_trigger(&s.id),
+            Err(StoreError::NotFound(_)) => {
+                return Err(ApiError::invalid(
+                    &["body", "trigger", "source"],
+                    format!("there is no source {source:?}"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        },
+        // Refused by `refuse_unwired` before this.
+        _ => return Err(ApiError::invalid(&["body", "trigger"], "not available yet")),
+    })
+}
+
 /// Checks a definition and answers what is stored of it.
-pub fn check(document: Value) -> ApiResult<FlowData> {
+pub async fn check(state: &Service, org: &OrgId, document: Value) -> ApiResult<FlowData> {
     let flow = Flow::parse(&document).map_err(definition_error)?;
     refuse_unwired(&flow).map_err(definition_error)?;
     Ok(FlowData {
         name: flow.name.clone(),
         enabled: flow.enabled,
-        trigger: MANUAL.to_owned(),
+        trigger: trigger_key(state, org, &flow.trigger).await?,
         document,
     })
 }
 
 pub async fn create(state: &Service, org: &OrgId, document: Value) -> ApiResult<StoredFlow> {
-    let data = check(document)?;
+    let data = check(state, org, document).await?;
     Ok(state.store.create_flow(org, data).await?)
 }
 
 /// Replaces the definition of flow `key` (its id or name).
 pub async fn replace(state: &Service, org: &OrgId, key: &str, document: Value) -> ApiResult<StoredFlow> {
-    let data = check(document)?;
+    let data = check(state, org, document).await?;
     Ok(state
         .store
         .update_flow(
@@ -136,7 +164,7 @@ pub async fn patch(state: &Service, org: &OrgId, key: &str, patch: Value) -> Api
     let current = state.store.get_flow(org, key).await?;
     let mut document = current.data.document.clone();
     hookd_core::data::merge_patch(&mut document, &patch);
-    let data = check(document)?;
+    let data = check(state, org, document).await?;
     let seen = current.updated_at;
     Ok(state
         .store
@@ -194,6 +222,54 @@ pub fn run_state(run: &FlowRun) -> ApiResult<RunState> {
         tracing::error!(run = %run.id, error = %e, "a flow run's state is unreadable");
         ApiError::Internal
     })
+}
+
+/// The runs a request received on `source` starts: one per enabled flow listening to
+/// the source, each seeing the request as `trigger` (`{source, requestId,
+/// receivedAt, method, body, headers, query, path}`). They are committed with the
+/// request (only if it is accepted and not a duplicate) and woken after it.
+pub async fn runs_for_request(
+    state: &Service,
+    org: &OrgId,
+    source: &hookd_store::Source,
+    request: &hookd_store::NewIngestRequest,
+) -> StoreResult<Vec<hookd_store::NewFlowRun>> {
+    let flows = state
+        .store
+        .flows_for_trigger(org, &source_trigger(&source.id))
+        .await?;
+    if flows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values = hookd_core::filter::RequestValues::new(
+        &request.path,
+        &request.query,
+        request.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &request.body,
+    );
+    let mut trigger = values.into_json(&request.body);
+    if let Value::Object(fields) = &mut trigger {
+        fields.insert("source".into(), json!(source.id));
+        fields.insert("requestId".into(), json!(request.id));
+        fields.insert("receivedAt".into(), json!(request.received_at));
+        fields.insert("method".into(), json!(request.method));
+    }
+    let Ok(run) = RunState::new(trigger, 0) else {
+        return Ok(Vec::new());
+    };
+    let data = stored(&run);
+    Ok(flows
+        .into_iter()
+        .map(|f| hookd_store::NewFlowRun {
+            flow: f.id,
+            data: data.clone(),
+        })
+        .collect())
+}
+
+/// Wakes the flow runner after runs were committed elsewhere (with a received request).
+pub(crate) fn wake(state: &Service) {
+    state.flows_wake.notify_one();
 }
 
 /// Starts a run of flow `key` with `input` as its trigger data and carries it out

@@ -245,11 +245,17 @@ async fn record(
     state: &Service,
     org: &OrgId,
     source: &Source,
-    request: NewIngestRequest,
+    mut request: NewIngestRequest,
 ) -> Result<IngestRecorded, StoreError> {
+    if request.status == IngestStatus::Accepted {
+        request.flow_runs = crate::service::flow::runs_for_request(state, org, source, &request).await?;
+    }
     let recorded = state.store.record_ingest(org, source, request).await?;
     if recorded.deliveries > 0 {
         state.wake_dispatcher();
+    }
+    if recorded.flow_runs > 0 {
+        crate::service::flow::wake(state);
     }
     Ok(recorded)
 }

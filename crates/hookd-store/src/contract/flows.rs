@@ -600,3 +600,75 @@ pub async fn flow_secrets_are_replaced_listed_and_tenant_scoped(store: &dyn Stor
     ));
     assert!(store.get_flow_secret(&other, "smtp-main").await.is_ok());
 }
+
+pub async fn a_received_request_starts_its_flows_runs_with_it_unless_a_duplicate(store: &dyn Store) {
+    let (org, other) = two_orgs(store).await;
+    let source = store
+        .create_source(&org, source_data(None, "generic-webhook"), "tok-flow".into())
+        .await
+        .unwrap();
+    let flow_a = store
+        .create_flow(&org, flow("on-request", "source.request"))
+        .await
+        .unwrap();
+    let foreign = store
+        .create_flow(&other, flow("theirs", "source.request"))
+        .await
+        .unwrap();
+    let run = |flow: &StoredFlow| NewFlowRun {
+        flow: flow.id.clone(),
+        data: FlowRunData {
+            status: "running".into(),
+            state: json!({"trigger": {"n": 1}}),
+            due_at: Some(Utc::now()),
+        },
+    };
+    let mut first = received(b"{}", Some("evt-1"), false);
+    first.flow_runs = vec![run(&flow_a)];
+    let recorded = store.record_ingest(&org, &source, first).await.unwrap();
+    assert_eq!(recorded.flow_runs, 1);
+    let runs = store
+        .list_flow_runs(&org, &ListQuery::default(), &FlowRunFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(runs.items.len(), 1);
+    assert_eq!(runs.items[0].data.state, json!({"trigger": {"n": 1}}));
+    // The run is due, and claimed like any other.
+    let claimed = store
+        .claim_flow_run(Utc::now(), Utc::now() + chrono::Duration::seconds(30), "node-x")
+        .await
+        .unwrap();
+    assert_eq!(claimed.map(|r| r.id), Some(runs.items[0].id.clone()));
+    // A duplicate, a rejected request, and another organisation's flow start nothing.
+    let mut again = received(b"{}", Some("evt-1"), false);
+    again.flow_runs = vec![run(&flow_a)];
+    let dup = store.record_ingest(&org, &source, again).await.unwrap();
+    assert_eq!((dup.status, dup.flow_runs), (IngestStatus::Duplicate, 0));
+    let mut rejected = received(b"{}", None, false);
+    rejected.status = IngestStatus::Rejected;
+    rejected.flow_runs = vec![run(&flow_a)];
+    assert_eq!(
+        store
+            .record_ingest(&org, &source, rejected)
+            .await
+            .unwrap()
+            .flow_runs,
+        0
+    );
+    // A run of a flow that is not the organisation's (or was deleted meanwhile) is
+    // skipped; the request is kept.
+    let mut stranger = received(b"{}", None, false);
+    stranger.flow_runs = vec![run(&foreign)];
+    let kept = store.record_ingest(&org, &source, stranger).await.unwrap();
+    assert_eq!((kept.status, kept.flow_runs), (IngestStatus::Accepted, 0));
+    let runs = store
+        .list_flow_runs(&org, &ListQuery::default(), &FlowRunFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(runs.items.len(), 1, "nothing else was started");
+    let theirs = store
+        .list_flow_runs(&other, &ListQuery::default(), &FlowRunFilter::default())
+        .await
+        .unwrap();
+    assert!(theirs.items.is_empty());
+}

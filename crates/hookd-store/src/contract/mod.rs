@@ -109,7 +109,8 @@ macro_rules! contract_tests {
             flows_are_found_by_their_trigger_when_enabled,
             flow_runs_are_leased_stepped_waited_and_taken_over,
             a_flow_runs_data_step_commits_with_its_state_or_not_at_all,
-            flow_secrets_are_replaced_listed_and_tenant_scoped
+            flow_secrets_are_replaced_listed_and_tenant_scoped,
+            a_received_request_starts_its_flows_runs_with_it_unless_a_duplicate
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -277,6 +278,7 @@ fn received_filter(doc: serde_json::Value) -> FilterText {
 fn received(body: &[u8], dedup: Option<&str>, forward: bool) -> NewIngestRequest {
     let now = Utc::now();
     NewIngestRequest {
+        id: IngestLogId::generate(),
         method: "POST".into(),
         path: "/".into(),
         query: "a=1".into(),
@@ -297,6 +299,7 @@ fn received(body: &[u8], dedup: Option<&str>, forward: bool) -> NewIngestRequest
             retain_until: now + chrono::Duration::days(1),
         }),
         cron: None,
+        flow_runs: Vec::new(),
     }
 }
 
