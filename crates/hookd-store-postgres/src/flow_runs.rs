@@ -30,8 +30,8 @@ fn from_row(r: &Row) -> StoreResult<FlowRun> {
     })
 }
 
-/// Inserts a run of `flow` (of the same organisation; `None` when there is no such
-/// flow) on `c` (the caller's
+/// Inserts a run of `flow` (of the same organisation, and enabled; `None` when there
+/// is no such flow) on `c` (the caller's
 /// transaction): `create_flow_run`, and the runs an event starts where the event is
 /// committed.
 pub(crate) async fn insert_flow_run<C: GenericClient>(
@@ -46,7 +46,7 @@ pub(crate) async fn insert_flow_run<C: GenericClient>(
     let sql = format!(
         "INSERT INTO flow_run
              (id, org_id, flow_id, status, state, due_at, lease_owner, lease_until, created_at, updated_at)
-         SELECT $1, org_id, id, $2, $3, $4, $5, $6, $7, $7 FROM flow WHERE org_id = $8 AND id = $9
+         SELECT $1, org_id, id, $2, $3, $4, $5, $6, $7, $7 FROM flow WHERE org_id = $8 AND id = $9 AND enabled
          RETURNING {COLUMNS}"
     );
     let (owner, until) = (lease.map(|l| l.owner.as_str()), lease.map(|l| db::ms(l.until)));

@@ -46,8 +46,8 @@ fn millis(t: Option<DateTime<Utc>>) -> Option<i64> {
     t.map(|t| t.timestamp_millis())
 }
 
-/// Inserts a run of `flow` (of the same organisation; `None` when there is no such
-/// flow) in the caller's transaction:
+/// Inserts a run of `flow` (of the same organisation, and enabled; `None` when there
+/// is no such flow) in the caller's transaction:
 /// `create_flow_run`, and the runs an event starts where the event is committed.
 pub(crate) fn insert_flow_run(
     c: &Connection,
@@ -61,7 +61,7 @@ pub(crate) fn insert_flow_run(
     c.prepare_cached(&format!(
         "INSERT INTO flow_run
              (id, org_id, flow_id, status, state, due_at, lease_owner, lease_until, created_at, updated_at)
-         SELECT ?1, org_id, id, ?2, ?3, ?4, ?5, ?6, ?7, ?7 FROM flow WHERE org_id = ?8 AND id = ?9
+         SELECT ?1, org_id, id, ?2, ?3, ?4, ?5, ?6, ?7, ?7 FROM flow WHERE org_id = ?8 AND id = ?9 AND enabled = 1
          RETURNING {COLUMNS}"
     ))
     .and_then(|mut s| {

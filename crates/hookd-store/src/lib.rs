@@ -631,7 +631,8 @@ pub trait FlowStore: Send + Sync {
 #[async_trait]
 pub trait FlowRunStore: Send + Sync {
     /// A run of `flow` in the organisation; with `lease`, already held by its owner
-    /// (who takes its first step now). [`StoreError::NotFound`] without the flow.
+    /// (who takes its first step now). [`StoreError::NotFound`] without the flow, or
+    /// when it is disabled.
     async fn create_flow_run(
         &self,
         org: &OrgId,

@@ -8,14 +8,20 @@
 //!   every request, in constant time);
 //! - an application deleted meanwhile: the message insert finds it gone and answers
 //!   404 (the store checks the row it writes against); this node's own changes to
-//!   applications clear the entries at once.
+//!   applications clear the entries at once;
+//! - the flows a trigger starts: a flow created or enabled on another node starts
+//!   being run within [`TRUST`]; a run of a flow deleted or disabled meanwhile is not
+//!   inserted (the store checks the flow row in the same transaction); this node's
+//!   own changes to flows clear the entries at once.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hookd_core::id::{ApiKeyId, ApplicationId, OrgId, TokenId};
+use std::sync::Arc;
+
+use hookd_core::id::{ApiKeyId, ApplicationId, FlowId, OrgId, TokenId};
 use hookd_store::{ApiKeyRecord, ModeData, TokenRecord};
 
 /// How long a remembered lookup is used.
@@ -75,6 +81,8 @@ pub struct Lookups {
     pub orgs: Recent<String, OrgId>,
     /// A portal mode (`None`: there is none), by application and stored mode name.
     pub modes: Recent<(ApplicationId, String), Option<ModeData>>,
+    /// The enabled flows listening to a trigger, by organisation and trigger key.
+    pub flows: Recent<(OrgId, String), Arc<Vec<FlowId>>>,
 }
 
 #[cfg(test)]

@@ -136,13 +136,15 @@ pub async fn check(state: &Service, org: &OrgId, document: Value) -> ApiResult<F
 
 pub async fn create(state: &Service, org: &OrgId, document: Value) -> ApiResult<StoredFlow> {
     let data = check(state, org, document).await?;
-    Ok(state.store.create_flow(org, data).await?)
+    let created = state.store.create_flow(org, data).await?;
+    state.lookups.flows.clear();
+    Ok(created)
 }
 
 /// Replaces the definition of flow `key` (its id or name).
 pub async fn replace(state: &Service, org: &OrgId, key: &str, document: Value) -> ApiResult<StoredFlow> {
     let data = check(state, org, document).await?;
-    Ok(state
+    let replaced = state
         .store
         .update_flow(
             org,
@@ -152,7 +154,9 @@ pub async fn replace(state: &Service, org: &OrgId, key: &str, document: Value) -
                 Ok(())
             }),
         )
-        .await?)
+        .await?;
+    state.lookups.flows.clear();
+    Ok(replaced)
 }
 
 /// Applies a JSON merge patch (RFC 7386) to the definition of flow `key`; the result
@@ -166,7 +170,7 @@ pub async fn patch(state: &Service, org: &OrgId, key: &str, patch: Value) -> Api
     hookd_core::data::merge_patch(&mut document, &patch);
     let data = check(state, org, document).await?;
     let seen = current.updated_at;
-    Ok(state
+    let patched = state
         .store
         .update_flow(
             org,
@@ -182,11 +186,14 @@ pub async fn patch(state: &Service, org: &OrgId, key: &str, patch: Value) -> Api
                 Ok(())
             }),
         )
-        .await?)
+        .await?;
+    state.lookups.flows.clear();
+    Ok(patched)
 }
 
 pub async fn delete(state: &Service, org: &OrgId, key: &str) -> ApiResult<()> {
     state.store.delete_flow(org, key).await?;
+    state.lookups.flows.clear();
     Ok(())
 }
 
@@ -234,10 +241,16 @@ pub async fn runs_for_request(
     source: &hookd_store::Source,
     request: &hookd_store::NewIngestRequest,
 ) -> StoreResult<Vec<hookd_store::NewFlowRun>> {
-    let flows = state
-        .store
-        .flows_for_trigger(org, &source_trigger(&source.id))
-        .await?;
+    let key = (org.clone(), source_trigger(&source.id));
+    let flows = match state.lookups.flows.get(&key) {
+        Some(flows) => flows,
+        None => {
+            let found = state.store.flows_for_trigger(org, &key.1).await?;
+            let ids = Arc::new(found.into_iter().map(|f| f.id).collect::<Vec<_>>());
+            state.lookups.flows.put(key, Arc::clone(&ids));
+            ids
+        }
+    };
     if flows.is_empty() {
         return Ok(Vec::new());
     }
@@ -259,9 +272,9 @@ pub async fn runs_for_request(
     };
     let data = stored(&run);
     Ok(flows
-        .into_iter()
-        .map(|f| hookd_store::NewFlowRun {
-            flow: f.id,
+        .iter()
+        .map(|id| hookd_store::NewFlowRun {
+            flow: id.clone(),
             data: data.clone(),
         })
         .collect())

@@ -661,6 +661,21 @@ pub async fn a_received_request_starts_its_flows_runs_with_it_unless_a_duplicate
     stranger.flow_runs = vec![run(&foreign)];
     let kept = store.record_ingest(&org, &source, stranger).await.unwrap();
     assert_eq!((kept.status, kept.flow_runs), (IngestStatus::Accepted, 0));
+    // Nor is a run of a flow disabled since the caller looked.
+    store
+        .update_flow(
+            &org,
+            "on-request",
+            Box::new(|f| {
+                f.enabled = false;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    let mut late = received(b"{}", None, false);
+    late.flow_runs = vec![run(&flow_a)];
+    assert_eq!(store.record_ingest(&org, &source, late).await.unwrap().flow_runs, 0);
     let runs = store
         .list_flow_runs(&org, &ListQuery::default(), &FlowRunFilter::default())
         .await
