@@ -21,6 +21,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "app.created",
     "app.updated",
     "app.deleted",
+    "flow.run.failed",
 ];
 
 /// Failed attempts of one delivery after which `message.attempt.failing` is sent.
@@ -56,6 +57,15 @@ impl OperationalEvent {
         Self {
             kind,
             data: json!({"appId": app.as_str(), "appUid": app_uid.map(Uid::as_str)}),
+        }
+    }
+
+    /// A flow's run that ended as failed (its step's retries spent, or a failure that
+    /// is not retried).
+    pub fn flow_run_failed(flow: &str, flow_name: &str, run: &str, step: Option<&str>, error: &str) -> Self {
+        Self {
+            kind: "flow.run.failed",
+            data: json!({"flowId": flow, "flowName": flow_name, "runId": run, "step": step, "error": error}),
         }
     }
 

@@ -335,7 +335,16 @@ async fn definitions_are_checked_and_what_is_not_wired_is_refused() {
 
 #[tokio::test]
 async fn validation_failures_and_hostile_code_end_the_run_with_the_error_recorded() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(&[("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8")]).await;
+    // Failed runs are reported to the organisation's operational endpoints.
+    let ops = Receiver::start().await;
+    ok(
+        &server,
+        Method::POST,
+        "/api/v1/operational-webhook/endpoint",
+        json!({"url": format!("{}/ops", ops.url), "filterTypes": ["flow.run.failed"]}),
+    )
+    .await;
     let manual = json!({"type": "manual"});
     // docs/flows.md's second example.
     ok(
@@ -422,6 +431,16 @@ async fn validation_failures_and_hostile_code_end_the_run_with_the_error_recorde
     )
     .await;
     let spun = ok(&server, Method::POST, "/api/v1/flow/spin/run", json!({})).await;
+    let reported = ops.wait_for("/ops", 1, Duration::from_secs(10)).await;
+    let event: Value = serde_json::from_slice(&reported[0].body).unwrap();
+    assert_eq!(event["type"], "flow.run.failed", "{event}");
+    assert_eq!(event["data"]["runId"], spun["id"]);
+    assert_eq!(event["data"]["flowName"], "spin");
+    assert_eq!(event["data"]["step"], "forever");
+    assert!(
+        event["data"]["error"].as_str().unwrap().contains("stopped"),
+        "{event}"
+    );
     assert_eq!(spun["status"], "failed", "{spun}");
     assert!(spun["error"].as_str().unwrap().contains("stopped"), "{spun}");
     ok(

@@ -535,6 +535,15 @@ async fn drive(
         }
         if next.status == RunStatus::Failed {
             tracing::warn!(run = %run.id, flow = %flow.name, error = ?next.error, "a flow run failed");
+            let step = next.steps.last().map(|s| s.name.as_str());
+            let event = hookd_dispatch::events::OperationalEvent::flow_run_failed(
+                run.flow_id.as_str(),
+                flow.name.as_str(),
+                run.id.as_str(),
+                step,
+                next.error.as_deref().unwrap_or("failed"),
+            );
+            crate::service::events::emit(state, &run.org_id, event).await;
         }
         current = next;
         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {

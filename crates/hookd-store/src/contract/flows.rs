@@ -675,7 +675,10 @@ pub async fn a_received_request_starts_its_flows_runs_with_it_unless_a_duplicate
         .unwrap();
     let mut late = received(b"{}", None, false);
     late.flow_runs = vec![run(&flow_a)];
-    assert_eq!(store.record_ingest(&org, &source, late).await.unwrap().flow_runs, 0);
+    assert_eq!(
+        store.record_ingest(&org, &source, late).await.unwrap().flow_runs,
+        0
+    );
     let runs = store
         .list_flow_runs(&org, &ListQuery::default(), &FlowRunFilter::default())
         .await
