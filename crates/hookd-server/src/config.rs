@@ -79,6 +79,8 @@ pub struct Config {
     pub secret_key: String,
     pub twilio_base_url: String,
     #[serde(with = "as_duration")]
+    pub flow_run_retention: Duration,
+    #[serde(with = "as_duration")]
     pub shutdown_timeout: Duration,
     pub sqlite_synchronous: SqliteSynchronous,
     pub sqlite_readers: usize,
@@ -234,6 +236,9 @@ impl Config {
         }
         if self.ingest_max_body_bytes == 0 {
             return Err(ConfigError("ingest_max_body_bytes must be greater than 0".into()));
+        }
+        if self.flow_run_retention.is_zero() {
+            return Err(ConfigError("flow_run_retention must be greater than 0".into()));
         }
         if self.ingest_retention.is_zero() {
             return Err(ConfigError("ingest_retention must be greater than 0".into()));

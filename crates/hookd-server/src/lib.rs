@@ -187,7 +187,10 @@ pub fn launch_with_store(
         background.push(tokio::spawn(ops::retention::run_pruner(
             Arc::clone(&store),
             state.config.retention_interval,
-            state.config.ingest_retention,
+            ops::retention::Retention {
+                ingest: state.config.ingest_retention,
+                flow_runs: state.config.flow_run_retention,
+            },
             stop_rx.clone(),
         )));
         background.push(tokio::spawn(ops::jobs::run_jobs(state.clone(), stop_rx.clone())));

@@ -248,4 +248,17 @@ impl FlowRunStore for PgStore {
         .await?;
         Ok(())
     }
+
+    async fn delete_ended_flow_runs_before(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
+        let c = self.client().await?;
+        let n = db::execute(
+            &c,
+            "DELETE FROM flow_run WHERE id IN
+                 (SELECT id FROM flow_run WHERE due_at IS NULL AND updated_at < $1 ORDER BY updated_at LIMIT $2
+                  FOR UPDATE SKIP LOCKED)",
+            &[&cutoff, &(limit as i64)],
+        )
+        .await?;
+        Ok(n as usize)
+    }
 }

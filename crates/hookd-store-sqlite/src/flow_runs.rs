@@ -265,4 +265,16 @@ impl FlowRunStore for SqliteStore {
         })
         .await
     }
+
+    async fn delete_ended_flow_runs_before(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
+        self.write(move |c| {
+            c.prepare_cached(
+                "DELETE FROM flow_run WHERE id IN
+                     (SELECT id FROM flow_run WHERE due_at IS NULL AND updated_at < ? ORDER BY updated_at LIMIT ?)",
+            )
+            .and_then(|mut s| s.execute(params![cutoff.timestamp_millis(), limit as i64]))
+            .map_err(internal)
+        })
+        .await
+    }
 }

@@ -676,6 +676,9 @@ pub trait FlowRunStore: Send + Sync {
     ) -> StoreResult<FlowRun>;
     /// Gives up every lease `owner` holds.
     async fn release_flow_runs(&self, owner: &str) -> StoreResult<()>;
+    /// Deletes up to `limit` runs that ended before `cutoff` (a run that waits or
+    /// retries is never deleted); answers how many.
+    async fn delete_ended_flow_runs_before(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<usize>;
 }
 
 /// The organisation's flow secrets (see [`FlowSecret`]), by name.

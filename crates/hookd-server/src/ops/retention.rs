@@ -10,13 +10,22 @@ use tokio::sync::watch;
 /// Rows changed per transaction.
 const BATCH: usize = 1_000;
 
-/// Expunges expired payloads, deletes ingest log entries older than
-/// `ingest_retention` and forgets old idempotency records, every `interval`, until
+/// How long the pruner keeps what it prunes by age.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Ingest log entries.
+    pub ingest: Duration,
+    /// Flows' runs once they ended.
+    pub flow_runs: Duration,
+}
+
+/// Expunges expired payloads, deletes ingest log entries and ended flow runs past
+/// their retention and forgets old idempotency records, every `interval`, until
 /// `shutdown` turns true.
 pub async fn run_pruner(
     store: Arc<dyn Store>,
     interval: Duration,
-    ingest_retention: Duration,
+    retention: Retention,
     mut shutdown: watch::Receiver<bool>,
 ) {
     while !*shutdown.borrow() {
@@ -25,11 +34,17 @@ pub async fn run_pruner(
             Ok(n) => tracing::info!(payloads = n, "expunged payloads past their retention"),
             Err(e) => tracing::warn!(error = %e, "the retention pruner failed; it will try again"),
         }
-        let cutoff = Utc::now() - crate::config::span(ingest_retention);
+        let cutoff = Utc::now() - crate::config::span(retention.ingest);
         match delete_ingest_before(store.as_ref(), cutoff).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(requests = n, "deleted ingest log entries past ingest_retention"),
             Err(e) => tracing::warn!(error = %e, "the ingest log pruner failed; it will try again"),
+        }
+        let cutoff = Utc::now() - crate::config::span(retention.flow_runs);
+        match delete_flow_runs_before(store.as_ref(), cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runs = n, "deleted flow runs past flow_run_retention"),
+            Err(e) => tracing::warn!(error = %e, "the flow run pruner failed; it will try again"),
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
@@ -58,6 +73,18 @@ async fn delete_ingest_before(store: &dyn Store, cutoff: chrono::DateTime<Utc>) 
     let mut total = 0;
     loop {
         let n = store.delete_ingest_requests_before(cutoff, BATCH).await?;
+        total += n;
+        if n < BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// Deletes every flow run that ended before `cutoff`, in batches.
+pub async fn delete_flow_runs_before(store: &dyn Store, cutoff: chrono::DateTime<Utc>) -> StoreResult<usize> {
+    let mut total = 0;
+    loop {
+        let n = store.delete_ended_flow_runs_before(cutoff, BATCH).await?;
         total += n;
         if n < BATCH {
             return Ok(total);

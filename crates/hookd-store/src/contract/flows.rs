@@ -690,3 +690,47 @@ pub async fn a_received_request_starts_its_flows_runs_with_it_unless_a_duplicate
         .unwrap();
     assert!(theirs.items.is_empty());
 }
+
+pub async fn ended_flow_runs_are_pruned_and_live_ones_kept(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let f = store.create_flow(&org, flow("pruned", "manual")).await.unwrap();
+    let data = |status: &str, due: Option<chrono::DateTime<Utc>>| FlowRunData {
+        status: status.into(),
+        state: json!({}),
+        due_at: due,
+    };
+    let now = Utc::now();
+    let ended = store
+        .create_flow_run(&org, &f.id, data("succeeded", None), now, None)
+        .await
+        .unwrap();
+    let waiting = store
+        .create_flow_run(
+            &org,
+            &f.id,
+            data("waiting", Some(now + chrono::Duration::days(365))),
+            now,
+            None,
+        )
+        .await
+        .unwrap();
+    // Nothing ended before the cutoff yet.
+    assert_eq!(
+        store
+            .delete_ended_flow_runs_before(now - chrono::Duration::seconds(1), 10)
+            .await
+            .unwrap(),
+        0
+    );
+    let later = Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(store.delete_ended_flow_runs_before(later, 10).await.unwrap(), 1);
+    assert!(matches!(
+        store.get_flow_run(&org, &ended.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store.get_flow_run(&org, &waiting.id).await.unwrap().id,
+        waiting.id
+    );
+    assert_eq!(store.delete_ended_flow_runs_before(later, 10).await.unwrap(), 0);
+}

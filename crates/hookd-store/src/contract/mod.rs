@@ -110,7 +110,8 @@ macro_rules! contract_tests {
             flow_runs_are_leased_stepped_waited_and_taken_over,
             a_flow_runs_data_step_commits_with_its_state_or_not_at_all,
             flow_secrets_are_replaced_listed_and_tenant_scoped,
-            a_received_request_starts_its_flows_runs_with_it_unless_a_duplicate
+            a_received_request_starts_its_flows_runs_with_it_unless_a_duplicate,
+            ended_flow_runs_are_pruned_and_live_ones_kept
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
