@@ -161,6 +161,30 @@ async fn a_manual_run_maps_a_payload_to_a_record_and_publishes_a_signed_event() 
     assert_eq!(ids, [small["id"].clone(), run["id"].clone()]);
     let (_, stopped) = call(&server, Method::GET, "/api/v1/flow-run?status=stopped", None).await;
     assert_eq!(stopped["data"].as_array().unwrap().len(), 1);
+    let created = small["createdAt"].as_str().unwrap();
+    let encoded: String = url::form_urlencoded::byte_serialize(created.as_bytes()).collect();
+    let (_, before) = call(
+        &server,
+        Method::GET,
+        &format!("/api/v1/flow-run?before={encoded}"),
+        None,
+    )
+    .await;
+    let ids: Vec<_> = before["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(ids, [run["id"].clone()], "only the run started before the second");
+    let (_, after) = call(
+        &server,
+        Method::GET,
+        &format!("/api/v1/flow-run?after={encoded}"),
+        None,
+    )
+    .await;
+    assert!(after["data"].as_array().unwrap().is_empty(), "{after}");
     let (status, _) = call(&server, Method::GET, "/api/v1/flow-run?status=bogus", None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (_, one) = call(

@@ -199,6 +199,12 @@ impl FlowRunStore for PgStore {
         if let Some(status) = &filter.status {
             select.push_str(&format!(" AND status = {}", args.push(status.clone())));
         }
+        if let Some(before) = filter.before {
+            select.push_str(&format!(" AND created_at < {}", args.push(before)));
+        }
+        if let Some(after) = filter.after {
+            select.push_str(&format!(" AND created_at > {}", args.push(after)));
+        }
         db::select_page(&c, &select, "id", args, query, from_row).await
     }
 

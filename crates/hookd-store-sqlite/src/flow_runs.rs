@@ -215,6 +215,16 @@ impl FlowRunStore for SqliteStore {
                 select.push_str(" AND status = ?");
                 bound.push(status);
             }
+            let before = filter.before.map(|t| t.timestamp_millis());
+            if let Some(before) = &before {
+                select.push_str(" AND created_at < ?");
+                bound.push(before);
+            }
+            let after = filter.after.map(|t| t.timestamp_millis());
+            if let Some(after) = &after {
+                select.push_str(" AND created_at > ?");
+                bound.push(after);
+            }
             sql::select_page(c, &select, "id", &bound, &query, from_row)
         })
         .await

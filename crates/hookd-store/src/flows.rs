@@ -129,6 +129,10 @@ pub enum FlowRunSaved {
 pub struct FlowRunFilter {
     pub flow: Option<FlowId>,
     pub status: Option<String>,
+    /// Only runs started before this time.
+    pub before: Option<DateTime<Utc>>,
+    /// Only runs started after this time.
+    pub after: Option<DateTime<Utc>>,
 }
 
 /// A secret of an organisation's flows (SMTP or Twilio credentials, an http step's

@@ -165,6 +165,10 @@ pub struct RunFilter {
     /// Only runs with this status.
     #[param(value_type = Option<String>)]
     pub status: Option<RunStatus>,
+    /// Only runs started before this time.
+    pub before: Option<DateTime<Utc>>,
+    /// Only runs started after this time.
+    pub after: Option<DateTime<Utc>>,
 }
 
 fn run_id(value: &str) -> ApiResult<FlowRunId> {
@@ -284,7 +288,13 @@ async fn list_runs(
     ApiQuery(filter): ApiQuery<RunFilter>,
 ) -> ApiResult<Json<ListResponse<FlowRunOut>>> {
     let query = page.to_query(Order::Descending)?;
-    let page = flow::list_runs(&state, &tenant.org, &query, filter.flow.as_deref(), filter.status).await?;
+    let filter = flow::RunQuery {
+        flow: filter.flow,
+        status: filter.status,
+        before: filter.before,
+        after: filter.after,
+    };
+    let page = flow::list_runs(&state, &tenant.org, &query, &filter).await?;
     Ok(Json(ListResponse::from_page(
         page,
         |r| r.id.to_string(),

@@ -322,20 +322,31 @@ pub async fn get_run(state: &Service, org: &OrgId, id: &FlowRunId) -> ApiResult<
     Ok(state.store.get_flow_run(org, id).await?)
 }
 
+/// Which runs the run log shows.
+#[derive(Debug, Clone, Default)]
+pub struct RunQuery {
+    /// A flow's id or name.
+    pub flow: Option<String>,
+    pub status: Option<RunStatus>,
+    pub before: Option<DateTime<Utc>>,
+    pub after: Option<DateTime<Utc>>,
+}
+
 pub async fn list_runs(
     state: &Service,
     org: &OrgId,
     query: &ListQuery,
-    flow: Option<&str>,
-    status: Option<RunStatus>,
+    filter: &RunQuery,
 ) -> ApiResult<Page<FlowRun>> {
-    let flow = match flow {
+    let flow = match &filter.flow {
         Some(key) => Some(state.store.get_flow(org, key).await?.id),
         None => None,
     };
     let filter = FlowRunFilter {
         flow,
-        status: status.map(|s| status_name(s).to_owned()),
+        status: filter.status.map(|s| status_name(s).to_owned()),
+        before: filter.before,
+        after: filter.after,
     };
     Ok(state.store.list_flow_runs(org, query, &filter).await?)
 }

@@ -392,6 +392,21 @@ pub async fn flow_runs_are_leased_stepped_waited_and_taken_over(store: &dyn Stor
         ids(list(FlowRunFilter::default(), 10).await),
         vec![run.id.clone(), held.id.clone(), third.id.clone(), lone.id.clone()]
     );
+    // Started before or after a time.
+    let future = Utc::now() + chrono::Duration::days(1);
+    let started_after = FlowRunFilter {
+        after: Some(future),
+        ..FlowRunFilter::default()
+    };
+    assert!(list(started_after, 10).await.items.is_empty());
+    let started_before = FlowRunFilter {
+        before: Some(future),
+        ..FlowRunFilter::default()
+    };
+    assert_eq!(
+        list(started_before, 10).await.items.len(),
+        list(FlowRunFilter::default(), 10).await.items.len()
+    );
     let first = list(FlowRunFilter::default(), 1).await;
     assert!(first.has_more);
     assert_eq!(ids(first), vec![run.id.clone()]);
@@ -400,6 +415,7 @@ pub async fn flow_runs_are_leased_stepped_waited_and_taken_over(store: &dyn Stor
             FlowRunFilter {
                 flow: Some(f.id.clone()),
                 status: Some("canceled".into()),
+                ..FlowRunFilter::default()
             },
             10
         )
@@ -410,7 +426,7 @@ pub async fn flow_runs_are_leased_stepped_waited_and_taken_over(store: &dyn Stor
         ids(list(
             FlowRunFilter {
                 flow: Some(g.id.clone()),
-                status: None,
+                ..FlowRunFilter::default()
             },
             10
         )
