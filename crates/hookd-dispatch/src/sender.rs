@@ -59,6 +59,21 @@ pub fn guarded_client(
         .build()
 }
 
+/// The first `limit` bytes of an answer's body; the rest is never read (a hostile
+/// server's endless body costs nothing). A body cut short ends what is kept.
+pub async fn read_prefix(response: &mut reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut kept = Vec::new();
+    // The status arrived; a body cut short (an error) does not change the verdict.
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = limit.saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if kept.len() >= limit {
+            break;
+        }
+    }
+    kept
+}
+
 #[derive(Debug, Clone)]
 pub struct Sender {
     client: reqwest::Client,
@@ -189,21 +204,7 @@ impl Sender {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, now));
-        let mut kept = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = RESPONSE_KEEP.saturating_sub(kept.len());
-                    kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    if kept.len() >= RESPONSE_KEEP {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                // The status arrived; a body cut short does not change the verdict.
-                Err(_) => break,
-            }
-        }
+        let kept = read_prefix(&mut response, RESPONSE_KEEP).await;
         Sent {
             url: url.to_string(),
             status: Some(status),

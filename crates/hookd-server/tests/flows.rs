@@ -899,6 +899,34 @@ async fn an_http_step_is_signed_keyed_retried_and_guarded() {
         .unwrap()
         .verify(&second.body, &common::http_headers(&second.headers))
         .expect("the partner verifies the signature");
+
+    // A server that answers an endless body: the first 64 KiB are kept, no more.
+    receiver.script([common::receiver::Answer {
+        status: 200,
+        delay: Duration::ZERO,
+        headers: vec![],
+        body: Some("x".repeat(4 * 1024 * 1024)),
+    }]);
+    let big = ok(
+        &server,
+        Method::POST,
+        "/api/v1/flow-run/{id}/rerun".replace("{id}", &id).as_str(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(big["id"], done["id"]);
+    let again = common::settle(
+        || async {
+            call(&server, Method::GET, &format!("/api/v1/flow-run/{id}"), None)
+                .await
+                .1
+        },
+        |r: &Value| r["status"] != "running",
+    )
+    .await;
+    assert_eq!(again["status"], "succeeded", "{}", again["error"]);
+    let kept = again["steps"][0]["output"]["body"].as_str().unwrap();
+    assert_eq!(kept.len(), 64 * 1024);
     server.stop().await;
 
     // Without the loopback allowance the same step is refused by the guard, once.

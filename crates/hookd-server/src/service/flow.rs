@@ -1102,7 +1102,7 @@ async fn call_http(state: &Service, run: &FlowRun, current: &RunState, call: Htt
                 hookd_core::signature::sign(&secret, &call.key, ts, body.as_bytes()),
             );
     }
-    let response = match request.send().await {
+    let mut response = match request.send().await {
         Ok(r) => r,
         Err(e) => {
             if let Some(refusal) = hookd_dispatch::guard::refusal_in(&e) {
@@ -1117,10 +1117,9 @@ async fn call_http(state: &Service, run: &FlowRun, current: &RunState, call: Htt
         }
     };
     let status = response.status();
-    let bytes = response.bytes().await.unwrap_or_default();
-    let kept = &bytes[..bytes.len().min(MAX_HTTP_ANSWER_BYTES)];
-    let answer = serde_json::from_slice::<Value>(kept)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(kept).into_owned()));
+    let kept = hookd_dispatch::sender::read_prefix(&mut response, MAX_HTTP_ANSWER_BYTES).await;
+    let answer = serde_json::from_slice::<Value>(&kept)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&kept).into_owned()));
     if status.is_success() {
         return bounded(json!({"status": status.as_u16(), "body": answer}));
     }
