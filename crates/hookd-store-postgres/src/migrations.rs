@@ -27,6 +27,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_flow_secrets",
         include_str!("../migrations/0009_flow_secrets.sql"),
     ),
+    (
+        "0010_flow_run_retention",
+        include_str!("../migrations/0010_flow_run_retention.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

@@ -33,6 +33,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_flow_secrets",
         include_str!("../migrations/0013_flow_secrets.sql"),
     ),
+    (
+        "0014_flow_run_retention",
+        include_str!("../migrations/0014_flow_run_retention.sql"),
+    ),
 ];
 
 /// The schema version this build expects.
