@@ -36,6 +36,19 @@ impl RunStatus {
     pub fn is_final(self) -> bool {
         !matches!(self, Self::Running | Self::Waiting)
     }
+
+    /// The name the run log and the store use (the same as its JSON form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Waiting => "waiting",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+            Self::Invalid => "invalid",
+            Self::Canceled => "canceled",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -619,15 +619,7 @@ async fn a_waiting_run_is_canceled_and_a_failed_run_is_run_again_from_its_step()
     )
     .await;
     assert_eq!(again["id"], failed["id"]);
-    let done = common::settle(
-        || async {
-            call(&server, Method::GET, &format!("/api/v1/flow-run/{id}"), None)
-                .await
-                .1
-        },
-        |r: &Value| r["status"] != "running",
-    )
-    .await;
+    let done = common::ended_run(&server, id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(
         done["steps"][0], failed["steps"][0],
@@ -772,15 +764,7 @@ async fn a_publish_step_tried_again_finds_its_message_and_a_rerun_publishes_anew
         json!({"eventType": "order.shipped", "eventId": format!("{id}.1"), "payload": {"order": 7}}),
     )
     .await;
-    let done = common::settle(
-        || async {
-            call(&server, Method::GET, &format!("/api/v1/flow-run/{id}"), None)
-                .await
-                .1
-        },
-        |r: &Value| r["status"] == "succeeded" || r["status"] == "failed",
-    )
-    .await;
+    let done = common::ended_run(&server, &id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(
         done["steps"][1]["output"]["messageId"], made["id"],
@@ -802,15 +786,7 @@ async fn a_publish_step_tried_again_finds_its_message_and_a_rerun_publishes_anew
         json!({"fromStep": "tell"}),
     )
     .await;
-    let again = common::settle(
-        || async {
-            call(&server, Method::GET, &format!("/api/v1/flow-run/{id}"), None)
-                .await
-                .1
-        },
-        |r: &Value| r["status"] == "succeeded" || r["status"] == "failed",
-    )
-    .await;
+    let again = common::ended_run(&server, &id).await;
     assert_eq!(again["status"], "succeeded", "{again}");
     assert_eq!(again["steps"][1]["output"]["eventId"], format!("{id}.1.r1"));
     assert_ne!(again["steps"][1]["output"]["messageId"], made["id"]);
@@ -865,15 +841,7 @@ async fn an_http_step_is_signed_keyed_retried_and_guarded() {
     )
     .await;
     let id = run["id"].as_str().unwrap().to_owned();
-    let done = common::settle(
-        || async {
-            call(&server, Method::GET, &format!("/api/v1/flow-run/{id}"), None)
-                .await
-                .1
-        },
-        |r: &Value| r["status"] != "running",
-    )
-    .await;
+    let done = common::ended_run(&server, &id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["steps"][0]["attempts"], 2, "a 503 is tried again: {done}");
     assert_eq!(
@@ -915,15 +883,7 @@ async fn an_http_step_is_signed_keyed_retried_and_guarded() {
     )
     .await;
     assert_eq!(big["id"], done["id"]);
-    let again = common::settle(
-        || async {
-            call(&server, Method::GET, &format!("/api/v1/flow-run/{id}"), None)
-                .await
-                .1
-        },
-        |r: &Value| r["status"] != "running",
-    )
-    .await;
+    let again = common::ended_run(&server, &id).await;
     assert_eq!(again["status"], "succeeded", "{}", again["error"]);
     let kept = again["steps"][0]["output"]["body"].as_str().unwrap();
     assert_eq!(kept.len(), 64 * 1024);

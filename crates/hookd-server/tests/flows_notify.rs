@@ -22,6 +22,41 @@ use serde_json::{Value, json};
 
 const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
+/// The shop: an application with a `customers` collection, and the secrets the
+/// payment flow names (`smtp-main` for `smtp`, `twilio-main` with `auth_token`);
+/// answers the status of the first secret's put.
+async fn shop(server: &TestServer, smtp: &SmtpServer, auth_token: &str) -> StatusCode {
+    ok(
+        server,
+        Method::POST,
+        "/api/v1/app",
+        json!({"name": "Shop", "uid": "shop"}),
+    )
+    .await;
+    ok(
+        server,
+        Method::POST,
+        "/api/v1/app/shop/collection",
+        json!({"name": "customers"}),
+    )
+    .await;
+    let (status, _) = call(
+        server,
+        Method::PUT,
+        "/api/v1/flow-secret/smtp-main",
+        Some(json!({"value": {"smtpUrl": smtp.url(), "from": "Shop <shop@example.com>"}})),
+    )
+    .await;
+    ok(
+        server,
+        Method::PUT,
+        "/api/v1/flow-secret/twilio-main",
+        json!({"value": {"accountSid": "AC123", "authToken": auth_token}}),
+    )
+    .await;
+    status
+}
+
 /// The example, run by hand: a paid invoice over the threshold activates its
 /// customer, emails them, and texts the admin.
 fn payment_flow() -> Value {
@@ -65,35 +100,8 @@ async fn a_payment_updates_the_record_emails_the_customer_through_refusals_and_t
         ("HOOKD_RETRY_SCHEDULE", "200ms,200ms,200ms"),
     ])
     .await;
-    ok(
-        &server,
-        Method::POST,
-        "/api/v1/app",
-        json!({"name": "Shop", "uid": "shop"}),
-    )
-    .await;
-    ok(
-        &server,
-        Method::POST,
-        "/api/v1/app/shop/collection",
-        json!({"name": "customers"}),
-    )
-    .await;
-    let (status, _) = call(
-        &server,
-        Method::PUT,
-        "/api/v1/flow-secret/smtp-main",
-        Some(json!({"value": {"smtpUrl": smtp.url(), "from": "Shop <shop@example.com>"}})),
-    )
-    .await;
+    let status = shop(&server, &smtp, "tw-secret-token").await;
     assert_eq!(status, StatusCode::CREATED);
-    ok(
-        &server,
-        Method::PUT,
-        "/api/v1/flow-secret/twilio-main",
-        json!({"value": {"accountSid": "AC123", "authToken": "tw-secret-token"}}),
-    )
-    .await;
     // Write-only: listed by name, never shown.
     let (_, listed) = call(&server, Method::GET, "/api/v1/flow-secret", None).await;
     let text = listed.to_string();
@@ -113,15 +121,7 @@ async fn a_payment_updates_the_record_emails_the_customer_through_refusals_and_t
     )
     .await;
     let id = run["id"].as_str().unwrap().to_owned();
-    let done = common::settle(
-        || async {
-            call(&server, Method::GET, &format!("/api/v1/flow-run/{id}"), None)
-                .await
-                .1
-        },
-        |r: &Value| r["status"] != "running",
-    )
-    .await;
+    let done = common::ended_run(&server, &id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let mail = &done["steps"][2];
     assert_eq!(mail["attempts"], 3, "refused twice, then accepted: {mail}");
@@ -301,40 +301,14 @@ async fn a_stripe_invoice_received_on_a_source_runs_the_flow_once() {
         ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
     ])
     .await;
-    ok(
-        &server,
-        Method::POST,
-        "/api/v1/app",
-        json!({"name": "Shop", "uid": "shop"}),
-    )
-    .await;
-    ok(
-        &server,
-        Method::POST,
-        "/api/v1/app/shop/collection",
-        json!({"name": "customers"}),
-    )
-    .await;
-    ok(
-        &server,
-        Method::PUT,
-        "/api/v1/flow-secret/smtp-main",
-        json!({"value": {"smtpUrl": smtp.url(), "from": "Shop <shop@example.com>"}}),
-    )
-    .await;
-    ok(
-        &server,
-        Method::PUT,
-        "/api/v1/flow-secret/twilio-main",
-        json!({"value": {"accountSid": "AC123", "authToken": "tok"}}),
-    )
-    .await;
+    assert_eq!(shop(&server, &smtp, "tok").await, StatusCode::CREATED);
     let secret = "whsec_stripe_flow_test";
     let source = ok(
         &server,
         Method::POST,
         "/ingest/api/v1/source",
-        json!({"name": "Stripe", "uid": "stripe-main", "type": "stripe", "config": {"secret": secret}}),
+        json!({"name": "Stripe", "uid": "stripe-main", "type": "stripe", "config": {"secret": secret},
+               "options": {"dedup": {"jsonPointer": "/id"}}}),
     )
     .await;
     let url = source["ingestUrl"].as_str().unwrap().to_owned();
@@ -411,6 +385,8 @@ async fn a_stripe_invoice_received_on_a_source_runs_the_flow_once() {
     assert_eq!(smtp.received().len(), 1);
     assert_eq!(twilio.count(), 1);
 
+    // Stripe's redelivery of the same event is a duplicate: it starts no run.
+    assert_eq!(send(paid.clone()).await, StatusCode::OK);
     // A badly signed request and an invoice under the threshold: no run, and a run
     // that stops after its first step.
     let forged = paid.to_string();
@@ -447,7 +423,7 @@ async fn a_stripe_invoice_received_on_a_source_runs_the_flow_once() {
     assert_eq!(
         runs["data"].as_array().unwrap().len(),
         2,
-        "the forged request ran nothing: {runs}"
+        "the redelivery and the forged request ran nothing: {runs}"
     );
     assert_eq!(runs["data"][0]["status"], "stopped");
     assert_eq!(runs["data"][0]["steps"].as_array().unwrap().len(), 1);

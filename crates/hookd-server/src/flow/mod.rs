@@ -133,6 +133,9 @@ pub struct FlowRunOut {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Read field by field from the stored state rather than as a `RunState`, so a run
+/// whose state this version cannot read (one the runner ended as failed for that
+/// reason) is still shown instead of failing the whole list.
 impl From<FlowRun> for FlowRunOut {
     fn from(r: FlowRun) -> Self {
         let state = match r.data.state {

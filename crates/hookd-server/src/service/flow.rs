@@ -200,26 +200,13 @@ pub async fn delete(state: &Service, org: &OrgId, key: &str) -> ApiResult<()> {
 /// The stored form of a run's state.
 fn stored(run: &RunState) -> FlowRunData {
     FlowRunData {
-        status: status_name(run.status).to_owned(),
+        status: run.status.as_str().to_owned(),
         state: serde_json::to_value(run).unwrap_or(Value::Null),
         due_at: if run.status.is_final() {
             None
         } else {
             Some(run.wake_at.unwrap_or_else(Utc::now))
         },
-    }
-}
-
-/// A status as the run log names it.
-pub fn status_name(status: RunStatus) -> &'static str {
-    match status {
-        RunStatus::Running => "running",
-        RunStatus::Waiting => "waiting",
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Failed => "failed",
-        RunStatus::Stopped => "stopped",
-        RunStatus::Invalid => "invalid",
-        RunStatus::Canceled => "canceled",
     }
 }
 
@@ -344,7 +331,7 @@ pub async fn list_runs(
     };
     let filter = FlowRunFilter {
         flow,
-        status: filter.status.map(|s| status_name(s).to_owned()),
+        status: filter.status.map(|s| s.as_str().to_owned()),
         before: filter.before,
         after: filter.after,
     };
@@ -385,7 +372,7 @@ pub async fn cancel(state: &Service, org: &OrgId, id: &FlowRunId) -> ApiResult<F
         if run.cancel() {
             Ok(())
         } else {
-            Err(format!("the run has ended ({})", status_name(run.status)))
+            Err(format!("the run has ended ({})", run.status.as_str()))
         }
     })
     .await
@@ -412,7 +399,7 @@ pub async fn rerun(state: &Service, org: &OrgId, id: &FlowRunId, from: Option<St
         if !run.status.is_final() {
             return Err(format!(
                 "the run has not ended ({}); cancel it first",
-                status_name(run.status)
+                run.status.as_str()
             ));
         }
         run.rerun_from(index);
@@ -481,7 +468,7 @@ async fn drive(
             tracing::error!(run = %run.id, error = %e, "a flow run's state is unreadable; the run ends as failed");
             let step = FlowRunStep {
                 next: FlowNext::State(FlowRunData {
-                    status: status_name(RunStatus::Failed).to_owned(),
+                    status: RunStatus::Failed.as_str().to_owned(),
                     state: run.data.state.clone(),
                     due_at: None,
                 }),

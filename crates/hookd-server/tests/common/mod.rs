@@ -225,3 +225,22 @@ pub async fn ok(
     assert!(status.is_success(), "{method} {path}: {status} {out}");
     out
 }
+
+/// Flow run `id` once it has ended (neither running nor waiting), or as it stands
+/// after [`settle`]'s wait; the caller's assertions then show what was seen.
+pub async fn ended_run(server: &TestServer, id: &str) -> serde_json::Value {
+    settle(
+        || async {
+            call(
+                server,
+                reqwest::Method::GET,
+                &format!("/api/v1/flow-run/{id}"),
+                None,
+            )
+            .await
+            .1
+        },
+        |r: &serde_json::Value| r["status"] != "running" && r["status"] != "waiting",
+    )
+    .await
+}
