@@ -461,6 +461,12 @@ async fn drive(
     owner: &str,
     deadline: Option<tokio::time::Instant>,
 ) -> StoreResult<()> {
+    let stored_flow = match state.store.get_flow(&run.org_id, run.flow_id.as_str()).await {
+        Ok(f) => f,
+        // Deleted meanwhile: its runs went with it.
+        Err(StoreError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
     let mut current: RunState = match serde_json::from_value(run.data.state.clone()) {
         Ok(r) => r,
         Err(e) => {
@@ -475,17 +481,20 @@ async fn drive(
                 now: Utc::now(),
                 lease_until: None,
             };
-            state.store.save_flow_run(&run.id, owner, step).await?;
+            if let FlowRunSaved::Saved(_) = state.store.save_flow_run(&run.id, owner, step).await? {
+                report_failure(
+                    state,
+                    &run,
+                    stored_flow.data.name.as_str(),
+                    None,
+                    Some("the run's state is unreadable"),
+                )
+                .await;
+            }
             return Ok(());
         }
     };
-    let flow = match state.store.get_flow(&run.org_id, run.flow_id.as_str()).await {
-        Ok(f) => Flow::parse(&f.data.document).map_err(|e| e.to_string()),
-        // Deleted meanwhile: its runs went with it.
-        Err(StoreError::NotFound(_)) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    let flow = match flow {
+    let flow = match Flow::parse(&stored_flow.data.document) {
         Ok(f) => Arc::new(f),
         Err(e) => {
             end_unreadable(
@@ -497,7 +506,10 @@ async fn drive(
                 now: Utc::now(),
                 lease_until: None,
             };
-            state.store.save_flow_run(&run.id, owner, step).await?;
+            if let FlowRunSaved::Saved(_) = state.store.save_flow_run(&run.id, owner, step).await? {
+                let name = stored_flow.data.name.as_str();
+                report_failure(state, &run, name, None, current.error.as_deref()).await;
+            }
             return Ok(());
         }
     };
@@ -532,16 +544,8 @@ async fn drive(
             return Ok(());
         }
         if next.status == RunStatus::Failed {
-            tracing::warn!(run = %run.id, flow = %flow.name, error = ?next.error, "a flow run failed");
             let step = next.steps.last().map(|s| s.name.as_str());
-            let event = hookd_dispatch::events::OperationalEvent::flow_run_failed(
-                run.flow_id.as_str(),
-                flow.name.as_str(),
-                run.id.as_str(),
-                step,
-                next.error.as_deref().unwrap_or("failed"),
-            );
-            crate::service::events::emit(state, &run.org_id, event).await;
+            report_failure(state, &run, flow.name.as_str(), step, next.error.as_deref()).await;
         }
         current = next;
         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
@@ -549,6 +553,27 @@ async fn drive(
             return Ok(());
         }
     }
+}
+
+/// Logs a run that ended failed and sends `flow.run.failed` to the organisation's
+/// operational endpoints; every way a run can end failed comes through here.
+async fn report_failure(
+    state: &Service,
+    run: &FlowRun,
+    flow_name: &str,
+    step: Option<&str>,
+    error: Option<&str>,
+) {
+    let error = error.unwrap_or("failed");
+    tracing::warn!(run = %run.id, flow = %flow_name, error = %error, "a flow run failed");
+    let event = hookd_dispatch::events::OperationalEvent::flow_run_failed(
+        run.flow_id.as_str(),
+        flow_name,
+        run.id.as_str(),
+        step,
+        error,
+    );
+    crate::service::events::emit(state, &run.org_id, event).await;
 }
 
 /// Whether `owner` keeps the run after a step: only when its next step is due now
