@@ -288,6 +288,10 @@ pub enum ModeOperation {
     /// Keeps the raw request (method, headers, query, body) as a new document.
     #[serde(rename = "capture")]
     Capture,
+    /// Runs the flows whose trigger is this mode (`{"type": "mode"}`), with the body
+    /// (JSON, or a form) as the run's `trigger.body`; answers the flow's `response`.
+    #[serde(rename = "flow.run")]
+    FlowRun,
 }
 
 /// What a mode's target is.
@@ -300,7 +304,7 @@ pub enum ModeTarget {
 }
 
 impl ModeOperation {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::DocumentGet,
         Self::DocumentPut,
         Self::DocumentPatch,
@@ -312,6 +316,7 @@ impl ModeOperation {
         Self::LeaderboardRank,
         Self::MessagePublish,
         Self::Capture,
+        Self::FlowRun,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -327,6 +332,7 @@ impl ModeOperation {
             Self::LeaderboardRank => "leaderboard.rank",
             Self::MessagePublish => "message.publish",
             Self::Capture => "capture",
+            Self::FlowRun => "flow.run",
         }
     }
 
@@ -341,7 +347,7 @@ impl ModeOperation {
     pub fn target(self) -> ModeTarget {
         match self {
             Self::LeaderboardSubmit | Self::LeaderboardTop | Self::LeaderboardRank => ModeTarget::Leaderboard,
-            Self::MessagePublish => ModeTarget::Application,
+            Self::MessagePublish | Self::FlowRun => ModeTarget::Application,
             _ => ModeTarget::Collection,
         }
     }
@@ -350,7 +356,7 @@ impl ModeOperation {
     /// an event type, or a key prefix (`document.list`). The operations that need one
     /// say so when it is missing.
     pub fn takes_data(self) -> bool {
-        !matches!(self, Self::LeaderboardTop | Self::Capture)
+        !matches!(self, Self::LeaderboardTop | Self::Capture | Self::FlowRun)
     }
 
     /// Whether the operation reads a request body.
@@ -362,6 +368,7 @@ impl ModeOperation {
                 | Self::DocumentIncrement
                 | Self::LeaderboardSubmit
                 | Self::MessagePublish
+                | Self::FlowRun
         )
     }
 }

@@ -125,6 +125,7 @@ pub async fn emit(store: &dyn Store, org: &OrgId, event: OperationalEvent) -> St
         retain_until: now + chrono::Duration::days(30),
         only_endpoint: None,
         forward: None,
+        flow_runs: Default::default(),
     };
     let (_, deliveries) = store.create_message(org, &app, message).await?;
     Ok(deliveries > 0)

@@ -143,6 +143,7 @@ fn message() -> NewMessage {
         retain_until: Utc::now() + chrono::Duration::days(1),
         only_endpoint: None,
         forward: None,
+        flow_runs: Default::default(),
     }
 }
 

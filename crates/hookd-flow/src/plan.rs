@@ -98,6 +98,96 @@ pub enum Effect {
     },
 }
 
+/// Most of a step's input kept in its record (JSON text); a larger one is recorded as
+/// its size only, so a run's state stays small enough to commit after every step.
+pub const MAX_INPUT_BYTES: usize = 16 * 1024;
+
+/// Header values an http step's recorded input does not show.
+const HIDDEN_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "x-api-key"];
+
+impl Effect {
+    /// What the step acts on, rendered, as the run log shows it (`None` for a step
+    /// that only decides: skip, condition, validation, transform, whose input is the
+    /// run's data). Secrets are never in it: credentials are named, not opened, and
+    /// the values of authorization-like headers are hidden.
+    pub fn input(&self) -> Option<Value> {
+        let input = match self {
+            Self::Skip | Self::Stop | Self::Output(_) | Self::Invalid(_) | Self::Transform { .. } => {
+                return None;
+            }
+            Self::Document {
+                op,
+                app,
+                collection,
+                key,
+                body,
+            } => json!({"op": format!("{op:?}").to_lowercase(), "app": app, "collection": collection,
+                        "key": key, "body": body}),
+            Self::LeaderboardSubmit {
+                app,
+                leaderboard,
+                player,
+                score,
+            } => json!({"app": app, "leaderboard": leaderboard, "player": player, "score": score}),
+            Self::Publish {
+                app,
+                event_type,
+                payload,
+                channels,
+            } => json!({"app": app, "eventType": event_type, "payload": payload, "channels": channels}),
+            Self::Http {
+                method,
+                url,
+                headers,
+                body,
+                sign_with,
+            } => {
+                let headers: BTreeMap<&str, &str> = headers
+                    .iter()
+                    .map(|(k, v)| {
+                        let hidden = HIDDEN_HEADERS.iter().any(|h| k.eq_ignore_ascii_case(h));
+                        (k.as_str(), if hidden { "[hidden]" } else { v.as_str() })
+                    })
+                    .collect();
+                let body = body.as_deref().map(|b| {
+                    serde_json::from_str::<Value>(b).unwrap_or_else(|_| Value::String(b.to_owned()))
+                });
+                json!({"method": format!("{method:?}").to_uppercase(), "url": url.as_str(), "headers": headers,
+                       "body": body, "signWith": sign_with})
+            }
+            Self::Email {
+                to,
+                cc,
+                subject,
+                text,
+                html,
+                credentials,
+            } => json!({"to": to, "cc": cc, "subject": subject, "text": text, "html": html,
+                        "credentials": credentials}),
+            Self::Sms {
+                to,
+                sender,
+                body,
+                credentials,
+            } => {
+                let (field, value) = match sender {
+                    SmsTo::From(f) => ("from", f),
+                    SmsTo::MessagingService(m) => ("messagingServiceSid", m),
+                };
+                json!({"to": to, field: value, "body": body, "credentials": credentials})
+            }
+            Self::Delay(d) => json!({"duration": humantime::format_duration(*d).to_string()}),
+            Self::Call { flow, input } => json!({"flow": flow, "input": input}),
+        };
+        let size = input.to_string().len();
+        Some(if size > MAX_INPUT_BYTES {
+            json!({"truncated": true, "bytes": size})
+        } else {
+            input
+        })
+    }
+}
+
 /// An SMS's sender once rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SmsTo {

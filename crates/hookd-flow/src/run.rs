@@ -72,6 +72,10 @@ pub enum StepStatus {
 pub struct StepRecord {
     pub name: String,
     pub status: StepStatus,
+    /// What the step acted on, rendered from its templates (see
+    /// [`crate::plan::Effect::input`]); none for a step that only decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,9 +175,16 @@ impl RunState {
         !self.status.is_final() && self.wake_at.is_none_or(|at| at <= now)
     }
 
-    /// Records what the next step of `flow` came to, started at `started`, and moves
-    /// the run on.
-    pub fn record(&mut self, flow: &Flow, outcome: Outcome, started: DateTime<Utc>, now: DateTime<Utc>) {
+    /// Records what the next step of `flow` came to, having acted on `input`,
+    /// started at `started`, and moves the run on.
+    pub fn record(
+        &mut self,
+        flow: &Flow,
+        outcome: Outcome,
+        input: Option<Value>,
+        started: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) {
         let Some(step) = flow.steps.get(self.next) else {
             self.status = RunStatus::Succeeded;
             self.wake_at = None;
@@ -196,6 +207,7 @@ impl RunState {
         let mut record = StepRecord {
             name,
             status: StepStatus::Succeeded,
+            input,
             output: None,
             error: None,
             attempts,

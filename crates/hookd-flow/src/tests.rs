@@ -437,8 +437,8 @@ mod runs {
         let now = Utc::now();
         let mut run = RunState::new(json!({"body": {"id": "evt_1"}}), 0).unwrap();
         assert!(run.is_due(now));
-        run.record(&flow, Outcome::Done(json!({"matched": true})), now, now);
-        run.record(&flow, Outcome::Done(json!({"status": "active"})), now, now);
+        run.record(&flow, Outcome::Done(json!({"matched": true})), None, now, now);
+        run.record(&flow, Outcome::Done(json!({"status": "active"})), None, now, now);
         assert_eq!(
             run.data("frun_1", &flow).steps["activate"],
             json!({"status": "active"})
@@ -452,16 +452,23 @@ mod runs {
                     error: "451 try later".into(),
                     at: now + Duration::seconds(5),
                 },
+                None,
                 now,
                 now,
             );
             assert_eq!(run.status, RunStatus::Running);
             assert!(!run.is_due(now) && run.is_due(now + Duration::seconds(5)));
         }
-        run.record(&flow, Outcome::Done(json!({"messageId": "frun_1.2"})), now, now);
+        run.record(
+            &flow,
+            Outcome::Done(json!({"messageId": "frun_1.2"})),
+            None,
+            now,
+            now,
+        );
         assert_eq!(run.steps[2].attempts, 3);
         assert_eq!(run.steps[2].status, StepStatus::Succeeded);
-        run.record(&flow, Outcome::Skipped, now, now);
+        run.record(&flow, Outcome::Skipped, None, now, now);
         assert_eq!(run.status, RunStatus::Succeeded);
         let log: Vec<_> = run.steps.iter().map(|s| (s.name.as_str(), s.status)).collect();
         assert_eq!(
@@ -483,12 +490,12 @@ mod runs {
         let flow = Flow::parse(&invoice_flow()).unwrap();
         let now = Utc::now();
         let mut stopped = RunState::new(json!({}), 0).unwrap();
-        stopped.record(&flow, Outcome::Stopped, now, now);
+        stopped.record(&flow, Outcome::Stopped, None, now, now);
         assert_eq!(stopped.status, RunStatus::Stopped);
         assert!(!stopped.is_due(now));
 
         let mut failing = RunState::new(json!({}), 0).unwrap();
-        failing.record(&flow, Outcome::Done(json!({})), now, now);
+        failing.record(&flow, Outcome::Done(json!({})), None, now, now);
         for _ in 0..MAX_ATTEMPTS {
             failing.record(
                 &flow,
@@ -496,6 +503,7 @@ mod runs {
                     error: "timeout".into(),
                     at: now,
                 },
+                None,
                 now,
                 now,
             );
@@ -531,6 +539,7 @@ mod runs {
             Outcome::Wait {
                 until: now + Duration::seconds(2),
             },
+            None,
             now,
             now,
         );
@@ -541,6 +550,7 @@ mod runs {
             Outcome::Wait {
                 until: now + Duration::seconds(3),
             },
+            None,
             now,
             now,
         );
@@ -549,7 +559,7 @@ mod runs {
             (RunStatus::Waiting, 2),
             "a delay as the last step is waited out"
         );
-        run.record(&delayed, Outcome::Skipped, now, now);
+        run.record(&delayed, Outcome::Skipped, None, now, now);
         assert_eq!(run.status, RunStatus::Succeeded);
 
         assert!(

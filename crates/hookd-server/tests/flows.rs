@@ -93,6 +93,14 @@ async fn a_manual_run_maps_a_payload_to_a_record_and_publishes_a_signed_event() 
         "{run}"
     );
     assert_eq!(steps[1]["output"], json!({"customer": "cus_42", "euros": 25}));
+    // Each step's input: what it acted on, rendered (none for a step that decides).
+    assert_eq!(steps[0].get("input"), None, "{run}");
+    assert_eq!(
+        steps[2]["input"],
+        json!({"op": "patch", "app": "shop", "collection": "customers", "key": "cus_42",
+               "body": {"status": "active", "lastPaid": 25}})
+    );
+    assert_eq!(steps[3]["input"]["eventType"], "customer.activated");
     assert_eq!(steps[2]["output"]["created"], true);
     assert_eq!(
         steps[2]["output"]["document"],
@@ -240,24 +248,11 @@ async fn definitions_are_checked_and_what_is_not_wired_is_refused() {
         json!(["body", "steps", "1", "key"]),
     )
     .await;
-    // Steps and triggers this version does not carry out are refused, not ignored.
-    for (step, i) in [
-        (
-            json!({"name": "l", "type": "leaderboard.submit", "app": "a", "leaderboard": "b", "player": "p", "score": 1}),
-            0,
-        ),
-        (json!({"name": "c", "type": "flow.call", "flow": "other"}), 0),
-    ] {
-        let msg = refused(
-            json!({"name": "f", "trigger": manual, "steps": [step]}),
-            json!(["body", "steps", i.to_string(), "type"]),
-        )
-        .await;
-        assert!(msg.contains("not available"), "{msg}");
-    }
+    // What this version does not carry out is refused, not ignored.
+    // A trigger naming what does not exist.
     refused(
-        json!({"name": "f", "trigger": {"type": "cron", "schedule": "* * * * *"}, "steps": [{"name": "d", "type": "delay", "duration": "1s"}]}),
-        json!(["body", "trigger", "type"]),
+        json!({"name": "f", "trigger": {"type": "message.created", "app": "nope"}, "steps": [{"name": "d", "type": "delay", "duration": "1s"}]}),
+        json!(["body", "trigger", "app"]),
     )
     .await;
     refused(
@@ -828,7 +823,8 @@ async fn an_http_step_is_signed_keyed_retried_and_guarded() {
         "/api/v1/flow",
         json!({"name": "notify-partner", "trigger": {"type": "manual"}, "steps": [
             {"name": "call", "type": "http", "method": "PUT", "url": format!("{}/orders/{{{{ trigger.id }}}}", receiver.url),
-             "headers": {"x-order": "{{ trigger.id }}"}, "body": {"order": "{{ trigger.id }}", "total": "{{ trigger.total }}"},
+             "headers": {"x-order": "{{ trigger.id }}", "Authorization": "Bearer partner-token-1"},
+             "body": {"order": "{{ trigger.id }}", "total": "{{ trigger.total }}"},
              "signWith": "partner"},
             {"name": "keep", "type": "transform", "code": "function handler(i) { return i.steps.call.body; }"}]}),
     )
@@ -849,6 +845,15 @@ async fn an_http_step_is_signed_keyed_retried_and_guarded() {
         json!({"status": 200, "body": {"accepted": true}})
     );
     assert_eq!(done["steps"][1]["output"], json!({"accepted": true}));
+    // The step's input is in the run log, its authorization hidden.
+    let input = &done["steps"][0]["input"];
+    assert_eq!(input["method"], "PUT");
+    assert_eq!(
+        input["headers"],
+        json!({"x-order": "o-9", "Authorization": "[hidden]"})
+    );
+    assert_eq!(input["body"], json!({"order": "o-9", "total": 12}));
+    assert!(!done.to_string().contains("partner-token-1"), "{done}");
     let got = receiver.received_on("/orders/o-9");
     assert_eq!(got.len(), 2);
     let (first, second) = (&got[0], &got[1]);
@@ -858,6 +863,7 @@ async fn an_http_step_is_signed_keyed_retried_and_guarded() {
         json!({"order": "o-9", "total": 12})
     );
     assert_eq!(second.headers["x-order"], "o-9");
+    assert_eq!(second.headers["authorization"], "Bearer partner-token-1");
     assert_eq!(second.headers["idempotency-key"], format!("{id}.0"));
     assert_eq!(
         first.headers["idempotency-key"], second.headers["idempotency-key"],

@@ -211,6 +211,91 @@ async fn a_payment_updates_the_record_emails_the_customer_through_refusals_and_t
     server.stop().await;
 }
 
+/// The second example: a web form posted to a mode is validated, then
+/// emailed to the team; a form that fails the schema answers 422 and sends nothing.
+#[tokio::test]
+async fn a_form_posted_to_a_mode_is_validated_then_emailed_and_an_invalid_one_sends_nothing() {
+    let Some(smtp) = SmtpServer::start(0).await else {
+        return;
+    };
+    let server = TestServer::start_with(&[
+        ("HOOKD_SECRET_KEY", KEY),
+        ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+    ])
+    .await;
+    assert_eq!(shop(&server, &smtp, "unused").await, StatusCode::CREATED);
+    ok(
+        &server,
+        Method::POST,
+        "/api/v1/app/shop/mode",
+        json!({"name": "contact", "method": "POST", "operation": "flow.run"}),
+    )
+    .await;
+    let key = ok(
+        &server,
+        Method::POST,
+        "/api/v1/app/shop/api-key",
+        json!({"name": "site", "scopes": ["write"], "modes": ["contact"]}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(
+        &server,
+        Method::POST,
+        "/api/v1/flow",
+        json!({"name": "contact-form",
+        "trigger": {"type": "mode", "app": "shop", "mode": "contact"},
+        "response": {"status": 200, "body": {"sent": "{{ steps.mail.messageId }}"}},
+        "steps": [
+          {"name": "check", "type": "validate", "schema": {
+             "type": "object", "required": ["email", "message"],
+             "properties": {"email": {"type": "string", "pattern": "^[^@\\s]+@[^@\\s]+$"},
+                            "message": {"type": "string", "minLength": 5}}}},
+          {"name": "mail", "type": "email", "credentials": "smtp-main", "to": ["team@example.com"],
+           "subject": "Contact from {{ trigger.body.email }}",
+           "text": "{{ trigger.body.message }}",
+           "html": "<p>{{ trigger.body.message }}</p>"}
+        ]}),
+    )
+    .await;
+    let post = |form: &[(&str, &str)]| {
+        let req = server
+            .http()
+            .post(server.url("/h/test-org/shop/contact"))
+            .bearer_auth(&key)
+            .form(form);
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, out) = post(&[("email", "not-an-address"), ("message", "hi")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+    assert_eq!(out["detail"].as_array().unwrap().len(), 2, "{out}");
+    assert!(smtp.received().is_empty(), "an invalid form sends nothing");
+
+    let (status, out) = post(&[("email", "ada@example.com"), ("message", "Hello <b>there</b>")]).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let sent = out["sent"].as_str().unwrap();
+    let got = smtp.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(header(&got[0], "To"), Some("team@example.com"));
+    assert_eq!(header(&got[0], "Subject"), Some("Contact from ada@example.com"));
+    assert_eq!(
+        header(&got[0], "Message-ID"),
+        Some(format!("<{sent}@example.com>").as_str())
+    );
+    assert!(
+        got[0].contains("<p>Hello &lt;b&gt;there&lt;"),
+        "the form is escaped in HTML: {}",
+        got[0]
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn secrets_need_a_key_and_the_network_guard_stops_an_internal_smtp_host() {
     // No secret_key: nothing can be sealed, and the API says why.

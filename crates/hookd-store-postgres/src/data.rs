@@ -14,8 +14,8 @@ use hookd_core::name::{DataName, ItemKey};
 use hookd_store::{
     ApiKeyRecord, DataStore, Definition, DefinitionKind, DefinitionSpec, Document, DocumentEdit,
     DocumentFilter, DocumentWrite, DocumentWritten, LeaderboardData, ListQuery, Mutation, NewApiKey, Page,
-    Period, ScoreEntry, ScoreSubmitted, StoreError, StoreResult, UsageCount, UsageDay, plan_document_write,
-    score_to_store,
+    Period, RunsFrom, ScoreEntry, ScoreSubmitted, StoreError, StoreResult, UsageCount, UsageDay,
+    plan_document_write, score_to_store,
 };
 use tokio_postgres::Row;
 
@@ -396,7 +396,7 @@ impl DataStore for PgStore {
         db::select_page(&c, &select, "key", args, query, document_from_row).await
     }
 
-    async fn write_document(
+    async fn write_document_starting(
         &self,
         org: &OrgId,
         app: &ApplicationId,
@@ -404,10 +404,12 @@ impl DataStore for PgStore {
         key: &ItemKey,
         edit: DocumentEdit,
         event_retain_until: DateTime<Utc>,
+        runs: RunsFrom<DocumentWritten>,
     ) -> StoreResult<DocumentWritten> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(db::err)?;
-        let written = write_document_in(&tx, org, app, collection, key, edit, event_retain_until).await?;
+        let written =
+            write_document_in(&tx, org, app, collection, key, edit, event_retain_until, &runs).await?;
         tx.commit().await.map_err(db::err)?;
         if written.event_deliveries > 0 {
             self.announce_work();
@@ -415,7 +417,7 @@ impl DataStore for PgStore {
         Ok(written)
     }
 
-    async fn submit_score(
+    async fn submit_score_starting(
         &self,
         org: &OrgId,
         app: &ApplicationId,
@@ -423,48 +425,13 @@ impl DataStore for PgStore {
         player: &ItemKey,
         score: i64,
         now: DateTime<Utc>,
+        runs: RunsFrom<ScoreSubmitted>,
     ) -> StoreResult<ScoreSubmitted> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(db::err)?;
-        let data = leaderboard(&tx, org, app, board).await?;
-        let period = period_key(data.reset, now);
-        lock_key(
-            &tx,
-            &["score", app.as_str(), board.as_str(), &period, player.as_str()],
-        )
-        .await?;
-        let current = score_entry(&tx, org, app, board, &period, player).await?;
-        let new = score_to_store(&data, current.as_ref().map(|(e, _)| e.score), score)?;
-        let changed = new.is_some();
-        if let Some(new) = new {
-            db::execute(
-                &tx,
-                "INSERT INTO score (app_id, board, period, player, org_id, score, rank_key, achieved_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (app_id, board, period, player) DO UPDATE SET
-                     score = excluded.score, rank_key = excluded.rank_key, achieved_at = excluded.achieved_at",
-                &[
-                    &app.as_str(),
-                    &board.as_str(),
-                    &period,
-                    &player.as_str(),
-                    &org.as_str(),
-                    &new,
-                    &data.order.rank_key(new),
-                    &db::now(),
-                ],
-            )
-            .await?;
-        }
-        let (entry, _) = score_entry(&tx, org, app, board, &period, player)
-            .await?
-            .ok_or_else(|| StoreError::Unavailable("a score vanished while it was written".into()))?;
+        let submitted = submit_score_in(&tx, org, app, board, player, score, now, &runs).await?;
         tx.commit().await.map_err(db::err)?;
-        Ok(ScoreSubmitted {
-            period,
-            entry,
-            changed,
-        })
+        Ok(submitted)
     }
 
     async fn top_scores(
@@ -707,9 +674,10 @@ impl DataStore for PgStore {
     }
 }
 
-/// [`DataStore::write_document`] inside a transaction the caller commits (a flow's
-/// data step commits it with the run's state); the caller announces the change
+/// [`DataStore::write_document_starting`] inside a transaction the caller commits (a
+/// flow's data step commits it with the run's state); the caller announces the change
 /// event's deliveries after the commit.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn write_document_in<C: GenericClient>(
     tx: &C,
     org: &OrgId,
@@ -718,6 +686,7 @@ pub(crate) async fn write_document_in<C: GenericClient>(
     key: &ItemKey,
     edit: DocumentEdit,
     event_retain_until: DateTime<Utc>,
+    runs: &RunsFrom<DocumentWritten>,
 ) -> StoreResult<DocumentWritten> {
     // FOR SHARE keeps the collection from being deleted under the write.
     let DefinitionSpec::Collection(data) = find_definition(
@@ -783,5 +752,65 @@ pub(crate) async fn write_document_in<C: GenericClient>(
         }
         None => 0,
     };
-    Ok(plan.written(event_deliveries))
+    let written = plan.written(event_deliveries);
+    // Only a change starts runs: a put of the same body is none.
+    if written.before != written.after {
+        crate::flow_runs::insert_started(tx, org, runs.runs(&written), db::now()).await?;
+    }
+    Ok(written)
+}
+
+/// [`DataStore::submit_score_starting`] inside a transaction the caller commits (a
+/// flow's `leaderboard.submit` step commits it with the run's state).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn submit_score_in<C: GenericClient>(
+    tx: &C,
+    org: &OrgId,
+    app: &ApplicationId,
+    board: &DataName,
+    player: &ItemKey,
+    score: i64,
+    now: DateTime<Utc>,
+    runs: &RunsFrom<ScoreSubmitted>,
+) -> StoreResult<ScoreSubmitted> {
+    let data = leaderboard(tx, org, app, board).await?;
+    let period = period_key(data.reset, now);
+    lock_key(
+        tx,
+        &["score", app.as_str(), board.as_str(), &period, player.as_str()],
+    )
+    .await?;
+    let current = score_entry(tx, org, app, board, &period, player).await?;
+    let new = score_to_store(&data, current.as_ref().map(|(e, _)| e.score), score)?;
+    let changed = new.is_some();
+    if let Some(new) = new {
+        db::execute(
+            tx,
+            "INSERT INTO score (app_id, board, period, player, org_id, score, rank_key, achieved_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (app_id, board, period, player) DO UPDATE SET
+                 score = excluded.score, rank_key = excluded.rank_key, achieved_at = excluded.achieved_at",
+            &[
+                &app.as_str(),
+                &board.as_str(),
+                &period,
+                &player.as_str(),
+                &org.as_str(),
+                &new,
+                &data.order.rank_key(new),
+                &db::now(),
+            ],
+        )
+        .await?;
+    }
+    let (entry, _) = score_entry(tx, org, app, board, &period, player)
+        .await?
+        .ok_or_else(|| StoreError::Unavailable("a score vanished while it was written".into()))?;
+    let submitted = ScoreSubmitted {
+        period,
+        entry,
+        changed,
+    };
+    crate::flow_runs::insert_started(tx, org, runs.runs(&submitted), now).await?;
+    Ok(submitted)
 }

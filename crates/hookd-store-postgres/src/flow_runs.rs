@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 use hookd_core::id::{FlowId, FlowRunId, OrgId};
 use hookd_store::{
     FlowNext, FlowRun, FlowRunData, FlowRunFilter, FlowRunSaved, FlowRunStep, FlowRunStore, FlowWrite,
-    JobLease, ListQuery, Mutation, Page, StoreError, StoreResult,
+    JobLease, ListQuery, Mutation, NewFlowRun, Page, StoreError, StoreResult, Written,
 };
 use tokio_postgres::Row;
 
@@ -69,6 +69,25 @@ pub(crate) async fn insert_flow_run<C: GenericClient>(
     row.as_ref().map(from_row).transpose()
 }
 
+/// Inserts the runs an event starts on `c` (the caller's transaction); answers how
+/// many were started (a run of a flow deleted or disabled meanwhile is not).
+pub(crate) async fn insert_started<C: GenericClient>(
+    c: &C,
+    org: &OrgId,
+    runs: Vec<NewFlowRun>,
+    now: DateTime<Utc>,
+) -> StoreResult<usize> {
+    let mut started = 0;
+    for run in runs {
+        started += usize::from(
+            insert_flow_run(c, org, &run.flow, &run.data, now, None)
+                .await?
+                .is_some(),
+        );
+    }
+    Ok(started)
+}
+
 #[async_trait]
 impl FlowRunStore for PgStore {
     async fn create_flow_run(
@@ -126,24 +145,51 @@ impl FlowRunStore for PgStore {
         let org = OrgId::from_trusted(get(&row, 0)?);
         let (data, written) = match step.next {
             FlowNext::State(data) => (data, None),
-            FlowNext::Write(FlowWrite::Document {
-                app,
-                collection,
-                key,
-                edit,
-                event_retain_until,
-                then,
-            }) => {
-                let written = crate::data::write_document_in(
-                    &tx,
-                    &org,
-                    &app,
-                    &collection,
-                    &key,
-                    edit,
-                    event_retain_until,
-                )
-                .await?;
+            FlowNext::Write(write) => {
+                let (written, then) = match write {
+                    FlowWrite::Document {
+                        app,
+                        collection,
+                        key,
+                        edit,
+                        event_retain_until,
+                        runs,
+                        then,
+                    } => {
+                        let written = crate::data::write_document_in(
+                            &tx,
+                            &org,
+                            &app,
+                            &collection,
+                            &key,
+                            edit,
+                            event_retain_until,
+                            &runs,
+                        )
+                        .await?;
+                        (Written::Document(written), then)
+                    }
+                    FlowWrite::Score {
+                        app,
+                        board,
+                        player,
+                        score,
+                        runs,
+                        then,
+                    } => {
+                        let submitted = crate::data::submit_score_in(
+                            &tx, &org, &app, &board, &player, score, step.now, &runs,
+                        )
+                        .await?;
+                        (Written::Score(submitted), then)
+                    }
+                    FlowWrite::StartRun { flow, data, then } => {
+                        let child = insert_flow_run(&tx, &org, &flow, &data, step.now, None)
+                            .await?
+                            .ok_or(StoreError::NotFound("flow"))?;
+                        (Written::Run(Box::new(child)), then)
+                    }
+                };
                 (then(&written), Some(written))
             }
         };
@@ -165,7 +211,7 @@ impl FlowRunStore for PgStore {
         )
         .await?;
         tx.commit().await.map_err(db::err)?;
-        if written.as_ref().is_some_and(|w| w.event_deliveries > 0) {
+        if matches!(&written, Some(Written::Document(w)) if w.event_deliveries > 0) {
             self.announce_work();
         }
         Ok(FlowRunSaved::Saved(written))

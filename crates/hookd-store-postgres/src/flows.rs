@@ -1,12 +1,13 @@
 //! Flows' definitions.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use hookd_core::id::{FlowId, OrgId};
 use hookd_core::name::DataName;
 use hookd_store::{
-    FlowData, FlowSecret, FlowSecretStore, FlowStore, ListQuery, Mutation, Page, StoreError, StoreResult,
-    StoredFlow,
+    FlowData, FlowRunData, FlowSecret, FlowSecretStore, FlowStore, ListQuery, Mutation, Page, StoreError,
+    StoreResult, StoredFlow,
 };
 use tokio_postgres::Row;
 
@@ -148,6 +149,47 @@ impl FlowStore for PgStore {
         .iter()
         .map(from_row)
         .collect()
+    }
+
+    async fn cron_flows(&self) -> StoreResult<Vec<(OrgId, StoredFlow, Option<DateTime<Utc>>)>> {
+        let c = self.client().await?;
+        db::query(
+            &c,
+            &format!(
+                "SELECT {COLUMNS}, org_id, cron_last_fire FROM flow
+                 WHERE trigger_key = 'cron' AND enabled ORDER BY id"
+            ),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((OrgId::from_trusted(get(r, 7)?), from_row(r)?, get(r, 8)?)))
+        .collect()
+    }
+
+    async fn fire_cron_flow(
+        &self,
+        org: &OrgId,
+        flow: &FlowId,
+        previous: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+        run: FlowRunData,
+    ) -> StoreResult<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(db::err)?;
+        let claimed = db::execute(
+            &tx,
+            "UPDATE flow SET cron_last_fire = $1
+             WHERE org_id = $2 AND id = $3 AND enabled AND cron_last_fire IS NOT DISTINCT FROM $4",
+            &[&db::ms(at), &org.as_str(), &flow.as_str(), &previous.map(db::ms)],
+        )
+        .await?;
+        if claimed != 1 {
+            return Ok(false);
+        }
+        let inserted = crate::flow_runs::insert_flow_run(&tx, org, flow, &run, at, None).await?;
+        tx.commit().await.map_err(db::err)?;
+        Ok(inserted.is_some())
     }
 }
 

@@ -126,12 +126,8 @@ async fn record<C: GenericClient>(
             crate::messages::insert_message(c, org, &source.app_id, forward, Some(r.request.view())).await?;
         r.forwarded(msg.id, n);
     }
-    let mut started = 0;
-    for run in r.take_flow_runs() {
-        let at = r.request.received_at;
-        let inserted = crate::flow_runs::insert_flow_run(c, org, &run.flow, &run.data, at, None).await?;
-        started += usize::from(inserted.is_some());
-    }
+    let runs = r.take_flow_runs();
+    let started = crate::flow_runs::insert_started(c, org, runs, r.request.received_at).await?;
     r.started_flow_runs(started);
     let q = &r.request;
     db::execute(

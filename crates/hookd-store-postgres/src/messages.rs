@@ -190,6 +190,7 @@ pub(crate) async fn insert_message<C: GenericClient>(
     request: Option<RequestView<'_>>,
 ) -> StoreResult<(Message, usize)> {
     let now = db::now();
+    let flow_runs = message.flow_runs.clone();
     let msg = Message {
         id: MessageId::generate(),
         app_id: app.clone(),
@@ -250,6 +251,7 @@ pub(crate) async fn insert_message<C: GenericClient>(
             db::conflict_or(e, "a message with this eventId already exists")
         }
     })?;
+    crate::flow_runs::insert_started(c, org, flow_runs.runs(&msg), now).await?;
     Ok((msg, endpoints.len()))
 }
 
@@ -261,8 +263,16 @@ impl MessageStore for PgStore {
         app: &ApplicationId,
         message: NewMessage,
     ) -> StoreResult<(Message, usize)> {
-        let c = self.client().await?;
-        let created = insert_message(&c, org, app, message, None).await?;
+        let mut c = self.client().await?;
+        let created = if message.flow_runs.is_none() {
+            insert_message(&c, org, app, message, None).await?
+        } else {
+            // The message and the runs it starts commit together.
+            let tx = c.transaction().await.map_err(db::err)?;
+            let created = insert_message(&tx, org, app, message, None).await?;
+            tx.commit().await.map_err(db::err)?;
+            created
+        };
         if created.1 > 0 {
             self.announce_work();
         }

@@ -31,6 +31,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_flow_run_retention",
         include_str!("../migrations/0010_flow_run_retention.sql"),
     ),
+    (
+        "0011_flow_schedules_and_limits",
+        include_str!("../migrations/0011_flow_schedules_and_limits.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

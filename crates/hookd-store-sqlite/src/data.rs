@@ -11,8 +11,8 @@ use hookd_core::name::{DataName, ItemKey};
 use hookd_store::{
     ApiKeyData, ApiKeyRecord, DataStore, Definition, DefinitionKind, DefinitionSpec, Document, DocumentEdit,
     DocumentFilter, DocumentWrite, DocumentWritten, LeaderboardData, ListQuery, Mutation, NewApiKey, Page,
-    Period, ScoreEntry, ScoreSubmitted, StoreError, StoreResult, UsageCount, UsageDay, plan_document_write,
-    score_to_store,
+    Period, RunsFrom, ScoreEntry, ScoreSubmitted, StoreError, StoreResult, UsageCount, UsageDay,
+    plan_document_write, score_to_store,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension as _, Row, ToSql, params};
@@ -442,7 +442,7 @@ impl DataStore for SqliteStore {
         .await
     }
 
-    async fn write_document(
+    async fn write_document_starting(
         &self,
         org: &OrgId,
         app: &ApplicationId,
@@ -450,13 +450,16 @@ impl DataStore for SqliteStore {
         key: &ItemKey,
         edit: DocumentEdit,
         event_retain_until: DateTime<Utc>,
+        runs: RunsFrom<DocumentWritten>,
     ) -> StoreResult<DocumentWritten> {
         let (org, app, collection, key) = (org.clone(), app.clone(), collection.clone(), key.clone());
-        self.write(move |c| write_document_in(c, &org, &app, &collection, &key, edit, event_retain_until))
-            .await
+        self.write(move |c| {
+            write_document_in(c, &org, &app, &collection, &key, edit, event_retain_until, &runs)
+        })
+        .await
     }
 
-    async fn submit_score(
+    async fn submit_score_starting(
         &self,
         org: &OrgId,
         app: &ApplicationId,
@@ -464,44 +467,11 @@ impl DataStore for SqliteStore {
         player: &ItemKey,
         score: i64,
         now: DateTime<Utc>,
+        runs: RunsFrom<ScoreSubmitted>,
     ) -> StoreResult<ScoreSubmitted> {
         let (org, app, board, player) = (org.clone(), app.clone(), board.clone(), player.clone());
-        self.write(move |c| {
-            let data = leaderboard(c, &org, &app, &board)?;
-            let period = period_key(data.reset, now);
-            let current = score_entry(c, &org, &app, &board, &period, &player)?;
-            let new = score_to_store(&data, current.as_ref().map(|(e, _)| e.score), score)?;
-            let changed = new.is_some();
-            if let Some(new) = new {
-                c.prepare_cached(
-                    "INSERT INTO score (app_id, board, period, player, org_id, score, rank_key, achieved_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (app_id, board, period, player) DO UPDATE SET
-                         score = excluded.score, rank_key = excluded.rank_key, achieved_at = excluded.achieved_at",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        app.as_str(),
-                        board.as_str(),
-                        period,
-                        player.as_str(),
-                        org.as_str(),
-                        new,
-                        data.order.rank_key(new),
-                        sql::now().timestamp_millis()
-                    ])
-                })
-                .map_err(internal)?;
-            }
-            let (entry, _) = score_entry(c, &org, &app, &board, &period, &player)?
-                .ok_or_else(|| StoreError::Unavailable("a score vanished while it was written".into()))?;
-            Ok(ScoreSubmitted {
-                period,
-                entry,
-                changed,
-            })
-        })
-        .await
+        self.write(move |c| submit_score_in(c, &org, &app, &board, &player, score, now, &runs))
+            .await
     }
 
     async fn top_scores(
@@ -756,8 +726,9 @@ impl DataStore for SqliteStore {
     }
 }
 
-/// [`DataStore::write_document`] inside the writer's transaction (a flow's data step
-/// commits it with the run's state).
+/// [`DataStore::write_document_starting`] inside the writer's transaction (a flow's
+/// data step commits it with the run's state).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_document_in(
     c: &Connection,
     org: &OrgId,
@@ -766,6 +737,7 @@ pub(crate) fn write_document_in(
     key: &ItemKey,
     edit: DocumentEdit,
     event_retain_until: DateTime<Utc>,
+    runs: &RunsFrom<DocumentWritten>,
 ) -> StoreResult<DocumentWritten> {
     let DefinitionSpec::Collection(data) =
         find_definition(c, org, app, DefinitionKind::Collection, collection.as_str())?.spec
@@ -824,5 +796,60 @@ pub(crate) fn write_document_in(
         Some(message) => crate::messages::insert_message(c, org, app, message, None)?.1,
         None => 0,
     };
-    Ok(plan.written(event_deliveries))
+    let written = plan.written(event_deliveries);
+    // Only a change starts runs: a put of the same body is none.
+    if written.before != written.after {
+        crate::flow_runs::insert_started(c, org, runs.runs(&written), sql::now())?;
+    }
+    Ok(written)
+}
+
+/// [`DataStore::submit_score_starting`] inside the writer's transaction (a flow's
+/// `leaderboard.submit` step commits it with the run's state).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn submit_score_in(
+    c: &Connection,
+    org: &OrgId,
+    app: &ApplicationId,
+    board: &DataName,
+    player: &ItemKey,
+    score: i64,
+    now: DateTime<Utc>,
+    runs: &RunsFrom<ScoreSubmitted>,
+) -> StoreResult<ScoreSubmitted> {
+    let data = leaderboard(c, org, app, board)?;
+    let period = period_key(data.reset, now);
+    let current = score_entry(c, org, app, board, &period, player)?;
+    let new = score_to_store(&data, current.as_ref().map(|(e, _)| e.score), score)?;
+    let changed = new.is_some();
+    if let Some(new) = new {
+        c.prepare_cached(
+                "INSERT INTO score (app_id, board, period, player, org_id, score, rank_key, achieved_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (app_id, board, period, player) DO UPDATE SET
+                     score = excluded.score, rank_key = excluded.rank_key, achieved_at = excluded.achieved_at",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    app.as_str(),
+                    board.as_str(),
+                    period,
+                    player.as_str(),
+                    org.as_str(),
+                    new,
+                    data.order.rank_key(new),
+                    sql::now().timestamp_millis()
+                ])
+            })
+            .map_err(internal)?;
+    }
+    let (entry, _) = score_entry(c, org, app, board, &period, player)?
+        .ok_or_else(|| StoreError::Unavailable("a score vanished while it was written".into()))?;
+    let submitted = ScoreSubmitted {
+        period,
+        entry,
+        changed,
+    };
+    crate::flow_runs::insert_started(c, org, runs.runs(&submitted), now)?;
+    Ok(submitted)
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use hookd_core::id::{FlowId, FlowRunId, OrgId};
 use hookd_store::{
     FlowNext, FlowRun, FlowRunData, FlowRunFilter, FlowRunSaved, FlowRunStep, FlowRunStore, FlowWrite,
-    JobLease, ListQuery, Mutation, Page, StoreError, StoreResult,
+    JobLease, ListQuery, Mutation, NewFlowRun, Page, StoreError, StoreResult, Written,
 };
 use rusqlite::{Connection, OptionalExtension as _, Row, ToSql, params};
 
@@ -84,6 +84,21 @@ pub(crate) fn insert_flow_run(
     .map_err(internal)
 }
 
+/// Inserts the runs an event starts in the caller's transaction; answers how many
+/// were started (a run of a flow deleted or disabled meanwhile is not).
+pub(crate) fn insert_started(
+    c: &Connection,
+    org: &OrgId,
+    runs: Vec<NewFlowRun>,
+    now: DateTime<Utc>,
+) -> StoreResult<usize> {
+    let mut started = 0;
+    for run in runs {
+        started += usize::from(insert_flow_run(c, org, &run.flow, &run.data, now, None)?.is_some());
+    }
+    Ok(started)
+}
+
 #[async_trait]
 impl FlowRunStore for SqliteStore {
     async fn create_flow_run(
@@ -148,23 +163,48 @@ impl FlowRunStore for SqliteStore {
             // The write first: if it fails, the writer's savepoint drops everything.
             let (data, written) = match step.next {
                 FlowNext::State(data) => (data, None),
-                FlowNext::Write(FlowWrite::Document {
-                    app,
-                    collection,
-                    key,
-                    edit,
-                    event_retain_until,
-                    then,
-                }) => {
-                    let written = crate::data::write_document_in(
-                        c,
-                        &org,
-                        &app,
-                        &collection,
-                        &key,
-                        edit,
-                        event_retain_until,
-                    )?;
+                FlowNext::Write(write) => {
+                    let (written, then) = match write {
+                        FlowWrite::Document {
+                            app,
+                            collection,
+                            key,
+                            edit,
+                            event_retain_until,
+                            runs,
+                            then,
+                        } => {
+                            let written = crate::data::write_document_in(
+                                c,
+                                &org,
+                                &app,
+                                &collection,
+                                &key,
+                                edit,
+                                event_retain_until,
+                                &runs,
+                            )?;
+                            (Written::Document(written), then)
+                        }
+                        FlowWrite::Score {
+                            app,
+                            board,
+                            player,
+                            score,
+                            runs,
+                            then,
+                        } => {
+                            let submitted = crate::data::submit_score_in(
+                                c, &org, &app, &board, &player, score, step.now, &runs,
+                            )?;
+                            (Written::Score(submitted), then)
+                        }
+                        FlowWrite::StartRun { flow, data, then } => {
+                            let child = insert_flow_run(c, &org, &flow, &data, step.now, None)?
+                                .ok_or(StoreError::NotFound("flow"))?;
+                            (Written::Run(Box::new(child)), then)
+                        }
+                    };
                     (then(&written), Some(written))
                 }
             };

@@ -1,11 +1,12 @@
 //! Flows' definitions.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use hookd_core::id::{FlowId, OrgId};
 use hookd_core::name::DataName;
 use hookd_store::{
-    FlowData, FlowSecret, FlowSecretStore, FlowStore, ListQuery, Mutation, Page, StoreError, StoreResult,
-    StoredFlow,
+    FlowData, FlowRunData, FlowSecret, FlowSecretStore, FlowStore, ListQuery, Mutation, Page, StoreError,
+    StoreResult, StoredFlow,
 };
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
@@ -150,6 +151,59 @@ impl FlowStore for SqliteStore {
                     .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(internal)
+        })
+        .await
+    }
+
+    async fn cron_flows(&self) -> StoreResult<Vec<(OrgId, StoredFlow, Option<DateTime<Utc>>)>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {COLUMNS}, org_id, cron_last_fire FROM flow
+                 WHERE trigger_key = 'cron' AND enabled = 1 ORDER BY id"
+            ))
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok((
+                        OrgId::from_trusted(r.get(7)?),
+                        from_row(r)?,
+                        r.get::<_, Option<i64>>(8)?.map(from_millis),
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(internal)
+        })
+        .await
+    }
+
+    async fn fire_cron_flow(
+        &self,
+        org: &OrgId,
+        flow: &FlowId,
+        previous: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+        run: FlowRunData,
+    ) -> StoreResult<bool> {
+        let (org, flow) = (org.clone(), flow.clone());
+        self.write(move |c| {
+            let claimed = c
+                .prepare_cached(
+                    "UPDATE flow SET cron_last_fire = ?1
+                     WHERE org_id = ?2 AND id = ?3 AND enabled = 1 AND cron_last_fire IS ?4",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        at.timestamp_millis(),
+                        org.as_str(),
+                        flow.as_str(),
+                        previous.map(|p| p.timestamp_millis())
+                    ])
+                })
+                .map_err(internal)?;
+            if claimed != 1 {
+                return Ok(false);
+            }
+            Ok(crate::flow_runs::insert_flow_run(c, &org, &flow, &run, at, None)?.is_some())
         })
         .await
     }

@@ -128,12 +128,8 @@ fn record(
             crate::messages::insert_message(c, org, &source.app_id, forward, Some(r.request.view()))?;
         r.forwarded(msg.id, n);
     }
-    let mut started = 0;
-    for run in r.take_flow_runs() {
-        let at = r.request.received_at;
-        started +=
-            usize::from(crate::flow_runs::insert_flow_run(c, org, &run.flow, &run.data, at, None)?.is_some());
-    }
+    let runs = r.take_flow_runs();
+    let started = crate::flow_runs::insert_started(c, org, runs, r.request.received_at)?;
     r.started_flow_runs(started);
     let q = &r.request;
     c.prepare_cached(

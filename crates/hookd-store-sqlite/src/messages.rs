@@ -259,6 +259,7 @@ pub(crate) fn insert_message(
             ])
             .map_err(internal)?;
     }
+    crate::flow_runs::insert_started(c, org, message.flow_runs.runs(&msg), now)?;
     Ok((msg, endpoints.len()))
 }
 

@@ -37,6 +37,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_flow_run_retention",
         include_str!("../migrations/0014_flow_run_retention.sql"),
     ),
+    (
+        "0015_flow_schedules_and_limits",
+        include_str!("../migrations/0015_flow_schedules_and_limits.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

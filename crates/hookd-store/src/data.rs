@@ -303,6 +303,7 @@ pub fn change_event(
         retain_until,
         only_endpoint: None,
         forward: None,
+        flow_runs: Default::default(),
     })
 }
 

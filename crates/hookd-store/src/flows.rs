@@ -3,11 +3,13 @@
 //! listens to, so the place that commits an event finds its flows in one indexed read;
 //! and their runs, each committed after every step.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, FlowId, FlowRunId, OrgId};
 use hookd_core::name::{DataName, ItemKey};
 
-use crate::{DocumentEdit, DocumentWritten};
+use crate::{DocumentEdit, DocumentWritten, ScoreSubmitted};
 
 /// What a flow is made of.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +54,71 @@ pub struct NewFlowRun {
     pub data: FlowRunData,
 }
 
+/// The runs an event starts, made from what the event committed (a message with its
+/// id, a document write with its before and after, a score with its standing) inside
+/// the event's transaction, so an event is never kept without its runs. The service
+/// builds it (it knows the flows and the run's state format); the store only calls it
+/// and inserts what it answers. Empty by default.
+pub struct RunsFrom<T>(Option<Arc<MakeRuns<T>>>);
+
+/// How [`RunsFrom`] makes its runs of an event.
+type MakeRuns<T> = dyn Fn(&T) -> Vec<NewFlowRun> + Send + Sync;
+
+impl<T> RunsFrom<T> {
+    pub fn new(make: impl Fn(&T) -> Vec<NewFlowRun> + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(make)))
+    }
+
+    /// Starts no run.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    pub fn is_none(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// The runs `event` starts.
+    pub fn runs(&self, event: &T) -> Vec<NewFlowRun> {
+        self.0.as_ref().map(|make| make(event)).unwrap_or_default()
+    }
+}
+
+impl<T> Default for RunsFrom<T> {
+    fn default() -> Self {
+        Self::none()
+    }
+}
+
+impl<T> Clone for RunsFrom<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> std::fmt::Debug for RunsFrom<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "RunsFrom(..)"
+        } else {
+            "RunsFrom(none)"
+        })
+    }
+}
+
+/// Two are equal when both start nothing or both are the same function.
+impl<T> PartialEq for RunsFrom<T> {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl<T> Eq for RunsFrom<T> {}
+
 /// A run of a flow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowRun {
@@ -63,11 +130,11 @@ pub struct FlowRun {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The run's state once the step's write is known (its output names the document).
-pub type AfterWrite = Box<dyn FnOnce(&DocumentWritten) -> FlowRunData + Send>;
+/// The run's state once the step's write is known (its output names what it wrote).
+pub type AfterWrite = Box<dyn FnOnce(&Written) -> FlowRunData + Send>;
 
-/// A data step's write, committed in the same transaction as the step's state, so a
-/// run that resumes after a crash never applies it twice.
+/// A step's write, committed in the same transaction as the step's state, so a run
+/// that resumes after a crash never applies it twice.
 pub enum FlowWrite {
     Document {
         app: ApplicationId,
@@ -75,9 +142,37 @@ pub enum FlowWrite {
         key: ItemKey,
         edit: DocumentEdit,
         event_retain_until: DateTime<Utc>,
+        /// The runs the change starts (flows listening to the collection).
+        runs: RunsFrom<DocumentWritten>,
         /// The run's state committed with the write.
         then: AfterWrite,
     },
+    /// A `leaderboard.submit` step's score.
+    Score {
+        app: ApplicationId,
+        board: DataName,
+        player: ItemKey,
+        score: i64,
+        /// The runs the submission starts (flows listening to the board).
+        runs: RunsFrom<ScoreSubmitted>,
+        then: AfterWrite,
+    },
+    /// A `flow.call` step's child run of `flow` (of the same organisation; refused
+    /// with [`crate::StoreError::NotFound`] when it is missing or disabled).
+    StartRun {
+        flow: FlowId,
+        data: FlowRunData,
+        then: AfterWrite,
+    },
+}
+
+/// What a step's write did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    Document(DocumentWritten),
+    Score(ScoreSubmitted),
+    /// The run a `flow.call` started.
+    Run(Box<FlowRun>),
 }
 
 impl std::fmt::Debug for FlowWrite {
@@ -90,6 +185,23 @@ impl std::fmt::Debug for FlowWrite {
                 .field("app", app)
                 .field("collection", collection)
                 .field("key", key)
+                .finish_non_exhaustive(),
+            Self::Score {
+                app,
+                board,
+                player,
+                score,
+                ..
+            } => f
+                .debug_struct("Score")
+                .field("app", app)
+                .field("board", board)
+                .field("player", player)
+                .field("score", score)
+                .finish_non_exhaustive(),
+            Self::StartRun { flow, .. } => f
+                .debug_struct("StartRun")
+                .field("flow", flow)
                 .finish_non_exhaustive(),
         }
     }
@@ -118,7 +230,7 @@ pub struct FlowRunStep {
 #[derive(Debug, Clone, PartialEq)]
 pub enum FlowRunSaved {
     /// Committed, with what the step's write did.
-    Saved(Option<DocumentWritten>),
+    Saved(Option<Written>),
     /// The runner no longer holds the run (its lease ran out and another took it, or
     /// the run was canceled or re-run meanwhile): nothing was written.
     NotHeld,

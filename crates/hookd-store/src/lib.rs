@@ -497,10 +497,7 @@ pub trait DataStore: Send + Sync {
         query: &ListQuery,
         filter: &DocumentFilter,
     ) -> StoreResult<Page<Document>>;
-    /// Applies `edit` to the document in one transaction: its version grows by one
-    /// with each change, and when the collection publishes change events, the event
-    /// message (see [`change_event`], kept until `event_retain_until`) and its
-    /// deliveries are written in the same transaction.
+    /// [`DataStore::write_document_starting`] that starts no flow run.
     async fn write_document(
         &self,
         org: &OrgId,
@@ -509,10 +506,37 @@ pub trait DataStore: Send + Sync {
         key: &ItemKey,
         edit: DocumentEdit,
         event_retain_until: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<DocumentWritten> {
+        self.write_document_starting(
+            org,
+            app,
+            collection,
+            key,
+            edit,
+            event_retain_until,
+            RunsFrom::none(),
+        )
+        .await
+    }
+
+    /// Applies `edit` to the document in one transaction: its version grows by one
+    /// with each change, and when the collection publishes change events, the event
+    /// message (see [`change_event`], kept until `event_retain_until`) and its
+    /// deliveries are written in the same transaction, as are the flow runs that
+    /// `runs` makes of the write.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_document_starting(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        collection: &DataName,
+        key: &ItemKey,
+        edit: DocumentEdit,
+        event_retain_until: chrono::DateTime<chrono::Utc>,
+        runs: RunsFrom<DocumentWritten>,
     ) -> StoreResult<DocumentWritten>;
 
-    /// Combines `score` with the player's score of the period `now` falls in, under
-    /// the board's policy, in one transaction; answers the player's standing after it.
+    /// [`DataStore::submit_score_starting`] that starts no flow run.
     async fn submit_score(
         &self,
         org: &OrgId,
@@ -521,6 +545,24 @@ pub trait DataStore: Send + Sync {
         player: &ItemKey,
         score: i64,
         now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<ScoreSubmitted> {
+        self.submit_score_starting(org, app, board, player, score, now, RunsFrom::none())
+            .await
+    }
+
+    /// Combines `score` with the player's score of the period `now` falls in, under
+    /// the board's policy, in one transaction with the flow runs `runs` makes of the
+    /// submission; answers the player's standing after it.
+    #[allow(clippy::too_many_arguments)]
+    async fn submit_score_starting(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        board: &DataName,
+        player: &ItemKey,
+        score: i64,
+        now: chrono::DateTime<chrono::Utc>,
+        runs: RunsFrom<ScoreSubmitted>,
     ) -> StoreResult<ScoreSubmitted>;
     /// The best `limit` of the period, best first, with the period's key.
     async fn top_scores(
@@ -625,6 +667,20 @@ pub trait FlowStore: Send + Sync {
     async fn delete_flow(&self, org: &OrgId, key: &str) -> StoreResult<StoredFlow>;
     /// The organisation's enabled flows listening to `trigger`, oldest first.
     async fn flows_for_trigger(&self, org: &OrgId, trigger: &str) -> StoreResult<Vec<StoredFlow>>;
+    /// Every enabled flow whose trigger key is `cron`, of every organisation, with the
+    /// time of its last firing.
+    async fn cron_flows(&self) -> StoreResult<Vec<(OrgId, StoredFlow, Option<DateTime<Utc>>)>>;
+    /// Makes flow `flow`'s firing at `at`: claims it (its last firing must still be
+    /// `previous`) and inserts `run` in the same transaction. `false`, with nothing
+    /// written, when another node made it first or the flow is gone or disabled.
+    async fn fire_cron_flow(
+        &self,
+        org: &OrgId,
+        flow: &FlowId,
+        previous: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+        run: FlowRunData,
+    ) -> StoreResult<bool>;
 }
 
 /// Flows' runs (see [`FlowRun`]), claimed with leases as jobs are.

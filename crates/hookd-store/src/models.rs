@@ -185,6 +185,8 @@ pub struct NewMessage {
     pub only_endpoint: Option<EndpointId>,
     /// Set for a message that forwards a received request (`payload` is then empty).
     pub forward: Option<ForwardedRequest>,
+    /// The flow runs the message starts, committed with it.
+    pub flow_runs: crate::RunsFrom<Message>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -642,6 +644,7 @@ impl IngestForward {
                 log_id,
                 headers: self.headers,
             }),
+            flow_runs: Default::default(),
         }
     }
 }

@@ -260,15 +260,8 @@ async fn submit_score(
 ) -> ApiResult<Json<ScoreSubmittedOut>> {
     let (board, player) = (path_name(&name, "name")?, path_key(&player, "player")?);
     let app = app_id(&state, &tenant.org, &app).await?;
-    let submitted = metered(
-        &state,
-        &tenant.org,
-        true,
-        state
-            .store
-            .submit_score(&tenant.org, &app, &board, &player, body.score, Utc::now()),
-    )
-    .await?;
+    let submitted =
+        crate::service::data::submit_score(&state, &tenant.org, &app, &board, &player, body.score).await?;
     Ok(Json(submitted.into()))
 }
 

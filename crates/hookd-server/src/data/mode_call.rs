@@ -125,6 +125,7 @@ async fn run(
         state,
         org: &key.org_id,
         app: &key.app_id,
+        name: &name,
         mode: &mode,
         uri: &uri,
         headers: &headers,
@@ -137,6 +138,7 @@ struct Call<'a> {
     state: &'a Service,
     org: &'a OrgId,
     app: &'a ApplicationId,
+    name: &'a DataName,
     mode: &'a ModeData,
     uri: &'a Uri,
     headers: &'a HeaderMap,
@@ -262,15 +264,7 @@ impl Call<'_> {
                 let (board, player) = (self.target()?, self.item(data, "player")?);
                 let value = self.json(&body)?;
                 let score: ScoreIn = crate::http::extract::decode_value(value)?;
-                let submitted = metered(
-                    state,
-                    org,
-                    true,
-                    state
-                        .store
-                        .submit_score(org, app, board, &player, score.score, Utc::now()),
-                )
-                .await?;
+                let submitted = data::submit_score(state, org, app, board, &player, score.score).await?;
                 Ok(Json(ScoreSubmittedOut::from(submitted)).into_response())
             }
             ModeOperation::LeaderboardTop => {
@@ -323,6 +317,27 @@ impl Call<'_> {
                 };
                 Ok((StatusCode::ACCEPTED, Json(out)).into_response())
             }
+            ModeOperation::FlowRun => {
+                let value = self.form_or_json(&body)?;
+                check_body(state, self.mode.body_schema.as_ref(), &value)?;
+                let trigger = serde_json::json!({
+                    "app": app,
+                    "mode": self.name,
+                    "method": method.as_str(),
+                    "query": self.query_pairs(),
+                    "headers": self.kept_headers(),
+                    "body": value,
+                });
+                let answer = metered(
+                    state,
+                    org,
+                    true,
+                    crate::service::flow::run_for_mode(state, org, app, self.name, trigger),
+                )
+                .await?;
+                let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+                Ok((status, Json(answer.body)).into_response())
+            }
             ModeOperation::Capture => {
                 let collection = self.target()?;
                 let key = ItemKey::from_trusted(MessageId::generate().to_string());
@@ -342,9 +357,9 @@ impl Call<'_> {
         }
     }
 
-    /// The request as a document: method, path, query and headers without the API key,
-    /// the body byte for byte (base64), and as text when it is UTF-8.
-    fn capture(&self, method: &Method, body: &Bytes) -> Value {
+    /// The request's headers without those that carry the caller's key; a repeated
+    /// header is a list of its values.
+    fn kept_headers(&self) -> Map<String, Value> {
         let mut headers = Map::new();
         for (name, value) in self.headers {
             if SECRET_HEADERS.contains(&name.as_str()) {
@@ -359,16 +374,50 @@ impl Call<'_> {
                 }
             }
         }
-        let query: Vec<(String, String)> =
-            url::form_urlencoded::parse(self.uri.query().unwrap_or_default().as_bytes())
-                .filter(|(k, _)| k != "key")
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
+        headers
+    }
+
+    /// The query string's pairs, in order, without the API key.
+    fn query_pairs(&self) -> Vec<Value> {
+        url::form_urlencoded::parse(self.uri.query().unwrap_or_default().as_bytes())
+            .filter(|(k, _)| k != "key")
+            .map(|(k, v)| serde_json::json!([k, v]))
+            .collect()
+    }
+
+    /// A posted web form (`application/x-www-form-urlencoded`) as an object of
+    /// strings (a repeated field: a list), else the body as JSON.
+    fn form_or_json(&self, body: &Bytes) -> ApiResult<Value> {
+        let is_form = self
+            .headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().starts_with("application/x-www-form-urlencoded"));
+        if !is_form {
+            return decode_json(body);
+        }
+        let mut fields = Map::new();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            let v = Value::String(v.into_owned());
+            match fields.get_mut(k.as_ref()) {
+                Some(Value::Array(list)) => list.push(v),
+                Some(first) => *first = Value::Array(vec![first.clone(), v]),
+                None => {
+                    fields.insert(k.into_owned(), v);
+                }
+            }
+        }
+        Ok(Value::Object(fields))
+    }
+
+    /// The request as a document: method, path, query and headers without the API key,
+    /// the body byte for byte (base64), and as text when it is UTF-8.
+    fn capture(&self, method: &Method, body: &Bytes) -> Value {
         serde_json::json!({
             "method": method.as_str(),
             "path": self.uri.path(),
-            "query": query.into_iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>(),
-            "headers": headers,
+            "query": self.query_pairs(),
+            "headers": self.kept_headers(),
             "body": std::str::from_utf8(body).ok(),
             "bodyBase64": base64::engine::general_purpose::STANDARD.encode(body),
             "receivedAt": Utc::now(),

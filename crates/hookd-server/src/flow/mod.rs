@@ -126,6 +126,10 @@ pub struct FlowRunOut {
     pub steps: Value,
     /// The index of the next step to run.
     pub next_step: u64,
+    /// How many levels of flows led to it: 0 for a run its trigger or the API
+    /// started, one more than its parent for a run a `flow.call` step started or that
+    /// a flow's own write (a document, a score, a message) set off.
+    pub depth: u64,
     /// When its next step is due (a retry, or the end of a delay).
     pub wake_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
@@ -150,6 +154,7 @@ impl From<FlowRun> for FlowRunOut {
             trigger: get("trigger"),
             steps: state.get("steps").cloned().unwrap_or(Value::Array(Vec::new())),
             next_step: state.get("next").and_then(Value::as_u64).unwrap_or(0),
+            depth: state.get("depth").and_then(Value::as_u64).unwrap_or(0),
             wake_at: state
                 .get("wakeAt")
                 .and_then(|v| serde_json::from_value(v.clone()).ok()),

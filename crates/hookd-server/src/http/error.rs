@@ -72,6 +72,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     NotImplemented(String),
+    /// 502: what the request set off failed further on (a flow a mode ran).
+    #[error("{0}")]
+    BadGateway(String),
     #[error("internal error")]
     Internal,
 }
@@ -105,6 +108,7 @@ impl ApiError {
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
+            Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "flow_failed"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use hookd_core::id::{ApiKeyId, ApplicationId, FlowId, OrgId, TokenId};
+use hookd_core::id::{ApiKeyId, ApplicationId, OrgId, TokenId};
 use hookd_store::{ApiKeyRecord, ModeData, TokenRecord};
 
 /// How long a remembered lookup is used.
@@ -82,7 +82,7 @@ pub struct Lookups {
     /// A portal mode (`None`: there is none), by application and stored mode name.
     pub modes: Recent<(ApplicationId, String), Option<ModeData>>,
     /// The enabled flows listening to a trigger, by organisation and trigger key.
-    pub flows: Recent<(OrgId, String), Arc<Vec<FlowId>>>,
+    pub flows: Recent<(OrgId, String), Arc<Vec<crate::service::flow::triggers::Listener>>>,
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The cron source scheduler: fires cron sources on their schedules, each firing
-//! recorded as a received request and forwarded like one.
+//! The cron scheduler: fires cron sources on their schedules, each firing recorded as
+//! a received request and forwarded like one, and starts the runs of flows on a cron
+//! schedule (`service::flow::triggers::fire_cron_flows`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,11 +26,23 @@ pub async fn run_cron(
 ) {
     const MAX_SLEEP: Duration = Duration::from_secs(30);
     while !*shutdown.borrow() {
-        let step = cron_step(store.as_ref(), state.config.ingest_retention, Utc::now()).await;
+        let now = Utc::now();
+        let step = cron_step(store.as_ref(), state.config.ingest_retention, now).await;
         if step.as_ref().is_ok_and(|s| s.deliveries > 0) {
             state.wake_dispatcher();
         }
-        let sleep = match step.map(|s| s.next) {
+        let flows = crate::service::flow::triggers::fire_cron_flows(store.as_ref(), now).await;
+        if flows.as_ref().is_ok_and(|f| f.started > 0) {
+            crate::service::flow::wake(&state);
+        }
+        let next = match (step, flows) {
+            (Ok(s), Ok(f)) => Ok(match (s.next, f.next) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        let sleep = match next {
             Ok(Some(next)) => (next - Utc::now()).to_std().unwrap_or_default().min(MAX_SLEEP),
             Ok(None) => MAX_SLEEP,
             Err(e) => {

@@ -234,27 +234,60 @@ pub async fn write_document(
 ) -> ApiResult<DocumentWritten> {
     let deleting = matches!(op, DocumentOp::Delete);
     let retain = crate::service::message::default_retain_until();
+    let runs = crate::service::flow::triggers::document_runs(state, org, app, collection, 0).await?;
+    let starts_runs = !runs.is_none();
     let written = metered(
         state,
         org,
         true,
-        state.store.write_document(
+        state.store.write_document_starting(
             org,
             app,
             collection,
             key,
             op.edit(required, Arc::clone(&state.schemas)),
             retain,
+            runs,
         ),
     )
     .await?;
     if written.event_deliveries > 0 {
         state.wake_dispatcher();
     }
+    if starts_runs {
+        crate::service::flow::wake(state);
+    }
     if deleting && written.before.is_none() {
         return Err(ApiError::not_found("document"));
     }
     Ok(written)
+}
+
+/// Submits `score` for `player` on `board` (metered as a write), committed with the
+/// runs of the flows listening to the board (`leaderboard.submitted`).
+pub async fn submit_score(
+    state: &Service,
+    org: &OrgId,
+    app: &ApplicationId,
+    board: &DataName,
+    player: &ItemKey,
+    score: i64,
+) -> ApiResult<hookd_store::ScoreSubmitted> {
+    let runs = crate::service::flow::triggers::score_runs(state, org, app, board, score, 0).await?;
+    let starts_runs = !runs.is_none();
+    let submitted = metered(
+        state,
+        org,
+        true,
+        state
+            .store
+            .submit_score_starting(org, app, board, player, score, chrono::Utc::now(), runs),
+    )
+    .await?;
+    if starts_runs {
+        crate::service::flow::wake(state);
+    }
+    Ok(submitted)
 }
 
 /// Admits a call with `key` under its own rate (429 with `Retry-After` past it).
@@ -325,7 +358,10 @@ async fn check_mode(state: &Service, org: &OrgId, app: &ApplicationId, data: &Mo
             if data.target.is_some() {
                 return Err(ApiError::invalid(
                     &["body", "target"],
-                    "message.publish publishes to the application itself; leave target out",
+                    format!(
+                        "{} acts on the application itself (a flow listens to the mode by name); leave target out",
+                        data.operation
+                    ),
                 ));
             }
             return check_schema(data.body_schema.as_ref(), "bodySchema");

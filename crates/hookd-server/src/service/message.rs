@@ -32,6 +32,7 @@ pub fn new_message(event_type: EventTypeName, payload: String) -> NewMessage {
         retain_until: default_retain_until(),
         only_endpoint: None,
         forward: None,
+        flow_runs: Default::default(),
     }
 }
 
@@ -51,15 +52,34 @@ pub async fn create(
 }
 
 /// [`create`] for a message a sender sent (the API's `POST .../msg`, a mode's
-/// `message.publish`): counted in `hookd_messages_accepted`.
+/// `message.publish`): counted in `hookd_messages_accepted`, and committed with the
+/// runs of the flows listening to the application's messages (`message.created`).
 pub async fn accept(
     state: &Service,
     org: &OrgId,
     app: &ApplicationId,
     message: NewMessage,
 ) -> ApiResult<(Message, usize)> {
+    accept_in_chain(state, org, app, message, 0).await
+}
+
+/// [`accept`] for a message that a flow run `depth` levels deep publishes: the runs
+/// it starts are one level deeper (flows that set each other off stop at the limit).
+pub async fn accept_in_chain(
+    state: &Service,
+    org: &OrgId,
+    app: &ApplicationId,
+    mut message: NewMessage,
+    depth: u32,
+) -> ApiResult<(Message, usize)> {
+    message.flow_runs =
+        crate::service::flow::triggers::message_runs(state, org, app, &message, depth).await?;
+    let starts_runs = !message.flow_runs.is_none();
     let created = create(state, org, app, message).await?;
     state.metrics.server.messages_accepted.inc();
+    if starts_runs {
+        crate::service::flow::wake(state);
+    }
     Ok(created)
 }
 

@@ -478,7 +478,11 @@ pub async fn a_flow_runs_data_step_commits_with_its_state_or_not_at_all(store: &
         key: ik(key),
         edit: put(json!({"status": "active"})),
         event_retain_until: far_future(),
+        runs: RunsFrom::none(),
         then: Box::new(move |w| {
+            let Written::Document(w) = w else {
+                panic!("a document step wrote {w:?}");
+            };
             let mut data = run_data("running", next, Some(now));
             data.state["version"] = json!(w.after.as_ref().map(|d| d.version));
             data
@@ -496,7 +500,9 @@ pub async fn a_flow_runs_data_step_commits_with_its_state_or_not_at_all(store: &
         now: Utc::now(),
         lease_until: Some(now + minute),
     };
-    let FlowRunSaved::Saved(Some(written)) = store.save_flow_run(&run.id, "a", s).await.unwrap() else {
+    let FlowRunSaved::Saved(Some(Written::Document(written))) =
+        store.save_flow_run(&run.id, "a", s).await.unwrap()
+    else {
         panic!("the step was not saved with its write");
     };
     assert_eq!(written.before, None);
@@ -749,4 +755,278 @@ pub async fn ended_flow_runs_are_pruned_and_live_ones_kept(store: &dyn Store) {
         waiting.id
     );
     assert_eq!(store.delete_ended_flow_runs_before(later, 10).await.unwrap(), 0);
+}
+
+/// The runs a message, a document change and a score start are committed with them:
+/// a message refused for its duplicate event id, a document write that changes
+/// nothing or is refused, start none; a run of a flow disabled since the caller
+/// looked is skipped, the event kept.
+pub async fn events_commit_the_runs_they_start_in_their_own_transaction(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("events", None))
+        .await
+        .unwrap();
+    store
+        .create_definition(&org, &app.id, "docs", collection(false))
+        .await
+        .unwrap();
+    store
+        .create_definition(
+            &org,
+            &app.id,
+            "points",
+            board(Default::default(), Default::default()),
+        )
+        .await
+        .unwrap();
+    let f = store.create_flow(&org, flow("listener", "x")).await.unwrap();
+    let runs_of = |label: &'static str| {
+        let id = f.id.clone();
+        move |seen: String| {
+            vec![NewFlowRun {
+                flow: id.clone(),
+                data: FlowRunData {
+                    status: "running".into(),
+                    state: json!({"trigger": {"from": label, "seen": seen}}),
+                    due_at: Some(Utc::now()),
+                },
+            }]
+        }
+    };
+    let triggers = || async {
+        let page = store
+            .list_flow_runs(
+                &org,
+                &ListQuery {
+                    limit: 100,
+                    ..ListQuery::default()
+                },
+                &FlowRunFilter::default(),
+            )
+            .await
+            .unwrap();
+        let mut seen: Vec<(String, String)> = page
+            .items
+            .iter()
+            .map(|r| {
+                let t = &r.data.state["trigger"];
+                (
+                    t["from"].as_str().unwrap().to_owned(),
+                    t["seen"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+
+    // A message: the run sees the message's own id; a duplicate event id starts none.
+    let make = runs_of("message");
+    let mut msg = new_message("a.b", None);
+    msg.event_id = Some("evt-runs".parse().unwrap());
+    msg.flow_runs = RunsFrom::new(move |m: &Message| make(m.id.to_string()));
+    let (created, _) = store.create_message(&org, &app.id, msg.clone()).await.unwrap();
+    assert!(matches!(
+        store.create_message(&org, &app.id, msg).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(triggers().await, [("message".to_owned(), created.id.to_string())]);
+
+    // A document: a change starts runs, the same body again does not, a refused edit
+    // writes neither the document nor the run.
+    let make = runs_of("document");
+    let doc_runs = RunsFrom::new(move |w: &DocumentWritten| {
+        make(w.after.as_ref().map_or("gone".into(), |d| d.version.to_string()))
+    });
+    for _ in 0..2 {
+        store
+            .write_document_starting(
+                &org,
+                &app.id,
+                &dn("docs"),
+                &ik("d1"),
+                put(json!({"a": 1})),
+                far_future(),
+                doc_runs.clone(),
+            )
+            .await
+            .unwrap();
+    }
+    let refused: DocumentEdit = Box::new(|_, _| Err(StoreError::rejected("body", "no")));
+    assert!(
+        store
+            .write_document_starting(
+                &org,
+                &app.id,
+                &dn("docs"),
+                &ik("d2"),
+                refused,
+                far_future(),
+                doc_runs.clone()
+            )
+            .await
+            .is_err()
+    );
+    // A score: every submission starts runs, also one that changes nothing.
+    let make = runs_of("score");
+    let score_runs =
+        RunsFrom::new(move |s: &ScoreSubmitted| make(format!("{}:{}", s.entry.score, s.changed)));
+    for score in [10, 10] {
+        store
+            .submit_score_starting(
+                &org,
+                &app.id,
+                &dn("points"),
+                &ik("p1"),
+                score,
+                Utc::now(),
+                score_runs.clone(),
+            )
+            .await
+            .unwrap();
+    }
+    let mut want = vec![
+        ("message".to_owned(), created.id.to_string()),
+        ("document".to_owned(), "1".to_owned()),
+        ("score".to_owned(), "10:true".to_owned()),
+        ("score".to_owned(), "10:false".to_owned()),
+    ];
+    want.sort();
+    assert_eq!(triggers().await, want);
+    assert!(matches!(
+        store.get_document(&org, &app.id, &dn("docs"), &ik("d2")).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // The flow disabled meanwhile: the write is kept, no run is started.
+    store
+        .update_flow(
+            &org,
+            "listener",
+            Box::new(|f| {
+                f.enabled = false;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    store
+        .write_document_starting(
+            &org,
+            &app.id,
+            &dn("docs"),
+            &ik("d1"),
+            put(json!({"a": 2})),
+            far_future(),
+            doc_runs,
+        )
+        .await
+        .unwrap();
+    assert_eq!(triggers().await.len(), 4);
+}
+
+/// A step's score and a `flow.call`'s child run commit with the step: the child of a
+/// disabled or missing flow is refused and the step's state is not written.
+pub async fn a_flow_runs_score_and_child_run_commit_with_its_step(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("steps", None))
+        .await
+        .unwrap();
+    store
+        .create_definition(
+            &org,
+            &app.id,
+            "points",
+            board(Default::default(), Default::default()),
+        )
+        .await
+        .unwrap();
+    let parent = store.create_flow(&org, flow("parent", "manual")).await.unwrap();
+    let child = store.create_flow(&org, flow("child", "manual")).await.unwrap();
+    let now = ms(Utc::now());
+    let minute = chrono::Duration::seconds(60);
+    let run = store
+        .create_flow_run(&org, &parent.id, run_data("running", 0, Some(now)), now, None)
+        .await
+        .unwrap();
+    store
+        .claim_flow_run(now, now + minute, "a")
+        .await
+        .unwrap()
+        .unwrap();
+    let step = |next: FlowWrite| FlowRunStep {
+        next: FlowNext::Write(next),
+        now: Utc::now(),
+        lease_until: Some(now + minute),
+    };
+    let then = |next: u64| -> AfterWrite {
+        Box::new(move |w: &Written| {
+            let mut data = run_data("running", next, Some(now));
+            data.state["wrote"] = json!(format!("{w:?}").split('(').next().unwrap_or_default());
+            data
+        })
+    };
+
+    let score = FlowWrite::Score {
+        app: app.id.clone(),
+        board: dn("points"),
+        player: ik("p1"),
+        score: 42,
+        runs: RunsFrom::none(),
+        then: then(1),
+    };
+    let FlowRunSaved::Saved(Some(Written::Score(s))) =
+        store.save_flow_run(&run.id, "a", step(score)).await.unwrap()
+    else {
+        panic!("the score was not saved with the step");
+    };
+    assert_eq!((s.entry.score, s.entry.rank, s.changed), (42, 1, true));
+    assert_eq!(
+        store.get_flow_run(&org, &run.id).await.unwrap().data.state["wrote"],
+        "Score"
+    );
+
+    let child_data = run_data("running", 0, Some(now));
+    let call = FlowWrite::StartRun {
+        flow: child.id.clone(),
+        data: child_data.clone(),
+        then: then(2),
+    };
+    let FlowRunSaved::Saved(Some(Written::Run(started))) =
+        store.save_flow_run(&run.id, "a", step(call)).await.unwrap()
+    else {
+        panic!("the child run was not saved with the step");
+    };
+    assert_eq!(started.flow_id, child.id);
+    assert_eq!(started.data, child_data);
+    assert_eq!(
+        store.get_flow_run(&org, &started.id).await.unwrap().data,
+        child_data
+    );
+
+    // A disabled callee: refused, and the parent's state stays as it was.
+    store
+        .update_flow(
+            &org,
+            "child",
+            Box::new(|f| {
+                f.enabled = false;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    let before = store.get_flow_run(&org, &run.id).await.unwrap().data;
+    let call = FlowWrite::StartRun {
+        flow: child.id.clone(),
+        data: child_data,
+        then: then(3),
+    };
+    assert!(matches!(
+        store.save_flow_run(&run.id, "a", step(call)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.get_flow_run(&org, &run.id).await.unwrap().data, before);
 }

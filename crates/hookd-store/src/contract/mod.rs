@@ -111,6 +111,8 @@ macro_rules! contract_tests {
             a_flow_runs_data_step_commits_with_its_state_or_not_at_all,
             flow_secrets_are_replaced_listed_and_tenant_scoped,
             a_received_request_starts_its_flows_runs_with_it_unless_a_duplicate,
+            events_commit_the_runs_they_start_in_their_own_transaction,
+            a_flow_runs_score_and_child_run_commit_with_its_step,
             ended_flow_runs_are_pruned_and_live_ones_kept
         );
     };
@@ -219,6 +221,7 @@ fn new_message(event_type: &str, channels: Option<&[&str]>) -> NewMessage {
         retain_until: Utc::now() + chrono::Duration::days(90),
         only_endpoint: None,
         forward: None,
+        flow_runs: Default::default(),
     }
 }
 

@@ -20,29 +20,34 @@
 //! is not connected to, and Twilio is reached with the guarded client. An email
 //! carries the step's idempotency key as its `Message-ID`, the same on every try.
 //!
-//! Not wired yet, and so refused when a flow is saved (never accepted and ignored):
-//! triggers other than `manual`, the steps `leaderboard.submit` and `flow.call`, and
-//! the fields `concurrency` and `response`.
+//! Flows start from the triggers in `triggers` (each run committed with the event
+//! that starts it), by hand (`start`), or from another flow's `flow.call` step (the
+//! child run committed with the parent's step). A loop of `flow.call`s is refused when
+//! a flow is saved, and runs that set each other off through data stop at
+//! `hookd_flow::run::MAX_DEPTH`.
+//!
+//! Not built yet, and so refused when a flow is saved (never accepted and ignored):
+//! the field `concurrency`.
+
+pub mod triggers;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hookd_core::id::{FlowRunId, OrgId};
+use hookd_core::id::{FlowId, FlowRunId, OrgId};
 use hookd_flow::{Action, Effect, Flow, FlowError, Outcome, RunState, RunStatus, Trigger};
 use hookd_sandbox::ScriptError;
 use hookd_store::{
     DocumentWritten, FlowData, FlowNext, FlowRun, FlowRunData, FlowRunFilter, FlowRunSaved, FlowRunStep,
-    FlowWrite, JobLease, ListQuery, Page, StoreError, StoreResult, StoredFlow,
+    FlowWrite, JobLease, ListQuery, Page, RunsFrom, ScoreSubmitted, StoreError, StoreResult, StoredFlow,
+    Written,
 };
 use serde_json::{Value, json};
 
 use crate::http::error::{ApiError, ApiResult, ValidationItem};
 use crate::service::Service;
 use crate::service::data::DocumentOp;
-
-/// The trigger key of flows run only through the API.
-pub const MANUAL: &str = "manual";
 
 /// How long `POST /flow/{id}/run` carries a run out itself before it answers with
 /// the run as it stands; the runner goes on with it from there.
@@ -70,62 +75,210 @@ fn definition_error(e: FlowError) -> ApiError {
 
 /// Refuses what a definition may say but this version does not carry out yet.
 fn refuse_unwired(flow: &Flow) -> Result<(), FlowError> {
-    let not_yet = |pointer: String, what: &str| FlowError {
-        pointer,
+    let not_yet = |pointer: &str, what: &str| FlowError {
+        pointer: pointer.to_owned(),
         message: format!("{what} is not available in this version of hookd yet"),
     };
-    if !matches!(flow.trigger, Trigger::Manual | Trigger::SourceRequest { .. }) {
-        return Err(not_yet(
-            "/trigger/type".into(),
-            "a trigger other than `manual` and `source.request`",
-        ));
-    }
     if flow.concurrency.is_some() {
-        return Err(not_yet("/concurrency".into(), "a concurrency limit"));
-    }
-    if flow.response.is_some() {
-        return Err(not_yet("/response".into(), "a response"));
-    }
-    for (i, step) in flow.steps.iter().enumerate() {
-        let what = match &step.action {
-            Action::LeaderboardSubmit { .. } => "the step `leaderboard.submit`",
-            Action::FlowCall { .. } => "the step `flow.call`",
-            _ => continue,
-        };
-        return Err(not_yet(format!("/steps/{i}/type"), what));
+        return Err(not_yet("/concurrency", "a concurrency limit"));
     }
     Ok(())
 }
 
-/// The trigger key of flows run by requests source `source` (its id) receives.
-pub fn source_trigger(source: &hookd_core::id::SourceId) -> String {
-    format!("source.request:{source}")
+/// A name the API could not find, as a 422 at `loc`.
+fn unknown(loc: &[&str], what: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(_) => ApiError::invalid(loc, format!("there is no {what}")),
+        e => e.into(),
+    }
 }
 
 /// The key `FlowStore::flows_for_trigger` finds a flow's trigger by, with the
-/// applications and sources it names resolved to ids.
+/// applications, sources, collections, boards and modes it names resolved (and
+/// checked to exist).
 async fn trigger_key(state: &Service, org: &OrgId, trigger: &Trigger) -> ApiResult<String> {
+    use crate::service::message::app_id;
+    let app = |key: &str| {
+        let key = key.to_owned();
+        async move {
+            app_id(state, org, &key).await.map_err(|e| match e {
+                ApiError::NotFound(_) => ApiError::invalid(
+                    &["body", "trigger", "app"],
+                    format!("there is no application {key:?}"),
+                ),
+                e => e,
+            })
+        }
+    };
+    let definition = |app: hookd_core::id::ApplicationId,
+                      kind: hookd_store::DefinitionKind,
+                      name: String,
+                      field: &'static str| async move {
+        state
+            .store
+            .get_definition(org, &app, kind, &name)
+            .await
+            .map_err(|e| {
+                unknown(
+                    &["body", "trigger", field],
+                    &format!("{field} {name:?} in the application"),
+                    e,
+                )
+            })
+    };
     Ok(match trigger {
-        Trigger::Manual => MANUAL.to_owned(),
-        Trigger::SourceRequest { source } => match state.store.get_source(org, source).await {
-            Ok(s) => source_trigger(&s.id),
-            Err(StoreError::NotFound(_)) => {
-                return Err(ApiError::invalid(
-                    &["body", "trigger", "source"],
-                    format!("there is no source {source:?}"),
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        },
-        // Refused by `refuse_unwired` before this.
-        _ => return Err(ApiError::invalid(&["body", "trigger"], "not available yet")),
+        Trigger::Manual => triggers::MANUAL.to_owned(),
+        Trigger::Cron { .. } => triggers::CRON.to_owned(),
+        Trigger::SourceRequest { source } => {
+            let found = state.store.get_source(org, source).await;
+            let s = found
+                .map_err(|e| unknown(&["body", "trigger", "source"], &format!("source {source:?}"), e))?;
+            triggers::source_key(&s.id)
+        }
+        Trigger::MessageCreated { app: key, .. } => triggers::message_key(&app(key).await?),
+        Trigger::DocumentChanged {
+            app: key, collection, ..
+        } => {
+            let app = app(key).await?;
+            definition(
+                app.clone(),
+                hookd_store::DefinitionKind::Collection,
+                collection.to_string(),
+                "collection",
+            )
+            .await?;
+            triggers::document_key(&app, collection)
+        }
+        Trigger::LeaderboardSubmitted {
+            app: key,
+            leaderboard,
+        } => {
+            let app = app(key).await?;
+            definition(
+                app.clone(),
+                hookd_store::DefinitionKind::Leaderboard,
+                leaderboard.to_string(),
+                "leaderboard",
+            )
+            .await?;
+            triggers::score_key(&app, leaderboard)
+        }
+        // A mode is bound per method; the flow listens to the mode by name, whatever
+        // its methods (a mode of operation `flow.run` may be made before or after).
+        Trigger::Mode { app: key, mode } => triggers::mode_key(&app(key).await?, mode),
     })
 }
 
+/// Refuses a flow whose `flow.call`s, with the organisation's other flows, would
+/// make a loop (`calls` may name flows by id or name; a callee that does not exist is
+/// refused at its step).
+async fn check_calls(state: &Service, org: &OrgId, id: Option<&FlowId>, flow: &Flow) -> ApiResult<()> {
+    if flow.calls().next().is_none() {
+        return Ok(());
+    }
+    // Every flow of the organisation, by id, with its callees' ids.
+    let mut flows: Vec<(FlowId, String, Vec<String>)> = Vec::new();
+    let mut query = ListQuery {
+        limit: 250,
+        ..ListQuery::default()
+    };
+    loop {
+        let page = state.store.list_flows(org, &query).await?;
+        for f in &page.items {
+            if Some(&f.id) == id {
+                continue;
+            }
+            let calls = Flow::parse(&f.data.document)
+                .map(|p| p.calls().map(str::to_owned).collect())
+                .unwrap_or_default();
+            flows.push((f.id.clone(), f.data.name.to_string(), calls));
+        }
+        match page.items.last().filter(|_| page.has_more) {
+            Some(last) => {
+                query.cursor = Some(hookd_store::Cursor {
+                    key: last.id.to_string(),
+                    backward: false,
+                })
+            }
+            None => break,
+        }
+    }
+    const SELF: &str = "(this flow)";
+    let me = id.map_or(SELF.to_owned(), |i| i.to_string());
+    let resolve = |key: &str| -> Option<String> {
+        if key == flow.name.as_str() || id.is_some_and(|i| i.as_str() == key) {
+            return Some(me.clone());
+        }
+        flows
+            .iter()
+            .find(|(fid, name, _)| fid.as_str() == key || name == key)
+            .map(|(fid, _, _)| fid.to_string())
+    };
+    for (i, callee) in flow.calls().enumerate() {
+        if resolve(callee).is_none() {
+            let step = flow
+                .steps
+                .iter()
+                .position(|s| matches!(&s.action, Action::FlowCall { flow, .. } if flow == callee))
+                .unwrap_or(i);
+            return Err(ApiError::invalid(
+                &["body", "steps", &step.to_string(), "flow"],
+                format!("there is no flow {callee:?}"),
+            ));
+        }
+    }
+    let mut graph: std::collections::BTreeMap<String, Vec<String>> = flows
+        .iter()
+        .map(|(fid, _, calls)| (fid.to_string(), calls.iter().filter_map(|c| resolve(c)).collect()))
+        .collect();
+    graph.insert(me.clone(), flow.calls().filter_map(resolve).collect());
+    // Only what this flow reaches: a loop there would run whenever it runs.
+    let mut reached = std::collections::BTreeSet::from([me.clone()]);
+    let mut todo = vec![me.clone()];
+    while let Some(node) = todo.pop() {
+        for next in graph.get(&node).into_iter().flatten() {
+            if reached.insert(next.clone()) {
+                todo.push(next.clone());
+            }
+        }
+    }
+    let borrowed: std::collections::BTreeMap<&str, Vec<&str>> = graph
+        .iter()
+        .filter(|(k, _)| reached.contains(*k))
+        .map(|(k, v)| (k.as_str(), v.iter().map(String::as_str).collect()))
+        .collect();
+    if let Some(cycle) = hookd_flow::definition::find_call_cycle(&borrowed) {
+        let names: Vec<String> = cycle
+            .iter()
+            .map(|c| {
+                if *c == me {
+                    flow.name.to_string()
+                } else {
+                    flows
+                        .iter()
+                        .find(|(fid, _, _)| fid.as_str() == *c)
+                        .map_or((*c).to_owned(), |(_, n, _)| n.clone())
+                }
+            })
+            .collect();
+        return Err(ApiError::invalid(
+            &["body", "steps"],
+            format!("flow.call would make a loop: {}", names.join(" → ")),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a definition and answers what is stored of it.
-pub async fn check(state: &Service, org: &OrgId, document: Value) -> ApiResult<FlowData> {
+pub async fn check(
+    state: &Service,
+    org: &OrgId,
+    id: Option<&FlowId>,
+    document: Value,
+) -> ApiResult<FlowData> {
     let flow = Flow::parse(&document).map_err(definition_error)?;
     refuse_unwired(&flow).map_err(definition_error)?;
+    check_calls(state, org, id, &flow).await?;
     Ok(FlowData {
         name: flow.name.clone(),
         enabled: flow.enabled,
@@ -134,16 +287,25 @@ pub async fn check(state: &Service, org: &OrgId, document: Value) -> ApiResult<F
     })
 }
 
-pub async fn create(state: &Service, org: &OrgId, document: Value) -> ApiResult<StoredFlow> {
-    let data = check(state, org, document).await?;
-    let created = state.store.create_flow(org, data).await?;
+/// After a flow changed: this node's trigger lookups are dropped, and the cron
+/// scheduler looks again at when its next firing is due.
+fn changed(state: &Service) {
     state.lookups.flows.clear();
+    state.wake_cron();
+}
+
+pub async fn create(state: &Service, org: &OrgId, document: Value) -> ApiResult<StoredFlow> {
+    let data = check(state, org, None, document).await?;
+    let created = state.store.create_flow(org, data).await?;
+    changed(state);
     Ok(created)
 }
 
 /// Replaces the definition of flow `key` (its id or name).
 pub async fn replace(state: &Service, org: &OrgId, key: &str, document: Value) -> ApiResult<StoredFlow> {
-    let data = check(state, org, document).await?;
+    // PUT creates nothing: the flow must exist (its id keeps its own calls apart).
+    let id = state.store.get_flow(org, key).await?.id;
+    let data = check(state, org, Some(&id), document).await?;
     let replaced = state
         .store
         .update_flow(
@@ -155,7 +317,7 @@ pub async fn replace(state: &Service, org: &OrgId, key: &str, document: Value) -
             }),
         )
         .await?;
-    state.lookups.flows.clear();
+    changed(state);
     Ok(replaced)
 }
 
@@ -168,7 +330,7 @@ pub async fn patch(state: &Service, org: &OrgId, key: &str, patch: Value) -> Api
     let current = state.store.get_flow(org, key).await?;
     let mut document = current.data.document.clone();
     hookd_core::data::merge_patch(&mut document, &patch);
-    let data = check(state, org, document).await?;
+    let data = check(state, org, Some(&current.id), document).await?;
     let seen = current.updated_at;
     let patched = state
         .store
@@ -187,18 +349,18 @@ pub async fn patch(state: &Service, org: &OrgId, key: &str, patch: Value) -> Api
             }),
         )
         .await?;
-    state.lookups.flows.clear();
+    changed(state);
     Ok(patched)
 }
 
 pub async fn delete(state: &Service, org: &OrgId, key: &str) -> ApiResult<()> {
     state.store.delete_flow(org, key).await?;
-    state.lookups.flows.clear();
+    changed(state);
     Ok(())
 }
 
 /// The stored form of a run's state.
-fn stored(run: &RunState) -> FlowRunData {
+pub(crate) fn stored(run: &RunState) -> FlowRunData {
     FlowRunData {
         status: run.status.as_str().to_owned(),
         state: serde_json::to_value(run).unwrap_or(Value::Null),
@@ -228,17 +390,8 @@ pub async fn runs_for_request(
     source: &hookd_store::Source,
     request: &hookd_store::NewIngestRequest,
 ) -> StoreResult<Vec<hookd_store::NewFlowRun>> {
-    let key = (org.clone(), source_trigger(&source.id));
-    let flows = match state.lookups.flows.get(&key) {
-        Some(flows) => flows,
-        None => {
-            let found = state.store.flows_for_trigger(org, &key.1).await?;
-            let ids = Arc::new(found.into_iter().map(|f| f.id).collect::<Vec<_>>());
-            state.lookups.flows.put(key, Arc::clone(&ids));
-            ids
-        }
-    };
-    if flows.is_empty() {
+    let listeners = triggers::listeners(state, org, triggers::source_key(&source.id)).await?;
+    if listeners.is_empty() {
         return Ok(Vec::new());
     }
     let values = hookd_core::filter::RequestValues::new(
@@ -254,17 +407,8 @@ pub async fn runs_for_request(
         fields.insert("receivedAt".into(), json!(request.received_at));
         fields.insert("method".into(), json!(request.method));
     }
-    let Ok(run) = RunState::new(trigger, 0) else {
-        return Ok(Vec::new());
-    };
-    let data = stored(&run);
-    Ok(flows
-        .iter()
-        .map(|id| hookd_store::NewFlowRun {
-            flow: id.clone(),
-            data: data.clone(),
-        })
-        .collect())
+    let flows: Vec<FlowId> = listeners.iter().map(|l| l.id.clone()).collect();
+    Ok(triggers::new_runs(&flows, trigger, 0))
 }
 
 /// Wakes the flow runner after runs were committed elsewhere (with a received request).
@@ -303,6 +447,133 @@ pub async fn start(state: &Service, org: &OrgId, key: &str, input: Value) -> Api
     )
     .await?;
     Ok(state.store.get_flow_run(org, &id).await?)
+}
+
+/// What a mode of operation `flow.run` answers: the status and JSON body.
+#[derive(Debug)]
+pub struct ModeAnswer {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// Runs the flows listening to mode `mode` of `app` with `trigger` as their input,
+/// each carried out here until it ends, waits or [`INLINE_BUDGET`] is spent, then
+/// answers for the poster:
+/// - a run that ended `invalid`: 422 with each validation error;
+/// - a run that ended `failed`: 502 naming the flow, the step and the run (not the
+///   error, which may name the organisation's servers);
+/// - otherwise the `response` of the first (oldest) flow that declares one, rendered
+///   with that run's data, or 202 with the runs (id, flow, status) when none does or
+///   it cannot render yet (it names a step still to run).
+pub async fn run_for_mode(
+    state: &Service,
+    org: &OrgId,
+    app: &hookd_core::id::ApplicationId,
+    mode: &hookd_core::name::DataName,
+    trigger: Value,
+) -> ApiResult<ModeAnswer> {
+    let listeners = triggers::listeners(state, org, triggers::mode_key(app, mode)).await?;
+    if listeners.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no enabled flow runs for the mode {mode}"
+        )));
+    }
+    let run = RunState::new(trigger, 0).map_err(|e| ApiError::invalid(&["body"], e))?;
+    let owner = state.config.node_id();
+    let deadline = tokio::time::Instant::now() + INLINE_BUDGET;
+    let mut runs = Vec::with_capacity(listeners.len());
+    for listener in listeners.iter() {
+        let now = Utc::now();
+        let lease = JobLease {
+            owner: owner.clone(),
+            until: now + crate::service::jobs::lease_span(state),
+        };
+        match state
+            .store
+            .create_flow_run(org, &listener.id, stored(&run), now, Some(lease))
+            .await
+        {
+            Ok(created) => runs.push(created),
+            // Deleted or disabled since the lookup.
+            Err(StoreError::NotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for created in &runs {
+        drive(state, created.clone(), &owner, Some(deadline)).await?;
+    }
+    let mut ended = Vec::with_capacity(runs.len());
+    for created in &runs {
+        let run = state.store.get_flow_run(org, &created.id).await?;
+        let run_state = run_state(&run)?;
+        ended.push((run, run_state));
+    }
+    for (run, current) in &ended {
+        let flow = state.store.get_flow(org, run.flow_id.as_str()).await?;
+        match current.status {
+            RunStatus::Invalid => {
+                let errors = current
+                    .steps
+                    .last()
+                    .and_then(|s| s.output.as_ref())
+                    .and_then(|o| o.get("errors"))
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let items = errors
+                    .iter()
+                    .map(|e| ValidationItem {
+                        loc: vec!["body".into()],
+                        msg: e.as_str().map_or_else(|| e.to_string(), str::to_owned),
+                        kind: "value_error".into(),
+                    })
+                    .collect();
+                return Err(ApiError::Validation(items));
+            }
+            RunStatus::Failed => {
+                let step = current.steps.last().map_or("", |s| s.name.as_str());
+                return Err(ApiError::BadGateway(format!(
+                    "flow {} failed at step {step:?} (run {})",
+                    flow.data.name, run.id
+                )));
+            }
+            _ => {}
+        }
+    }
+    for (run, current) in &ended {
+        let stored_flow = state.store.get_flow(org, run.flow_id.as_str()).await?;
+        let Ok(flow) = Flow::parse(&stored_flow.data.document) else {
+            continue;
+        };
+        let Some(response) = &flow.response else {
+            continue;
+        };
+        let data = current.data(run.id.as_str(), &flow);
+        let body = match &response.body {
+            None => Ok(Value::Null),
+            Some(body) => body.render(&data),
+        };
+        match body {
+            Ok(body) => {
+                return Ok(ModeAnswer {
+                    status: response.status,
+                    body,
+                });
+            }
+            Err(e) => {
+                tracing::info!(run = %run.id, error = %e, "a mode's response could not render yet; answering 202");
+                break;
+            }
+        }
+    }
+    let listed: Vec<Value> = ended
+        .iter()
+        .map(|(run, current)| json!({"id": run.id, "flowId": run.flow_id, "status": current.status.as_str()}))
+        .collect();
+    Ok(ModeAnswer {
+        status: 202,
+        body: json!({"runs": listed}),
+    })
 }
 
 pub async fn get_run(state: &Service, org: &OrgId, id: &FlowRunId) -> ApiResult<FlowRun> {
@@ -439,11 +710,32 @@ enum Carried {
     Write(PendingWrite),
 }
 
+/// A step's write, committed with the step (`FlowWrite`); `output` makes the step's
+/// output of what the write did.
 struct PendingWrite {
-    app: hookd_core::id::ApplicationId,
-    collection: hookd_core::name::DataName,
-    key: hookd_core::name::ItemKey,
-    op: DocumentOp,
+    write: PendingKind,
+    output: Box<dyn Fn(&Written) -> Value + Send + Sync>,
+}
+
+enum PendingKind {
+    Document {
+        app: hookd_core::id::ApplicationId,
+        collection: hookd_core::name::DataName,
+        key: hookd_core::name::ItemKey,
+        op: DocumentOp,
+        runs: RunsFrom<DocumentWritten>,
+    },
+    Score {
+        app: hookd_core::id::ApplicationId,
+        board: hookd_core::name::DataName,
+        player: hookd_core::name::ItemKey,
+        score: i64,
+        runs: RunsFrom<ScoreSubmitted>,
+    },
+    Run {
+        flow: FlowId,
+        data: FlowRunData,
+    },
 }
 
 /// A run whose flow cannot be read ends as failed with `error`.
@@ -518,22 +810,26 @@ async fn drive(
         if !current.is_due(started) {
             return Ok(());
         }
-        let carried = carry_out(state, &run, &flow, &current).await;
+        let (input, carried) = carry_out(state, &run, &flow, &current).await;
         let now = Utc::now();
         let mut next = current.clone();
         let saved = match carried {
             Carried::Outcome(outcome) => {
-                next.record(&flow, outcome, started, now);
+                next.record(&flow, outcome, input, started, now);
                 save(state, &run.id, owner, &next, deadline, now).await?
             }
             Carried::Write(write) => {
-                match save_write(state, &run, owner, &flow, &current, write, started, deadline).await {
+                let step = Started {
+                    input: input.clone(),
+                    at: started,
+                };
+                match save_write(state, &run, owner, &flow, &current, write, step, deadline).await {
                     Ok((state_after, saved)) => {
                         next = state_after;
                         saved
                     }
                     Err(outcome) => {
-                        next.record(&flow, outcome, started, now);
+                        next.record(&flow, outcome, input, started, now);
                         save(state, &run.id, owner, &next, deadline, now).await?
                     }
                 }
@@ -608,6 +904,12 @@ async fn save(
     ))
 }
 
+/// A step as it started: what it acts on, and when.
+struct Started {
+    input: Option<Value>,
+    at: DateTime<Utc>,
+}
+
 /// What a data step's output says of its write.
 fn written_output(key: &str, written: &DocumentWritten) -> Value {
     json!({
@@ -619,7 +921,7 @@ fn written_output(key: &str, written: &DocumentWritten) -> Value {
     })
 }
 
-/// Commits a data step's write with the run's state it leads to. `Err` is the step's
+/// Commits a step's write with the run's state it leads to. `Err` is the step's
 /// outcome when the write could not be made (refused, or a passing fault), which the
 /// caller records and commits instead.
 #[allow(clippy::too_many_arguments)]
@@ -629,57 +931,89 @@ async fn save_write(
     owner: &str,
     flow: &Arc<Flow>,
     current: &RunState,
-    write: PendingWrite,
-    started: DateTime<Utc>,
+    pending: PendingWrite,
+    step: Started,
     deadline: Option<tokio::time::Instant>,
 ) -> Result<(RunState, bool), Outcome> {
-    if let Err(e) = state.meter.check(state.store.as_ref(), &run.org_id, true).await {
+    let Started { input, at: started } = step;
+    let data_write = !matches!(pending.write, PendingKind::Run { .. });
+    if data_write && let Err(e) = state.meter.check(state.store.as_ref(), &run.org_id, true).await {
         return Err(Outcome::Failed(e.to_string()));
     }
     let now = Utc::now();
-    let key = write.key.as_str().to_owned();
+    let output = Arc::new(pending.output);
     let after = {
-        let (flow, current, key) = (Arc::clone(flow), current.clone(), key.clone());
-        move |written: &DocumentWritten| {
+        let (flow, current, output) = (Arc::clone(flow), current.clone(), Arc::clone(&output));
+        move |written: &Written| {
             let mut next = current;
-            next.record(&flow, Outcome::Done(written_output(&key, written)), started, now);
+            next.record(&flow, Outcome::Done(output(written)), input, started, now);
             next
         }
     };
     // The lease is decided on the state the write leads to, which the store computes;
-    // a data step is never the end of a wait, so the next step is due now unless the
-    // run ends here.
+    // a write is never the end of a wait, so the next step is due now unless the run
+    // ends here.
     let mut probe = current.clone();
-    probe.record(flow, Outcome::Done(Value::Null), started, now);
+    probe.record(flow, Outcome::Done(Value::Null), None, started, now);
     let lease_until = keep_lease(state, &probe, deadline, now);
-    let then = {
+    let then: hookd_store::AfterWrite = {
         let after = after.clone();
-        Box::new(move |written: &DocumentWritten| stored(&after(written)))
+        Box::new(move |written: &Written| stored(&after(written)))
+    };
+    let write = match pending.write {
+        PendingKind::Document {
+            app,
+            collection,
+            key,
+            op,
+            runs,
+        } => FlowWrite::Document {
+            app,
+            collection,
+            key,
+            edit: op.edit(None, Arc::clone(&state.schemas)),
+            event_retain_until: crate::service::message::default_retain_until(),
+            runs,
+            then,
+        },
+        PendingKind::Score {
+            app,
+            board,
+            player,
+            score,
+            runs,
+        } => FlowWrite::Score {
+            app,
+            board,
+            player,
+            score,
+            runs,
+            then,
+        },
+        PendingKind::Run { flow, data } => FlowWrite::StartRun { flow, data, then },
     };
     let step = FlowRunStep {
-        next: FlowNext::Write(FlowWrite::Document {
-            app: write.app,
-            collection: write.collection,
-            key: write.key,
-            edit: write.op.edit(None, Arc::clone(&state.schemas)),
-            event_retain_until: crate::service::message::default_retain_until(),
-            then,
-        }),
+        next: FlowNext::Write(write),
         now,
         lease_until,
     };
     match state.store.save_flow_run(&run.id, owner, step).await {
         Ok(FlowRunSaved::Saved(written)) => {
-            state.meter.record(&run.org_id, true);
+            if data_write {
+                state.meter.record(&run.org_id, true);
+            }
             let Some(written) = written else {
                 return Err(Outcome::Failed("the store answered no write".into()));
             };
-            if written.event_deliveries > 0 {
+            if matches!(&written, Written::Document(w) if w.event_deliveries > 0) {
                 state.wake_dispatcher();
             }
+            // A child run, or runs the write started, wait for the runner.
+            state.flows_wake.notify_one();
             Ok((after(&written), true))
         }
         Ok(FlowRunSaved::NotHeld) => Ok((current.clone(), false)),
+        Err(StoreError::NotFound(what)) => Err(Outcome::Failed(format!("{what} not found"))),
         Err(e) => Err(failed_or_retry(state, current, e.to_string(), passing(&e))),
     }
 }
@@ -709,17 +1043,35 @@ fn failed_or_retry(state: &Service, run: &RunState, error: String, may_pass: boo
     }
 }
 
-/// Carries out the run's next step.
-async fn carry_out(state: &Service, run: &FlowRun, flow: &Flow, current: &RunState) -> Carried {
+/// Carries out the run's next step; answers what it acted on (its input) and what
+/// it came to.
+async fn carry_out(
+    state: &Service,
+    run: &FlowRun,
+    flow: &Flow,
+    current: &RunState,
+) -> (Option<Value>, Carried) {
     let Some(step) = flow.steps.get(current.next) else {
         // Nothing left (the flow lost steps while the run waited): the run ends.
-        return Carried::Outcome(Outcome::Skipped);
+        return (None, Carried::Outcome(Outcome::Skipped));
     };
     let data = current.data(run.id.as_str(), flow);
     let effect = match hookd_flow::plan(step, &data) {
         Ok(effect) => effect,
-        Err(e) => return Carried::Outcome(Outcome::Failed(e.to_string())),
+        Err(e) => return (None, Carried::Outcome(Outcome::Failed(e.to_string()))),
     };
+    let input = effect.input();
+    (input, carry_effect(state, run, current, step, effect).await)
+}
+
+/// Carries out a planned step.
+async fn carry_effect(
+    state: &Service,
+    run: &FlowRun,
+    current: &RunState,
+    step: &hookd_flow::Step,
+    effect: Effect,
+) -> Carried {
     let org = &run.org_id;
     let outcome = match effect {
         Effect::Skip => Outcome::Skipped,
@@ -764,11 +1116,95 @@ async fn carry_out(state: &Service, run: &FlowRun, flow: &Flow, current: &RunSta
                 },
                 hookd_flow::definition::DocumentOp::Delete => DocumentOp::Delete,
             };
+            let runs = match triggers::document_runs(state, org, &app, &collection, current.depth + 1).await {
+                Ok(runs) => runs,
+                Err(e) => {
+                    return Carried::Outcome(failed_or_retry(state, current, e.to_string(), passing(&e)));
+                }
+            };
+            let shown = key.as_str().to_owned();
             return Carried::Write(PendingWrite {
-                app,
-                collection,
-                key,
-                op,
+                write: PendingKind::Document {
+                    app,
+                    collection,
+                    key,
+                    op,
+                    runs,
+                },
+                output: Box::new(move |written| match written {
+                    Written::Document(w) => written_output(&shown, w),
+                    _ => Value::Null,
+                }),
+            });
+        }
+        Effect::LeaderboardSubmit {
+            app,
+            leaderboard,
+            player,
+            score,
+        } => {
+            let app = match crate::service::message::app_id(state, org, &app).await {
+                Ok(id) => id,
+                Err(e) => {
+                    return Carried::Outcome(api_failure(
+                        state,
+                        current,
+                        &e,
+                        &format!("application {app:?}"),
+                    ));
+                }
+            };
+            let runs =
+                match triggers::score_runs(state, org, &app, &leaderboard, score, current.depth + 1).await {
+                    Ok(runs) => runs,
+                    Err(e) => {
+                        return Carried::Outcome(failed_or_retry(state, current, e.to_string(), passing(&e)));
+                    }
+                };
+            return Carried::Write(PendingWrite {
+                write: PendingKind::Score {
+                    app,
+                    board: leaderboard,
+                    player,
+                    score,
+                    runs,
+                },
+                output: Box::new(|written| match written {
+                    Written::Score(s) => json!({
+                        "player": s.entry.player,
+                        "score": s.entry.score,
+                        "rank": s.entry.rank,
+                        "period": s.period,
+                        "changed": s.changed,
+                    }),
+                    _ => Value::Null,
+                }),
+            });
+        }
+        Effect::Call { flow: callee, input } => {
+            let child = match state.store.get_flow(org, &callee).await {
+                Ok(f) => f,
+                Err(StoreError::NotFound(_)) => {
+                    return Carried::Outcome(Outcome::Failed(format!("there is no flow {callee:?}")));
+                }
+                Err(e) => {
+                    return Carried::Outcome(failed_or_retry(state, current, e.to_string(), passing(&e)));
+                }
+            };
+            if !child.data.enabled {
+                return Carried::Outcome(Outcome::Failed(format!("flow {callee:?} is disabled")));
+            }
+            let data = match RunState::new(input, current.depth + 1) {
+                Ok(run) => stored(&run),
+                Err(why) => return Carried::Outcome(Outcome::Failed(why)),
+            };
+            let name = child.data.name.to_string();
+            return Carried::Write(PendingWrite {
+                write: PendingKind::Run { flow: child.id, data },
+                output: Box::new(move |written| match written {
+                    Written::Run(r) => json!({"runId": r.id, "flowId": r.flow_id, "flow": name}),
+                    _ => Value::Null,
+                }),
             });
         }
         Effect::Publish {
@@ -827,9 +1263,6 @@ async fn carry_out(state: &Service, run: &FlowRun, flow: &Flow, current: &RunSta
             };
             call_http(state, run, current, request).await
         }
-        Effect::LeaderboardSubmit { .. } | Effect::Call { .. } => {
-            Outcome::Failed("this step is not available in this version of hookd yet".into())
-        }
     };
     Carried::Outcome(outcome)
 }
@@ -880,7 +1313,7 @@ async fn publish(
     let mut message = crate::service::message::new_message(event_type, payload.to_string());
     message.event_id = Some(event_id);
     message.channels = (!channels.is_empty()).then_some(channels);
-    match crate::service::message::accept(state, org, &app_id, message).await {
+    match crate::service::message::accept_in_chain(state, org, &app_id, message, current.depth + 1).await {
         Ok((msg, deliveries)) => {
             Outcome::Done(json!({"messageId": msg.id, "eventId": key, "deliveries": deliveries}))
         }
