@@ -80,6 +80,8 @@ pub struct Config {
     pub twilio_base_url: String,
     #[serde(with = "as_duration")]
     pub flow_run_retention: Duration,
+    /// Flow runs one node carries out at once.
+    pub flow_concurrency: usize,
     #[serde(with = "as_duration")]
     pub shutdown_timeout: Duration,
     pub sqlite_synchronous: SqliteSynchronous,
@@ -239,6 +241,9 @@ impl Config {
         }
         if self.flow_run_retention.is_zero() {
             return Err(ConfigError("flow_run_retention must be greater than 0".into()));
+        }
+        if !(1..=10_000).contains(&self.flow_concurrency) {
+            return Err(ConfigError("flow_concurrency must be between 1 and 10000".into()));
         }
         if self.ingest_retention.is_zero() {
             return Err(ConfigError("ingest_retention must be greater than 0".into()));

@@ -256,8 +256,8 @@ async fn definitions_are_checked_and_what_is_not_wired_is_refused() {
     )
     .await;
     refused(
-        json!({"name": "f", "trigger": manual, "concurrency": 2, "steps": [{"name": "d", "type": "delay", "duration": "1s"}]}),
-        json!(["body", "concurrency"]),
+        json!({"name": "f", "trigger": manual, "response": {"status": 200}, "steps": [{"name": "d", "type": "delay", "duration": "1s"}]}),
+        json!(["body", "response"]),
     )
     .await;
     refused(

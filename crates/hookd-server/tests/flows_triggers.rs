@@ -336,6 +336,8 @@ async fn a_form_posted_to_a_mode_is_validated_kept_and_answered() {
     )
     .await;
 
+    let shown = ok(&server, Method::GET, "/api/v1/flow/signup", Value::Null).await;
+    assert_eq!(shown["response"]["status"], 201, "{shown}");
     let (status, out) = post(form().json(&json!({"email": "a@example.com", "age": 30}))).await;
     assert_eq!(status, StatusCode::CREATED, "{out}");
     assert_eq!(out["welcome"], "a@example.com");
@@ -653,5 +655,90 @@ async fn a_cron_flow_runs_once_per_slot_and_its_scheduler_runs_it_on_time() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let after = ended_runs(&server, "every-second", 2).await.len();
     assert_eq!(after, before, "a disabled flow stops firing");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_flows_concurrency_holds_its_runs_to_one_at_a_time_while_others_overlap() {
+    let server = TestServer::start_with(&[("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8")]).await;
+    let receiver = Receiver::start().await;
+    // Every call takes 400 ms to answer.
+    receiver.answer_always(common::receiver::Answer {
+        status: 200,
+        delay: Duration::from_millis(400),
+        headers: vec![],
+        body: None,
+    });
+    ok(
+        &server,
+        Method::POST,
+        "/api/v1/app",
+        json!({"name": "jobs", "uid": "jobs"}),
+    )
+    .await;
+    ok(
+        &server,
+        Method::POST,
+        "/api/v1/event-type",
+        json!({"name": "job.queued", "description": "A job"}),
+    )
+    .await;
+    let (status, out) = call(
+        &server,
+        Method::POST,
+        "/api/v1/flow",
+        Some(
+            json!({"name": "bad", "concurrency": 0, "trigger": {"type": "manual"},
+                    "steps": [{"name": "d", "type": "delay", "duration": "1s"}]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+    assert_eq!(out["detail"][0]["loc"], json!(["body", "concurrency"]));
+    for (name, concurrency) in [("one-by-one", json!(1)), ("all-at-once", Value::Null)] {
+        ok(
+            &server,
+            Method::POST,
+            "/api/v1/flow",
+            json!({"name": name, "concurrency": concurrency,
+                   "trigger": {"type": "message.created", "app": "jobs"},
+                   "steps": [{"name": "call", "type": "http", "url": format!("{}/{name}", receiver.url),
+                              "body": {"job": "{{ trigger.payload.n }}"}}]}),
+        )
+        .await;
+    }
+    let flow = ok(&server, Method::GET, "/api/v1/flow/one-by-one", Value::Null).await;
+    assert_eq!(flow["concurrency"], 1);
+    for n in 0..3 {
+        ok(
+            &server,
+            Method::POST,
+            "/api/v1/app/jobs/msg",
+            json!({"eventType": "job.queued", "payload": {"n": n}}),
+        )
+        .await;
+    }
+    let spaced = receiver.wait_for("/one-by-one", 3, Duration::from_secs(15)).await;
+    let overlapping = receiver
+        .wait_for("/all-at-once", 3, Duration::from_secs(15))
+        .await;
+    let gaps = |calls: &[common::receiver::Received]| -> Vec<Duration> {
+        calls
+            .windows(2)
+            .map(|w| w[1].at.duration_since(w[0].at))
+            .collect()
+    };
+    assert!(
+        gaps(&spaced).iter().all(|g| *g >= Duration::from_millis(350)),
+        "one at a time: each call after the last one's answer: {:?}",
+        gaps(&spaced)
+    );
+    let first_to_last = overlapping[2].at.duration_since(overlapping[0].at);
+    assert!(
+        first_to_last < Duration::from_millis(350),
+        "without a limit the runs overlap: {first_to_last:?}"
+    );
+    let runs = ended_runs(&server, "one-by-one", 3).await;
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:?}");
     server.stop().await;
 }

@@ -13,7 +13,7 @@ use tokio_postgres::Row;
 use crate::PgStore;
 use crate::db::{self, Args, get};
 
-const COLUMNS: &str = "id, org_id, flow_id, status, state, due_at, created_at, updated_at";
+const COLUMNS: &str = "id, org_id, flow_id, status, state, due_at, created_at, updated_at, lease_owner";
 
 fn from_row(r: &Row) -> StoreResult<FlowRun> {
     Ok(FlowRun {
@@ -27,7 +27,29 @@ fn from_row(r: &Row) -> StoreResult<FlowRun> {
         },
         created_at: get(r, 6)?,
         updated_at: get(r, 7)?,
+        lease_owner: get(r, 8)?,
     })
+}
+
+/// Whether a run of the flow `f` (a `flow` row) may take a lease at `$now`: the flow
+/// has no concurrency limit, or fewer of its runs hold a live lease. Callers that
+/// lease take [`lock_flow`] first, so two nodes never both see the last free place.
+fn room(now: &str) -> String {
+    format!(
+        "(f.concurrency IS NULL OR (SELECT count(*) FROM flow_run h
+            WHERE h.flow_id = f.id AND h.lease_owner IS NOT NULL AND h.lease_until > {now}) < f.concurrency)"
+    )
+}
+
+/// Serialises the leasing of flow `flow`'s runs until the transaction ends.
+async fn lock_flow<C: GenericClient>(c: &C, flow: &str) -> StoreResult<()> {
+    db::execute(
+        c,
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&format!("flow-lease\n{flow}")],
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Inserts a run of `flow` (of the same organisation, and enabled; `None` when there
@@ -43,10 +65,13 @@ pub(crate) async fn insert_flow_run<C: GenericClient>(
     lease: Option<&JobLease>,
 ) -> StoreResult<Option<FlowRun>> {
     let id = FlowRunId::generate();
+    let room = room("$7");
     let sql = format!(
         "INSERT INTO flow_run
              (id, org_id, flow_id, status, state, due_at, lease_owner, lease_until, created_at, updated_at)
-         SELECT $1, org_id, id, $2, $3, $4, $5, $6, $7, $7 FROM flow WHERE org_id = $8 AND id = $9 AND enabled
+         SELECT $1, f.org_id, f.id, $2, $3, $4, CASE WHEN {room} THEN $5::text END,
+                CASE WHEN {room} THEN $6::timestamptz END, $7, $7
+         FROM flow f WHERE f.org_id = $8 AND f.id = $9 AND f.enabled
          RETURNING {COLUMNS}"
     );
     let (owner, until) = (lease.map(|l| l.owner.as_str()), lease.map(|l| db::ms(l.until)));
@@ -98,10 +123,16 @@ impl FlowRunStore for PgStore {
         now: DateTime<Utc>,
         lease: Option<JobLease>,
     ) -> StoreResult<FlowRun> {
-        let c = self.client().await?;
-        insert_flow_run(&c, org, flow, &data, now, lease.as_ref())
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(db::err)?;
+        if lease.is_some() {
+            lock_flow(&tx, flow.as_str()).await?;
+        }
+        let run = insert_flow_run(&tx, org, flow, &data, now, lease.as_ref())
             .await?
-            .ok_or(StoreError::NotFound("flow"))
+            .ok_or(StoreError::NotFound("flow"))?;
+        tx.commit().await.map_err(db::err)?;
+        Ok(run)
     }
 
     async fn claim_flow_run(
@@ -110,18 +141,40 @@ impl FlowRunStore for PgStore {
         lease_until: DateTime<Utc>,
         owner: &str,
     ) -> StoreResult<Option<FlowRun>> {
-        let c = self.client().await?;
-        let sql = format!(
-            "UPDATE flow_run SET lease_owner = $1, lease_until = $2
-             WHERE id = (SELECT id FROM flow_run
-                         WHERE due_at IS NOT NULL AND due_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
-                         ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-             RETURNING {COLUMNS}"
+        let mut c = self.client().await?;
+        let room = room("$1");
+        let pick = format!(
+            "SELECT r.id, r.flow_id, f.concurrency IS NOT NULL FROM flow_run r JOIN flow f ON f.id = r.flow_id
+             WHERE r.due_at IS NOT NULL AND r.due_at <= $1 AND (r.lease_until IS NULL OR r.lease_until <= $1)
+               AND {room}
+             ORDER BY r.due_at LIMIT 1 FOR UPDATE OF r SKIP LOCKED"
         );
-        db::query_opt(&c, &sql, &[&owner, &db::ms(lease_until), &now])
-            .await?
-            .map(|r| from_row(&r))
-            .transpose()
+        let take = format!(
+            "UPDATE flow_run SET lease_owner = $1, lease_until = $2 WHERE id = $3 RETURNING {COLUMNS}"
+        );
+        let recount = format!("SELECT 1 FROM flow f WHERE f.id = $2 AND {room}");
+        // A flow with a limit: the place is counted again under the flow's lock (another
+        // node may have taken the last one since the pick); a lost race tries again.
+        for _ in 0..3 {
+            let tx = c.transaction().await.map_err(db::err)?;
+            let Some(row) = db::query_opt(&tx, &pick, &[&now]).await? else {
+                return Ok(None);
+            };
+            let (id, flow, limited): (String, String, bool) = (get(&row, 0)?, get(&row, 1)?, get(&row, 2)?);
+            if limited {
+                lock_flow(&tx, &flow).await?;
+                if db::query_opt(&tx, &recount, &[&now, &flow]).await?.is_none() {
+                    continue;
+                }
+            }
+            let run = db::query_opt(&tx, &take, &[&owner, &db::ms(lease_until), &id])
+                .await?
+                .map(|r| from_row(&r))
+                .transpose()?;
+            tx.commit().await.map_err(db::err)?;
+            return Ok(run);
+        }
+        Ok(None)
     }
 
     async fn save_flow_run(

@@ -14,7 +14,7 @@ use tokio_postgres::Row;
 use crate::PgStore;
 use crate::db::{self, Args, get};
 
-const COLUMNS: &str = "id, name, document, enabled, trigger_key, created_at, updated_at";
+const COLUMNS: &str = "id, name, document, enabled, trigger_key, created_at, updated_at, concurrency";
 const TAKEN: &str = "a flow with this name already exists";
 
 fn from_row(r: &Row) -> StoreResult<StoredFlow> {
@@ -25,10 +25,17 @@ fn from_row(r: &Row) -> StoreResult<StoredFlow> {
             document: get(r, 2)?,
             enabled: get(r, 3)?,
             trigger: get(r, 4)?,
+            concurrency: get::<Option<i32>>(r, 7)?.map(|n| n.unsigned_abs()),
         },
         created_at: get(r, 5)?,
         updated_at: get(r, 6)?,
     })
+}
+
+/// A flow's concurrency as the column keeps it (a limit beyond `i32` is no limit a
+/// table of runs could reach).
+fn concurrency(data: &FlowData) -> Option<i32> {
+    data.concurrency.map(|n| i32::try_from(n).unwrap_or(i32::MAX))
 }
 
 /// By id, or else by name; `lock` is appended (` FOR UPDATE`).
@@ -59,8 +66,9 @@ impl FlowStore for PgStore {
         };
         db::execute_unique(
             &c,
-            "INSERT INTO flow (id, org_id, name, document, enabled, trigger_key, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            "INSERT INTO flow (id, org_id, name, document, enabled, trigger_key, created_at, updated_at,
+                 concurrency)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
             &[
                 &flow.id.as_str(),
                 &org.as_str(),
@@ -69,6 +77,7 @@ impl FlowStore for PgStore {
                 &flow.data.enabled,
                 &flow.data.trigger,
                 &now,
+                &concurrency(&flow.data),
             ],
             TAKEN,
         )
@@ -104,7 +113,8 @@ impl FlowStore for PgStore {
         flow.updated_at = db::now();
         db::execute_unique(
             &tx,
-            "UPDATE flow SET name = $1, document = $2, enabled = $3, trigger_key = $4, updated_at = $5
+            "UPDATE flow SET name = $1, document = $2, enabled = $3, trigger_key = $4, updated_at = $5,
+                 concurrency = $8
              WHERE org_id = $6 AND id = $7",
             &[
                 &flow.data.name.as_str(),
@@ -114,6 +124,7 @@ impl FlowStore for PgStore {
                 &flow.updated_at,
                 &org.as_str(),
                 &flow.id.as_str(),
+                &concurrency(&flow.data),
             ],
             TAKEN,
         )
@@ -163,7 +174,7 @@ impl FlowStore for PgStore {
         )
         .await?
         .iter()
-        .map(|r| Ok((OrgId::from_trusted(get(r, 7)?), from_row(r)?, get(r, 8)?)))
+        .map(|r| Ok((OrgId::from_trusted(get(r, 8)?), from_row(r)?, get(r, 9)?)))
         .collect()
     }
 

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension as _, Row, ToSql, params};
 use crate::SqliteStore;
 use crate::sql::{self, from_millis, internal};
 
-const COLUMNS: &str = "id, org_id, flow_id, status, state, due_at, created_at, updated_at";
+const COLUMNS: &str = "id, org_id, flow_id, status, state, due_at, created_at, updated_at, lease_owner";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<FlowRun> {
     let state: String = r.get(4)?;
@@ -27,6 +27,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<FlowRun> {
         },
         created_at: from_millis(r.get(6)?),
         updated_at: from_millis(r.get(7)?),
+        lease_owner: r.get(8)?,
     })
 }
 
@@ -46,9 +47,15 @@ fn millis(t: Option<DateTime<Utc>>) -> Option<i64> {
     t.map(|t| t.timestamp_millis())
 }
 
+/// Whether a run of the flow `f` (a `flow` row) may take a lease at `?now`: the flow
+/// has no concurrency limit, or fewer of its runs hold a live lease.
+const ROOM: &str = "(f.concurrency IS NULL OR (SELECT count(*) FROM flow_run h INDEXED BY flow_run_leased
+     WHERE h.flow_id = f.id AND h.lease_owner IS NOT NULL AND h.lease_until > :now) < f.concurrency)";
+
 /// Inserts a run of `flow` (of the same organisation, and enabled; `None` when there
 /// is no such flow) in the caller's transaction:
 /// `create_flow_run`, and the runs an event starts where the event is committed.
+/// With `lease`, the run is leased only while the flow is below its concurrency.
 pub(crate) fn insert_flow_run(
     c: &Connection,
     org: &OrgId,
@@ -61,22 +68,24 @@ pub(crate) fn insert_flow_run(
     c.prepare_cached(&format!(
         "INSERT INTO flow_run
              (id, org_id, flow_id, status, state, due_at, lease_owner, lease_until, created_at, updated_at)
-         SELECT ?1, org_id, id, ?2, ?3, ?4, ?5, ?6, ?7, ?7 FROM flow WHERE org_id = ?8 AND id = ?9 AND enabled = 1
+         SELECT :id, f.org_id, f.id, :status, :state, :due,
+                CASE WHEN {ROOM} THEN :owner END, CASE WHEN {ROOM} THEN :until END, :now, :now
+         FROM flow f WHERE f.org_id = :org AND f.id = :flow AND f.enabled = 1
          RETURNING {COLUMNS}"
     ))
     .and_then(|mut s| {
         s.query_row(
-            params![
-                id.as_str(),
-                data.status,
-                sql::to_json(&data.state),
-                millis(data.due_at),
-                lease.map(|l| l.owner.as_str()),
-                lease.map(|l| l.until.timestamp_millis()),
-                now.timestamp_millis(),
-                org.as_str(),
-                flow.as_str(),
-            ],
+            rusqlite::named_params! {
+                ":id": id.as_str(),
+                ":status": data.status,
+                ":state": sql::to_json(&data.state),
+                ":due": millis(data.due_at),
+                ":owner": lease.map(|l| l.owner.as_str()),
+                ":until": lease.map(|l| l.until.timestamp_millis()),
+                ":now": now.timestamp_millis(),
+                ":org": org.as_str(),
+                ":flow": flow.as_str(),
+            },
             from_row,
         )
         .optional()
@@ -125,16 +134,21 @@ impl FlowRunStore for SqliteStore {
         let owner = owner.to_owned();
         self.write(move |c| {
             c.prepare_cached(&format!(
-                "UPDATE flow_run SET lease_owner = ?1, lease_until = ?2
-                 WHERE id = (SELECT id FROM flow_run INDEXED BY flow_run_due
-                             WHERE due_at IS NOT NULL AND due_at <= ?3
-                               AND (lease_until IS NULL OR lease_until <= ?3)
-                             ORDER BY due_at LIMIT 1)
+                "UPDATE flow_run SET lease_owner = :owner, lease_until = :until
+                 WHERE id = (SELECT r.id FROM flow_run r INDEXED BY flow_run_due JOIN flow f ON f.id = r.flow_id
+                             WHERE r.due_at IS NOT NULL AND r.due_at <= :now
+                               AND (r.lease_until IS NULL OR r.lease_until <= :now)
+                               AND {ROOM}
+                             ORDER BY r.due_at LIMIT 1)
                  RETURNING {COLUMNS}"
             ))
             .and_then(|mut s| {
                 s.query_row(
-                    params![owner, lease_until.timestamp_millis(), now.timestamp_millis()],
+                    rusqlite::named_params! {
+                        ":owner": owner,
+                        ":until": lease_until.timestamp_millis(),
+                        ":now": now.timestamp_millis(),
+                    },
                     from_row,
                 )
                 .optional()

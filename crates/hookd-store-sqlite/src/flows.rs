@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension as _, Row, params};
 use crate::SqliteStore;
 use crate::sql::{self, from_millis, internal};
 
-const COLUMNS: &str = "id, name, document, enabled, trigger_key, created_at, updated_at";
+const COLUMNS: &str = "id, name, document, enabled, trigger_key, created_at, updated_at, concurrency";
 const TAKEN: &str = "a flow with this name already exists";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredFlow> {
@@ -25,6 +25,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredFlow> {
             document: sql::from_json(2, &document)?,
             enabled: r.get(3)?,
             trigger: r.get(4)?,
+            concurrency: r.get(7)?,
         },
         created_at: from_millis(r.get(5)?),
         updated_at: from_millis(r.get(6)?),
@@ -55,8 +56,9 @@ impl FlowStore for SqliteStore {
                 updated_at: now,
             };
             c.prepare_cached(
-                "INSERT INTO flow (id, org_id, name, document, enabled, trigger_key, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO flow (id, org_id, name, document, enabled, trigger_key, created_at, updated_at,
+                     concurrency)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -67,7 +69,8 @@ impl FlowStore for SqliteStore {
                     flow.data.enabled,
                     flow.data.trigger,
                     now.timestamp_millis(),
-                    now.timestamp_millis()
+                    now.timestamp_millis(),
+                    flow.data.concurrency
                 ])
             })
             .map_err(|e| sql::conflict_or_internal(e, TAKEN))?;
@@ -108,7 +111,8 @@ impl FlowStore for SqliteStore {
             change(&mut flow.data)?;
             flow.updated_at = sql::now();
             c.prepare_cached(
-                "UPDATE flow SET name = ?, document = ?, enabled = ?, trigger_key = ?, updated_at = ?
+                "UPDATE flow SET name = ?, document = ?, enabled = ?, trigger_key = ?, updated_at = ?,
+                     concurrency = ?
                  WHERE org_id = ? AND id = ?",
             )
             .and_then(|mut s| {
@@ -118,6 +122,7 @@ impl FlowStore for SqliteStore {
                     flow.data.enabled,
                     flow.data.trigger,
                     flow.updated_at.timestamp_millis(),
+                    flow.data.concurrency,
                     org.as_str(),
                     flow.id.as_str()
                 ])
@@ -164,9 +169,9 @@ impl FlowStore for SqliteStore {
             .and_then(|mut s| {
                 s.query_map([], |r| {
                     Ok((
-                        OrgId::from_trusted(r.get(7)?),
+                        OrgId::from_trusted(r.get(8)?),
                         from_row(r)?,
-                        r.get::<_, Option<i64>>(8)?.map(from_millis),
+                        r.get::<_, Option<i64>>(9)?.map(from_millis),
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()

@@ -23,6 +23,9 @@ pub struct FlowData {
     /// `mode:app_1/signup`, `cron`, `manual` (the service builds it from the trigger,
     /// with ids resolved).
     pub trigger: String,
+    /// How many of its runs may be carried out at once, over all nodes (a run counts
+    /// while a runner holds its lease); `None`: no limit.
+    pub concurrency: Option<u32>,
 }
 
 /// A flow.
@@ -126,6 +129,8 @@ pub struct FlowRun {
     pub org_id: OrgId,
     pub flow_id: FlowId,
     pub data: FlowRunData,
+    /// The node whose runner holds the run now (its lease may have run out).
+    pub lease_owner: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

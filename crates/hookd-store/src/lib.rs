@@ -687,8 +687,10 @@ pub trait FlowStore: Send + Sync {
 #[async_trait]
 pub trait FlowRunStore: Send + Sync {
     /// A run of `flow` in the organisation; with `lease`, already held by its owner
-    /// (who takes its first step now). [`StoreError::NotFound`] without the flow, or
-    /// when it is disabled.
+    /// (who takes its first step now) unless the flow's `concurrency` is reached: the
+    /// run is then made unleased and due, for a runner to take when there is room
+    /// (`lease_owner` says which). [`StoreError::NotFound`] without the flow, or when
+    /// it is disabled.
     async fn create_flow_run(
         &self,
         org: &OrgId,
@@ -698,7 +700,8 @@ pub trait FlowRunStore: Send + Sync {
         lease: Option<JobLease>,
     ) -> StoreResult<FlowRun>;
     /// Leases to `owner` the run due soonest (due at `now` or before) that nobody
-    /// holds, or whose lease ran out.
+    /// holds, or whose lease ran out, of a flow below its `concurrency` (runs whose
+    /// lease has not run out count against it, whichever node holds them).
     async fn claim_flow_run(
         &self,
         now: DateTime<Utc>,

@@ -51,12 +51,21 @@ pub struct FlowIn {
     pub description: Option<String>,
     /// Default true; a disabled flow is not started (its runs in progress go on).
     pub enabled: Option<bool>,
-    /// What starts a run: `{"type": "manual"}` (through `POST /api/v1/flow/{flow_id}/run`).
-    #[schema(value_type = Object, example = json!({"type": "manual"}))]
+    /// What starts a run: `manual` (only `POST /api/v1/flow/{flow_id}/run`),
+    /// `source.request`, `message.created`, `document.changed`,
+    /// `leaderboard.submitted`, `mode` or `cron`, with their fields.
+    #[schema(value_type = Object, example = json!({"type": "message.created", "app": "shop", "eventTypes": ["order.paid"]}))]
     pub trigger: Value,
     /// The steps, in order: each `{"name", "type", "if"?, ...}`.
     #[schema(value_type = Vec<Object>)]
     pub steps: Vec<Value>,
+    /// How many of its runs may be carried out at once, over all nodes (default: no
+    /// limit).
+    #[schema(minimum = 1)]
+    pub concurrency: Option<u32>,
+    /// A `mode` flow's answer to the poster: `{"status", "body"?}` (templates).
+    #[schema(value_type = Option<Object>)]
+    pub response: Option<Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,6 +79,9 @@ pub struct FlowOut {
     pub trigger: Value,
     #[schema(value_type = Vec<Object>)]
     pub steps: Value,
+    pub concurrency: Option<u32>,
+    #[schema(value_type = Option<Object>)]
+    pub response: Option<Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -84,6 +96,8 @@ impl From<StoredFlow> for FlowOut {
             enabled: f.data.enabled,
             trigger: doc.get("trigger").cloned().unwrap_or(Value::Null),
             steps: doc.get("steps").cloned().unwrap_or(Value::Array(Vec::new())),
+            concurrency: f.data.concurrency,
+            response: doc.get("response").cloned().filter(|r| !r.is_null()),
             created_at: f.created_at,
             updated_at: f.updated_at,
         }

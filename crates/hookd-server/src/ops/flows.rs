@@ -3,14 +3,9 @@
 //! node (a re-run, a manual run handed over) wakes it at once; runs whose delay or
 //! retry came due, and runs of a node that died, are found by polling.
 
-use std::time::Duration;
-
 use tokio::sync::watch;
 
 use crate::service::{Service, flow};
-
-/// How often the runner looks for runs that came due.
-const POLL: Duration = Duration::from_millis(500);
 
 /// Runs flow runs until `shutdown`; the current step ends first (its state
 /// committed). Leases this node held before a restart are given back at once.
@@ -20,11 +15,11 @@ pub async fn run_flows(state: Service, mut shutdown: watch::Receiver<bool>) {
     }
     let wake = flow::signal(&state);
     while !*shutdown.borrow() {
-        if let Err(e) = flow::run_pending(&state).await {
+        if let Err(e) = flow::run_due(&state, Some(&shutdown)).await {
             tracing::warn!(error = %e, "the flow runner failed; it will try again");
         }
         tokio::select! {
-            () = tokio::time::sleep(POLL) => {}
+            () = tokio::time::sleep(flow::POLL) => {}
             () = wake.notified() => {}
             _ = shutdown.changed() => {}
         }

@@ -11,6 +11,7 @@ fn flow(name: &str, trigger: &str) -> FlowData {
                          "steps": [{"name": "wait", "type": "delay", "duration": "1s"}], "n": [1, 2.5, "x"]}),
         enabled: true,
         trigger: trigger.into(),
+        concurrency: None,
     }
 }
 
@@ -1029,4 +1030,148 @@ pub async fn a_flow_runs_score_and_child_run_commit_with_its_step(store: &dyn St
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(store.get_flow_run(&org, &run.id).await.unwrap().data, before);
+}
+
+/// A flow's `concurrency` bounds its runs that hold a live lease, whichever way they
+/// were leased (claimed, or made leased), and is kept across updates; a run over the
+/// limit is made unleased and due, and claimed once a place frees.
+pub async fn a_flows_concurrency_bounds_its_leased_runs(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let mut one_at_a_time = flow("one-at-a-time", "manual");
+    one_at_a_time.concurrency = Some(1);
+    let limited = store.create_flow(&org, one_at_a_time).await.unwrap();
+    assert_eq!(limited.data.concurrency, Some(1));
+    assert_eq!(
+        store
+            .get_flow(&org, "one-at-a-time")
+            .await
+            .unwrap()
+            .data
+            .concurrency,
+        Some(1)
+    );
+    let free = store.create_flow(&org, flow("free", "manual")).await.unwrap();
+    let now = ms(Utc::now());
+    let minute = chrono::Duration::seconds(60);
+    let due = |secs: i64| run_data("running", 0, Some(now - chrono::Duration::seconds(secs)));
+    let first = store
+        .create_flow_run(&org, &limited.id, due(3), now, None)
+        .await
+        .unwrap();
+    let second = store
+        .create_flow_run(&org, &limited.id, due(2), now, None)
+        .await
+        .unwrap();
+    let other = store
+        .create_flow_run(&org, &free.id, due(1), now, None)
+        .await
+        .unwrap();
+    assert_eq!(first.lease_owner, None);
+
+    let claim = |owner: &'static str| async move {
+        store
+            .claim_flow_run(now, now + minute, owner)
+            .await
+            .unwrap()
+            .map(|r| r.id)
+    };
+    assert_eq!(claim("a").await, Some(first.id.clone()));
+    // The second run of the limited flow waits; the other flow's run does not.
+    assert_eq!(claim("b").await, Some(other.id.clone()));
+    assert_eq!(claim("b").await, None);
+    // Made leased while at the limit: kept unleased and due.
+    let lease = JobLease {
+        owner: "c".into(),
+        until: now + minute,
+    };
+    let inline = store
+        .create_flow_run(&org, &limited.id, due(0), now, Some(lease.clone()))
+        .await
+        .unwrap();
+    assert_eq!(inline.lease_owner, None, "over the limit: not leased");
+    let unlimited = store
+        .create_flow_run(&org, &free.id, due(0), now, Some(lease))
+        .await
+        .unwrap();
+    assert_eq!(unlimited.lease_owner.as_deref(), Some("c"));
+    // The first run waits for a delay: its place frees, the next one is taken.
+    let saved = store
+        .save_flow_run(
+            &first.id,
+            "a",
+            step(run_data("waiting", 1, Some(now + minute)), None),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(saved, FlowRunSaved::Saved(None)));
+    assert_eq!(claim("b").await, Some(second.id.clone()));
+    assert_eq!(claim("b").await, None);
+    // A lease that ran out holds no place.
+    let later = store
+        .claim_flow_run(now + minute * 2, now + minute * 3, "d")
+        .await
+        .unwrap()
+        .map(|r| r.id);
+    assert_eq!(
+        later,
+        Some(second.id.clone()),
+        "past its lease, the second run is taken again"
+    );
+    assert_eq!(claim("e").await, None, "its new lease holds the place");
+    // No limit any more: the run made over the limit is taken too.
+    store
+        .update_flow(
+            &org,
+            "one-at-a-time",
+            Box::new(|f| {
+                f.concurrency = None;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_flow(&org, "one-at-a-time")
+            .await
+            .unwrap()
+            .data
+            .concurrency,
+        None
+    );
+    assert_eq!(claim("e").await, Some(inline.id));
+}
+
+/// Many runners claiming at once never lease more runs of a limited flow than its
+/// `concurrency` (on PostgreSQL, nodes race for the last place).
+pub async fn concurrent_flow_run_claims_keep_the_flows_concurrency(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let mut two = flow("two-at-a-time", "manual");
+    two.concurrency = Some(2);
+    let f = store.create_flow(&org, two).await.unwrap();
+    let now = ms(Utc::now());
+    for _ in 0..10 {
+        store
+            .create_flow_run(&org, &f.id, run_data("running", 0, Some(now)), now, None)
+            .await
+            .unwrap();
+    }
+    let claims = (0..8).map(|n| async move {
+        let owner = format!("node-{n}");
+        let mut got = Vec::new();
+        while let Some(run) = store
+            .claim_flow_run(now, now + chrono::Duration::seconds(30), &owner)
+            .await
+            .unwrap()
+        {
+            got.push(run.id.to_string());
+        }
+        got
+    });
+    let all: Vec<String> = futures_util::future::join_all(claims)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(all.len(), 2, "two places, two leases: {all:?}");
 }

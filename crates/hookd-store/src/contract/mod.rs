@@ -113,6 +113,8 @@ macro_rules! contract_tests {
             a_received_request_starts_its_flows_runs_with_it_unless_a_duplicate,
             events_commit_the_runs_they_start_in_their_own_transaction,
             a_flow_runs_score_and_child_run_commit_with_its_step,
+            a_flows_concurrency_bounds_its_leased_runs,
+            concurrent_flow_run_claims_keep_the_flows_concurrency,
             ended_flow_runs_are_pruned_and_live_ones_kept
         );
     };

@@ -26,8 +26,10 @@
 //! a flow is saved, and runs that set each other off through data stop at
 //! `hookd_flow::run::MAX_DEPTH`.
 //!
-//! Not built yet, and so refused when a flow is saved (never accepted and ignored):
-//! the field `concurrency`.
+//! A flow's `concurrency` limits how many of its runs are carried out at once over
+//! all nodes: the store leases a run only while the flow is below it (a run counts
+//! while its lease lives; a waiting run holds none), so the others wait, due, for a
+//! place. A node carries out at most `flow_concurrency` runs at once.
 
 pub mod triggers;
 
@@ -48,6 +50,10 @@ use serde_json::{Value, json};
 use crate::http::error::{ApiError, ApiResult, ValidationItem};
 use crate::service::Service;
 use crate::service::data::DocumentOp;
+
+/// How often the runner looks for runs that came due (delays and retries that ended,
+/// runs of a node that died).
+pub const POLL: Duration = Duration::from_millis(500);
 
 /// How long `POST /flow/{id}/run` carries a run out itself before it answers with
 /// the run as it stands; the runner goes on with it from there.
@@ -71,18 +77,6 @@ fn definition_error(e: FlowError) -> ApiError {
         msg: e.message,
         kind: "value_error".into(),
     }])
-}
-
-/// Refuses what a definition may say but this version does not carry out yet.
-fn refuse_unwired(flow: &Flow) -> Result<(), FlowError> {
-    let not_yet = |pointer: &str, what: &str| FlowError {
-        pointer: pointer.to_owned(),
-        message: format!("{what} is not available in this version of hookd yet"),
-    };
-    if flow.concurrency.is_some() {
-        return Err(not_yet("/concurrency", "a concurrency limit"));
-    }
-    Ok(())
 }
 
 /// A name the API could not find, as a 422 at `loc`.
@@ -277,12 +271,12 @@ pub async fn check(
     document: Value,
 ) -> ApiResult<FlowData> {
     let flow = Flow::parse(&document).map_err(definition_error)?;
-    refuse_unwired(&flow).map_err(definition_error)?;
     check_calls(state, org, id, &flow).await?;
     Ok(FlowData {
         name: flow.name.clone(),
         enabled: flow.enabled,
         trigger: trigger_key(state, org, &flow.trigger).await?,
+        concurrency: flow.concurrency,
         document,
     })
 }
@@ -439,13 +433,18 @@ pub async fn start(state: &Service, org: &OrgId, key: &str, input: Value) -> Api
         .create_flow_run(org, &flow.id, stored(&run), now, Some(lease))
         .await?;
     let id = created.id.clone();
-    drive(
-        state,
-        created,
-        &owner,
-        Some(tokio::time::Instant::now() + INLINE_BUDGET),
-    )
-    .await?;
+    if created.lease_owner.as_deref() == Some(owner.as_str()) {
+        drive(
+            state,
+            created,
+            &owner,
+            Some(tokio::time::Instant::now() + INLINE_BUDGET),
+        )
+        .await?;
+    } else {
+        // The flow is at its concurrency: the run waits, due, for a runner.
+        state.flows_wake.notify_one();
+    }
     Ok(state.store.get_flow_run(org, &id).await?)
 }
 
@@ -500,7 +499,12 @@ pub async fn run_for_mode(
         }
     }
     for created in &runs {
-        drive(state, created.clone(), &owner, Some(deadline)).await?;
+        if created.lease_owner.as_deref() == Some(owner.as_str()) {
+            drive(state, created.clone(), &owner, Some(deadline)).await?;
+        } else {
+            // At the flow's concurrency: it waits, due, for a runner (answered 202).
+            state.flows_wake.notify_one();
+        }
     }
     let mut ended = Vec::with_capacity(runs.len());
     for created in &runs {
@@ -680,23 +684,69 @@ pub async fn rerun(state: &Service, org: &OrgId, id: &FlowRunId, from: Option<St
 }
 
 /// Runs every flow run that is due now, each until it ends, waits or loses its
-/// lease; answers how many were taken. Tests call it directly; `ops::flows` in a loop.
+/// lease, up to `flow_concurrency` at once; answers how many were taken. Tests call
+/// it directly; `ops::flows` in a loop.
 pub async fn run_pending(state: &Service) -> StoreResult<usize> {
+    run_due(state, None).await
+}
+
+/// [`run_pending`] that stops claiming once `stop` says so, and returns when the
+/// runs under way have ended or waited (the runner's shutdown).
+pub(crate) async fn run_due(
+    state: &Service,
+    stop: Option<&tokio::sync::watch::Receiver<bool>>,
+) -> StoreResult<usize> {
+    let stopping = || stop.is_some_and(|s| *s.borrow());
     let owner = state.config.node_id();
+    let limit = state.config.flow_concurrency.max(1);
+    let mut running = tokio::task::JoinSet::new();
     let mut ran = 0;
-    while let Some(run) = state
-        .store
-        .claim_flow_run(
-            Utc::now(),
-            Utc::now() + crate::service::jobs::lease_span(state),
-            &owner,
-        )
-        .await?
-    {
-        drive(state, run, &owner, None).await?;
-        ran += 1;
+    let mut failure = None;
+    loop {
+        // Claim while there is room and something is due.
+        let mut claimed_any = false;
+        while running.len() < limit && failure.is_none() && !stopping() {
+            let now = Utc::now();
+            match state
+                .store
+                .claim_flow_run(now, now + crate::service::jobs::lease_span(state), &owner)
+                .await
+            {
+                Ok(Some(run)) => {
+                    let (state, owner) = (state.clone(), owner.clone());
+                    running.spawn(async move { drive(&state, run, &owner, None).await });
+                    ran += 1;
+                    claimed_any = true;
+                }
+                Ok(None) => break,
+                Err(e) => failure = Some(e),
+            }
+        }
+        if running.is_empty() {
+            if claimed_any {
+                continue;
+            }
+            break;
+        }
+        // Runs under way: wait for one to end, for new work (a run made due on this
+        // node), or for the poll (delays and retries that came due).
+        let ended = tokio::select! {
+            ended = running.join_next() => ended,
+            () = state.flows_wake.notified() => None,
+            () = tokio::time::sleep(POLL) => None,
+        };
+        match ended {
+            Some(Ok(Ok(()))) | None => {}
+            Some(Ok(Err(e))) => failure = failure.or(Some(e)),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "a flow run's task ended abnormally; its lease will expire")
+            }
+        }
     }
-    Ok(ran)
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(ran),
+    }
 }
 
 /// The wake-up the flow runner waits on (a run was made due on this node).
