@@ -176,6 +176,29 @@ pub fn launch_with_store(
     let worker = dispatcher
         .as_ref()
         .map(|d| tokio::spawn(Arc::clone(d).run(stop_rx.clone())));
+    // Leases this node held before a restart (runs and jobs it was carrying out) are
+    // given back at once, and before it answers anything or its runners claim: a run
+    // or a job made here is leased to this node, and must not lose that lease to this.
+    let (released_tx, released) = tokio::sync::watch::channel(false);
+    {
+        let (store, node) = (Arc::clone(&store), config.node_id());
+        tokio::spawn(async move {
+            if let Err(e) = store.release_flow_runs(&node).await {
+                tracing::warn!(error = %e, "could not release old flow run leases; they will expire");
+            }
+            if let Err(e) = store.release_jobs(&node).await {
+                tracing::warn!(error = %e, "could not release old job leases; they will expire");
+            }
+            let _ = released_tx.send(true);
+        });
+    }
+    let after_release = |work: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>| {
+        let mut released = released.clone();
+        async move {
+            let _ = released.wait_for(|done| *done).await;
+            work.await;
+        }
+    };
     let state = Service::new(Arc::clone(&store), config, dispatcher.clone(), sandbox);
     let meter = state.meter();
     // Background work belongs to worker nodes (every node on one database may run it:
@@ -193,11 +216,14 @@ pub fn launch_with_store(
             },
             stop_rx.clone(),
         )));
-        background.push(tokio::spawn(ops::jobs::run_jobs(state.clone(), stop_rx.clone())));
-        background.push(tokio::spawn(ops::flows::run_flows(
+        background.push(tokio::spawn(after_release(Box::pin(ops::jobs::run_jobs(
             state.clone(),
             stop_rx.clone(),
-        )));
+        )))));
+        background.push(tokio::spawn(after_release(Box::pin(ops::flows::run_flows(
+            state.clone(),
+            stop_rx.clone(),
+        )))));
         background.push(tokio::spawn(service::cron::run_cron(
             Arc::clone(&store),
             state.clone(),
@@ -209,7 +235,9 @@ pub fn launch_with_store(
     // without one (the SDKs differ).
     let app = NormalizePathLayer::trim_trailing_slash().layer(router::router(state));
     let mut http_stop = stop_rx;
+    let mut released = released.clone();
     let task = tokio::spawn(async move {
+        let _ = released.wait_for(|done| *done).await;
         axum::serve(
             listener,
             ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),

@@ -8,11 +8,8 @@ use tokio::sync::watch;
 use crate::service::{Service, flow};
 
 /// Runs flow runs until `shutdown`; the current step ends first (its state
-/// committed). Leases this node held before a restart are given back at once.
+/// committed). (`launch` gives back the leases this node held before a restart.)
 pub async fn run_flows(state: Service, mut shutdown: watch::Receiver<bool>) {
-    if let Err(e) = state.store.release_flow_runs(&state.config.node_id()).await {
-        tracing::warn!(error = %e, "could not release old flow run leases; they will expire");
-    }
     let wake = flow::signal(&state);
     while !*shutdown.borrow() {
         if let Err(e) = flow::run_due(&state, Some(&shutdown)).await {

@@ -31,11 +31,8 @@ pub async fn run_pending_jobs(state: &Service) -> StoreResult<usize> {
 }
 
 /// Runs jobs until `shutdown`; the current step ends first (its state committed).
-/// Leases this node held before a restart are given back at once.
+/// (`launch` gives back the leases this node held before a restart.)
 pub async fn run_jobs(state: Service, mut shutdown: watch::Receiver<bool>) {
-    if let Err(e) = state.store.release_jobs(&state.config.node_id()).await {
-        tracing::warn!(error = %e, "could not release old job leases; they will expire");
-    }
     let wake = jobs::signal(&state);
     while !*shutdown.borrow() {
         if let Err(e) = run_pending_jobs(&state).await {
