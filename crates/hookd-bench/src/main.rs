@@ -55,6 +55,11 @@ enum Command {
     /// --pending deliveries (default 1,000,000) queued for a receiver that is down:
     /// memory and API latency with the backlog, then the drain rate once it is up.
     Backlog(Opts),
+    /// A source whose requests each run a flow (condition, transform, document.patch),
+    /// offered at --rate (default 5,000/s): flow runs ended/s, the receive path's p99
+    /// with and without it, and memory with --pending runs (default 100,000) waiting
+    /// out a delay.
+    Flow(Opts),
     /// Every scenario in turn.
     All(Opts),
     /// The receiver process (started by the harness).
@@ -85,7 +90,7 @@ pub struct Opts {
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
     /// Offered messages/s (deliver: default 10,000; latency: 1,000; fanout: 20,000 /
-    /// endpoints).
+    /// endpoints; flow: 5,000 requests/s).
     #[arg(long)]
     pub rate: Option<f64>,
     /// Endpoints of the application (fanout; default 100).
@@ -166,6 +171,7 @@ fn run(command: Command) -> Result<(), Error> {
         Command::Fanout(o) => (vec![Scenario::Fanout], o),
         Command::Receive(o) => (vec![Scenario::Receive], o),
         Command::Backlog(o) => (vec![Scenario::Backlog], o),
+        Command::Flow(o) => (vec![Scenario::Flow], o),
         Command::All(o) => (Scenario::ALL.to_vec(), o),
         Command::Receiver { .. } => return Ok(()),
     };

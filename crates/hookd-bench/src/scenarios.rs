@@ -1,4 +1,4 @@
-//! The six scenarios. Each starts from nothing (fresh database, new processes) and
+//! The seven scenarios. Each starts from nothing (fresh database, new processes) and
 //! leaves nothing behind.
 
 use std::net::SocketAddr;
@@ -24,16 +24,18 @@ pub enum Scenario {
     Fanout,
     Receive,
     Backlog,
+    Flow,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Self::Ingest,
         Self::Deliver,
         Self::Latency,
         Self::Fanout,
         Self::Receive,
         Self::Backlog,
+        Self::Flow,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Scenario {
             Self::Fanout => "fanout",
             Self::Receive => "receive",
             Self::Backlog => "backlog",
+            Self::Flow => "flow",
         }
     }
 }
@@ -57,6 +60,7 @@ pub async fn run(scenario: Scenario, bin: &Path, dir: &Path, opts: &Opts) -> Res
         Scenario::Fanout => fanout(bin, dir, opts).await,
         Scenario::Receive => receive(bin, dir, opts).await,
         Scenario::Backlog => backlog(bin, dir, opts).await,
+        Scenario::Flow => flow(bin, dir, opts).await,
     }
 }
 
@@ -629,5 +633,216 @@ async fn backlog(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     for out in [&empty, &fill, &full] {
         note_errors(&mut r, out);
     }
+    Ok(r)
+}
+
+/// A generic source named `name` of the application `bench`; answers the path of its
+/// ingest URL.
+async fn source_path(setup: &Setup, name: &str) -> Result<String, Error> {
+    let source = load::call_ok(
+        setup.addr,
+        Method::POST,
+        "/ingest/api/v1/source",
+        Some(setup.token.as_str()),
+        Some(json!({"name": name, "uid": name, "type": "generic-webhook"})),
+    )
+    .await?;
+    let url = source["ingestUrl"]
+        .as_str()
+        .ok_or("the source has no ingestUrl")?;
+    url.find("/in/")
+        .map(|i| url[i..].to_owned())
+        .ok_or_else(|| "the ingest URL has no /in/ path".into())
+}
+
+/// A counter of hookd's `/metrics` (the sum of its lines that start with `series`).
+async fn metric(setup: &Setup, series: &str) -> Result<f64, Error> {
+    let (_, body) = load::call(setup.addr, Method::GET, "/metrics", None, None).await?;
+    Ok(String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|l| l.starts_with(series))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+const RUNS_SUCCEEDED: &str = "hookd_flow_runs_ended_total{status=\"succeeded\"}";
+const RUNS_ENDED: &str = "hookd_flow_runs_ended_total";
+const ACCEPTED: &str = "hookd_ingest_requests_total{status=\"accepted\"}";
+
+/// Requests to a generic source whose every accepted request runs a flow:
+/// condition → transform → document.patch, offered at --rate (default 5,000/s).
+/// Measures the receive path without a flow and with it at that rate (its p99 should
+/// stay within 20%), flow runs ended/s while requests arrive (they should keep up),
+/// how long the runs left then take, and memory with --pending runs waiting out a
+/// delay (default 100,000).
+async fn flow(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
+    let setup = Setup::start(bin, dir, opts, &[], false).await?;
+    let (addr, token) = (setup.addr, Some(setup.token.as_str()));
+    load::call_ok(
+        addr,
+        Method::POST,
+        "/api/v1/app/",
+        token,
+        Some(json!({"name": "bench", "uid": "bench"})),
+    )
+    .await?;
+    load::call_ok(
+        addr,
+        Method::POST,
+        "/api/v1/app/bench/collection",
+        token,
+        Some(json!({"name": "counts"})),
+    )
+    .await?;
+    let plain = source_path(&setup, "plain").await?;
+    let flowing = source_path(&setup, "flowing").await?;
+    let waiting = source_path(&setup, "waiting").await?;
+    load::call_ok(
+        addr,
+        Method::POST,
+        "/api/v1/flow",
+        token,
+        Some(json!({"name": "count", "trigger": {"type": "source.request", "source": "flowing"},
+                    "steps": [
+                      {"name": "recent", "type": "condition", "filter": {"trigger": {"body": {"t": {"$gt": 0}}}}},
+                      {"name": "shape", "type": "transform",
+                       "code": "function handler(i) { return {key: 'k' + (i.trigger.body.t % 1000), t: i.trigger.body.t}; }"},
+                      {"name": "keep", "type": "document.patch", "app": "bench", "collection": "counts",
+                       "key": "{{ steps.shape.key }}", "body": {"last": "{{ steps.shape.t }}"}}
+                    ]})),
+    )
+    .await?;
+    load::call_ok(
+        addr,
+        Method::POST,
+        "/api/v1/flow",
+        token,
+        Some(
+            json!({"name": "later", "trigger": {"type": "source.request", "source": "waiting"},
+                    "steps": [{"name": "wait", "type": "delay", "duration": "1h"},
+                              {"name": "keep", "type": "document.put", "app": "bench", "collection": "counts",
+                               "key": "late", "body": {"t": "{{ trigger.body.t }}"}}]}),
+        ),
+    )
+    .await?;
+    let pad = "x".repeat(opts.payload_bytes.saturating_sub(20));
+    let spec = |path: String| {
+        let pad = pad.clone();
+        Spec {
+            method: Method::POST,
+            path,
+            headers: vec![("content-type", "application/json".into())],
+            body: Arc::new(move |t| Bytes::from(format!(r#"{{"t":{t},"pad":"{pad}"}}"#))),
+        }
+    };
+    let window = opts.window();
+
+    // The receive path alone, then with the flow beside it.
+    // Requests are offered at one rate (default 5,000/s) without the flow, then with
+    // it, so the two p99s compare the same load.
+    let rate = opts.rate.unwrap_or(5_000.0);
+    let plain = spec(plain);
+    let (alone, _) = measured(
+        &setup,
+        window,
+        load::open(addr, rate, opts.concurrency, window, &plain),
+    )
+    .await?;
+    let edges = async {
+        tokio::time::sleep(window.warmup).await;
+        let (a, at) = (metric(&setup, RUNS_SUCCEEDED).await?, Instant::now());
+        tokio::time::sleep(window.measure.saturating_sub(at.elapsed())).await;
+        let b = metric(&setup, RUNS_SUCCEEDED).await?;
+        Ok::<_, Error>((b - a) / at.elapsed().as_secs_f64().max(1e-6))
+    };
+    let accepted_before = metric(&setup, ACCEPTED).await?;
+    let flowing = spec(flowing);
+    let (with, runs_per_s) = tokio::join!(
+        measured(
+            &setup,
+            window,
+            load::open(addr, rate, opts.concurrency, window, &flowing)
+        ),
+        edges
+    );
+    let ((with, span), runs_per_s) = (with?, runs_per_s?);
+    // The runs still due when requests stop, until every accepted request's run ended.
+    let stopped = Instant::now();
+    let drain_limit = Duration::from_secs(if opts.quick { 60 } else { 600 });
+    loop {
+        let accepted = metric(&setup, ACCEPTED).await? - accepted_before;
+        let ended = metric(&setup, RUNS_ENDED).await?;
+        if ended >= accepted || stopped.elapsed() > drain_limit {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drain_s = stopped.elapsed().as_secs_f64();
+
+    // Runs waiting out a delay: memory.
+    let pending = opts.pending.unwrap_or(if opts.quick { 10_000 } else { 100_000 });
+    let filled = load::closed_count(
+        addr,
+        opts.concurrency,
+        pending,
+        Duration::from_secs(3_600),
+        &spec(waiting),
+    )
+    .await?;
+    let settle = Instant::now();
+    loop {
+        let (_, body) = load::call(
+            addr,
+            Method::GET,
+            "/api/v1/flow-run?flow=later&status=running&limit=1",
+            token,
+            None,
+        )
+        .await?;
+        let page: serde_json::Value = serde_json::from_slice(&body)?;
+        let running = page["data"].as_array().map_or(0, Vec::len);
+        if running == 0 || settle.elapsed() > drain_limit {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let usage = hookd::usage(setup.pid()?)?;
+
+    let mut r = Report::new(
+        "flow",
+        opts.backend(),
+        opts.quick,
+        params(
+            opts,
+            json!({"rate": rate, "concurrency": opts.concurrency, "steps": "condition, transform, document.patch",
+                   "waiting_runs": filled.ok_total}),
+        ),
+    );
+    r.add_goal(
+        "flow runs ended/s",
+        runs_per_s,
+        "/s",
+        Target::AtLeast(pg_or(opts, 5_000.0, 1_000.0)),
+    );
+    r.add("requests accepted/s, with the flow", with.rate(), "/s");
+    r.add("requests accepted/s, without", alone.rate(), "/s");
+    r.add("accept latency p99, without", alone.ms(0.99), "ms");
+    r.add("accept latency p99, with the flow", with.ms(0.99), "ms");
+    r.add_goal(
+        "accept p99 with the flow / without",
+        with.ms(0.99) / alone.ms(0.99).max(1e-3),
+        "x",
+        Target::Below(1.2),
+    );
+    r.add("runs left when requests stopped: drained in", drain_s, "s");
+    r.add("hookd CPU (% of one core), with the flow", span.cpu_percent, "%");
+    r.add_goal(
+        "hookd RSS with the runs waiting",
+        usage.rss_mib,
+        "MiB",
+        Target::Below(100.0),
+    );
+    r.add("hookd peak RSS", usage.peak_rss_mib, "MiB");
+    note_errors(&mut r, &with);
     Ok(r)
 }

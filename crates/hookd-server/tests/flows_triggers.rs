@@ -740,5 +740,21 @@ async fn a_flows_concurrency_holds_its_runs_to_one_at_a_time_while_others_overla
     );
     let runs = ended_runs(&server, "one-by-one", 3).await;
     assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:?}");
+    let all = ended_runs(&server, "all-at-once", 3).await;
+    assert!(all.iter().all(|r| r["status"] == "succeeded"), "{all:?}");
+    // Counted for operators.
+    let metrics = server
+        .http()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("hookd_flow_runs_ended_total{status=\"succeeded\"} 6"),
+        "{metrics}"
+    );
     server.stop().await;
 }

@@ -135,12 +135,13 @@ impl FlowRunStore for PgStore {
         Ok(run)
     }
 
-    async fn claim_flow_run(
+    async fn claim_flow_runs(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         owner: &str,
-    ) -> StoreResult<Option<FlowRun>> {
+        limit: usize,
+    ) -> StoreResult<Vec<FlowRun>> {
         let mut c = self.client().await?;
         let room = room("$1");
         let pick = format!(
@@ -153,28 +154,28 @@ impl FlowRunStore for PgStore {
             "UPDATE flow_run SET lease_owner = $1, lease_until = $2 WHERE id = $3 RETURNING {COLUMNS}"
         );
         let recount = format!("SELECT 1 FROM flow f WHERE f.id = $2 AND {room}");
-        // A flow with a limit: the place is counted again under the flow's lock (another
-        // node may have taken the last one since the pick); a lost race tries again.
-        for _ in 0..3 {
-            let tx = c.transaction().await.map_err(db::err)?;
+        // One transaction for the batch. A flow with a limit: the place is counted
+        // again under the flow's lock (another node may have taken the last one since
+        // the pick); a lost race ends the batch.
+        let tx = c.transaction().await.map_err(db::err)?;
+        let mut claimed = Vec::new();
+        while claimed.len() < limit {
             let Some(row) = db::query_opt(&tx, &pick, &[&now]).await? else {
-                return Ok(None);
+                break;
             };
             let (id, flow, limited): (String, String, bool) = (get(&row, 0)?, get(&row, 1)?, get(&row, 2)?);
             if limited {
                 lock_flow(&tx, &flow).await?;
                 if db::query_opt(&tx, &recount, &[&now, &flow]).await?.is_none() {
-                    continue;
+                    break;
                 }
             }
-            let run = db::query_opt(&tx, &take, &[&owner, &db::ms(lease_until), &id])
-                .await?
-                .map(|r| from_row(&r))
-                .transpose()?;
-            tx.commit().await.map_err(db::err)?;
-            return Ok(run);
+            if let Some(row) = db::query_opt(&tx, &take, &[&owner, &db::ms(lease_until), &id]).await? {
+                claimed.push(from_row(&row)?);
+            }
         }
-        Ok(None)
+        tx.commit().await.map_err(db::err)?;
+        Ok(claimed)
     }
 
     async fn save_flow_run(

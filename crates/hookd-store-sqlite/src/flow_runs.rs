@@ -125,35 +125,47 @@ impl FlowRunStore for SqliteStore {
         .await
     }
 
-    async fn claim_flow_run(
+    async fn claim_flow_runs(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         owner: &str,
-    ) -> StoreResult<Option<FlowRun>> {
+        limit: usize,
+    ) -> StoreResult<Vec<FlowRun>> {
         let owner = owner.to_owned();
         self.write(move |c| {
-            c.prepare_cached(&format!(
-                "UPDATE flow_run SET lease_owner = :owner, lease_until = :until
-                 WHERE id = (SELECT r.id FROM flow_run r INDEXED BY flow_run_due JOIN flow f ON f.id = r.flow_id
-                             WHERE r.due_at IS NOT NULL AND r.due_at <= :now
-                               AND (r.lease_until IS NULL OR r.lease_until <= :now)
-                               AND {ROOM}
-                             ORDER BY r.due_at LIMIT 1)
-                 RETURNING {COLUMNS}"
-            ))
-            .and_then(|mut s| {
-                s.query_row(
-                    rusqlite::named_params! {
-                        ":owner": owner,
-                        ":until": lease_until.timestamp_millis(),
-                        ":now": now.timestamp_millis(),
-                    },
-                    from_row,
-                )
-                .optional()
-            })
-            .map_err(internal)
+            // One statement a run, each seeing the leases the ones before took (so a
+            // flow's concurrency holds inside the batch), all in one commit.
+            let mut claim = c
+                .prepare_cached(&format!(
+                    "UPDATE flow_run SET lease_owner = :owner, lease_until = :until
+                     WHERE id = (SELECT r.id FROM flow_run r INDEXED BY flow_run_due JOIN flow f ON f.id = r.flow_id
+                                 WHERE r.due_at IS NOT NULL AND r.due_at <= :now
+                                   AND (r.lease_until IS NULL OR r.lease_until <= :now)
+                                   AND {ROOM}
+                                 ORDER BY r.due_at LIMIT 1)
+                     RETURNING {COLUMNS}"
+                ))
+                .map_err(internal)?;
+            let mut claimed = Vec::new();
+            while claimed.len() < limit {
+                let run = claim
+                    .query_row(
+                        rusqlite::named_params! {
+                            ":owner": owner,
+                            ":until": lease_until.timestamp_millis(),
+                            ":now": now.timestamp_millis(),
+                        },
+                        from_row,
+                    )
+                    .optional()
+                    .map_err(internal)?;
+                match run {
+                    Some(run) => claimed.push(run),
+                    None => break,
+                }
+            }
+            Ok(claimed)
         })
         .await
     }

@@ -707,7 +707,18 @@ pub trait FlowRunStore: Send + Sync {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         owner: &str,
-    ) -> StoreResult<Option<FlowRun>>;
+    ) -> StoreResult<Option<FlowRun>> {
+        Ok(self.claim_flow_runs(now, lease_until, owner, 1).await?.pop())
+    }
+    /// [`FlowRunStore::claim_flow_run`] up to `limit` times in one transaction (one
+    /// commit for a runner's whole room), soonest due first.
+    async fn claim_flow_runs(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        owner: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<FlowRun>>;
     /// Commits one step of a run `owner` holds, with the step's write in the same
     /// transaction. A write that fails (a schema, a missing collection) is answered
     /// as its error and nothing is committed.

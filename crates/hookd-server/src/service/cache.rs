@@ -12,7 +12,9 @@
 //! - the flows a trigger starts: a flow created or enabled on another node starts
 //!   being run within [`TRUST`]; a run of a flow deleted or disabled meanwhile is not
 //!   inserted (the store checks the flow row in the same transaction); this node's
-//!   own changes to flows clear the entries at once.
+//!   own changes to flows clear the entries at once;
+//! - a flow's definition as the runner uses it: a change made on another node reaches
+//!   runs in progress within [`TRUST`]; this node's own changes at once.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use hookd_core::id::{ApiKeyId, ApplicationId, OrgId, TokenId};
+use hookd_core::id::{ApiKeyId, ApplicationId, FlowId, OrgId, TokenId};
 use hookd_store::{ApiKeyRecord, ModeData, TokenRecord};
 
 /// How long a remembered lookup is used.
@@ -81,6 +83,8 @@ pub struct Lookups {
     pub orgs: Recent<String, OrgId>,
     /// A portal mode (`None`: there is none), by application and stored mode name.
     pub modes: Recent<(ApplicationId, String), Option<ModeData>>,
+    /// A flow's definition as the runner uses it, by organisation and id.
+    pub flow_definitions: Recent<(OrgId, FlowId), Arc<crate::service::flow::KnownFlow>>,
     /// The enabled flows listening to a trigger, by organisation and trigger key.
     pub flows: Recent<(OrgId, String), Arc<Vec<crate::service::flow::triggers::Listener>>>,
 }

@@ -24,6 +24,13 @@ pub struct IngestLabels {
     pub status: &'static str,
 }
 
+/// Labels of `hookd_flow_runs_ended`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FlowRunLabels {
+    /// `succeeded`, `failed`, `stopped`, `invalid` or `canceled`.
+    pub status: &'static str,
+}
+
 /// `hookd_endpoints_filtered_out`, read from the fan-out's counters at each scrape.
 #[derive(Debug)]
 struct FilteredOutCollector;
@@ -50,6 +57,7 @@ pub struct ServerMetrics {
     pub messages_accepted: Counter,
     pub ingest_received: Family<IngestLabels, Counter>,
     pub ingest_too_large: Counter,
+    pub flow_runs_ended: Family<FlowRunLabels, Counter>,
     backlog_due: Gauge,
     backlog_scheduled: Gauge,
 }
@@ -82,6 +90,11 @@ impl Metrics {
             "hookd_ingest_too_large",
             "Requests refused at source URLs for a body over ingest_max_body_bytes (not kept)",
             server.ingest_too_large.clone(),
+        );
+        registry.register(
+            "hookd_flow_runs_ended",
+            "Flow runs this node ended, by how they ended",
+            server.flow_runs_ended.clone(),
         );
         registry.register(
             "hookd_deliveries_due",

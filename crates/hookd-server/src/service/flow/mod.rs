@@ -285,6 +285,7 @@ pub async fn check(
 /// scheduler looks again at when its next firing is due.
 fn changed(state: &Service) {
     state.lookups.flows.clear();
+    state.lookups.flow_definitions.clear();
     state.wake_cron();
 }
 
@@ -643,14 +644,16 @@ async fn change_run(
 
 /// Cancels a run that has not ended (one that is waiting, or retrying a step).
 pub async fn cancel(state: &Service, org: &OrgId, id: &FlowRunId) -> ApiResult<FlowRun> {
-    change_run(state, org, id, |run| {
+    let canceled = change_run(state, org, id, |run| {
         if run.cancel() {
             Ok(())
         } else {
             Err(format!("the run has ended ({})", run.status.as_str()))
         }
     })
-    .await
+    .await?;
+    count_ended(state, RunStatus::Canceled);
+    Ok(canceled)
 }
 
 /// Runs an ended run again, from its first step or from the step named `from`
@@ -705,20 +708,22 @@ pub(crate) async fn run_due(
     loop {
         // Claim while there is room and something is due.
         let mut claimed_any = false;
-        while running.len() < limit && failure.is_none() && !stopping() {
+        // Claimed in batches (one commit each): when a quarter of the room is free,
+        // or nothing is under way.
+        let room = limit.saturating_sub(running.len());
+        let worth_it = running.is_empty() || room >= limit.div_ceil(4);
+        if worth_it && failure.is_none() && !stopping() {
             let now = Utc::now();
-            match state
-                .store
-                .claim_flow_run(now, now + crate::service::jobs::lease_span(state), &owner)
-                .await
-            {
-                Ok(Some(run)) => {
-                    let (state, owner) = (state.clone(), owner.clone());
-                    running.spawn(async move { drive(&state, run, &owner, None).await });
-                    ran += 1;
-                    claimed_any = true;
+            let until = now + crate::service::jobs::lease_span(state);
+            match state.store.claim_flow_runs(now, until, &owner, room).await {
+                Ok(runs) => {
+                    claimed_any = !runs.is_empty();
+                    ran += runs.len();
+                    for run in runs {
+                        let (state, owner) = (state.clone(), owner.clone());
+                        running.spawn(async move { drive(&state, run, &owner, None).await });
+                    }
                 }
-                Ok(None) => break,
                 Err(e) => failure = Some(e),
             }
         }
@@ -735,12 +740,18 @@ pub(crate) async fn run_due(
             () = state.flows_wake.notified() => None,
             () = tokio::time::sleep(POLL) => None,
         };
-        match ended {
-            Some(Ok(Ok(()))) | None => {}
-            Some(Ok(Err(e))) => failure = failure.or(Some(e)),
-            Some(Err(e)) => {
-                tracing::error!(error = %e, "a flow run's task ended abnormally; its lease will expire")
+        // That one, and every other that has ended meanwhile.
+        let mut ended = ended;
+        loop {
+            match ended {
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => failure = failure.or(Some(e)),
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "a flow run's task ended abnormally; its lease will expire")
+                }
+                None => break,
             }
+            ended = running.try_join_next();
         }
     }
     match failure {
@@ -803,12 +814,13 @@ async fn drive(
     owner: &str,
     deadline: Option<tokio::time::Instant>,
 ) -> StoreResult<()> {
-    let stored_flow = match state.store.get_flow(&run.org_id, run.flow_id.as_str()).await {
-        Ok(f) => f,
+    let known = match known_flow(state, &run).await {
+        Ok(k) => k,
         // Deleted meanwhile: its runs went with it.
         Err(StoreError::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e),
     };
+    let stored_flow = &known.stored;
     let mut current: RunState = match serde_json::from_value(run.data.state.clone()) {
         Ok(r) => r,
         Err(e) => {
@@ -824,6 +836,7 @@ async fn drive(
                 lease_until: None,
             };
             if let FlowRunSaved::Saved(_) = state.store.save_flow_run(&run.id, owner, step).await? {
+                count_ended(state, RunStatus::Failed);
                 report_failure(
                     state,
                     &run,
@@ -836,8 +849,8 @@ async fn drive(
             return Ok(());
         }
     };
-    let flow = match Flow::parse(&stored_flow.data.document) {
-        Ok(f) => Arc::new(f),
+    let flow = match &known.parsed {
+        Ok(f) => Arc::clone(f),
         Err(e) => {
             end_unreadable(
                 &mut current,
@@ -849,24 +862,41 @@ async fn drive(
                 lease_until: None,
             };
             if let FlowRunSaved::Saved(_) = state.store.save_flow_run(&run.id, owner, step).await? {
+                count_ended(state, RunStatus::Failed);
                 let name = stored_flow.data.name.as_str();
                 report_failure(state, &run, name, None, current.error.as_deref()).await;
             }
             return Ok(());
         }
     };
+    let mut uncommitted_since = std::time::Instant::now();
     loop {
         let started = Utc::now();
         if !current.is_due(started) {
             return Ok(());
         }
-        let (input, carried) = carry_out(state, &run, &flow, &current).await;
+        let Carrying {
+            input,
+            inward,
+            carried,
+        } = carry_out(state, &run, &flow, &current).await;
         let now = Utc::now();
-        let mut next = current.clone();
+        // The state moves on in place: a save that fails ends this drive, and the run
+        // is taken up again from what was committed.
         let saved = match carried {
             Carried::Outcome(outcome) => {
-                next.record(&flow, outcome, input, started, now);
-                save(state, &run.id, owner, &next, deadline, now).await?
+                current.record(&flow, outcome, input, started, now);
+                // A step that acted on nothing outside the run (a condition that held,
+                // a validation, a transform, a skipped step) is committed with the next
+                // step that does, or when the run ends or waits: run again after a
+                // crash, it does what it did, and nobody saw the first time.
+                let goes_on = current.status == RunStatus::Running && current.is_due(now);
+                let in_time = deadline.is_none_or(|d| tokio::time::Instant::now() < d)
+                    && uncommitted_since.elapsed() < MAX_UNCOMMITTED;
+                if inward && goes_on && in_time {
+                    continue;
+                }
+                save(state, &run.id, owner, &current, deadline, now).await?
             }
             Carried::Write(write) => {
                 let step = Started {
@@ -875,12 +905,12 @@ async fn drive(
                 };
                 match save_write(state, &run, owner, &flow, &current, write, step, deadline).await {
                     Ok((state_after, saved)) => {
-                        next = state_after;
+                        current = state_after;
                         saved
                     }
                     Err(outcome) => {
-                        next.record(&flow, outcome, input, started, now);
-                        save(state, &run.id, owner, &next, deadline, now).await?
+                        current.record(&flow, outcome, input, started, now);
+                        save(state, &run.id, owner, &current, deadline, now).await?
                     }
                 }
             }
@@ -889,16 +919,27 @@ async fn drive(
             tracing::warn!(run = %run.id, "a flow run's lease was lost; its new holder goes on with it");
             return Ok(());
         }
-        if next.status == RunStatus::Failed {
-            let step = next.steps.last().map(|s| s.name.as_str());
-            report_failure(state, &run, flow.name.as_str(), step, next.error.as_deref()).await;
+        uncommitted_since = std::time::Instant::now();
+        if current.status.is_final() {
+            count_ended(state, current.status);
         }
-        current = next;
+        if current.status == RunStatus::Failed {
+            let step = current.steps.last().map(|s| s.name.as_str());
+            report_failure(state, &run, flow.name.as_str(), step, current.error.as_deref()).await;
+        }
         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             state.flows_wake.notify_one();
             return Ok(());
         }
     }
+}
+
+/// Counts a run this node ended (`hookd_flow_runs_ended`).
+fn count_ended(state: &Service, status: RunStatus) {
+    let labels = crate::service::metrics::FlowRunLabels {
+        status: status.as_str(),
+    };
+    state.metrics.server.flow_runs_ended.get_or_create(&labels).inc();
 }
 
 /// Logs a run that ended failed and sends `flow.run.failed` to the organisation's
@@ -1093,26 +1134,65 @@ fn failed_or_retry(state: &Service, run: &RunState, error: String, may_pass: boo
     }
 }
 
-/// Carries out the run's next step; answers what it acted on (its input) and what
-/// it came to.
-async fn carry_out(
-    state: &Service,
-    run: &FlowRun,
-    flow: &Flow,
-    current: &RunState,
-) -> (Option<Value>, Carried) {
+/// A flow's definition as a runner uses it: as stored, and parsed.
+#[derive(Debug)]
+pub struct KnownFlow {
+    pub stored: StoredFlow,
+    pub parsed: Result<Arc<Flow>, FlowError>,
+}
+
+/// The flow of `run`, remembered for a second (`service::cache`): a runner carrying
+/// out thousands of runs of one flow reads and parses it once, and a change made on
+/// another node reaches runs within a second (this node's own changes at once).
+async fn known_flow(state: &Service, run: &FlowRun) -> StoreResult<Arc<KnownFlow>> {
+    let key = (run.org_id.clone(), run.flow_id.clone());
+    if let Some(known) = state.lookups.flow_definitions.get(&key) {
+        return Ok(known);
+    }
+    let stored = state.store.get_flow(&run.org_id, run.flow_id.as_str()).await?;
+    let parsed = Flow::parse(&stored.data.document).map(Arc::new);
+    let known = Arc::new(KnownFlow { stored, parsed });
+    state.lookups.flow_definitions.put(key, Arc::clone(&known));
+    Ok(known)
+}
+
+/// What carrying a step out came to, with what it acted on (its input) and whether
+/// it acted on nothing outside the run (see [`drive`]).
+struct Carrying {
+    input: Option<Value>,
+    inward: bool,
+    carried: Carried,
+}
+
+/// Carries out the run's next step.
+async fn carry_out(state: &Service, run: &FlowRun, flow: &Flow, current: &RunState) -> Carrying {
+    let ended = |carried| Carrying {
+        input: None,
+        inward: false,
+        carried,
+    };
     let Some(step) = flow.steps.get(current.next) else {
         // Nothing left (the flow lost steps while the run waited): the run ends.
-        return (None, Carried::Outcome(Outcome::Skipped));
+        return ended(Carried::Outcome(Outcome::Skipped));
     };
     let data = current.data(run.id.as_str(), flow);
     let effect = match hookd_flow::plan(step, &data) {
         Ok(effect) => effect,
-        Err(e) => return (None, Carried::Outcome(Outcome::Failed(e.to_string()))),
+        Err(e) => return ended(Carried::Outcome(Outcome::Failed(e.to_string()))),
     };
-    let input = effect.input();
-    (input, carry_effect(state, run, current, step, effect).await)
+    Carrying {
+        input: effect.input(),
+        inward: matches!(
+            effect,
+            Effect::Skip | Effect::Output(_) | Effect::Transform { .. }
+        ),
+        carried: carry_effect(state, run, current, step, effect).await,
+    }
 }
+
+/// Most time a runner goes on without committing a run's inward steps (well inside
+/// the lease, so another node never takes a run whose holder is still working on it).
+const MAX_UNCOMMITTED: Duration = Duration::from_secs(2);
 
 /// Carries out a planned step.
 async fn carry_effect(
