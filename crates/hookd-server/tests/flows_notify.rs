@@ -516,3 +516,125 @@ async fn a_stripe_invoice_received_on_a_source_runs_the_flow_once() {
     assert_eq!(twilio.count(), 1);
     server.stop().await;
 }
+
+/// A SIGKILL while the SMTP server holds an email (it has kept it, but hookd never
+/// got its 250): after the restart the run resumes at the email step and sends it
+/// again with the same Message-ID, so the receiving side sees one duplicate at most
+/// and can drop it; the record written before was applied once, the one after once.
+#[tokio::test]
+async fn a_sigkill_during_an_email_resends_it_once_with_its_message_id_and_writes_once() {
+    let Some(smtp) = SmtpServer::start_with(0, Duration::from_secs(3)).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::TestDatabase::new(dir.path()).await;
+    let settings = [
+        ("HOOKD_DATABASE_URL", db.url.as_str()),
+        ("HOOKD_SECRET_KEY", KEY),
+        ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+        ("HOOKD_DELIVERY_TIMEOUT", "8s"),
+        ("HOOKD_DELIVERY_LEASE", "10s"),
+        ("HOOKD_NODE_ID", "node-1"),
+    ];
+    let mut hookd = common::process::serve(&[], &settings).await;
+    let token = common::process::create_token(&db.url, "mail");
+    let http = reqwest::Client::new();
+    let send = |method: Method, base: &str, path: &str, body: Option<Value>| {
+        let mut req = http.request(method, format!("{base}{path}")).bearer_auth(&token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send()
+    };
+    let base = hookd.base.clone();
+    for (path, body) in [
+        ("/api/v1/app", json!({"name": "Shop", "uid": "shop"})),
+        ("/api/v1/app/shop/collection", json!({"name": "customers"})),
+        (
+            "/api/v1/flow",
+            json!({"name": "paid", "trigger": {"type": "manual"}, "steps": [
+                {"name": "count", "type": "document.increment", "app": "shop", "collection": "customers",
+                 "key": "cus_1", "by": {"payments": 1}},
+                {"name": "mail", "type": "email", "credentials": "smtp-main", "to": ["ada@example.com"],
+                 "subject": "Payment received", "text": "Thank you."},
+                {"name": "done", "type": "document.patch", "app": "shop", "collection": "customers",
+                 "key": "cus_1", "body": {"mailed": "{{ steps.mail.messageId }}"}}]}),
+        ),
+    ] {
+        let resp = send(Method::POST, &base, path, Some(body)).await.unwrap();
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    }
+    let resp = send(
+        Method::PUT,
+        &base,
+        "/api/v1/flow-secret/smtp-main",
+        Some(json!({"value": {"smtpUrl": smtp.url(), "from": "Shop <shop@example.com>"}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    // The run is carried out by the request; the email is kept, then hookd dies
+    // before the SMTP server's 250 comes.
+    let inline = tokio::spawn(send(
+        Method::POST,
+        &base,
+        "/api/v1/flow/paid/run",
+        Some(json!({})),
+    ));
+    common::settle(|| async { smtp.received().len() }, |n| *n >= 1).await;
+    assert_eq!(smtp.received().len(), 1);
+    hookd.kill();
+    assert!(inline.await.unwrap().is_err(), "the request died with hookd");
+
+    let hookd = common::process::serve(&[], &settings).await;
+    let base = hookd.base.clone();
+    let runs: Value = send(Method::GET, &base, "/api/v1/flow-run?flow=paid", None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = runs["data"][0]["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let r: Value = send(Method::GET, &base, &format!("/api/v1/flow-run/{id}"), None)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["status"] != "running" && r["status"] != "waiting" {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not resume: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let got = smtp.received();
+    assert_eq!(got.len(), 2, "sent again once after the crash: {got:?}");
+    let key = format!("<{id}.1@example.com>");
+    assert!(
+        got.iter().all(|m| header(m, "Message-ID") == Some(key.as_str())),
+        "both with the step's Message-ID {key}: {got:?}"
+    );
+    let doc: Value = send(
+        Method::GET,
+        &base,
+        "/api/v1/app/shop/collection/customers/document/cus_1",
+        None,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        doc["data"],
+        json!({"payments": 1, "mailed": format!("{id}.1")}),
+        "the record before the email once, the one after it once"
+    );
+    drop(hookd);
+}

@@ -22,6 +22,12 @@ impl SmtpServer {
     /// Starts the server; it refuses the first `refuse` messages with a 451. `None`
     /// when aiosmtpd is not installed and not required.
     pub async fn start(refuse: u32) -> Option<Self> {
+        Self::start_with(refuse, Duration::ZERO).await
+    }
+
+    /// [`SmtpServer::start`] that keeps each message at once but answers it only
+    /// after `delay`.
+    pub async fn start_with(refuse: u32, delay: Duration) -> Option<Self> {
         if !super::python_has("aiosmtpd", "email against an SMTP server") {
             return None;
         }
@@ -39,6 +45,8 @@ impl SmtpServer {
                 &port.to_string(),
                 "--refuse",
                 &refuse.to_string(),
+                "--delay",
+                &delay.as_secs_f64().to_string(),
                 "--dir",
             ])
             .arg(dir.path())
