@@ -43,10 +43,12 @@ pub struct ModeIn {
     pub method: String,
     /// `document.get`, `document.put`, `document.patch`, `document.increment`,
     /// `document.delete`, `document.list`, `leaderboard.submit`, `leaderboard.top`,
-    /// `leaderboard.rank`, `message.publish` or `capture`.
+    /// `leaderboard.rank`, `message.publish`, `capture` or `flow.run` (runs the flows
+    /// whose trigger is this mode).
     #[schema(example = "leaderboard.submit")]
     pub operation: String,
-    /// The collection (document operations, capture) or leaderboard it works on.
+    /// The collection (document operations, capture) or leaderboard it works on; none
+    /// for `message.publish` and `flow.run`.
     #[schema(example = "weekly-points")]
     pub target: Option<String>,
     /// A JSON Schema the request body must satisfy.
