@@ -214,6 +214,8 @@ pub struct Flow {
     pub steps: Vec<Step>,
     /// Runs of this flow at once (none: no limit beyond the node's).
     pub concurrency: Option<u32>,
+    /// Runs of this flow taken up per second over all nodes (none: no limit).
+    pub throttle_rate: Option<hookd_core::throttle::ThrottleRate>,
     pub response: Option<Response>,
 }
 
@@ -397,6 +399,7 @@ impl Flow {
             "trigger",
             "steps",
             "concurrency",
+            "throttleRate",
             "response",
         ];
         if let Some(unknown) = object.keys().find(|k| !KNOWN.contains(&k.as_str())) {
@@ -417,6 +420,15 @@ impl Flow {
         if concurrency == Some(0) {
             return Err(FlowError::at("/concurrency", "at least 1 (or absent: no limit)"));
         }
+        let throttle_rate = match field::<u16>(object, "throttleRate", "")? {
+            None => None,
+            Some(n) => Some(hookd_core::throttle::ThrottleRate::new(n).ok_or_else(|| {
+                FlowError::at(
+                    "/throttleRate",
+                    "runs per second, 1 to 65535 (or absent: no limit)",
+                )
+            })?),
+        };
         let raw_trigger = object
             .get("trigger")
             .ok_or_else(|| FlowError::at("/trigger", "a flow needs a trigger"))?;
@@ -470,6 +482,7 @@ impl Flow {
             trigger,
             steps,
             concurrency,
+            throttle_rate,
             response,
         })
     }

@@ -758,3 +758,66 @@ async fn a_flows_concurrency_holds_its_runs_to_one_at_a_time_while_others_overla
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_flows_throttle_rate_spaces_its_runs_out() {
+    let server = TestServer::start_with(&[("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8")]).await;
+    let receiver = Receiver::start().await;
+    ok(
+        &server,
+        Method::POST,
+        "/api/v1/app",
+        json!({"name": "jobs", "uid": "jobs"}),
+    )
+    .await;
+    ok(
+        &server,
+        Method::POST,
+        "/api/v1/event-type",
+        json!({"name": "job.queued", "description": "A job"}),
+    )
+    .await;
+    let (status, out) = call(
+        &server,
+        Method::POST,
+        "/api/v1/flow",
+        Some(
+            json!({"name": "bad", "throttleRate": 0, "trigger": {"type": "manual"},
+                    "steps": [{"name": "d", "type": "delay", "duration": "1s"}]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+    assert_eq!(out["detail"][0]["loc"], json!(["body", "throttleRate"]));
+    // Two runs a second: a burst of two, then one every half second.
+    let flow = ok(
+        &server,
+        Method::POST,
+        "/api/v1/flow",
+        json!({"name": "gentle", "throttleRate": 2,
+               "trigger": {"type": "message.created", "app": "jobs"},
+               "steps": [{"name": "call", "type": "http", "url": format!("{}/gentle", receiver.url),
+                          "body": {"job": "{{ trigger.payload.n }}"}}]}),
+    )
+    .await;
+    assert_eq!(flow["throttleRate"], 2, "{flow}");
+    for n in 0..6 {
+        ok(
+            &server,
+            Method::POST,
+            "/api/v1/app/jobs/msg",
+            json!({"eventType": "job.queued", "payload": {"n": n}}),
+        )
+        .await;
+    }
+    let calls = receiver.wait_for("/gentle", 6, Duration::from_secs(15)).await;
+    assert_eq!(calls.len(), 6);
+    let span = calls[5].at.duration_since(calls[0].at);
+    assert!(
+        span >= Duration::from_millis(1_400),
+        "six runs at two a second take about two seconds: {span:?}"
+    );
+    let runs = ended_runs(&server, "gentle", 6).await;
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:?}");
+    server.stop().await;
+}

@@ -128,11 +128,68 @@ fn sendable(row: &Row) -> StoreResult<Option<ClaimedDelivery>> {
 /// "theoretical arrival time" one interval (1/rate) on; a send is allowed while that
 /// time is at most `burst` ahead of now. One statement, so concurrent nodes never
 /// both take the last token.
-const THROTTLE_TAKE: &str = "INSERT INTO endpoint_throttle AS t (endpoint_id, tat)
+/// A throttle table shared by every node: one GCRA "theoretical arrival time" per key
+/// (`endpoint_throttle` by endpoint, `flow_throttle` by flow).
+pub(crate) struct SharedThrottle {
+    /// Takes one turn: inserts or moves the key's time on, unless it is more than the
+    /// burst ahead of now (then no row).
+    take: &'static str,
+    /// The key's time.
+    read: &'static str,
+}
+
+pub(crate) const ENDPOINT_THROTTLE: SharedThrottle = SharedThrottle {
+    take: "INSERT INTO endpoint_throttle AS t (endpoint_id, tat)
     VALUES ($1, $2::timestamptz + $3::bigint * interval '1 microsecond')
     ON CONFLICT (endpoint_id) DO UPDATE SET tat = GREATEST(t.tat, $2::timestamptz) + $3::bigint * interval '1 microsecond'
         WHERE GREATEST(t.tat, $2::timestamptz) - $2::timestamptz <= $4::bigint * interval '1 microsecond'
-    RETURNING tat";
+    RETURNING tat",
+    read: "SELECT tat FROM endpoint_throttle WHERE endpoint_id = $1",
+};
+
+pub(crate) const FLOW_THROTTLE: SharedThrottle = SharedThrottle {
+    take: "INSERT INTO flow_throttle AS t (flow_id, tat)
+    VALUES ($1, $2::timestamptz + $3::bigint * interval '1 microsecond')
+    ON CONFLICT (flow_id) DO UPDATE SET tat = GREATEST(t.tat, $2::timestamptz) + $3::bigint * interval '1 microsecond'
+        WHERE GREATEST(t.tat, $2::timestamptz) - $2::timestamptz <= $4::bigint * interval '1 microsecond'
+    RETURNING tat",
+    read: "SELECT tat FROM flow_throttle WHERE flow_id = $1",
+};
+
+impl SharedThrottle {
+    /// One turn for `key` at `rate` per second (a burst of one second's worth):
+    /// `None` to go now, `Some(wait)` until a turn is allowed. A key whose row is gone
+    /// (its endpoint or flow deleted meanwhile) is not held back.
+    pub(crate) async fn take(
+        &self,
+        store: &PgStore,
+        key: &str,
+        rate: ThrottleRate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Duration>> {
+        let rate = i64::from(rate.get());
+        let interval = 1_000_000 / rate;
+        let burst = interval * (rate - 1);
+        let c = store.client().await?;
+        let stmt = c.prepare_cached(self.take).await.map_err(db::err)?;
+        match c.query_opt(&stmt, &[&key, &now, &interval, &burst]).await {
+            Ok(Some(_)) => return Ok(None),
+            Ok(None) => {}
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(db::err(e)),
+        }
+        let tat: Option<DateTime<Utc>> = db::query_opt(&c, self.read, &[&key])
+            .await?
+            .map(|r| get(&r, 0))
+            .transpose()?;
+        let Some(tat) = tat else { return Ok(None) };
+        let ahead = (tat.max(now) - now).num_microseconds().unwrap_or(i64::MAX);
+        let wait = (ahead - burst).max(1);
+        Ok(Some(Duration::from_micros(wait as u64)))
+    }
+}
 
 #[async_trait]
 impl DeliveryStore for PgStore {
@@ -353,35 +410,7 @@ impl DeliveryStore for PgStore {
         rate: ThrottleRate,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Duration>> {
-        let rate = i64::from(rate.get());
-        let interval = 1_000_000 / rate;
-        let burst = interval * (rate - 1);
-        let c = self.client().await?;
-        let stmt = c.prepare_cached(THROTTLE_TAKE).await.map_err(db::err)?;
-        let taken = c
-            .query_opt(&stmt, &[&endpoint.as_str(), &now, &interval, &burst])
-            .await;
-        match taken {
-            Ok(Some(_)) => return Ok(None),
-            Ok(None) => {}
-            // The endpoint was deleted meanwhile: nothing to hold back.
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) => {
-                return Ok(None);
-            }
-            Err(e) => return Err(db::err(e)),
-        }
-        let tat: Option<DateTime<Utc>> = db::query_opt(
-            &c,
-            "SELECT tat FROM endpoint_throttle WHERE endpoint_id = $1",
-            &[&endpoint.as_str()],
-        )
-        .await?
-        .map(|r| get(&r, 0))
-        .transpose()?;
-        let Some(tat) = tat else { return Ok(None) };
-        let ahead = (tat.max(now) - now).num_microseconds().unwrap_or(i64::MAX);
-        let wait = (ahead - burst).max(1);
-        Ok(Some(Duration::from_micros(wait as u64)))
+        ENDPOINT_THROTTLE.take(self, endpoint.as_str(), rate, now).await
     }
 
     fn shares_throttle(&self) -> bool {

@@ -178,6 +178,17 @@ impl FlowRunStore for PgStore {
         Ok(claimed)
     }
 
+    async fn flow_throttle_take(
+        &self,
+        flow: &FlowId,
+        rate: hookd_core::throttle::ThrottleRate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<std::time::Duration>> {
+        crate::deliveries::FLOW_THROTTLE
+            .take(self, flow.as_str(), rate, now)
+            .await
+    }
+
     async fn save_flow_run(
         &self,
         id: &FlowRunId,

@@ -719,6 +719,20 @@ pub trait FlowRunStore: Send + Sync {
         owner: &str,
         limit: usize,
     ) -> StoreResult<Vec<FlowRun>>;
+    /// Takes one run of flow `flow` at `rate` per second from a throttle (GCRA, a
+    /// burst of one second's worth) shared by every node on this database: `Ok(None)`
+    /// to go on now, `Ok(Some(wait))` until a run is allowed. Only called when
+    /// [`DeliveryStore::shares_throttle`]; otherwise the runner keeps the bucket in
+    /// the node's memory.
+    async fn flow_throttle_take(
+        &self,
+        flow: &FlowId,
+        rate: ThrottleRate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<std::time::Duration>> {
+        let _ = (flow, rate, now);
+        Ok(None)
+    }
     /// Commits one step of a run `owner` holds, with the step's write in the same
     /// transaction. A write that fails (a schema, a missing collection) is answered
     /// as its error and nothing is committed.

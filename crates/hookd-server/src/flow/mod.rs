@@ -63,6 +63,10 @@ pub struct FlowIn {
     /// limit).
     #[schema(minimum = 1)]
     pub concurrency: Option<u32>,
+    /// How many of its runs may be taken up per second, over all nodes (default: no
+    /// limit); a run past it waits its turn.
+    #[schema(minimum = 1, maximum = 65535)]
+    pub throttle_rate: Option<u16>,
     /// A `mode` flow's answer to the poster: `{"status", "body"?}` (templates).
     #[schema(value_type = Option<Object>)]
     pub response: Option<Value>,
@@ -80,6 +84,7 @@ pub struct FlowOut {
     #[schema(value_type = Vec<Object>)]
     pub steps: Value,
     pub concurrency: Option<u32>,
+    pub throttle_rate: Option<u16>,
     #[schema(value_type = Option<Object>)]
     pub response: Option<Value>,
     pub created_at: DateTime<Utc>,
@@ -97,6 +102,10 @@ impl From<StoredFlow> for FlowOut {
             trigger: doc.get("trigger").cloned().unwrap_or(Value::Null),
             steps: doc.get("steps").cloned().unwrap_or(Value::Array(Vec::new())),
             concurrency: f.data.concurrency,
+            throttle_rate: doc
+                .get("throttleRate")
+                .and_then(Value::as_u64)
+                .and_then(|n| u16::try_from(n).ok()),
             response: doc.get("response").cloned().filter(|r| !r.is_null()),
             created_at: f.created_at,
             updated_at: f.updated_at,

@@ -65,6 +65,8 @@ pub struct Service {
     pub sandbox: hookd_sandbox::Sandbox,
     /// Flows' requests to addresses users chose (SMS), through the network guard.
     outbound: flow::Outbound,
+    /// Flows' `throttleRate` buckets, when the store does not share one between nodes.
+    flow_throttle: Arc<std::sync::Mutex<hookd_dispatch::throttle::Throttle<hookd_core::id::FlowId>>>,
 }
 
 impl Service {
@@ -91,6 +93,7 @@ impl Service {
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
             flows_wake: Arc::new(tokio::sync::Notify::new()),
             outbound: flow::Outbound::new(&config),
+            flow_throttle: Arc::default(),
             config: Arc::new(config),
         }
     }

@@ -1175,3 +1175,56 @@ pub async fn concurrent_flow_run_claims_keep_the_flows_concurrency(store: &dyn S
         .collect();
     assert_eq!(all.len(), 2, "two places, two leases: {all:?}");
 }
+
+/// A flow's shared throttle (on backends that share one between nodes): a burst of
+/// one second's worth among racing runners, then one turn per interval; a flow gone
+/// holds nothing back.
+pub async fn flows_share_a_throttle_between_nodes(store: &dyn Store) {
+    if !store.shares_throttle() {
+        // Single-node backends throttle in the runner's memory (tested through the server).
+        return;
+    }
+    let (org, _) = two_orgs(store).await;
+    let f = store
+        .create_flow(&org, flow("throttled", "manual"))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let five = hookd_core::throttle::ThrottleRate::new(5).unwrap();
+    let takes = (0..20).map(|_| {
+        let id = f.id.clone();
+        async move { store.flow_throttle_take(&id, five, now).await.unwrap() }
+    });
+    let waits = futures_util::future::join_all(takes).await;
+    assert_eq!(waits.iter().filter(|w| w.is_none()).count(), 5, "{waits:?}");
+    assert!(
+        waits
+            .iter()
+            .flatten()
+            .all(|w| *w > std::time::Duration::ZERO && *w <= std::time::Duration::from_millis(200)),
+        "{waits:?}"
+    );
+    let later = now + chrono::Duration::milliseconds(200);
+    assert!(
+        store
+            .flow_throttle_take(&f.id, five, later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .flow_throttle_take(&f.id, five, later)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store.delete_flow(&org, "throttled").await.unwrap();
+    assert!(
+        store
+            .flow_throttle_take(&f.id, five, later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

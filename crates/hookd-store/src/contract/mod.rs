@@ -115,6 +115,7 @@ macro_rules! contract_tests {
             a_flow_runs_score_and_child_run_commit_with_its_step,
             a_flows_concurrency_bounds_its_leased_runs,
             concurrent_flow_run_claims_keep_the_flows_concurrency,
+            flows_share_a_throttle_between_nodes,
             ended_flow_runs_are_pruned_and_live_ones_kept
         );
     };

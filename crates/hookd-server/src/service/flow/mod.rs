@@ -29,7 +29,10 @@
 //! A flow's `concurrency` limits how many of its runs are carried out at once over
 //! all nodes: the store leases a run only while the flow is below it (a run counts
 //! while its lease lives; a waiting run holds none), so the others wait, due, for a
-//! place. A node carries out at most `flow_concurrency` runs at once.
+//! place. A node carries out at most `flow_concurrency` runs at once. A flow's
+//! `throttleRate` bounds how many of its runs are taken up per second over all nodes
+//! (the store's shared throttle on PostgreSQL, the node's own on SQLite): a run past
+//! it is put back, due when its turn comes.
 
 pub mod triggers;
 
@@ -869,6 +872,22 @@ async fn drive(
             return Ok(());
         }
     };
+    // A flow with a throttleRate: a run taken up past the rate is put back, due when
+    // its turn comes.
+    if let Some(rate) = flow.throttle_rate
+        && current.is_due(Utc::now())
+        && let Some(wait) = throttle_wait(state, &run.flow_id, rate).await
+    {
+        let now = Utc::now();
+        current.wake_at = Some(now + crate::config::span(wait));
+        let step = FlowRunStep {
+            next: FlowNext::State(stored(&current)),
+            now,
+            lease_until: None,
+        };
+        state.store.save_flow_run(&run.id, owner, step).await?;
+        return Ok(());
+    }
     let mut uncommitted_since = std::time::Instant::now();
     loop {
         let started = Utc::now();
@@ -932,6 +951,33 @@ async fn drive(
             return Ok(());
         }
     }
+}
+
+/// How long a run of `flow` must wait for its turn under `rate`, if at all: from the
+/// throttle every node shares when the store keeps one, else from this node's.
+async fn throttle_wait(
+    state: &Service,
+    flow: &FlowId,
+    rate: hookd_core::throttle::ThrottleRate,
+) -> Option<Duration> {
+    if state.store.shares_throttle() {
+        return match state.store.flow_throttle_take(flow, rate, Utc::now()).await {
+            Ok(wait) => wait,
+            Err(e) => {
+                // Held back rather than let through: the limit is the user's promise
+                // to whatever the flow calls.
+                tracing::warn!(flow = %flow, error = %e, "the shared flow throttle is unavailable; holding the run back");
+                Some(Duration::from_secs(1))
+            }
+        };
+    }
+    let now = std::time::Instant::now();
+    let mut buckets = state
+        .flow_throttle
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    buckets.prune(now);
+    buckets.take(flow, u32::from(rate.get()), now).err()
 }
 
 /// Counts a run this node ended (`hookd_flow_runs_ended`).
