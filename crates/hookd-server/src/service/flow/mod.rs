@@ -48,6 +48,7 @@ use hookd_store::{
     FlowWrite, JobLease, ListQuery, Page, RunsFrom, ScoreSubmitted, StoreError, StoreResult, StoredFlow,
     Written,
 };
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::http::error::{ApiError, ApiResult, ValidationItem};
@@ -372,7 +373,7 @@ pub(crate) fn stored(run: &RunState) -> FlowRunData {
 
 /// A run's state as stored; a state this version cannot read is an error naming the run.
 pub fn run_state(run: &FlowRun) -> ApiResult<RunState> {
-    serde_json::from_value(run.data.state.clone()).map_err(|e| {
+    RunState::deserialize(&run.data.state).map_err(|e| {
         tracing::error!(run = %run.id, error = %e, "a flow run's state is unreadable");
         ApiError::Internal
     })
@@ -631,8 +632,7 @@ async fn change_run(
             org,
             id,
             Box::new(move |data| {
-                let mut run: RunState =
-                    serde_json::from_value(data.state.clone()).map_err(StoreError::internal)?;
+                let mut run: RunState = RunState::deserialize(&data.state).map_err(StoreError::internal)?;
                 change(&mut run).map_err(StoreError::Conflict)?;
                 *data = stored(&run);
                 Ok(())
@@ -824,7 +824,7 @@ async fn drive(
         Err(e) => return Err(e),
     };
     let stored_flow = &known.stored;
-    let mut current: RunState = match serde_json::from_value(run.data.state.clone()) {
+    let mut current = match RunState::deserialize(&run.data.state) {
         Ok(r) => r,
         Err(e) => {
             // Written by another version of hookd, or damaged: it ends, kept as it is.
