@@ -658,6 +658,38 @@ async fn a_cron_flow_runs_once_per_slot_and_its_scheduler_runs_it_on_time() {
     server.stop().await;
 }
 
+/// The application `jobs` with the event type `job.queued`.
+async fn jobs_app(server: &TestServer) {
+    ok(
+        server,
+        Method::POST,
+        "/api/v1/app",
+        json!({"name": "jobs", "uid": "jobs"}),
+    )
+    .await;
+    ok(
+        server,
+        Method::POST,
+        "/api/v1/event-type",
+        json!({"name": "job.queued", "description": "A job"}),
+    )
+    .await;
+}
+
+/// A limit of 0 (`concurrency`, `throttleRate`) is refused at its field.
+async fn refused_limit(server: &TestServer, field: &str) {
+    let (status, out) = call(
+        server,
+        Method::POST,
+        "/api/v1/flow",
+        Some(json!({"name": "bad", field: 0, "trigger": {"type": "manual"},
+                    "steps": [{"name": "d", "type": "delay", "duration": "1s"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+    assert_eq!(out["detail"][0]["loc"], json!(["body", field]));
+}
+
 #[tokio::test]
 async fn a_flows_concurrency_holds_its_runs_to_one_at_a_time_while_others_overlap() {
     let server = TestServer::start_with(&[("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8")]).await;
@@ -669,32 +701,8 @@ async fn a_flows_concurrency_holds_its_runs_to_one_at_a_time_while_others_overla
         headers: vec![],
         body: None,
     });
-    ok(
-        &server,
-        Method::POST,
-        "/api/v1/app",
-        json!({"name": "jobs", "uid": "jobs"}),
-    )
-    .await;
-    ok(
-        &server,
-        Method::POST,
-        "/api/v1/event-type",
-        json!({"name": "job.queued", "description": "A job"}),
-    )
-    .await;
-    let (status, out) = call(
-        &server,
-        Method::POST,
-        "/api/v1/flow",
-        Some(
-            json!({"name": "bad", "concurrency": 0, "trigger": {"type": "manual"},
-                    "steps": [{"name": "d", "type": "delay", "duration": "1s"}]}),
-        ),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
-    assert_eq!(out["detail"][0]["loc"], json!(["body", "concurrency"]));
+    jobs_app(&server).await;
+    refused_limit(&server, "concurrency").await;
     for (name, concurrency) in [("one-by-one", json!(1)), ("all-at-once", Value::Null)] {
         ok(
             &server,
@@ -763,32 +771,8 @@ async fn a_flows_concurrency_holds_its_runs_to_one_at_a_time_while_others_overla
 async fn a_flows_throttle_rate_spaces_its_runs_out() {
     let server = TestServer::start_with(&[("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8")]).await;
     let receiver = Receiver::start().await;
-    ok(
-        &server,
-        Method::POST,
-        "/api/v1/app",
-        json!({"name": "jobs", "uid": "jobs"}),
-    )
-    .await;
-    ok(
-        &server,
-        Method::POST,
-        "/api/v1/event-type",
-        json!({"name": "job.queued", "description": "A job"}),
-    )
-    .await;
-    let (status, out) = call(
-        &server,
-        Method::POST,
-        "/api/v1/flow",
-        Some(
-            json!({"name": "bad", "throttleRate": 0, "trigger": {"type": "manual"},
-                    "steps": [{"name": "d", "type": "delay", "duration": "1s"}]}),
-        ),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
-    assert_eq!(out["detail"][0]["loc"], json!(["body", "throttleRate"]));
+    jobs_app(&server).await;
+    refused_limit(&server, "throttleRate").await;
     // Two runs a second: a burst of two, then one every half second.
     let flow = ok(
         &server,
