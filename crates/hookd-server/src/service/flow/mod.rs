@@ -518,7 +518,8 @@ pub async fn run_for_mode(
         ended.push((run, run_state));
     }
     for (run, current) in &ended {
-        let flow = state.store.get_flow(org, run.flow_id.as_str()).await?;
+        // The definition the runner just used (remembered), not another read.
+        let flow = known_flow(state, run).await?;
         match current.status {
             RunStatus::Invalid => {
                 let errors = current
@@ -543,21 +544,21 @@ pub async fn run_for_mode(
                 let step = current.steps.last().map_or("", |s| s.name.as_str());
                 return Err(ApiError::BadGateway(format!(
                     "flow {} failed at step {step:?} (run {})",
-                    flow.data.name, run.id
+                    flow.stored.data.name, run.id
                 )));
             }
             _ => {}
         }
     }
     for (run, current) in &ended {
-        let stored_flow = state.store.get_flow(org, run.flow_id.as_str()).await?;
-        let Ok(flow) = Flow::parse(&stored_flow.data.document) else {
+        let known = known_flow(state, run).await?;
+        let Ok(flow) = &known.parsed else {
             continue;
         };
         let Some(response) = &flow.response else {
             continue;
         };
-        let data = current.data(run.id.as_str(), &flow);
+        let data = current.data(run.id.as_str(), flow);
         let body = match &response.body {
             None => Ok(Value::Null),
             Some(body) => body.render(&data),
