@@ -227,7 +227,7 @@ async fn a_manual_run_maps_a_payload_to_a_record_and_publishes_a_signed_event() 
 }
 
 #[tokio::test]
-async fn definitions_are_checked_and_what_is_not_wired_is_refused() {
+async fn definitions_are_checked_and_mistakes_are_refused_at_their_field() {
     let server = TestServer::start().await;
     let refused = |body: Value, loc: Value| {
         let server = &server;
@@ -248,8 +248,7 @@ async fn definitions_are_checked_and_what_is_not_wired_is_refused() {
         json!(["body", "steps", "1", "key"]),
     )
     .await;
-    // What this version does not carry out is refused, not ignored.
-    // A trigger naming what does not exist.
+    // A response on a flow no mode runs, and a trigger naming what does not exist.
     refused(
         json!({"name": "f", "trigger": {"type": "message.created", "app": "nope"}, "steps": [{"name": "d", "type": "delay", "duration": "1s"}]}),
         json!(["body", "trigger", "app"]),
@@ -699,23 +698,7 @@ async fn a_delay_outlives_a_sigkill_and_its_next_step_runs_once() {
     let hookd = start(&db.url).await;
     let base = hookd.base.clone();
     let get = |path: String| http.get(format!("{base}{path}")).bearer_auth(&token).send();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let done = loop {
-        let r: Value = get(format!("/api/v1/flow-run/{id}"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if r["status"] != "waiting" && r["status"] != "running" {
-            break r;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run did not resume: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let done = process::ended_run(&base, &token, &id, Duration::from_secs(20)).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let doc: Value = get("/api/v1/app/a/collection/hits/document/k".into())
         .await

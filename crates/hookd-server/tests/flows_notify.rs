@@ -595,23 +595,7 @@ async fn a_sigkill_during_an_email_resends_it_once_with_its_message_id_and_write
         .await
         .unwrap();
     let id = runs["data"][0]["id"].as_str().unwrap().to_owned();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let done = loop {
-        let r: Value = send(Method::GET, &base, &format!("/api/v1/flow-run/{id}"), None)
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if r["status"] != "running" && r["status"] != "waiting" {
-            break r;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run did not resume: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let done = common::process::ended_run(&base, &token, &id, Duration::from_secs(30)).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let got = smtp.received();
     assert_eq!(got.len(), 2, "sent again once after the crash: {got:?}");

@@ -100,3 +100,26 @@ pub fn create_token(db: &str, org: &str) -> String {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     last_line(&out.stdout)
 }
+
+/// Flow run `id` of the hookd at `base` once it has ended (neither running nor
+/// waiting), polled with `token`; fails the test past `within`.
+pub async fn ended_run(base: &str, token: &str, id: &str, within: Duration) -> serde_json::Value {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + within;
+    loop {
+        let r: serde_json::Value = http
+            .get(format!("{base}/api/v1/flow-run/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["status"] != "running" && r["status"] != "waiting" {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "the run did not resume: {r}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
