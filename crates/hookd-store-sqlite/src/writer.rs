@@ -11,6 +11,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use hookd_store::{StoreError, StoreResult};
 use rusqlite::Connection;
+
+use crate::checkpoint::Checkpoints;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most jobs one transaction carries.
@@ -30,11 +32,12 @@ pub(crate) struct Writer {
 impl Writer {
     /// Starts the writer thread on `conn`. The thread ends when every `Writer` clone is
     /// dropped and the queue is drained.
-    pub(crate) fn start(conn: Connection) -> std::io::Result<Self> {
+    /// Each commit tells `checkpoints` (see [`crate::checkpoint`]).
+    pub(crate) fn start(conn: Connection, checkpoints: Checkpoints) -> std::io::Result<Self> {
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("hookd-sqlite-writer".into())
-            .spawn(move || run(conn, rx))?;
+            .spawn(move || run(&conn, rx, &checkpoints))?;
         Ok(Self { jobs })
     }
 
@@ -70,7 +73,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+fn run(conn: &Connection, mut rx: mpsc::Receiver<Job>, checkpoints: &Checkpoints) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
@@ -80,24 +83,27 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        run_batch(&conn, batch);
+        if run_batch(conn, batch) {
+            checkpoints.committed();
+        }
     }
     tracing::debug!("SQLite writer stopped");
 }
 
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+/// Runs `batch` in one transaction; whether it was committed.
+fn run_batch(conn: &Connection, batch: Vec<Job>) -> bool {
+    if let Err(e) = cached(conn, "BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "SQLite writer could not begin a transaction");
         let err = StoreError::Unavailable(format!("could not begin a transaction: {e}"));
         for job in batch {
             let (_, finish) = job(Err(&err));
             finish(None);
         }
-        return;
+        return false;
     }
     let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
     for job in batch {
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = cached(conn, "SAVEPOINT job") {
             tracing::error!(error = %e, "SQLite writer could not open a savepoint");
             let err = StoreError::Unavailable(format!("could not open a savepoint: {e}"));
             let (_, finish) = job(Err(&err));
@@ -107,11 +113,11 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
         match catch_unwind(AssertUnwindSafe(|| job(Ok(conn)))) {
             Ok((ok, finish)) => {
                 let end = if ok {
-                    "RELEASE job"
+                    cached(conn, "RELEASE job")
                 } else {
-                    "ROLLBACK TO job; RELEASE job"
+                    conn.execute_batch("ROLLBACK TO job; RELEASE job")
                 };
-                if let Err(e) = conn.execute_batch(end) {
+                if let Err(e) = end {
                     tracing::error!(error = %e, "SQLite writer could not close a savepoint");
                 }
                 finishes.push(finish);
@@ -123,12 +129,20 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
             }
         }
     }
-    let commit_error = conn.execute_batch("COMMIT").err().map(|e| {
+    let commit_error = cached(conn, "COMMIT").err().map(|e| {
         tracing::error!(error = %e, "SQLite commit failed; the batch was rolled back");
         let _ = conn.execute_batch("ROLLBACK");
         StoreError::Unavailable(format!("the commit failed: {e}"))
     });
+    let committed = commit_error.is_none();
     for finish in finishes {
         finish(commit_error.as_ref());
     }
+    committed
+}
+
+/// Runs one statement of the writer's own, prepared once (two per job: parsing them
+/// each time showed in profiles).
+fn cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
