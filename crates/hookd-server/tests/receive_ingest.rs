@@ -687,6 +687,57 @@ async fn a_rotated_source_url_keeps_working_for_the_grace_period_only() {
     );
 }
 
+/// The receive path remembers a source by its token for a second; this node's own
+/// changes must reach the very next request.
+#[tokio::test]
+async fn a_changed_or_deleted_source_applies_to_its_next_request() {
+    let server = server().await;
+    let res = server
+        .req(reqwest::Method::POST, "/ingest/api/v1/source")
+        .json(&json!({"name": "GitHub", "type": "github", "config": {"secret": "first-secret"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let source: Value = res.json().await.unwrap();
+    let (id, url) = (
+        source["id"].as_str().unwrap(),
+        source["ingestUrl"].as_str().unwrap(),
+    );
+    let body = br#"{"zen":"x"}"#;
+    let post = |signature: String| {
+        server
+            .http()
+            .post(url)
+            .header("x-github-event", "issues")
+            .header("x-hub-signature-256", signature)
+            .body(body.to_vec())
+            .send()
+    };
+    let signed = |secret: &str| {
+        let mut mac = <Hmac<Sha256>>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    };
+    assert_eq!(post(signed("first-secret")).await.unwrap().status(), 200);
+    let res = server
+        .req(reqwest::Method::PATCH, &format!("/ingest/api/v1/source/{id}"))
+        .json(&json!({"config": {"secret": "second-secret"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    assert_eq!(post(signed("first-secret")).await.unwrap().status(), 401);
+    assert_eq!(post(signed("second-secret")).await.unwrap().status(), 200);
+    let res = server
+        .req(reqwest::Method::DELETE, &format!("/ingest/api/v1/source/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(post(signed("second-secret")).await.unwrap().status(), 404);
+}
+
 #[tokio::test]
 async fn a_slack_url_check_is_answered_and_not_forwarded() {
     let server = server().await;

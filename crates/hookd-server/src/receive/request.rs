@@ -106,9 +106,10 @@ async fn receive_inner(
 ) -> Result<Response, ApiError> {
     let token = params.get("token").map(String::as_str).unwrap_or_default();
     let now = Utc::now();
-    let Some((org, source)) = state.store.find_source_by_token(token, now).await? else {
+    let Some(found) = source::by_token(state, token, now).await? else {
         return Err(ApiError::NotFound("no source has this URL".into()));
     };
+    let (org, source) = (&found.0, &found.1);
     let body = match read_body(&headers, body, state.config.ingest_max_body_bytes).await {
         Ok(b) => b,
         Err(e @ ApiError::PayloadTooLarge(_)) => {
@@ -211,7 +212,7 @@ async fn receive_inner(
     request.headers = header_list;
     // The buffer is handed over, not copied.
     request.body = Vec::from(body);
-    let recorded = source::receive(state, &org, &source, request).await?;
+    let recorded = source::receive(state, org, source, request).await?;
     tracing::debug!(source = %source.id, log = %recorded.id, status = recorded.status.text(), "received");
     Ok(response)
 }

@@ -123,6 +123,7 @@ pub async fn replace(
     )
     .await?;
     state.lookups.apps.clear();
+    state.lookups.sources.clear();
     let kind = if created { "app.created" } else { "app.updated" };
     app_event(state, org, kind, &app).await;
     Ok((app, created))
@@ -147,6 +148,7 @@ pub async fn change(
         )
         .await?;
     state.lookups.apps.clear();
+    state.lookups.sources.clear();
     app_event(state, org, "app.updated", &updated.after).await;
     Ok(updated.after)
 }
@@ -155,6 +157,7 @@ pub async fn change(
 pub async fn delete(state: &Service, org: &OrgId, key: &str) -> ApiResult<()> {
     let app = state.store.delete_application(org, key).await?;
     state.lookups.apps.clear();
+    state.lookups.sources.clear();
     app_event(state, org, "app.deleted", &app).await;
     Ok(())
 }

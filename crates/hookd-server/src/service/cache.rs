@@ -14,7 +14,13 @@
 //!   inserted (the store checks the flow row in the same transaction); this node's
 //!   own changes to flows clear the entries at once;
 //! - a flow's definition as the runner uses it: a change made on another node reaches
-//!   runs in progress within [`TRUST`]; this node's own changes at once.
+//!   runs in progress within [`TRUST`]; this node's own changes at once;
+//! - a source by its URL token (the receive path): a source deleted, changed or
+//!   given a new token on another node takes effect within [`TRUST`] on this node;
+//!   this node's own changes to sources and applications clear the entries at once.
+//!   Only a source's current token is remembered: an old one (within its grace after
+//!   a rotation) is looked up each time, so its grace ends on time, and a stranger
+//!   trying tokens fills nothing.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -24,7 +30,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use hookd_core::id::{ApiKeyId, ApplicationId, FlowId, OrgId, TokenId};
-use hookd_store::{ApiKeyRecord, ModeData, TokenRecord};
+use hookd_store::{ApiKeyRecord, ModeData, Source, TokenRecord};
 
 /// How long a remembered lookup is used.
 pub const TRUST: Duration = Duration::from_secs(1);
@@ -87,6 +93,8 @@ pub struct Lookups {
     pub flow_definitions: Recent<(OrgId, FlowId), Arc<crate::service::flow::KnownFlow>>,
     /// The enabled flows listening to a trigger, by organisation and trigger key.
     pub flows: Recent<(OrgId, String), Arc<Vec<crate::service::flow::triggers::Listener>>>,
+    /// A source and its organisation, by a URL token that names it.
+    pub sources: Recent<String, Arc<(OrgId, Source)>>,
 }
 
 #[cfg(test)]

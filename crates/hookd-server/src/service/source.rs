@@ -3,6 +3,7 @@
 //! request or a cron firing (with the wake-up of the delivery engine for its
 //! forwards), and replay of what was received.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -60,8 +61,38 @@ fn new_token() -> String {
 /// Creates a source with a new URL token.
 pub async fn create(state: &Service, org: &OrgId, data: SourceData) -> ApiResult<Source> {
     let source = state.store.create_source(org, data, new_token()).await?;
-    state.wake_cron();
+    changed(state);
     Ok(source)
+}
+
+/// After a source was created, changed or deleted here: the receive path's
+/// remembered sources are dropped, and the cron loop looks at the schedules again.
+fn changed(state: &Service) {
+    state.lookups.sources.clear();
+    state.wake_cron();
+}
+
+/// The source whose URL token is `token` (or whose old token it is, within its
+/// grace), with its organisation; a current token's source is remembered for a
+/// second (`service::cache`).
+pub async fn by_token(
+    state: &Service,
+    token: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<Arc<(OrgId, Source)>>> {
+    if let Some(found) = state.lookups.sources.get(&token.to_owned()) {
+        return Ok(Some(found));
+    }
+    let Some(found) = state.store.find_source_by_token(token, now).await? else {
+        return Ok(None);
+    };
+    let found = Arc::new(found);
+    // An old token (rotated, within its grace) is looked up each time, so its grace
+    // ends when it says.
+    if found.1.token == token {
+        state.lookups.sources.put(token.to_owned(), Arc::clone(&found));
+    }
+    Ok(Some(found))
 }
 
 /// Creates or replaces the source `key`; a uid-shaped key names a new one (`uid` is
@@ -104,7 +135,7 @@ pub async fn replace(
         },
     )
     .await?;
-    state.wake_cron();
+    changed(state);
     Ok((source, created))
 }
 
@@ -159,14 +190,14 @@ pub async fn change(state: &Service, org: &OrgId, key: &str, change: SourceChang
             }),
         )
         .await?;
-    state.wake_cron();
+    changed(state);
     Ok(updated.after)
 }
 
 /// Deletes the source `key` with its destinations and log.
 pub async fn delete(state: &Service, org: &OrgId, key: &str) -> ApiResult<()> {
     state.store.delete_source(org, key).await?;
-    state.wake_cron();
+    changed(state);
     Ok(())
 }
 
@@ -174,10 +205,12 @@ pub async fn delete(state: &Service, org: &OrgId, key: &str) -> ApiResult<()> {
 /// `ingest_token_grace`.
 pub async fn rotate_token(state: &Service, org: &OrgId, key: &str) -> ApiResult<Source> {
     let grace = crate::config::span(state.config.ingest_token_grace);
-    Ok(state
+    let source = state
         .store
         .rotate_source_token(org, key, new_token(), Utc::now() + grace)
-        .await?)
+        .await?;
+    changed(state);
+    Ok(source)
 }
 
 /// Whether a verified request passes the source's filter (`options.filter`; none:
