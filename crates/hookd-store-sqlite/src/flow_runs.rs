@@ -93,6 +93,38 @@ pub(crate) fn insert_flow_run(
     .map_err(internal)
 }
 
+/// Inserts a run of `flow` that nobody holds yet, in the caller's transaction;
+/// whether it was (not when the flow was deleted or disabled meanwhile). The runs an
+/// event or a schedule starts: on the receive path, so it reads nothing back.
+pub(crate) fn insert_unleased(
+    c: &Connection,
+    org: &OrgId,
+    flow: &FlowId,
+    data: &FlowRunData,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let id = FlowRunId::generate();
+    let inserted = c
+        .prepare_cached(
+            "INSERT INTO flow_run (id, org_id, flow_id, status, state, due_at, created_at, updated_at)
+             SELECT ?1, f.org_id, f.id, ?2, ?3, ?4, ?5, ?5
+             FROM flow f WHERE f.org_id = ?6 AND f.id = ?7 AND f.enabled = 1",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id.as_str(),
+                data.status,
+                sql::to_json(&data.state),
+                millis(data.due_at),
+                now.timestamp_millis(),
+                org.as_str(),
+                flow.as_str(),
+            ])
+        })
+        .map_err(internal)?;
+    Ok(inserted == 1)
+}
+
 /// Inserts the runs an event starts in the caller's transaction; answers how many
 /// were started (a run of a flow deleted or disabled meanwhile is not).
 pub(crate) fn insert_started(
@@ -103,7 +135,7 @@ pub(crate) fn insert_started(
 ) -> StoreResult<usize> {
     let mut started = 0;
     for run in runs {
-        started += usize::from(insert_flow_run(c, org, &run.flow, &run.data, now, None)?.is_some());
+        started += usize::from(insert_unleased(c, org, &run.flow, &run.data, now)?);
     }
     Ok(started)
 }

@@ -208,7 +208,7 @@ impl FlowStore for SqliteStore {
             if claimed != 1 {
                 return Ok(false);
             }
-            Ok(crate::flow_runs::insert_flow_run(c, &org, &flow, &run, at, None)?.is_some())
+            crate::flow_runs::insert_unleased(c, &org, &flow, &run, at)
         })
         .await
     }
