@@ -12,6 +12,7 @@
 //! larger WAL ([`WRITER_FALLBACK_PAGES`]), so a checkpointer that falls behind (a slow
 //! disk) bounds the WAL instead of letting it grow without end.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ pub(crate) const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 #[derive(Debug)]
 pub(crate) struct Checkpoints {
     committed: SyncSender<()>,
+    /// Whether the thread was found stopped (said once, not at every commit).
+    stopped: AtomicBool,
 }
 
 impl Checkpoints {
@@ -38,7 +41,10 @@ impl Checkpoints {
         std::thread::Builder::new()
             .name("hookd-sqlite-checkpoint".into())
             .spawn(move || run(&conn, &rx))?;
-        Ok(Self { committed })
+        Ok(Self {
+            committed,
+            stopped: AtomicBool::new(false),
+        })
     }
 
     /// After a commit: a checkpoint is due (one already asked for covers this one).
@@ -46,7 +52,11 @@ impl Checkpoints {
         match self.committed.try_send(()) {
             Ok(()) | Err(TrySendError::Full(())) => {}
             Err(TrySendError::Disconnected(())) => {
-                tracing::warn!("the SQLite checkpoint thread has stopped; the writer checkpoints itself");
+                if !self.stopped.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        "the SQLite checkpoint thread has stopped; the writer checkpoints itself past {WRITER_FALLBACK_PAGES} WAL pages"
+                    );
+                }
             }
         }
     }
