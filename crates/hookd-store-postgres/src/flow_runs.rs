@@ -144,31 +144,49 @@ impl FlowRunStore for PgStore {
     ) -> StoreResult<Vec<FlowRun>> {
         let mut c = self.client().await?;
         let room = room("$1");
+        // The due runs, in due order, locked (other claimers skip them): one statement
+        // for the whole batch (a statement per run, each walking again over the rows
+        // the batch had taken, made a claim quadratic in its size and long in round
+        // trips).
         let pick = format!(
             "SELECT r.id, r.flow_id, f.concurrency IS NOT NULL FROM flow_run r JOIN flow f ON f.id = r.flow_id
              WHERE r.due_at IS NOT NULL AND r.due_at <= $1 AND (r.lease_until IS NULL OR r.lease_until <= $1)
                AND {room}
-             ORDER BY r.due_at LIMIT 1 FOR UPDATE OF r SKIP LOCKED"
+             ORDER BY r.due_at LIMIT $2 FOR UPDATE OF r SKIP LOCKED"
+        );
+        let take_all = format!(
+            "UPDATE flow_run SET lease_owner = $1, lease_until = $2 WHERE id = ANY($3) RETURNING {COLUMNS}"
         );
         let take = format!(
             "UPDATE flow_run SET lease_owner = $1, lease_until = $2 WHERE id = $3 RETURNING {COLUMNS}"
         );
         let recount = format!("SELECT 1 FROM flow f WHERE f.id = $2 AND {room}");
-        // One transaction for the batch. A flow with a limit: the place is counted
-        // again under the flow's lock (another node may have taken the last one since
-        // the pick); a lost race ends the batch.
         let tx = c.transaction().await.map_err(db::err)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut free = Vec::new();
+        let mut limited = Vec::new();
+        for row in db::query(&tx, &pick, &[&now, &limit]).await? {
+            let (id, flow, is_limited): (String, String, bool) =
+                (get(&row, 0)?, get(&row, 1)?, get(&row, 2)?);
+            if is_limited {
+                limited.push((id, flow));
+            } else {
+                free.push(id);
+            }
+        }
         let mut claimed = Vec::new();
-        while claimed.len() < limit {
-            let Some(row) = db::query_opt(&tx, &pick, &[&now]).await? else {
-                break;
-            };
-            let (id, flow, limited): (String, String, bool) = (get(&row, 0)?, get(&row, 1)?, get(&row, 2)?);
-            if limited {
-                lock_flow(&tx, &flow).await?;
-                if db::query_opt(&tx, &recount, &[&now, &flow]).await?.is_none() {
-                    break;
-                }
+        if !free.is_empty() {
+            for row in db::query(&tx, &take_all, &[&owner, &db::ms(lease_until), &free]).await? {
+                claimed.push(from_row(&row)?);
+            }
+        }
+        // A run of a flow with a limit: its place is counted again under the flow's
+        // lock (another node, or a run before it in this batch, may have taken the
+        // last one since the pick); one without a place is left for a later claim.
+        for (id, flow) in limited {
+            lock_flow(&tx, &flow).await?;
+            if db::query_opt(&tx, &recount, &[&now, &flow]).await?.is_none() {
+                continue;
             }
             if let Some(row) = db::query_opt(&tx, &take, &[&owner, &db::ms(lease_until), &id]).await? {
                 claimed.push(from_row(&row)?);
