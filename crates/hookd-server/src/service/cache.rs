@@ -53,7 +53,13 @@ impl<K, V> Default for Recent<K, V> {
 }
 
 impl<K: Eq + Hash, V: Clone> Recent<K, V> {
-    pub fn get(&self, key: &K) -> Option<V> {
+    /// The value remembered for `key` (any borrowed form of it, as `HashMap::get`
+    /// takes: a token is looked up as a `&str`, with no copy per request).
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.get(key)
             .filter(|(at, _)| at.elapsed() < TRUST)

@@ -80,7 +80,7 @@ pub async fn by_token(
     token: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Option<Arc<(OrgId, Source)>>> {
-    if let Some(found) = state.lookups.sources.get(&token.to_owned()) {
+    if let Some(found) = state.lookups.sources.get(token) {
         return Ok(Some(found));
     }
     let Some(found) = state.store.find_source_by_token(token, now).await? else {
