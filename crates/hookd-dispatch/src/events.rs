@@ -126,6 +126,7 @@ pub async fn emit(store: &dyn Store, org: &OrgId, event: OperationalEvent) -> St
         only_endpoint: None,
         forward: None,
         flow_runs: Default::default(),
+        deliver_at: None,
     };
     let (_, deliveries) = store.create_message(org, &app, message).await?;
     Ok(deliveries > 0)

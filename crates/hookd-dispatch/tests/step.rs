@@ -144,6 +144,7 @@ fn message() -> NewMessage {
         only_endpoint: None,
         forward: None,
         flow_runs: Default::default(),
+        deliver_at: None,
     }
 }
 

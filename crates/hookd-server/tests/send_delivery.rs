@@ -116,7 +116,14 @@ async fn a_message_arrives_signed_and_byte_exact() {
     let svix = server.svix();
     let attempts = svix
         .message_attempt()
-        .list_by_msg(app.clone(), msg_id.clone(), None)
+        .list_by_msg(
+            app.clone(),
+            msg_id.clone(),
+            Some(MessageAttemptListByMsgOptions {
+                with_content: Some(true),
+                ..Default::default()
+            }),
+        )
         .await
         .unwrap();
     assert_eq!(attempts.data.len(), 1);

@@ -213,6 +213,7 @@ async fn a_transformation_that_cancels_records_a_canceled_attempt_and_sends_noth
         .await
         .unwrap();
     receiver.wait_for("/hook", 1, Duration::from_secs(10)).await;
+    // The SDK asks for expanded statuses (status 4) unless told otherwise.
     let attempts = wait_for_attempts(&svix, &app, &skipped.id, 1).await;
     assert_eq!(attempts[0].status, MessageStatus::Canceled);
     assert!(
@@ -220,6 +221,35 @@ async fn a_transformation_that_cancels_records_a_canceled_attempt_and_sends_noth
             .response
             .contains("canceled by the endpoint's transformation")
     );
+    // expanded_statuses=false (and a plain request, which defaults to it): a canceled
+    // attempt answers as a success, as Svix answers clients that know no status 4.
+    let narrow = svix
+        .message_attempt()
+        .list_by_msg(
+            app.clone(),
+            skipped.id.clone(),
+            Some(svix::api::MessageAttemptListByMsgOptions {
+                expanded_statuses: Some(false),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(narrow[0].status, MessageStatus::Success);
+    let plain = server
+        .req(
+            Method::GET,
+            &format!("/api/v1/app/{app}/attempt/msg/{}", skipped.id),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(plain["data"][0]["status"], 0);
+    assert_eq!(plain["data"][0]["statusText"], "success");
     let status = settle(
         || async {
             svix.message_attempt()

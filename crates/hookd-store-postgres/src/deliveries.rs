@@ -78,25 +78,29 @@ fn claim_sql() -> &'static str {
 
 /// Where the endpoint's columns start in a claimed row (after the delivery's, the
 /// message's, the application's and the forwarded request's).
-const ENDPOINT_AT: usize = 20;
+const ENDPOINT_AT: usize = AFTER_MSG + 8;
+
+/// Where the message's columns start in a claimed row, and the first column after them.
+const MSG_AT: usize = 4;
+const AFTER_MSG: usize = MSG_AT + crate::messages::M_COUNT;
 
 /// A claimed row as something to send, or `None` when it can never be sent (payload
 /// expunged, endpoint disabled or gone, forwarded body deleted with the log).
 fn sendable(row: &Row) -> StoreResult<Option<ClaimedDelivery>> {
-    if get::<Option<String>>(row, 4)?.is_none() || get::<Option<String>>(row, ENDPOINT_AT)?.is_none() {
+    if get::<Option<String>>(row, MSG_AT)?.is_none() || get::<Option<String>>(row, ENDPOINT_AT)?.is_none() {
         return Ok(None);
     }
-    let message = crate::messages::from_row_at(row, 4)?;
+    let message = crate::messages::from_row_at(row, MSG_AT)?;
     let endpoint = crate::endpoints::from_row_at(row, ENDPOINT_AT)?;
-    let raw = if get::<bool>(row, 14)? {
-        match get::<Option<Vec<u8>>>(row, 15)? {
+    let raw = if get::<bool>(row, AFTER_MSG + 2)? {
+        match get::<Option<Vec<u8>>>(row, AFTER_MSG + 3)? {
             Some(body) => Some(RawBody {
                 body,
-                headers: db::json_opt(row, 16)?.unwrap_or_default(),
+                headers: db::json_opt(row, AFTER_MSG + 4)?.unwrap_or_default(),
                 received: ReceivedParts {
-                    path: get::<Option<String>>(row, 17)?.unwrap_or_default(),
-                    query: get::<Option<String>>(row, 18)?.unwrap_or_default(),
-                    headers: db::json_opt(row, 19)?.unwrap_or_default(),
+                    path: get::<Option<String>>(row, AFTER_MSG + 5)?.unwrap_or_default(),
+                    query: get::<Option<String>>(row, AFTER_MSG + 6)?.unwrap_or_default(),
+                    headers: db::json_opt(row, AFTER_MSG + 7)?.unwrap_or_default(),
                 },
             }),
             None => return Ok(None),
@@ -116,8 +120,8 @@ fn sendable(row: &Row) -> StoreResult<Option<ClaimedDelivery>> {
         } else {
             AttemptTrigger::Scheduled
         },
-        app_uid: get::<Option<String>>(row, 12)?.and_then(|u| u.parse().ok()),
-        operational: get::<Option<bool>>(row, 13)?.unwrap_or(false),
+        app_uid: get::<Option<String>>(row, AFTER_MSG)?.and_then(|u| u.parse().ok()),
+        operational: get::<Option<bool>>(row, AFTER_MSG + 1)?.unwrap_or(false),
         raw,
         message,
         endpoint,

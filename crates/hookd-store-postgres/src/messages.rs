@@ -21,7 +21,9 @@ use crate::db::{self, Args, get, json, json_opt, to_json};
 
 /// The message columns of the table aliased `m`.
 pub(crate) const M_COLUMNS: &str =
-    "m.id, m.app_id, m.event_type, m.event_id, m.channels, m.tags, m.payload, m.created_at";
+    "m.id, m.app_id, m.event_type, m.event_id, m.channels, m.tags, m.payload, m.created_at, m.deliver_at";
+/// How many columns [`M_COLUMNS`] names.
+pub(crate) const M_COUNT: usize = 9;
 
 /// A message from the [`M_COLUMNS`] starting at column `at`.
 pub(crate) fn from_row_at(row: &Row, at: usize) -> StoreResult<Message> {
@@ -36,6 +38,7 @@ pub(crate) fn from_row_at(row: &Row, at: usize) -> StoreResult<Message> {
         tags: json(row, at + 5)?,
         payload: get(row, at + 6)?,
         created_at: get(row, at + 7)?,
+        deliver_at: get(row, at + 8)?,
     })
 }
 
@@ -156,14 +159,22 @@ fn push_message_filter(sql: &mut String, args: &mut Args, filter: &MessageFilter
         let names: Vec<String> = types.iter().map(ToString::to_string).collect();
         sql.push_str(&format!(" AND m.event_type = ANY({})", args.push(names)));
     }
-    if let Some(channel) = &filter.channel {
-        sql.push_str(&format!(" AND m.channels ? {}", args.push(channel.to_string())));
-    }
+    push_channel_and_tag(sql, args, filter.channel.as_ref(), filter.tag.as_deref());
     if let Some(before) = filter.before {
         sql.push_str(&format!(" AND m.created_at < {}", args.push(before)));
     }
     if let Some(after) = filter.after {
         sql.push_str(&format!(" AND m.created_at > {}", args.push(after)));
+    }
+}
+
+/// The conditions on a message's channels and tags, on the table aliased `m`.
+fn push_channel_and_tag(sql: &mut String, args: &mut Args, channel: Option<&ChannelName>, tag: Option<&str>) {
+    if let Some(channel) = channel {
+        sql.push_str(&format!(" AND m.channels ? {}", args.push(channel.to_string())));
+    }
+    if let Some(tag) = tag {
+        sql.push_str(&format!(" AND m.tags ? {}", args.push(tag.to_owned())));
     }
 }
 
@@ -200,6 +211,7 @@ pub(crate) async fn insert_message<C: GenericClient>(
         tags: message.tags,
         payload: Some(message.payload),
         created_at: now,
+        deliver_at: message.deliver_at,
     };
     let endpoints = match &message.only_endpoint {
         Some(ep) => vec![
@@ -214,12 +226,12 @@ pub(crate) async fn insert_message<C: GenericClient>(
         .prepare_cached(
             "WITH m AS (
                  INSERT INTO message (id, org_id, app_id, event_type, event_id, channels, tags, payload,
-                     retain_until, created_at, ingest_id, forward_headers)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                     retain_until, created_at, ingest_id, forward_headers, deliver_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14)
                  RETURNING id
              )
              INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, next_attempt_at, created_at)
-             SELECT $2, $3, m.id, e, 1, $10, $10 FROM m, unnest($13::text[]) AS e",
+             SELECT $2, $3, m.id, e, 1, coalesce($14, $10), $10 FROM m, unnest($13::text[]) AS e",
         )
         .await
         .map_err(db::err)?;
@@ -239,6 +251,7 @@ pub(crate) async fn insert_message<C: GenericClient>(
             &message.forward.as_ref().map(|f| f.log_id.as_str()),
             &message.forward.as_ref().map(|f| to_json(&f.headers)),
             &endpoints,
+            &message.deliver_at,
         ],
     )
     .await
@@ -287,6 +300,28 @@ impl MessageStore for PgStore {
     ) -> StoreResult<Message> {
         let c = self.client().await?;
         find(&c, org, app, id_or_event_id).await
+    }
+
+    async fn get_messages(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        ids: &[MessageId],
+    ) -> StoreResult<Vec<Message>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let c = self.client().await?;
+        let ids: Vec<&str> = ids.iter().map(MessageId::as_str).collect();
+        let rows = db::query(
+            &c,
+            &format!(
+                "SELECT {M_COLUMNS} FROM message m WHERE m.org_id = $1 AND m.app_id = $2 AND m.id = ANY($3)"
+            ),
+            &[&org.as_str(), &app.as_str(), &ids],
+        )
+        .await?;
+        rows.iter().map(from_row).collect()
     }
 
     async fn list_messages(
@@ -368,12 +403,19 @@ impl MessageStore for PgStore {
                 ));
             }
         }
-        if let Some(types) = &filter.event_types {
-            let names: Vec<String> = types.iter().map(ToString::to_string).collect();
-            select.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM message m WHERE m.id = a.msg_id AND m.event_type = ANY({}))",
-                args.push(names)
-            ));
+        if filter.event_types.is_some() || filter.channel.is_some() || filter.tag.is_some() {
+            select.push_str(" AND EXISTS (SELECT 1 FROM message m WHERE m.id = a.msg_id");
+            if let Some(types) = &filter.event_types {
+                let names: Vec<String> = types.iter().map(ToString::to_string).collect();
+                select.push_str(&format!(" AND m.event_type = ANY({})", args.push(names)));
+            }
+            push_channel_and_tag(
+                &mut select,
+                &mut args,
+                filter.channel.as_ref(),
+                filter.tag.as_deref(),
+            );
+            select.push(')');
         }
         if let Some(before) = filter.before {
             select.push_str(&format!(" AND a.created_at < {}", args.push(before)));
@@ -583,7 +625,7 @@ impl MessageStore for PgStore {
         db::select_page(&c, &select, "m.id", args, query, |r| {
             Ok((
                 from_row(r)?,
-                delivery_state(get(r, 8)?, get(r, 9)?, get(r, 10)?, now)?,
+                delivery_state(get(r, M_COUNT)?, get(r, M_COUNT + 1)?, get(r, M_COUNT + 2)?, now)?,
             ))
         })
         .await

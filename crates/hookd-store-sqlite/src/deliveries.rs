@@ -161,10 +161,10 @@ fn load(c: &Connection, leased: Leased) -> StoreResult<Option<ClaimedDelivery>> 
             s.query_row(params![msg, org.as_str()], |r| {
                 Ok((
                     crate::messages::from_row(r)?,
-                    r.get::<_, Option<String>>(8)?,
-                    r.get::<_, bool>(9)?,
-                    r.get::<_, Option<String>>(10)?,
-                    r.get::<_, Option<String>>(11)?,
+                    r.get::<_, Option<String>>(crate::messages::M_COUNT)?,
+                    r.get::<_, bool>(crate::messages::M_COUNT + 1)?,
+                    r.get::<_, Option<String>>(crate::messages::M_COUNT + 2)?,
+                    r.get::<_, Option<String>>(crate::messages::M_COUNT + 3)?,
                 ))
             })
             .optional()
@@ -195,7 +195,7 @@ fn load(c: &Connection, leased: Leased) -> StoreResult<Option<ClaimedDelivery>> 
         {
             Some((body, path, query, received)) => Some(Some(RawBody {
                 body,
-                headers: crate::sql::from_json(11, &headers).map_err(internal)?,
+                headers: crate::sql::from_json(crate::messages::M_COUNT + 3, &headers).map_err(internal)?,
                 received: ReceivedParts {
                     path,
                     query,

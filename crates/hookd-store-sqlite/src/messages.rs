@@ -19,9 +19,12 @@ use rusqlite::{Connection, OptionalExtension as _, Row, ToSql, params, params_fr
 use crate::SqliteStore;
 use crate::sql::{self, from_json, from_millis, internal, to_json};
 
-pub(crate) const COLUMNS: &str = "id, app_id, event_type, event_id, channels, tags, payload, created_at";
+pub(crate) const COLUMNS: &str =
+    "id, app_id, event_type, event_id, channels, tags, payload, created_at, deliver_at";
 pub(crate) const M_COLUMNS: &str =
-    "m.id, m.app_id, m.event_type, m.event_id, m.channels, m.tags, m.payload, m.created_at";
+    "m.id, m.app_id, m.event_type, m.event_id, m.channels, m.tags, m.payload, m.created_at, m.deliver_at";
+/// How many columns [`COLUMNS`] and [`M_COLUMNS`] name.
+pub(crate) const M_COUNT: usize = 9;
 
 pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -39,6 +42,7 @@ pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         tags: from_json(5, &row.get::<_, String>(5)?)?,
         payload: row.get(6)?,
         created_at: from_millis(row.get(7)?),
+        deliver_at: row.get::<_, Option<i64>>(8)?.map(from_millis),
     })
 }
 
@@ -150,10 +154,7 @@ fn push_message_filter(sql: &mut String, values: &mut Vec<Value>, filter: &Messa
     if let Some(types) = &filter.event_types {
         push_in(sql, values, "m.event_type", types);
     }
-    if let Some(channel) = &filter.channel {
-        sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(m.channels) WHERE value = ?)");
-        values.push(Value::Text(channel.to_string()));
-    }
+    push_channel_and_tag(sql, values, filter.channel.as_ref(), filter.tag.as_deref());
     if let Some(before) = filter.before {
         sql.push_str(" AND m.created_at < ?");
         values.push(Value::Integer(before.timestamp_millis()));
@@ -161,6 +162,23 @@ fn push_message_filter(sql: &mut String, values: &mut Vec<Value>, filter: &Messa
     if let Some(after) = filter.after {
         sql.push_str(" AND m.created_at > ?");
         values.push(Value::Integer(after.timestamp_millis()));
+    }
+}
+
+/// The conditions on a message's channels and tags, on the table aliased `m`.
+fn push_channel_and_tag(
+    sql: &mut String,
+    values: &mut Vec<Value>,
+    channel: Option<&ChannelName>,
+    tag: Option<&str>,
+) {
+    if let Some(channel) = channel {
+        sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(m.channels) WHERE value = ?)");
+        values.push(Value::Text(channel.to_string()));
+    }
+    if let Some(tag) = tag {
+        sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(m.tags) WHERE value = ?)");
+        values.push(Value::Text(tag.to_owned()));
     }
 }
 
@@ -207,10 +225,12 @@ pub(crate) fn insert_message(
         tags: message.tags,
         payload: Some(message.payload),
         created_at: now,
+        deliver_at: message.deliver_at,
     };
     c.prepare_cached(
         "INSERT INTO message (id, org_id, app_id, event_type, event_id, channels, tags, payload,
-             retain_until, created_at, ingest_id, forward_headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             retain_until, created_at, ingest_id, forward_headers, deliver_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -226,6 +246,7 @@ pub(crate) fn insert_message(
             now.timestamp_millis(),
             message.forward.as_ref().map(|f| f.log_id.as_str()),
             message.forward.as_ref().map(|f| to_json(&f.headers)),
+            msg.deliver_at.map(|t| t.timestamp_millis()),
         ])
     })
     .map_err(|e| match &e {
@@ -247,6 +268,7 @@ pub(crate) fn insert_message(
              VALUES (?, ?, ?, ?, 1, ?, ?)",
         )
         .map_err(internal)?;
+    let due = msg.deliver_at.unwrap_or(now).timestamp_millis();
     for ep in &endpoints {
         insert
             .execute(params![
@@ -254,7 +276,7 @@ pub(crate) fn insert_message(
                 app.as_str(),
                 msg.id.as_str(),
                 ep,
-                now.timestamp_millis(),
+                due,
                 now.timestamp_millis()
             ])
             .map_err(internal)?;
@@ -284,6 +306,31 @@ impl MessageStore for SqliteStore {
     ) -> StoreResult<Message> {
         let (org, app, key) = (org.clone(), app.clone(), id_or_event_id.to_owned());
         self.read(move |c| find(c, &org, &app, &key)).await
+    }
+
+    async fn get_messages(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        ids: &[MessageId],
+    ) -> StoreResult<Vec<Message>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (org, app, ids) = (org.clone(), app.clone(), ids.to_vec());
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {M_COLUMNS} FROM message m WHERE m.org_id = ? AND m.app_id = ?
+                 AND m.id IN (SELECT value FROM json_each(?))"
+            );
+            let ids: Vec<&str> = ids.iter().map(MessageId::as_str).collect();
+            let mut stmt = c.prepare_cached(&sql).map_err(internal)?;
+            let rows = stmt
+                .query_map(params![org.as_str(), app.as_str(), to_json(&ids)], from_row)
+                .map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+        .await
     }
 
     async fn list_messages(
@@ -364,9 +411,17 @@ impl MessageStore for SqliteStore {
                     values.push(Value::Integer(i64::from(class) * 100 + 100));
                 }
             }
-            if let Some(types) = &filter.event_types {
+            if filter.event_types.is_some() || filter.channel.is_some() || filter.tag.is_some() {
                 select.push_str(" AND EXISTS (SELECT 1 FROM message m WHERE m.id = a.msg_id");
-                push_in(&mut select, &mut values, "m.event_type", types);
+                if let Some(types) = &filter.event_types {
+                    push_in(&mut select, &mut values, "m.event_type", types);
+                }
+                push_channel_and_tag(
+                    &mut select,
+                    &mut values,
+                    filter.channel.as_ref(),
+                    filter.tag.as_deref(),
+                );
                 select.push(')');
             }
             if let Some(before) = filter.before {
@@ -605,7 +660,7 @@ impl MessageStore for SqliteStore {
             sql::select_page(c, &select, "m.id", &refs, &query, |r| {
                 Ok((
                     from_row(r)?,
-                    delivery_state(r.get(8)?, r.get(9)?, r.get(10)?, now)?,
+                    delivery_state(r.get(M_COUNT)?, r.get(M_COUNT + 1)?, r.get(M_COUNT + 2)?, now)?,
                 ))
             })
         })

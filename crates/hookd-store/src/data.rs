@@ -304,6 +304,7 @@ pub fn change_event(
         only_endpoint: None,
         forward: None,
         flow_runs: Default::default(),
+        deliver_at: None,
     })
 }
 

@@ -275,6 +275,7 @@ mod tests {
             tags: BTreeSet::new(),
             payload: Some(payload.into()),
             created_at: chrono::Utc::now(),
+            deliver_at: None,
         }
     }
 

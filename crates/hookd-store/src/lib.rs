@@ -169,6 +169,14 @@ pub trait MessageStore: Send + Sync {
         app: &ApplicationId,
         id_or_event_id: &str,
     ) -> StoreResult<Message>;
+    /// The application's messages among `ids` (at most a page's worth), in no order;
+    /// ids of other applications or of no message are left out.
+    async fn get_messages(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        ids: &[MessageId],
+    ) -> StoreResult<Vec<Message>>;
     /// Newest first by default.
     async fn list_messages(
         &self,

@@ -187,6 +187,8 @@ pub struct NewMessage {
     pub forward: Option<ForwardedRequest>,
     /// The flow runs the message starts, committed with it.
     pub flow_runs: crate::RunsFrom<Message>,
+    /// When its deliveries are due (`deliverAt`); `None`: now.
+    pub deliver_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +202,8 @@ pub struct Message {
     /// `None` once expunged.
     pub payload: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When its deliveries were scheduled for, if the sender set `deliverAt`.
+    pub deliver_at: Option<DateTime<Utc>>,
 }
 
 /// The status of a delivery or an attempt, numbered as the Svix `MessageStatus`.
@@ -350,6 +354,8 @@ pub struct MessageAttempt {
 pub struct MessageFilter {
     pub event_types: Option<Vec<EventTypeName>>,
     pub channel: Option<ChannelName>,
+    /// Only messages carrying this tag.
+    pub tag: Option<String>,
     pub before: Option<DateTime<Utc>>,
     pub after: Option<DateTime<Utc>>,
 }
@@ -363,6 +369,10 @@ pub struct AttemptFilter {
     /// 1 for 1xx ... 5xx; 0 for attempts with no answer.
     pub status_code_class: Option<u16>,
     pub event_types: Option<Vec<EventTypeName>>,
+    /// Only attempts of messages on this channel.
+    pub channel: Option<ChannelName>,
+    /// Only attempts of messages carrying this tag.
+    pub tag: Option<String>,
     pub before: Option<DateTime<Utc>>,
     pub after: Option<DateTime<Utc>>,
 }
@@ -645,6 +655,7 @@ impl IngestForward {
                 headers: self.headers,
             }),
             flow_runs: Default::default(),
+            deliver_at: None,
         }
     }
 }

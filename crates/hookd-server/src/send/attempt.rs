@@ -6,8 +6,12 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use hookd_core::id::ApplicationId;
 use hookd_core::id::{AttemptId, EndpointId, MessageId};
+use std::collections::{HashMap, HashSet};
+
+use hookd_core::id::OrgId;
 use hookd_store::{
-    AttemptFilter, AttemptTrigger, DeliveryState, DeliveryStatus, EndpointStats, MessageAttempt, Order,
+    AttemptFilter, AttemptTrigger, DeliveryState, DeliveryStatus, EndpointStats, Message, MessageAttempt,
+    Order, Page,
 };
 
 use crate::send::message::MessageOut;
@@ -21,7 +25,7 @@ use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::ApiQuery;
 use crate::http::pagination::{ListResponse, Pagination};
-use crate::send::message::{message_filter, parse_event_types};
+use crate::send::message::{message_filter, parse_channel, parse_event_types, parse_tag};
 use crate::service::{Service, message};
 
 pub fn router() -> OpenApiRouter<Service> {
@@ -60,6 +64,9 @@ pub struct MessageAttemptOut {
     /// absent when none ran.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub transformed: bool,
+    /// The message (without its payload), when asked for with `with_msg=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msg: Option<MessageOut>,
 }
 
 impl From<MessageAttempt> for MessageAttemptOut {
@@ -80,6 +87,7 @@ impl From<MessageAttempt> for MessageAttemptOut {
             },
             timestamp: a.created_at,
             transformed: a.transformed,
+            msg: None,
         }
     }
 }
@@ -97,6 +105,20 @@ pub struct AttemptQuery {
     after: Option<DateTime<Utc>>,
     /// Only attempts to this endpoint (listing by message).
     endpoint_id: Option<String>,
+    /// Only attempts of messages on this channel.
+    channel: Option<String>,
+    /// Only attempts of messages carrying this tag.
+    tag: Option<String>,
+    /// Include each attempt's recorded response (default true); `false` answers it as
+    /// `""`.
+    with_content: Option<bool>,
+    /// Include each attempt's message, without its payload, as `msg` (default false).
+    #[serde(default)]
+    with_msg: bool,
+    /// Answer attempts a transformation canceled with status 4 (canceled); without it
+    /// they answer 0 (success), as Svix does for older clients.
+    #[serde(default)]
+    expanded_statuses: bool,
 }
 
 /// The `status` query parameter: 0 success, 1 pending, 2 fail, 3 sending, 4 canceled.
@@ -126,10 +148,61 @@ impl AttemptQuery {
             status,
             status_code_class: class,
             event_types: parse_event_types(self.event_types.as_deref())?,
+            channel: parse_channel(self.channel.as_deref())?,
+            tag: parse_tag(self.tag.as_deref())?,
             before: self.before,
             after: self.after,
             ..Default::default()
         })
+    }
+
+    /// A page of attempts as answered: responses kept or blanked, canceled statuses
+    /// expanded or not, each attempt's message added when asked for (one read for
+    /// the page).
+    async fn answer(
+        &self,
+        state: &Service,
+        org: &OrgId,
+        app: &ApplicationId,
+        page: Page<MessageAttempt>,
+    ) -> ApiResult<ListResponse<MessageAttemptOut>> {
+        let messages: HashMap<MessageId, Message> = if self.with_msg {
+            let ids: Vec<MessageId> = page
+                .items
+                .iter()
+                .map(|a| a.msg_id.clone())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            state
+                .store
+                .get_messages(org, app, &ids)
+                .await?
+                .into_iter()
+                .map(|m| (m.id.clone(), m))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        let with_content = self.with_content.unwrap_or(true);
+        Ok(ListResponse::from_page(
+            page,
+            |a| a.id.to_string(),
+            |a| {
+                let mut out = MessageAttemptOut::from(a);
+                if !with_content {
+                    out.response = String::new();
+                }
+                if !self.expanded_statuses && out.status == DeliveryStatus::Canceled as u8 {
+                    out.status = DeliveryStatus::Success as u8;
+                    out.status_text = DeliveryStatus::Success.text();
+                }
+                out.msg = messages
+                    .get(&out.msg_id)
+                    .map(|m| MessageOut::new(m.clone(), false));
+                out
+            },
+        ))
     }
 }
 
@@ -156,11 +229,7 @@ async fn list_by_msg(
         .store
         .list_attempts(&tenant.org, &app.id, &query, &filter)
         .await?;
-    Ok(Json(ListResponse::from_page(
-        page,
-        |a| a.id.to_string(),
-        MessageAttemptOut::from,
-    )))
+    Ok(Json(q.answer(&state, &tenant.org, &app.id, page).await?))
 }
 
 /// Attempts made to an endpoint, newest first.
@@ -183,11 +252,7 @@ async fn list_by_endpoint(
         .store
         .list_attempts(&tenant.org, &app.id, &query, &filter)
         .await?;
-    Ok(Json(ListResponse::from_page(
-        page,
-        |a| a.id.to_string(),
-        MessageAttemptOut::from,
-    )))
+    Ok(Json(q.answer(&state, &tenant.org, &app.id, page).await?))
 }
 
 /// One attempt of a message.
@@ -301,6 +366,8 @@ pub struct EndpointMessagesQuery {
     /// Only deliveries with this status (0 success, 1 pending, 2 fail, 4 canceled).
     status: Option<i64>,
     channel: Option<String>,
+    /// Only messages carrying this tag.
+    tag: Option<String>,
     /// Comma-separated event types.
     event_types: Option<String>,
     before: Option<DateTime<Utc>>,
@@ -324,7 +391,13 @@ async fn list_endpoint_messages(
     let app = state.store.get_application(&tenant.org, &app_key).await?.id;
     let ep = state.store.get_endpoint(&tenant.org, &app, &endpoint).await?.id;
     let status = parse_status(q.status)?;
-    let filter = message_filter(q.event_types.as_deref(), q.channel.as_deref(), q.before, q.after)?;
+    let filter = message_filter(
+        q.event_types.as_deref(),
+        q.channel.as_deref(),
+        q.tag.as_deref(),
+        q.before,
+        q.after,
+    )?;
     let with = q.with_content.unwrap_or(true);
     let page = state
         .store

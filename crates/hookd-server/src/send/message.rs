@@ -52,6 +52,9 @@ pub struct MessageIn {
     /// of `payload`.
     #[schema(value_type = Option<Object>)]
     pub transformations_params: Option<serde_json::Value>,
+    /// Deliver at this time instead of now: at most 30 days ahead and before the
+    /// payload's retention ends; a time up to 5 minutes past means now.
+    pub deliver_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,6 +73,9 @@ pub struct MessageOut {
     pub channels: Option<BTreeSet<ChannelName>>,
     pub tags: Option<BTreeSet<String>>,
     pub timestamp: DateTime<Utc>,
+    /// When the message's deliveries were scheduled for (`deliverAt`), if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliver_at: Option<DateTime<Utc>>,
 }
 
 fn empty_object() -> Box<RawValue> {
@@ -91,6 +97,7 @@ impl MessageOut {
             channels: m.channels,
             tags: (!m.tags.is_empty()).then_some(m.tags),
             timestamp: m.created_at,
+            deliver_at: m.deliver_at,
         }
     }
 }
@@ -113,6 +120,35 @@ fn retention(body: &MessageIn) -> ApiResult<chrono::Duration> {
         (None, Some(hours)) => Ok(chrono::Duration::hours(hours)),
         (None, None) => Ok(chrono::Duration::days(message::DEFAULT_RETENTION_DAYS)),
     }
+}
+
+/// How far in the past a `deliverAt` may be (clocks differ): it means now.
+const DELIVER_AT_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// How far ahead a message may be scheduled.
+pub const DELIVER_AT_MAX_AHEAD: chrono::Duration = chrono::Duration::days(30);
+
+/// A checked `deliverAt`: `None` for "now" (absent, or within the skew in the past).
+fn deliver_at(
+    at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    retain_until: DateTime<Utc>,
+) -> ApiResult<Option<DateTime<Utc>>> {
+    let Some(at) = at else { return Ok(None) };
+    let loc = &["body", "deliverAt"];
+    if at < now - DELIVER_AT_SKEW {
+        return Err(ApiError::invalid(loc, "deliverAt is in the past"));
+    }
+    if at > now + DELIVER_AT_MAX_AHEAD {
+        return Err(ApiError::invalid(loc, "deliverAt may be at most 30 days ahead"));
+    }
+    if at >= retain_until {
+        return Err(ApiError::invalid(
+            loc,
+            "deliverAt is after the payload's retention ends; keep the payload longer",
+        ));
+    }
+    Ok((at > now).then_some(at))
 }
 
 fn parse_tags(tags: Option<Vec<String>>) -> ApiResult<BTreeSet<String>> {
@@ -183,12 +219,16 @@ async fn create_message(
         }
     };
     let tags = parse_tags(body.tags.clone())?;
+    let now = Utc::now();
+    let retain_until = now + retain;
+    let deliver_at = deliver_at(body.deliver_at, now, retain_until)?;
     let app = resolve_or_create_app(&state, &tenant, &app_key, body.application).await?;
     let mut message = message::new_message(event_type, raw.unwrap_or_else(|| body.payload.get().to_owned()));
     message.event_id = event_id;
     message.channels = channels;
     message.tags = tags;
-    message.retain_until = Utc::now() + retain;
+    message.retain_until = retain_until;
+    message.deliver_at = deliver_at;
     let (msg, _) = message::accept(&state, &tenant.org, &app, message).await?;
     Ok((StatusCode::ACCEPTED, Json(MessageOut::new(msg, q.with_content))))
 }
@@ -225,6 +265,8 @@ async fn resolve_or_create_app(
 pub struct ListMessagesFilter {
     /// Only messages on this channel.
     channel: Option<String>,
+    /// Only messages carrying this tag.
+    tag: Option<String>,
     /// Only messages of these event types (comma-separated, or the parameter repeated).
     event_types: Option<String>,
     /// Only messages created before this time.
@@ -240,21 +282,37 @@ pub struct ListMessagesFilter {
 pub fn message_filter(
     event_types: Option<&str>,
     channel: Option<&str>,
+    tag: Option<&str>,
     before: Option<DateTime<Utc>>,
     after: Option<DateTime<Utc>>,
 ) -> ApiResult<MessageFilter> {
     Ok(MessageFilter {
         event_types: parse_event_types(event_types)?,
-        channel: channel
-            .map(|c| {
-                c.parse().map_err(|e: hookd_core::InvalidValue| {
-                    ApiError::invalid(&["query", "channel"], e.message)
-                })
-            })
-            .transpose()?,
+        channel: parse_channel(channel)?,
+        tag: parse_tag(tag)?,
         before,
         after,
     })
+}
+
+/// The `channel` query parameter, checked.
+pub fn parse_channel(channel: Option<&str>) -> ApiResult<Option<ChannelName>> {
+    channel
+        .map(|c| {
+            c.parse()
+                .map_err(|e: hookd_core::InvalidValue| ApiError::invalid(&["query", "channel"], e.message))
+        })
+        .transpose()
+}
+
+/// The `tag` query parameter, checked as a message's tags are.
+pub fn parse_tag(tag: Option<&str>) -> ApiResult<Option<String>> {
+    tag.map(|t| {
+        t.parse::<Tag>()
+            .map(String::from)
+            .map_err(|e: hookd_core::InvalidValue| ApiError::invalid(&["query", "tag"], e.message))
+    })
+    .transpose()
 }
 
 /// Parses `event_types=a,b` (and repeated `event_types=` parameters, joined).
@@ -288,6 +346,7 @@ async fn list_messages(
     let store_filter = message_filter(
         filter.event_types.as_deref(),
         filter.channel.as_deref(),
+        filter.tag.as_deref(),
         filter.before,
         filter.after,
     )?;

@@ -33,6 +33,7 @@ pub fn new_message(event_type: EventTypeName, payload: String) -> NewMessage {
         only_endpoint: None,
         forward: None,
         flow_runs: Default::default(),
+        deliver_at: None,
     }
 }
 

@@ -140,7 +140,8 @@ pub fn status_of(err: &svix::error::Error) -> u16 {
     }
 }
 
-/// Waits until the message has at least `n` recorded attempts (newest first).
+/// Waits until the message has at least `n` recorded attempts (newest first), with
+/// their responses (the SDK asks for none unless told).
 pub async fn wait_for_attempts(
     svix: &Svix,
     app: &str,
@@ -151,7 +152,14 @@ pub async fn wait_for_attempts(
     loop {
         let page = svix
             .message_attempt()
-            .list_by_msg(app.to_owned(), msg.to_owned(), None)
+            .list_by_msg(
+                app.to_owned(),
+                msg.to_owned(),
+                Some(svix::api::MessageAttemptListByMsgOptions {
+                    with_content: Some(true),
+                    ..Default::default()
+                }),
+            )
             .await
             .unwrap();
         if page.data.len() >= n {

@@ -407,6 +407,7 @@ pub async fn destination_filters_match_the_received_request(store: &dyn Store) {
             headers: Vec::new(),
         }),
         flow_runs: Default::default(),
+        deliver_at: None,
     };
     let (_, n) = store.create_message(&org, &source.app_id, again).await.unwrap();
     assert_eq!(n, 1, "a replay of the refund skips the order destination");

@@ -313,3 +313,145 @@ pub async fn filtered_out_endpoints_get_no_delivery(store: &dyn Store) {
     let (_, n) = store.create_message(&org, &app.id, text).await.unwrap();
     assert_eq!(n, 1, "only the endpoint without a filter");
 }
+
+/// A message with `deliver_at` keeps it, and its deliveries are not claimed before
+/// then; message and attempt lists filter by tag and channel; `get_messages` answers
+/// the application's own messages only.
+pub async fn scheduled_messages_wait_and_lists_filter_by_tag(store: &dyn Store) {
+    let (org, other_org) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("sched", None))
+        .await
+        .unwrap();
+    let ep = store
+        .create_endpoint(&org, &app.id, endpoint_data(Some("ep")))
+        .await
+        .unwrap();
+    let at = Utc::now() + chrono::Duration::hours(1);
+    let at = chrono::DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap();
+    let later = NewMessage {
+        deliver_at: Some(at),
+        tags: BTreeSet::from(["vip".to_owned()]),
+        ..new_message("a.b", Some(&["red"]))
+    };
+    let (msg, n) = store.create_message(&org, &app.id, later).await.unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(msg.deliver_at, Some(at));
+    let read = store.get_message(&org, &app.id, msg.id.as_str()).await.unwrap();
+    assert_eq!(read.deliver_at, Some(at));
+    assert!(claim_all(store, Utc::now()).await.is_empty(), "not due yet");
+    let (now_msg, _) = store
+        .create_message(&org, &app.id, new_message("a.b", Some(&["blue"])))
+        .await
+        .unwrap();
+    assert_eq!(now_msg.deliver_at, None);
+    let due_now = claim_all(store, Utc::now()).await;
+    assert_eq!(due_now.len(), 1);
+    assert_eq!(due_now[0].message.id, now_msg.id);
+    store
+        .finish_attempt(
+            due_now[0].id,
+            attempt(DeliveryStatus::Success, 200),
+            NextStep::Done,
+        )
+        .await
+        .unwrap();
+    let due_later = claim_all(store, at + chrono::Duration::seconds(1)).await;
+    assert_eq!(due_later.len(), 1);
+    assert_eq!(due_later[0].message.id, msg.id);
+
+    let query = ListQuery {
+        limit: 50,
+        cursor: None,
+        order: Order::Descending,
+    };
+    let by_tag = MessageFilter {
+        tag: Some("vip".into()),
+        ..Default::default()
+    };
+    let page = store.list_messages(&org, &app.id, &query, &by_tag).await.unwrap();
+    assert_eq!(
+        page.items.iter().map(|m| &m.id).collect::<Vec<_>>(),
+        vec![&msg.id]
+    );
+
+    for d in &due_later {
+        store
+            .finish_attempt(d.id, attempt(DeliveryStatus::Success, 200), NextStep::Done)
+            .await
+            .unwrap();
+    }
+    let attempts = |filter: AttemptFilter| {
+        let (org, app) = (org.clone(), app.id.clone());
+        let query = query.clone();
+        async move {
+            store
+                .list_attempts(&org, &app, &query, &filter)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|a| a.msg_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let endpoint = Some(ep.id.clone());
+    assert_eq!(
+        attempts(AttemptFilter {
+            endpoint: endpoint.clone(),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        2
+    );
+    assert_eq!(
+        attempts(AttemptFilter {
+            endpoint: endpoint.clone(),
+            tag: Some("vip".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![msg.id.clone()]
+    );
+    assert_eq!(
+        attempts(AttemptFilter {
+            endpoint: endpoint.clone(),
+            channel: Some("blue".parse().unwrap()),
+            ..Default::default()
+        })
+        .await,
+        vec![now_msg.id.clone()]
+    );
+    assert!(
+        attempts(AttemptFilter {
+            endpoint,
+            channel: Some("blue".parse().unwrap()),
+            tag: Some("vip".into()),
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
+
+    let mut both = store
+        .get_messages(
+            &org,
+            &app.id,
+            &[msg.id.clone(), now_msg.id.clone(), MessageId::generate()],
+        )
+        .await
+        .unwrap();
+    both.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut wanted = vec![msg.id.clone(), now_msg.id.clone()];
+    wanted.sort();
+    assert_eq!(both.into_iter().map(|m| m.id).collect::<Vec<_>>(), wanted);
+    assert!(
+        store
+            .get_messages(&other_org, &app.id, std::slice::from_ref(&msg.id))
+            .await
+            .unwrap()
+            .is_empty(),
+        "another organisation sees none"
+    );
+}

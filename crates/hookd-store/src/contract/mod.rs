@@ -78,6 +78,7 @@ macro_rules! contract_tests {
             attempts_are_recorded_and_retries_scheduled,
             expunged_and_disabled_deliveries_are_canceled,
             messages_and_attempts_are_tenant_scoped,
+            scheduled_messages_wait_and_lists_filter_by_tag,
             idempotency_keys_claim_replay_and_expire,
             retention_expires_payloads_and_deletes_old_messages,
             operational_apps_are_hidden_and_one_per_org,
@@ -225,6 +226,7 @@ fn new_message(event_type: &str, channels: Option<&[&str]>) -> NewMessage {
         only_endpoint: None,
         forward: None,
         flow_runs: Default::default(),
+        deliver_at: None,
     }
 }
 

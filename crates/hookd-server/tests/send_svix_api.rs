@@ -1,0 +1,322 @@
+//! The Svix API beyond the first week, driven with the official `svix` crate:
+//! scheduled messages (`deliverAt`), attempt and message list filters, background
+//! tasks (recover, replay-missing, bulk replay, expunge-all-contents, statistics) and
+//! the event-type catalogue's OpenAPI import and export.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use common::receiver::Receiver;
+use common::{TestServer, call, settle, status_of, wait_for_attempts};
+use reqwest::Method;
+use serde_json::json;
+use svix::api::{MessageAttemptListByEndpointOptions, MessageAttemptListByMsgOptions, MessageListOptions};
+use svix::models::*;
+
+/// A server that may deliver to the loopback receiver, with a fast retry schedule.
+async fn server() -> TestServer {
+    TestServer::start_with(&[
+        ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+        ("HOOKD_RETRY_SCHEDULE", "200ms"),
+        ("HOOKD_DELIVERY_POLL_INTERVAL", "50ms"),
+    ])
+    .await
+}
+
+/// An application with one endpoint at `receiver` + `path`: (app id, endpoint id).
+async fn app_with_endpoint(server: &TestServer, receiver: &Receiver, path: &str) -> (String, String) {
+    let svix = server.svix();
+    let app = svix
+        .application()
+        .create(ApplicationIn::new("shop".into()), None)
+        .await
+        .unwrap();
+    let ep = svix
+        .endpoint()
+        .create(
+            app.id.clone(),
+            EndpointIn::new(format!("{}{path}", receiver.url)),
+            None,
+        )
+        .await
+        .unwrap();
+    (app.id, ep.id)
+}
+
+fn message(event_type: &str, payload: serde_json::Value) -> MessageIn {
+    MessageIn::new(event_type.into(), payload)
+}
+
+#[tokio::test]
+async fn a_scheduled_message_is_delivered_at_its_time_not_before() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let (app, ep) = app_with_endpoint(&server, &receiver, "/later").await;
+    let svix = server.svix();
+
+    let (start, start_utc) = (std::time::Instant::now(), Utc::now());
+    let at = start_utc + chrono::Duration::seconds(2);
+    let msg = svix
+        .message()
+        .create(
+            app.clone(),
+            MessageIn {
+                deliver_at: Some(at),
+                ..message("invoice.due", json!({"n": 1}))
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let echoed = msg.deliver_at.expect("deliverAt is answered");
+    assert!((echoed - at).num_milliseconds().abs() <= 1, "{echoed} vs {at}");
+    let now_msg = svix
+        .message()
+        .create(app.clone(), message("invoice.now", json!({"n": 2})), None)
+        .await
+        .unwrap();
+    assert_eq!(now_msg.deliver_at, None);
+
+    // The unscheduled one arrives at once; the scheduled one waits for its time.
+    receiver.wait_for("/later", 1, Duration::from_secs(10)).await;
+    let pending = svix
+        .message_attempt()
+        .list_attempted_destinations(app.clone(), msg.id.clone(), None)
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(pending[0].status, MessageStatus::Pending);
+    let next = pending[0].next_attempt.expect("the delivery is due at deliverAt");
+    assert!((next - at).num_milliseconds().abs() <= 1, "{next} vs {at}");
+
+    let got = receiver.wait_for("/later", 2, Duration::from_secs(10)).await;
+    let scheduled = got
+        .iter()
+        .find(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["n"] == 1)
+        .expect("the scheduled message arrived");
+    let arrived = start_utc + chrono::Duration::from_std(scheduled.at - start).unwrap();
+    assert!(
+        arrived >= at - chrono::Duration::milliseconds(5),
+        "delivered at {arrived}, before its deliverAt {at}"
+    );
+    assert_eq!(
+        svix.message()
+            .get(app.clone(), msg.id.clone(), None)
+            .await
+            .unwrap()
+            .deliver_at
+            .map(|d| d.timestamp_millis()),
+        Some(at.timestamp_millis())
+    );
+    let _ = ep;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn deliver_at_out_of_bounds_is_refused_and_nothing_is_sent() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let (app, _) = app_with_endpoint(&server, &receiver, "/x").await;
+    let svix = server.svix();
+    let cases = [
+        (Utc::now() - chrono::Duration::hours(1), None, "in the past"),
+        (Utc::now() + chrono::Duration::days(31), None, "at most 30 days"),
+        (
+            Utc::now() + chrono::Duration::hours(3),
+            Some(1),
+            "after the payload's retention",
+        ),
+    ];
+    for (at, hours, why) in cases {
+        let err = svix
+            .message()
+            .create(
+                app.clone(),
+                MessageIn {
+                    deliver_at: Some(at),
+                    payload_retention_hours: hours,
+                    ..message("a.b", json!({}))
+                },
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), 422, "{why}: {err:?}");
+        assert!(format!("{err:?}").contains(why), "{why}: {err:?}");
+    }
+    // A time a little in the past (clock skew) means now.
+    let msg = svix
+        .message()
+        .create(
+            app.clone(),
+            MessageIn {
+                deliver_at: Some(Utc::now() - chrono::Duration::seconds(30)),
+                ..message("a.b", json!({}))
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(msg.deliver_at, None);
+    receiver.wait_for("/x", 1, Duration::from_secs(10)).await;
+    let listed = svix.message().list(app.clone(), None).await.unwrap().data;
+    assert_eq!(listed.len(), 1, "the refused messages were not kept");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn attempt_and_message_lists_filter_by_channel_and_tag_and_carry_the_message() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let (app, ep) = app_with_endpoint(&server, &receiver, "/f").await;
+    let svix = server.svix();
+    let red = svix
+        .message()
+        .create(
+            app.clone(),
+            MessageIn {
+                channels: Some(["red".to_string()].into()),
+                tags: Some(["vip".to_string()].into()),
+                ..message("order.paid", json!({"colour": "red"}))
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let blue = svix
+        .message()
+        .create(
+            app.clone(),
+            MessageIn {
+                channels: Some(["blue".to_string()].into()),
+                tags: Some(["plain".to_string()].into()),
+                ..message("order.paid", json!({"colour": "blue"}))
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    wait_for_attempts(&svix, &app, &red.id, 1).await;
+    wait_for_attempts(&svix, &app, &blue.id, 1).await;
+
+    let by_endpoint = |o: MessageAttemptListByEndpointOptions| {
+        let (svix, app, ep) = (server.svix(), app.clone(), ep.clone());
+        async move {
+            svix.message_attempt()
+                .list_by_endpoint(app, ep, Some(o))
+                .await
+                .unwrap()
+                .data
+        }
+    };
+    let all = by_endpoint(Default::default()).await;
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().all(|a| a.msg.is_none()), "no msg unless asked for");
+    // The SDK sends with_content=false unless told otherwise; a plain request (no
+    // parameter) gets the responses, as Svix answers v1 clients.
+    assert!(all.iter().all(|a| a.response.is_empty()), "{all:?}");
+    let (_, plain_request) = call(
+        &server,
+        Method::GET,
+        &format!("/api/v1/app/{app}/attempt/endpoint/{ep}"),
+        None,
+    )
+    .await;
+    assert_eq!(plain_request["data"][0]["response"], "receiver says hi");
+
+    let red_only = by_endpoint(MessageAttemptListByEndpointOptions {
+        channel: Some("red".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(red_only.len(), 1);
+    assert_eq!(red_only[0].msg_id, red.id);
+    let plain = by_endpoint(MessageAttemptListByEndpointOptions {
+        tag: Some("plain".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(plain.len(), 1);
+    assert_eq!(plain[0].msg_id, blue.id);
+    let none = by_endpoint(MessageAttemptListByEndpointOptions {
+        channel: Some("red".into()),
+        tag: Some("plain".into()),
+        ..Default::default()
+    })
+    .await;
+    assert!(none.is_empty());
+
+    let with_msg = by_endpoint(MessageAttemptListByEndpointOptions {
+        with_msg: Some(true),
+        with_content: Some(false),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(with_msg.len(), 2);
+    for a in &with_msg {
+        let m = a.msg.as_ref().expect("with_msg=true carries the message");
+        assert_eq!(m.id, a.msg_id);
+        assert_eq!(m.event_type, "order.paid");
+        assert_eq!(m.payload, json!({}), "never the payload");
+        assert!(a.response.is_empty(), "with_content=false: no response");
+    }
+
+    let by_msg = svix
+        .message_attempt()
+        .list_by_msg(
+            app.clone(),
+            red.id.clone(),
+            Some(MessageAttemptListByMsgOptions {
+                tag: Some("plain".into()),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap()
+        .data;
+    assert!(by_msg.is_empty(), "the red message has no tag plain");
+
+    let tagged = svix
+        .message()
+        .list(
+            app.clone(),
+            Some(MessageListOptions {
+                tag: Some("vip".into()),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(tagged.len(), 1);
+    assert_eq!(tagged[0].id, red.id);
+    let (status, body) = call(
+        &server,
+        Method::GET,
+        &format!("/api/v1/app/{app}/msg?tag=not%20a%20tag!"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["detail"][0]["loc"], json!(["query", "tag"]));
+    let on_endpoint = settle(
+        || async {
+            call(
+                &server,
+                Method::GET,
+                &format!("/api/v1/app/{app}/endpoint/{ep}/msg?tag=vip"),
+                None,
+            )
+            .await
+            .1
+        },
+        |b| b["data"].as_array().is_some_and(|d| d.len() == 1),
+    )
+    .await;
+    assert_eq!(on_endpoint["data"][0]["id"], json!(red.id));
+    server.stop().await;
+}
