@@ -23,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import slack_sdk.signature
 import standardwebhooks
 import stripe
+import svix
+from svix.api.ingest_source import IngestSourceListOptions
 import svix.webhooks
 import twilio.request_validator
 
@@ -141,3 +143,25 @@ for name in ["stripe", "standard"]:
     lower = {k.lower(): v for k, v in headers.items()}
     standardwebhooks.Webhook(key).verify(data, lower)
 print(f"ingest: {len(cases)} provider-signed requests accepted and forwarded, tampered copies refused")
+
+# Sources of hookd-only types (twilio, standard-webhooks above; paddle, linear, square
+# here) answer as generic-webhook with the preset under options.verify, so the
+# official SDK lists and gets every source without error.
+for type_, config in [("paddle", {"secret": "p"}), ("linear", {"secret": "l"}),
+                      ("square", {"signatureKey": "k"})]:
+    api("POST", "/ingest/api/v1/source", {"name": f"sdk-{type_}", "type": type_, "config": config})
+client = svix.Svix(TOKEN, svix.SvixOptions(server_url=URL))
+sources, iterator = [], None
+while True:
+    page = client.ingest.source.list(IngestSourceListOptions(limit=3, iterator=iterator))
+    sources.extend(page.data)
+    if page.done:
+        break
+    iterator = page.iterator
+raw = api("GET", "/ingest/api/v1/source?limit=250")["data"]
+assert len(sources) == len(raw), f"the SDK listed {len(sources)} of {len(raw)} sources"
+for s in sources:
+    assert client.ingest.source.get(s.id).id == s.id
+verified = {s["options"]["verify"]["type"] for s in raw if "verify" in s.get("options", {})}
+assert {"twilio", "standard-webhooks", "paddle", "linear", "square"} <= verified, verified
+print(f"ingest: the python SDK lists and gets all {len(sources)} sources")

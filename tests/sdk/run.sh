@@ -41,3 +41,4 @@ export HOOKD_TOKEN
 python3 "$here/walkthrough.py"
 node "$here/walkthrough.mjs"
 python3 "$here/ingest.py"
+node "$here/sources.mjs"

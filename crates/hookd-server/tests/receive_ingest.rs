@@ -1189,3 +1189,165 @@ async fn a_cron_firing_that_fails_the_sources_filter_is_logged_filtered_and_not_
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(receiver.received_on("/cron").is_empty());
 }
+
+/// One source of every type hookd verifies, as the HTTP API takes it.
+fn every_type() -> Vec<(&'static str, Value)> {
+    let whsec = json!({"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"});
+    let mut all = vec![
+        ("generic-webhook", json!(null)),
+        ("cron", json!({"schedule": "0 * * * *", "payload": "{}"})),
+        ("github", json!({"secret": "s"})),
+        ("stripe", json!({"secret": "whsec_x"})),
+        ("shopify", json!({"secret": "s"})),
+        ("slack", json!({"secret": "s"})),
+        ("twilio", json!({"authToken": "t"})),
+        ("zoom", json!({"secret": "s"})),
+        ("paddle", json!({"secret": "s"})),
+        ("linear", json!({"secret": "s"})),
+        (
+            "square",
+            json!({"signatureKey": "k", "notificationUrl": "https://example.com/sq"}),
+        ),
+    ];
+    for t in hookd_core::ingest::STANDARD_WEBHOOKS_TYPES {
+        all.push((t, whsec.clone()));
+    }
+    all
+}
+
+#[tokio::test]
+async fn the_sdk_lists_and_gets_sources_of_every_type_and_keeps_hookd_presets_through_a_put() {
+    let server = server().await;
+    let svix = server.svix();
+    let mut ids = Vec::new();
+    for (i, (kind, config)) in every_type().into_iter().enumerate() {
+        let (status, src) = common::call(
+            &server,
+            reqwest::Method::POST,
+            "/ingest/api/v1/source",
+            Some(json!({"name": format!("src-{kind}"), "uid": format!("u{i}"), "type": kind, "config": config})),
+        )
+        .await;
+        assert_eq!(status, 201, "{kind}: {src}");
+        if hookd_core::ingest::HOOKD_ONLY_TYPES.contains(&kind) {
+            assert_eq!(src["type"], "generic-webhook", "{kind}: {src}");
+            assert_eq!(src["options"]["verify"]["type"], kind, "{kind}: {src}");
+            assert!(!src.to_string().contains("\"t\""), "no secret answered: {src}");
+        } else {
+            assert_eq!(src["type"], kind);
+        }
+        ids.push((kind, src["id"].as_str().unwrap().to_owned()));
+    }
+    // Every one parses in the official SDK, listed (in pages) and one by one.
+    let mut listed = 0;
+    let mut iterator = None;
+    loop {
+        let page = svix
+            .ingest()
+            .source()
+            .list(Some(svix::api::IngestSourceListOptions {
+                limit: Some(10),
+                iterator: iterator.clone(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        listed += page.data.len();
+        if page.done {
+            break;
+        }
+        iterator = page.iterator;
+    }
+    assert_eq!(listed, ids.len());
+    for (kind, id) in &ids {
+        let got = svix.ingest().source().get(id.clone()).await;
+        assert!(got.is_ok(), "{kind}: {got:?}");
+    }
+
+    // The SDK writes a twilio source back as it read it (generic-webhook, no config,
+    // no options): the preset stays, so unsigned requests are still refused.
+    let twilio = &ids.iter().find(|(k, _)| *k == "twilio").unwrap().1;
+    let read = svix.ingest().source().get(twilio.clone()).await.unwrap();
+    let written = svix
+        .ingest()
+        .source()
+        .upsert(
+            twilio.clone(),
+            IngestSourceIn {
+                name: "renamed by the sdk".into(),
+                uid: read.uid.clone(),
+                metadata: None,
+                config: IngestSourceInConfig::GenericWebhook,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(written.name, "renamed by the sdk");
+    let (_, after) = common::call(
+        &server,
+        reqwest::Method::GET,
+        &format!("/ingest/api/v1/source/{twilio}"),
+        None,
+    )
+    .await;
+    assert_eq!(after["options"]["verify"]["type"], "twilio", "{after}");
+    let url = written.ingest_url.unwrap();
+    let refused = reqwest::Client::new()
+        .post(&url)
+        .form(&[("a", "b")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401, "the twilio check still runs");
+
+    // options.verify is how such a preset is given with type generic-webhook, and a
+    // PUT with options but no verify (and generic-webhook) makes it generic.
+    let (status, made) = common::call(
+        &server,
+        reqwest::Method::POST,
+        "/ingest/api/v1/source",
+        Some(json!({"name": "via options", "type": "generic-webhook",
+            "options": {"verify": {"type": "paddle", "config": {"secret": "p"}}, "allowedMethods": ["POST"]}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["options"]["verify"]["type"], "paddle");
+    assert_eq!(made["options"]["allowedMethods"], json!(["POST"]));
+    for (body, loc) in [
+        (
+            json!({"name": "x1", "type": "stripe", "config": {"secret": "s"}, "options": {"verify": {"type": "paddle", "config": {"secret": "p"}}}}),
+            json!(["body", "options", "verify"]),
+        ),
+        (
+            json!({"name": "x2", "type": "generic-webhook", "options": {"verify": {"type": "stripe", "config": {"secret": "s"}}}}),
+            json!(["body", "options", "verify", "type"]),
+        ),
+        (
+            json!({"name": "x3", "type": "generic-webhook", "options": {"verify": {"type": "paddle"}}}),
+            json!(["body", "options", "verify", "config", "secret"]),
+        ),
+    ] {
+        let (status, err) = common::call(
+            &server,
+            reqwest::Method::POST,
+            "/ingest/api/v1/source",
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 422, "{err}");
+        assert_eq!(err["detail"][0]["loc"], loc, "{err}");
+    }
+    let id = made["id"].as_str().unwrap();
+    let (status, plain) = common::call(
+        &server,
+        reqwest::Method::PUT,
+        &format!("/ingest/api/v1/source/{id}"),
+        Some(
+            json!({"name": "via options", "type": "generic-webhook", "options": {"allowedMethods": ["PUT"]}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{plain}");
+    assert_eq!(plain["options"], json!({"allowedMethods": ["PUT"]}));
+    server.stop().await;
+}

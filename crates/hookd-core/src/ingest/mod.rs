@@ -37,6 +37,11 @@ pub const STANDARD_WEBHOOKS_TYPES: &[&str] = &[
     "stych",
 ];
 
+/// The types hookd verifies that Svix's API does not name. The official SDKs refuse
+/// a source of a type they do not know, so the API answers these as
+/// `generic-webhook` with the verifier under `options.verify`.
+pub const HOOKD_ONLY_TYPES: &[&str] = &["standard-webhooks", "twilio", "paddle", "linear", "square"];
+
 /// Every `type` hookd accepts, for error messages and docs.
 pub fn supported_types() -> Vec<&'static str> {
     let mut all = vec![
@@ -222,6 +227,11 @@ impl SourceKind {
                 ));
             }
         })
+    }
+
+    /// Whether the type is one of [`HOOKD_ONLY_TYPES`].
+    pub fn is_hookd_only(&self) -> bool {
+        HOOKD_ONLY_TYPES.contains(&self.type_name())
     }
 
     pub fn type_name(&self) -> &str {

@@ -14,11 +14,11 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{IngestLogId, SourceId};
-use hookd_core::ingest::SourceOptions;
+use hookd_core::ingest::{SourceKind, SourceOptions};
 use hookd_core::name::SourceUid;
 use hookd_store::{IngestLogFilter, IngestRequest, IngestStatus, Order, Source, SourceData};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -29,7 +29,7 @@ use crate::http::extract::{ApiJson, ApiJsonOrDefault, ApiQuery, double_option};
 use crate::http::pagination::{ListResponse, Pagination};
 use crate::http::{Created, check_metadata};
 use crate::service::Service;
-use crate::service::source::{self, SourceChange, ingest_url, parse_kind};
+use crate::service::source::{self, Keep, SourceChange, ingest_url, parse_kind};
 
 pub fn router() -> OpenApiRouter<Service> {
     OpenApiRouter::new()
@@ -58,9 +58,13 @@ pub struct SourceIn {
     /// The preset's settings, e.g. `{"secret": "..."}`.
     #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
-    /// hookd's own checks and behaviours (see docs/ingest.md).
+    /// hookd's own checks and behaviours (see docs/ingest.md), and `verify`: a
+    /// hookd-only preset (`{"type": "twilio", "config": {...}}`) with `type`
+    /// `generic-webhook`. Absent on PUT: the source keeps its options (the SDKs cannot
+    /// send them); `null` removes them.
+    #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Object>)]
-    pub options: Option<Value>,
+    pub options: Option<Option<Value>>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -100,9 +104,11 @@ pub struct SourceOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
+    /// hookd's options, secrets masked, with `verify` (the preset) for the hookd-only
+    /// types answered as `generic-webhook`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub options: Option<SourceOptions>,
+    pub options: Option<Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -111,8 +117,30 @@ pub struct RotateTokenOut {
     pub ingest_url: String,
 }
 
+/// A source as answered. The official SDKs refuse types they do not know, so a
+/// hookd-only preset answers as `generic-webhook` with the preset (its type and public
+/// config) under `options.verify`.
 fn source_out(state: &Service, source: Source) -> ApiResult<SourceOut> {
     let (kind, options) = (&source.data.kind, &source.data.options);
+    let mut shown = if *options == SourceOptions::default() {
+        None
+    } else {
+        match serde_json::to_value(options.redacted()) {
+            Ok(Value::Object(map)) => Some(map),
+            _ => return Err(ApiError::Internal),
+        }
+    };
+    let (type_name, config) = if kind.is_hookd_only() {
+        let mut verify = serde_json::Map::new();
+        verify.insert("type".into(), kind.type_name().into());
+        verify.insert("config".into(), kind.config_out().unwrap_or_else(|| json!({})));
+        shown
+            .get_or_insert_with(Default::default)
+            .insert("verify".into(), Value::Object(verify));
+        (GENERIC, None)
+    } else {
+        (kind.type_name(), kind.config_out())
+    };
     Ok(SourceOut {
         ingest_url: ingest_url(state, &source.token),
         id: source.id,
@@ -121,9 +149,9 @@ fn source_out(state: &Service, source: Source) -> ApiResult<SourceOut> {
         created_at: source.created_at,
         updated_at: source.updated_at,
         metadata: source.data.metadata,
-        kind: kind.type_name().to_owned(),
-        config: kind.config_out(),
-        options: (*options != SourceOptions::default()).then(|| options.redacted()),
+        kind: type_name.to_owned(),
+        config,
+        options: shown.map(Value::Object),
     })
 }
 
@@ -139,6 +167,66 @@ fn check_name(name: &str) -> ApiResult<()> {
         ));
     }
     Ok(())
+}
+
+/// The `type` the hookd-only presets answer as.
+const GENERIC: &str = "generic-webhook";
+
+/// A hookd-only preset given as `options.verify`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Verify {
+    #[serde(rename = "type")]
+    kind: String,
+    config: Option<Value>,
+}
+
+/// Takes `verify` out of an `options` object: the options left, and the preset it
+/// names, checked to be a hookd-only one.
+fn split_verify(options: Option<Value>) -> ApiResult<(Option<Value>, Option<Verify>)> {
+    let Some(Value::Object(mut map)) = options else {
+        return Ok((options, None));
+    };
+    let Some(verify) = map.remove("verify") else {
+        return Ok((Some(Value::Object(map)), None));
+    };
+    let verify: Verify = serde_path_to_error::deserialize(verify).map_err(|e| {
+        let path = e.path().to_string();
+        let mut loc = vec!["body", "options", "verify"];
+        if path != "." {
+            loc.push(&path);
+        }
+        ApiError::invalid(&loc, e.inner().to_string())
+    })?;
+    if !hookd_core::ingest::HOOKD_ONLY_TYPES.contains(&verify.kind.as_str()) {
+        return Err(ApiError::invalid(
+            &["body", "options", "verify", "type"],
+            format!(
+                "options.verify names a hookd-only preset ({}); give Svix's types as `type`",
+                hookd_core::ingest::HOOKD_ONLY_TYPES.join(", ")
+            ),
+        ));
+    }
+    Ok((Some(Value::Object(map)), Some(verify)))
+}
+
+/// The preset `type` and `config` name, or `options.verify` with `type`
+/// `generic-webhook` (and no config of its own).
+fn resolve_kind(kind: &str, config: Option<&Value>, verify: Option<&Verify>) -> ApiResult<SourceKind> {
+    let Some(verify) = verify else {
+        return parse_kind(kind, config);
+    };
+    if kind != GENERIC || config.is_some_and(|c| !c.is_null() && *c != json!({})) {
+        return Err(ApiError::invalid(
+            &["body", "options", "verify"],
+            "options.verify goes with type generic-webhook and no config",
+        ));
+    }
+    SourceKind::parse(&verify.kind, verify.config.as_ref()).map_err(|e| {
+        let mut loc = vec!["body", "options", "verify"];
+        loc.extend(e.loc.iter().map(String::as_str));
+        ApiError::invalid(&loc, e.message)
+    })
 }
 
 fn parse_options(options: Option<Value>) -> ApiResult<SourceOptions> {
@@ -169,9 +257,27 @@ impl SourcePatch {
         if let Some(m) = &self.metadata {
             check_metadata(m)?;
         }
-        if let Some(kind) = &self.kind {
-            parse_kind(kind, self.config.as_ref())?;
-        }
+        let (options, verify) = match self.options {
+            Some(options) => {
+                let (rest, verify) = split_verify(options)?;
+                (Some(rest), verify)
+            }
+            None => (None, None),
+        };
+        let (kind, config) = match verify {
+            // `options.verify` sets the preset (with `type` generic-webhook, or none).
+            Some(v) => {
+                let kind = self.kind.as_deref().unwrap_or(GENERIC);
+                resolve_kind(kind, self.config.as_ref(), Some(&v))?;
+                (Some(v.kind), v.config)
+            }
+            None => {
+                if let Some(kind) = &self.kind {
+                    parse_kind(kind, self.config.as_ref())?;
+                }
+                (self.kind, self.config)
+            }
+        };
         Ok(SourceChange {
             name: self.name,
             uid: self
@@ -179,26 +285,41 @@ impl SourcePatch {
                 .map(|u| u.as_deref().map(parse_uid).transpose())
                 .transpose()?,
             metadata: self.metadata,
-            kind: self.kind,
-            config: self.config,
-            options: self.options.map(parse_options).transpose()?,
+            kind,
+            config,
+            options: options.map(parse_options).transpose()?,
         })
     }
 }
 
 impl SourceIn {
-    fn into_data(self) -> ApiResult<SourceData> {
+    /// The source's data, and what a PUT keeps of the source it replaces.
+    fn into_data(self) -> ApiResult<(SourceData, Keep)> {
         check_name(&self.name)?;
         let metadata = self.metadata.unwrap_or_default();
         check_metadata(&metadata)?;
-        let kind = parse_kind(&self.kind, self.config.as_ref())?;
-        Ok(SourceData {
+        let given = self.options.is_some();
+        let (options, verify) = split_verify(self.options.flatten())?;
+        let kind = resolve_kind(&self.kind, self.config.as_ref(), verify.as_ref())?;
+        // What the SDKs send back after reading a hookd-only source: generic-webhook,
+        // no config, no options. That keeps the preset, as it keeps the options.
+        let bare_generic = self.kind == GENERIC
+            && self
+                .config
+                .as_ref()
+                .is_none_or(|c| c.is_null() || *c == json!({}));
+        let keep = Keep {
+            options: !given,
+            hookd_preset: !given && bare_generic,
+        };
+        let data = SourceData {
             uid: self.uid.as_deref().map(parse_uid).transpose()?,
             name: self.name,
             kind,
-            options: parse_options(self.options)?,
+            options: parse_options(options)?,
             metadata,
-        })
+        };
+        Ok((data, keep))
     }
 }
 
@@ -238,7 +359,8 @@ async fn create_source(
     State(state): State<Service>,
     ApiJson(body): ApiJson<SourceIn>,
 ) -> ApiResult<Created<SourceOut>> {
-    let source = source::create(&state, &tenant.org, body.into_data()?).await?;
+    let (data, _) = body.into_data()?;
+    let source = source::create(&state, &tenant.org, data).await?;
     Ok(Created::new(source_out(&state, source)?))
 }
 
@@ -265,9 +387,11 @@ async fn upsert_source(
     Path(source_id): Path<String>,
     ApiJson(body): ApiJson<SourceIn>,
 ) -> ApiResult<Created<SourceOut>> {
-    let data = body.into_data()?;
-    let (source, created) =
-        source::replace(&state, &tenant.org, &source_id, data, || parse_uid(&source_id)).await?;
+    let (data, keep) = body.into_data()?;
+    let (source, created) = source::replace(&state, &tenant.org, &source_id, data, keep, || {
+        parse_uid(&source_id)
+    })
+    .await?;
     Ok(Created::new_if(created, source_out(&state, source)?))
 }
 

@@ -95,13 +95,25 @@ pub async fn by_token(
     Ok(Some(found))
 }
 
+/// What a replace keeps of the source it replaces.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Keep {
+    /// Its options (the request gave none).
+    pub options: bool,
+    /// Its hookd-only preset, when it has one (the request named `generic-webhook`
+    /// with no config and no options: what the SDKs send back after reading such a
+    /// source, which is answered as `generic-webhook`).
+    pub hookd_preset: bool,
+}
+
 /// Creates or replaces the source `key`; a uid-shaped key names a new one (`uid` is
-/// that key parsed, for a create).
+/// that key parsed, for a create). `keep` says what of the replaced source stays.
 pub async fn replace(
     state: &Service,
     org: &OrgId,
     key: &str,
     data: SourceData,
+    keep: Keep,
     uid: impl FnOnce() -> ApiResult<SourceUid>,
 ) -> ApiResult<(Source, bool)> {
     let store = &state.store;
@@ -119,7 +131,14 @@ pub async fn replace(
                         key,
                         Box::new(move |cur: &mut SourceData| {
                             let uid = d.uid.clone().or_else(|| cur.uid.take());
-                            *cur = SourceData { uid, ..d };
+                            let mut next = SourceData { uid, ..d };
+                            if keep.options {
+                                next.options = std::mem::take(&mut cur.options);
+                            }
+                            if keep.hookd_preset && cur.kind.is_hookd_only() {
+                                next.kind = cur.kind.clone();
+                            }
+                            *cur = next;
                             Ok(())
                         }),
                     )
