@@ -18,6 +18,7 @@ from svix.api import (
     EndpointTransformationPatch,
     EndpointUpsertIn,
     EventTypeIn,
+    RecoverIn,
     Svix,
     SvixOptions,
 )
@@ -114,6 +115,30 @@ try:
 except HTTPValidationError as e:
     assert e.status_code == 422, e
     assert e.detail[0].loc == ["body", "code"], e
+
+# Long operations answer a background task the SDK polls and lists.
+import datetime
+import time
+
+from svix.api import AppUsageStatsIn, ReplayIn
+
+since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+tasks = [
+    svix.endpoint.replay_missing(app.id, endpoint.id, ReplayIn(since=since)),
+    svix.endpoint.recover(app.id, endpoint.id, RecoverIn(since=since)),
+    svix.statistics.aggregate_app_stats(AppUsageStatsIn(since=since, until=since + datetime.timedelta(hours=2))),
+    svix.statistics.aggregate_event_types(),
+    svix.message.expunge_all_contents(app.id),
+]
+for task in tasks:
+    for _ in range(100):
+        got = svix.background_task.get(task.id)
+        if got.status != "running":
+            break
+        time.sleep(0.1)
+    assert got.status == "finished" and got.task == task.task, got
+listed = {t.id for t in svix.background_task.list().data}
+assert {t.id for t in tasks} <= listed, listed
 
 svix.endpoint.delete(app.id, endpoint.id)
 svix.application.delete(app.id)

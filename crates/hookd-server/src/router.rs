@@ -54,6 +54,7 @@ pub fn router(state: Service) -> Router {
         .merge(crate::send::message::router())
         .merge(crate::send::attempt::router())
         .merge(crate::send::resend::router())
+        .merge(crate::send::tasks::router())
         .merge(crate::send::operational::router())
         .merge(crate::receive::source::router())
         .merge(crate::receive::destination::router())

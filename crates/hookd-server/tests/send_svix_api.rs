@@ -320,3 +320,193 @@ async fn attempt_and_message_lists_filter_by_channel_and_tag_and_carry_the_messa
     assert_eq!(on_endpoint["data"][0]["id"], json!(red.id));
     server.stop().await;
 }
+
+/// Polls a background task through the SDK until it is no longer running.
+async fn finished_task(svix: &svix::api::Svix, id: &str) -> BackgroundTaskOut {
+    settle(
+        || async { svix.background_task().get(id.to_owned()).await.unwrap() },
+        |t| t.status != BackgroundTaskStatus::Running,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn replays_purge_and_statistics_run_as_background_tasks_the_sdk_polls() {
+    let server = server().await;
+    let receiver = Receiver::start().await;
+    let (app, a) = app_with_endpoint(&server, &receiver, "/a").await;
+    let svix = server.svix();
+    let since = Utc::now() - chrono::Duration::seconds(1);
+    for (event_type, n) in [("a.b", 1), ("a.b", 2), ("c.d", 3)] {
+        svix.message()
+            .create(app.clone(), message(event_type, json!({"n": n})), None)
+            .await
+            .unwrap();
+    }
+    receiver.wait_for("/a", 3, Duration::from_secs(10)).await;
+
+    // An endpoint added later, for a.b only, gets what it missed: two messages, once.
+    for name in ["a.b", "c.d"] {
+        svix.event_type()
+            .create(EventTypeIn::new(name.into(), "an event".into()), None)
+            .await
+            .unwrap();
+    }
+    let b = svix
+        .endpoint()
+        .create(
+            app.clone(),
+            EndpointIn {
+                event_types: Some(["a.b".to_string()].into()),
+                ..EndpointIn::new(format!("{}/b", receiver.url))
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let replay = svix
+        .endpoint()
+        .replay_missing(app.clone(), b.id.clone(), ReplayIn { since, until: None }, None)
+        .await
+        .unwrap();
+    assert_eq!(replay.task, BackgroundTaskType::EndpointReplay);
+    let done = finished_task(&svix, &replay.id).await;
+    assert_eq!(done.status, BackgroundTaskStatus::Finished, "{done:?}");
+    assert_eq!(done.data["messagesSent"], 2, "{done:?}");
+    assert!(done.data["finishedAt"].is_string());
+    let got = receiver.wait_for("/b", 2, Duration::from_secs(10)).await;
+    assert!(
+        got.iter()
+            .all(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["n"] != 3)
+    );
+    let again = svix
+        .endpoint()
+        .replay_missing(app.clone(), b.id.clone(), ReplayIn { since, until: None }, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        finished_task(&svix, &again.id).await.data["messagesSent"],
+        0,
+        "nothing is sent twice"
+    );
+
+    // Bulk replay sends again what an endpoint got, filtered.
+    let bulk = svix
+        .endpoint()
+        .bulk_replay(
+            app.clone(),
+            a.clone(),
+            BulkReplayIn {
+                event_types: Some(["a.b".to_string()].into()),
+                status: Some(MessageStatus::Success),
+                ..BulkReplayIn::new(since)
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(finished_task(&svix, &bulk.id).await.data["messagesSent"], 2);
+    receiver.wait_for("/a", 5, Duration::from_secs(10)).await;
+    let by_class = svix
+        .endpoint()
+        .bulk_replay(
+            app.clone(),
+            a.clone(),
+            BulkReplayIn {
+                status_code_class: Some(StatusCodeClass::CodeNone),
+                ..BulkReplayIn::new(since)
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        finished_task(&svix, &by_class.id).await.data["messagesSent"],
+        0,
+        "no attempt went unanswered"
+    );
+
+    // Statistics: attempts per application, and what endpoints subscribe to.
+    let stats = svix
+        .statistics()
+        .aggregate_app_stats(
+            AppUsageStatsIn {
+                app_ids: Some([app.clone(), "no-such-app".to_string()].into()),
+                ..AppUsageStatsIn::new(Utc::now() + chrono::Duration::hours(1), since)
+            },
+            None,
+        )
+        .await;
+    assert_eq!(status_of(&stats.unwrap_err()), 422, "until before since");
+    let stats = svix
+        .statistics()
+        .aggregate_app_stats(
+            AppUsageStatsIn {
+                app_ids: Some([app.clone(), "no-such-app".to_string()].into()),
+                ..AppUsageStatsIn::new(since, Utc::now() + chrono::Duration::hours(1))
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stats.unresolved_app_ids, ["no-such-app".to_string()].into());
+    let counted = finished_task(&svix, &stats.id).await;
+    assert_eq!(counted.data["appStats"][0]["appId"], json!(app), "{counted:?}");
+    let attempts = counted.data["appStats"][0]["messageDestinations"]
+        .as_u64()
+        .unwrap();
+    assert!(attempts >= 5, "{counted:?}");
+    let aggregate = svix.statistics().aggregate_event_types().await.unwrap();
+    let aggregated = finished_task(&svix, &aggregate.id).await;
+    assert_eq!(
+        aggregated.data["event_types"],
+        json!([{"appId": app, "explicitlySubscribedEventTypes": ["a.b"], "hasCatchAllEndpoint": true}])
+    );
+
+    // Purging every payload.
+    let purge = svix
+        .message()
+        .expunge_all_contents(app.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(purge.task, BackgroundTaskType::ApplicationPurgeContent);
+    assert_eq!(finished_task(&svix, &purge.id).await.data["messagesPurged"], 3);
+    let listed = svix
+        .message()
+        .list(
+            app.clone(),
+            Some(MessageListOptions {
+                with_content: Some(true),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap()
+        .data;
+    assert!(listed.iter().all(|m| m.payload == json!({})), "{listed:?}");
+
+    // The list, newest first, filtered by kind and status; another org sees none.
+    let all = svix.background_task().list(None).await.unwrap().data;
+    assert_eq!(all.len(), 7);
+    assert_eq!(all[0].id, purge.id);
+    let replays = svix
+        .background_task()
+        .list(Some(svix::api::BackgroundTaskListOptions {
+            task: Some(BackgroundTaskType::EndpointReplay),
+            status: Some(BackgroundTaskStatus::Finished),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(replays.len(), 2);
+    let other = server.svix_with(&server.token_for("other-org").await);
+    assert!(other.background_task().list(None).await.unwrap().data.is_empty());
+    assert_eq!(
+        status_of(&other.background_task().get(purge.id.clone()).await.unwrap_err()),
+        404
+    );
+    let (status, body) = call(&server, Method::GET, "/api/v1/background-task?task=nope", None).await;
+    assert_eq!(status, 422, "{body}");
+    server.stop().await;
+}

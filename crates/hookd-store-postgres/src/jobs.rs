@@ -4,11 +4,11 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{OrgId, TaskId};
-use hookd_store::{Job, JobLease, JobStatus, JobStep, JobStore, StoreError, StoreResult};
+use hookd_store::{Job, JobLease, JobStatus, JobStep, JobStore, ListQuery, Page, StoreError, StoreResult};
 use tokio_postgres::Row;
 
 use crate::PgStore;
-use crate::db::{self, get};
+use crate::db::{self, Args, get};
 
 const COLUMNS: &str = "id, org_id, kind, state, status, error, created_at, updated_at";
 
@@ -106,6 +106,27 @@ impl JobStore for PgStore {
             .map(|r| from_row(&r))
             .transpose()?
             .ok_or(StoreError::NotFound("task"))
+    }
+
+    async fn list_jobs(
+        &self,
+        org: &OrgId,
+        query: &ListQuery,
+        status: Option<JobStatus>,
+        kinds: &[&str],
+    ) -> StoreResult<Page<Job>> {
+        let c = self.client().await?;
+        let mut args = Args::default();
+        let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
+        let mut select = format!(
+            "SELECT {COLUMNS} FROM job WHERE org_id = {} AND kind = ANY({})",
+            args.push(org.to_string()),
+            args.push(kinds)
+        );
+        if let Some(status) = status {
+            select.push_str(&format!(" AND status = {}", args.push(status.code())));
+        }
+        db::select_page(&c, &select, "id", args, query, from_row).await
     }
 
     async fn release_jobs(&self, owner: &str) -> StoreResult<()> {

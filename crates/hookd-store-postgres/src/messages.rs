@@ -534,6 +534,128 @@ impl MessageStore for PgStore {
         Ok(n as usize)
     }
 
+    async fn messages_missing_endpoint(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        after: Option<&MessageId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let c = self.client().await?;
+        let after = after.map_or("", |a| a.as_str());
+        let rows = db::query(
+            &c,
+            &format!(
+                "SELECT {M_COLUMNS} FROM message m
+                 WHERE m.org_id = $1 AND m.app_id = $2 AND m.id > $3 AND m.payload IS NOT NULL
+                   AND m.created_at >= $4 AND ($5::timestamptz IS NULL OR m.created_at < $5)
+                   AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = $6)
+                 ORDER BY m.id LIMIT $7"
+            ),
+            &[
+                &org.as_str(),
+                &app.as_str(),
+                &after,
+                &since,
+                &until,
+                &endpoint.as_str(),
+                &(limit as i64),
+            ],
+        )
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    async fn queue_deliveries(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        msgs: &[MessageId],
+        trigger: AttemptTrigger,
+    ) -> StoreResult<usize> {
+        if msgs.is_empty() {
+            return Ok(0);
+        }
+        let c = self.client().await?;
+        crate::endpoints::find(&c, org, app, endpoint.as_str(), false).await?;
+        let ids: Vec<&str> = msgs.iter().map(MessageId::as_str).collect();
+        let trigger = i32::from(trigger == AttemptTrigger::Manual);
+        let n = db::execute(
+            &c,
+            "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, next_attempt_at, trigger, created_at)
+             SELECT m.org_id, m.app_id, m.id, $1, 1, $2, $3, $2 FROM message m
+             WHERE m.org_id = $4 AND m.app_id = $5 AND m.payload IS NOT NULL AND m.id = ANY($6)
+             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1,
+                 next_attempt_at = excluded.next_attempt_at, trigger = excluded.trigger
+             WHERE delivery.status <> 1",
+            &[&endpoint.as_str(), &db::now(), &trigger, &org.as_str(), &app.as_str(), &ids],
+        )
+        .await?;
+        if n > 0 {
+            self.announce_work();
+        }
+        Ok(n as usize)
+    }
+
+    async fn expunge_payloads_batch(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        limit: usize,
+    ) -> StoreResult<usize> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(db::err)?;
+        let rows = db::query(
+            &tx,
+            "UPDATE message SET payload = NULL WHERE id IN (
+                 SELECT id FROM message WHERE org_id = $1 AND app_id = $2 AND payload IS NOT NULL
+                 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+             RETURNING id",
+            &[&org.as_str(), &app.as_str(), &(limit as i64)],
+        )
+        .await?;
+        let ids: Vec<String> = rows.iter().map(|r| get(r, 0)).collect::<StoreResult<_>>()?;
+        db::execute(
+            &tx,
+            "UPDATE delivery SET status = 4, lease_until = NULL WHERE status = 1 AND msg_id = ANY($1)",
+            &[&ids],
+        )
+        .await?;
+        tx.commit().await.map_err(db::err)?;
+        Ok(ids.len())
+    }
+
+    async fn count_attempts(
+        &self,
+        org: &OrgId,
+        apps: &[ApplicationId],
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<(ApplicationId, u64)>> {
+        let c = self.client().await?;
+        let ids: Vec<&str> = apps.iter().map(ApplicationId::as_str).collect();
+        let rows = db::query(
+            &c,
+            "SELECT app_id, COUNT(*) FROM attempt
+             WHERE org_id = $1 AND app_id = ANY($2) AND created_at >= $3 AND created_at < $4
+             GROUP BY app_id",
+            &[&org.as_str(), &ids, &since, &until],
+        )
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    ApplicationId::from_trusted(get(r, 0)?),
+                    get::<i64>(r, 1)?.max(0) as u64,
+                ))
+            })
+            .collect()
+    }
+
     async fn endpoint_stats(
         &self,
         org: &OrgId,

@@ -35,10 +35,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_flow_schedules_and_limits",
         include_str!("../migrations/0011_flow_schedules_and_limits.sql"),
     ),
-    (
-        "0012_deliver_at",
-        include_str!("../migrations/0012_deliver_at.sql"),
-    ),
+    ("0012_svix_api", include_str!("../migrations/0012_svix_api.sql")),
 ];
 
 /// The schema version this build expects.

@@ -3,8 +3,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{OrgId, TaskId};
-use hookd_store::{Job, JobLease, JobStatus, JobStep, JobStore, StoreError, StoreResult};
-use rusqlite::{OptionalExtension as _, Row, params};
+use hookd_store::{Job, JobLease, JobStatus, JobStep, JobStore, ListQuery, Page, StoreError, StoreResult};
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension as _, Row, ToSql, params};
 
 use crate::SqliteStore;
 use crate::sql::{self, from_millis, internal};
@@ -139,6 +140,30 @@ impl JobStore for SqliteStore {
                 })
                 .map_err(internal)?
                 .ok_or(StoreError::NotFound("task"))
+        })
+        .await
+    }
+
+    async fn list_jobs(
+        &self,
+        org: &OrgId,
+        query: &ListQuery,
+        status: Option<JobStatus>,
+        kinds: &[&str],
+    ) -> StoreResult<Page<Job>> {
+        let (org, query) = (org.clone(), query.clone());
+        let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
+        self.read(move |c| {
+            let mut select = format!(
+                "SELECT {COLUMNS} FROM job WHERE org_id = ? AND kind IN (SELECT value FROM json_each(?))"
+            );
+            let mut values = vec![Value::Text(org.to_string()), Value::Text(sql::to_json(&kinds))];
+            if let Some(status) = status {
+                select.push_str(" AND status = ?");
+                values.push(Value::Integer(i64::from(status.code())));
+            }
+            let refs: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
+            sql::select_page(c, &select, "id", &refs, &query, from_row)
         })
         .await
     }

@@ -543,6 +543,142 @@ impl MessageStore for SqliteStore {
         .await
     }
 
+    async fn messages_missing_endpoint(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        after: Option<&MessageId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let (org, app, endpoint) = (org.clone(), app.clone(), endpoint.clone());
+        let after = after.map_or(String::new(), |a| a.to_string());
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {M_COLUMNS} FROM message m
+                 WHERE m.org_id = ?1 AND m.app_id = ?2 AND m.id > ?3 AND m.payload IS NOT NULL
+                   AND m.created_at >= ?4 AND m.created_at < ?5
+                   AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = ?6)
+                 ORDER BY m.id LIMIT ?7"
+            );
+            let mut stmt = c.prepare_cached(&sql).map_err(internal)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        org.as_str(),
+                        app.as_str(),
+                        after,
+                        since.timestamp_millis(),
+                        until.map_or(i64::MAX, |u| u.timestamp_millis()),
+                        endpoint.as_str(),
+                        limit as i64
+                    ],
+                    from_row,
+                )
+                .map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+        .await
+    }
+
+    async fn queue_deliveries(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        msgs: &[MessageId],
+        trigger: AttemptTrigger,
+    ) -> StoreResult<usize> {
+        if msgs.is_empty() {
+            return Ok(0);
+        }
+        let (org, app, endpoint) = (org.clone(), app.clone(), endpoint.clone());
+        let ids: Vec<String> = msgs.iter().map(ToString::to_string).collect();
+        let trigger = i64::from(trigger == AttemptTrigger::Manual);
+        self.write(move |c| {
+            crate::endpoints::find(c, &org, &app, endpoint.as_str())?;
+            let now = sql::now().timestamp_millis();
+            let n = c
+                .prepare_cached(
+                    "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, next_attempt_at, trigger, created_at)
+                     SELECT m.org_id, m.app_id, m.id, ?1, 1, ?2, ?3, ?2 FROM message m
+                     WHERE m.org_id = ?4 AND m.app_id = ?5 AND m.payload IS NOT NULL
+                       AND m.id IN (SELECT value FROM json_each(?6))
+                     ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1,
+                         next_attempt_at = excluded.next_attempt_at, trigger = excluded.trigger
+                     WHERE delivery.status <> 1",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![endpoint.as_str(), now, trigger, org.as_str(), app.as_str(), to_json(&ids)])
+                })
+                .map_err(internal)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn expunge_payloads_batch(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        limit: usize,
+    ) -> StoreResult<usize> {
+        let (org, app) = (org.clone(), app.clone());
+        self.write(move |c| {
+            let ids: Vec<String> = c
+                .prepare_cached(
+                    "SELECT id FROM message WHERE org_id = ? AND app_id = ? AND payload IS NOT NULL ORDER BY id LIMIT ?",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![org.as_str(), app.as_str(), limit as i64], |r| r.get(0))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(internal)?;
+            let list = to_json(&ids);
+            c.prepare_cached("UPDATE message SET payload = NULL WHERE id IN (SELECT value FROM json_each(?))")
+                .and_then(|mut s| s.execute([&list]))
+                .map_err(internal)?;
+            c.prepare_cached(
+                "UPDATE delivery SET status = 4, lease_until = NULL
+                 WHERE status = 1 AND msg_id IN (SELECT value FROM json_each(?))",
+            )
+            .and_then(|mut s| s.execute([&list]))
+            .map_err(internal)?;
+            Ok(ids.len())
+        })
+        .await
+    }
+
+    async fn count_attempts(
+        &self,
+        org: &OrgId,
+        apps: &[ApplicationId],
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<(ApplicationId, u64)>> {
+        let org = org.clone();
+        let ids: Vec<String> = apps.iter().map(ToString::to_string).collect();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT app_id, COUNT(*) FROM attempt
+                     WHERE org_id = ? AND app_id IN (SELECT value FROM json_each(?)) AND created_at >= ? AND created_at < ?
+                     GROUP BY app_id",
+                )
+                .map_err(internal)?;
+            let rows = stmt
+                .query_map(
+                    params![org.as_str(), to_json(&ids), since.timestamp_millis(), until.timestamp_millis()],
+                    |r| Ok((ApplicationId::from_trusted(r.get(0)?), r.get::<_, i64>(1)?.max(0) as u64)),
+                )
+                .map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+        .await
+    }
+
     async fn endpoint_stats(
         &self,
         org: &OrgId,

@@ -41,10 +41,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0015_flow_schedules_and_limits",
         include_str!("../migrations/0015_flow_schedules_and_limits.sql"),
     ),
-    (
-        "0016_deliver_at",
-        include_str!("../migrations/0016_deliver_at.sql"),
-    ),
+    ("0016_svix_api", include_str!("../migrations/0016_svix_api.sql")),
 ];
 
 /// The schema version this build expects.

@@ -235,6 +235,49 @@ pub trait MessageStore: Send + Sync {
         until: Option<DateTime<Utc>>,
         limit: usize,
     ) -> StoreResult<usize>;
+    /// The application's messages created in `[since, until)` that still have their
+    /// payload and have no delivery to `endpoint`, by id after `after`, at most
+    /// `limit` (a replay of what the endpoint missed).
+    #[allow(clippy::too_many_arguments)]
+    async fn messages_missing_endpoint(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        after: Option<&MessageId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>>;
+    /// Queues a delivery of each of `msgs` (the application's, with their payload) to
+    /// `endpoint`, due now, with `trigger`: a new delivery, or an existing one that is
+    /// not pending made pending again. Answers how many were queued.
+    async fn queue_deliveries(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        msgs: &[MessageId],
+        trigger: AttemptTrigger,
+    ) -> StoreResult<usize>;
+    /// Removes the payloads of up to `limit` of the application's messages that still
+    /// have one, canceling their pending deliveries; answers how many. Called until it
+    /// returns 0.
+    async fn expunge_payloads_batch(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        limit: usize,
+    ) -> StoreResult<usize>;
+    /// How many attempts each of `apps` made in `[since, until)`; applications with
+    /// none are left out.
+    async fn count_attempts(
+        &self,
+        org: &OrgId,
+        apps: &[ApplicationId],
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<(ApplicationId, u64)>>;
     /// Deliveries to `endpoint` by status, of messages created in `[since, until)`.
     async fn endpoint_stats(
         &self,
@@ -652,6 +695,15 @@ pub trait JobStore: Send + Sync {
     async fn save_job(&self, id: &TaskId, owner: &str, step: JobStep) -> StoreResult<bool>;
     /// A job of the organisation.
     async fn get_job(&self, org: &OrgId, id: &TaskId) -> StoreResult<Job>;
+    /// The organisation's jobs by id (creation order), of `kinds` only and with
+    /// `status` when given.
+    async fn list_jobs(
+        &self,
+        org: &OrgId,
+        query: &ListQuery,
+        status: Option<JobStatus>,
+        kinds: &[&str],
+    ) -> StoreResult<Page<Job>>;
     /// Gives up every lease `owner` holds (a restarted node takes its jobs back at once).
     async fn release_jobs(&self, owner: &str) -> StoreResult<()>;
 }

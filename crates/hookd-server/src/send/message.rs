@@ -295,6 +295,24 @@ pub fn message_filter(
     })
 }
 
+/// A list of event-type names from a body, each checked; `None` or empty: no filter.
+pub fn parse_event_types_list(
+    names: Option<&[String]>,
+    loc: &[&str],
+) -> ApiResult<Option<Vec<EventTypeName>>> {
+    let Some(names) = names.filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    names
+        .iter()
+        .map(|t| {
+            t.parse()
+                .map_err(|e: hookd_core::InvalidValue| ApiError::invalid(loc, e.message))
+        })
+        .collect::<ApiResult<Vec<_>>>()
+        .map(Some)
+}
+
 /// The `channel` query parameter, checked.
 pub fn parse_channel(channel: Option<&str>) -> ApiResult<Option<ChannelName>> {
     channel

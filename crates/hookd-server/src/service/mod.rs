@@ -26,6 +26,7 @@ pub mod meter;
 pub mod metrics;
 pub mod secret;
 pub mod source;
+pub mod tasks;
 pub mod transformation;
 
 use std::future::Future;

@@ -203,3 +203,62 @@ pub async fn a_job_made_leased_is_its_owners_until_the_lease_runs_out(store: &dy
         .unwrap();
     assert_eq!((taken.id, taken.state), (job.id, serde_json::json!({"n": 1})));
 }
+
+/// Jobs list by id within the organisation, by kind and status.
+pub async fn jobs_list_by_kind_and_status(store: &dyn Store) {
+    let (org, other) = two_orgs(store).await;
+    let now = Utc::now();
+    let mut made = Vec::new();
+    for kind in ["endpoint.replay", "endpoint.recover", "source.replay"] {
+        made.push(store.create_job(&org, kind, json!({}), now, None).await.unwrap());
+    }
+    store
+        .create_job(&other, "endpoint.replay", json!({}), now, None)
+        .await
+        .unwrap();
+    let held = store
+        .claim_job(now, now + chrono::Duration::seconds(30), "n")
+        .await
+        .unwrap()
+        .unwrap();
+    let finish = JobStep {
+        state: json!({"done": true}),
+        status: JobStatus::Finished,
+        error: None,
+        now,
+        lease_until: now,
+    };
+    assert!(store.save_job(&held.id, "n", finish).await.unwrap());
+    let query = ListQuery {
+        limit: 10,
+        cursor: None,
+        order: Order::Descending,
+    };
+    let svix = ["endpoint.replay", "endpoint.recover"];
+    let listed = store.list_jobs(&org, &query, None, &svix).await.unwrap();
+    let ids: Vec<_> = listed.items.iter().map(|j| j.id.clone()).collect();
+    assert_eq!(
+        ids,
+        vec![made[1].id.clone(), made[0].id.clone()],
+        "newest first, of those kinds"
+    );
+    let finished = store
+        .list_jobs(
+            &org,
+            &query,
+            Some(JobStatus::Finished),
+            &["endpoint.replay", "endpoint.recover", "source.replay"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(finished.items.len(), 1);
+    assert_eq!(finished.items[0].id, held.id);
+    assert!(
+        store
+            .list_jobs(&org, &query, None, &[])
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}

@@ -455,3 +455,122 @@ pub async fn scheduled_messages_wait_and_lists_filter_by_tag(store: &dyn Store) 
         "another organisation sees none"
     );
 }
+
+/// What an endpoint missed is found and queued once; bulk requeues skip pending
+/// deliveries; payloads are removed in batches; attempts are counted per application.
+pub async fn missing_messages_are_queued_and_payloads_purged_in_batches(store: &dyn Store) {
+    let (org, other) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("replay", None))
+        .await
+        .unwrap();
+    let since = Utc::now() - chrono::Duration::seconds(1);
+    let mut msgs = Vec::new();
+    for _ in 0..3 {
+        msgs.push(
+            store
+                .create_message(&org, &app.id, new_message("a.b", None))
+                .await
+                .unwrap()
+                .0,
+        );
+    }
+    let late = store
+        .create_endpoint(&org, &app.id, endpoint_data(Some("late")))
+        .await
+        .unwrap();
+    let missing = store
+        .messages_missing_endpoint(&org, &app.id, &late.id, since, None, None, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        missing.iter().map(|m| &m.id).collect::<Vec<_>>(),
+        vec![&msgs[0].id, &msgs[1].id]
+    );
+    let rest = store
+        .messages_missing_endpoint(&org, &app.id, &late.id, since, None, Some(&msgs[1].id), 2)
+        .await
+        .unwrap();
+    assert_eq!(rest.iter().map(|m| &m.id).collect::<Vec<_>>(), vec![&msgs[2].id]);
+    let ids: Vec<MessageId> = msgs.iter().map(|m| m.id.clone()).collect();
+    assert_eq!(
+        store
+            .queue_deliveries(&org, &app.id, &late.id, &ids, AttemptTrigger::Scheduled)
+            .await
+            .unwrap(),
+        3
+    );
+    assert!(
+        store
+            .messages_missing_endpoint(&org, &app.id, &late.id, since, None, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .queue_deliveries(&org, &app.id, &late.id, &ids, AttemptTrigger::Manual)
+            .await
+            .unwrap(),
+        0,
+        "pending deliveries are not queued twice"
+    );
+    assert!(
+        store
+            .queue_deliveries(&other, &app.id, &late.id, &ids, AttemptTrigger::Manual)
+            .await
+            .is_err(),
+        "another organisation's endpoint is not found"
+    );
+    let claimed = claim_all(store, Utc::now()).await;
+    assert_eq!(claimed.len(), 3);
+    for d in &claimed {
+        store
+            .finish_attempt(d.id, attempt(DeliveryStatus::Success, 200), NextStep::Done)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .queue_deliveries(&org, &app.id, &late.id, &ids[..1], AttemptTrigger::Manual)
+            .await
+            .unwrap(),
+        1,
+        "a delivered message is queued again"
+    );
+    let counted = store
+        .count_attempts(
+            &org,
+            std::slice::from_ref(&app.id),
+            since,
+            Utc::now() + chrono::Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(counted, vec![(app.id.clone(), 3)]);
+    assert!(
+        store
+            .count_attempts(&other, std::slice::from_ref(&app.id), since, Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert_eq!(store.expunge_payloads_batch(&org, &app.id, 2).await.unwrap(), 2);
+    assert_eq!(store.expunge_payloads_batch(&org, &app.id, 2).await.unwrap(), 1);
+    assert_eq!(store.expunge_payloads_batch(&org, &app.id, 2).await.unwrap(), 0);
+    for m in &msgs {
+        assert_eq!(
+            store
+                .get_message(&org, &app.id, m.id.as_str())
+                .await
+                .unwrap()
+                .payload,
+            None
+        );
+    }
+    assert!(
+        claim_all(store, Utc::now()).await.is_empty(),
+        "the pending delivery was canceled"
+    );
+}

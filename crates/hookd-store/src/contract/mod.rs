@@ -79,6 +79,8 @@ macro_rules! contract_tests {
             expunged_and_disabled_deliveries_are_canceled,
             messages_and_attempts_are_tenant_scoped,
             scheduled_messages_wait_and_lists_filter_by_tag,
+            missing_messages_are_queued_and_payloads_purged_in_batches,
+            jobs_list_by_kind_and_status,
             idempotency_keys_claim_replay_and_expire,
             retention_expires_payloads_and_deletes_old_messages,
             operational_apps_are_hidden_and_one_per_org,
