@@ -510,3 +510,184 @@ async fn replays_purge_and_statistics_run_as_background_tasks_the_sdk_polls() {
     assert_eq!(status, 422, "{body}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn event_types_import_from_an_openapi_document_and_export_back() {
+    let server = server().await;
+    let svix = server.svix();
+    let spec = json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Shop", "version": "1"},
+        "webhooks": {
+            "order.paid": {"post": {
+                "description": "An order was paid",
+                "x-svix-group-name": "orders",
+                "requestBody": {"content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Order"},
+                    "example": {"id": "o_1", "total": 12}
+                }}}
+            }},
+            "order.refunded": {"post": {"summary": "Refunded", "deprecated": true}}
+        },
+        "components": {"schemas": {"Order": {"type": "object", "required": ["id"],
+            "properties": {"id": {"type": "string"}, "total": {"type": "number"}}}}}
+    });
+    svix.event_type()
+        .create(EventTypeIn::new("legacy.thing".into(), "old".into()), None)
+        .await
+        .unwrap();
+
+    let dry = svix
+        .event_type()
+        .import_openapi(
+            EventTypeImportOpenApiIn {
+                spec: Some(spec.clone()),
+                dry_run: Some(true),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(dry.data.modified.is_empty());
+    let would: Vec<_> = dry.data.to_modify.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(would, vec!["order.paid", "order.refunded"]);
+    assert_eq!(
+        status_of(&svix.event_type().get("order.paid".into()).await.unwrap_err()),
+        404,
+        "a dry run changes nothing"
+    );
+
+    let done = svix
+        .event_type()
+        .import_openapi(
+            EventTypeImportOpenApiIn {
+                spec: Some(spec.clone()),
+                replace_all: Some(true),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        done.data.modified,
+        vec!["order.paid", "order.refunded", "legacy.thing"]
+    );
+    let paid = svix.event_type().get("order.paid".into()).await.unwrap();
+    assert_eq!(paid.description, "An order was paid");
+    assert_eq!(paid.group_name.as_deref(), Some("orders"));
+    assert_eq!(paid.schemas.as_ref().unwrap()["1"]["required"], json!(["id"]));
+    assert_eq!(
+        paid.schemas.as_ref().unwrap()["1"]["examples"],
+        json!([{"id": "o_1", "total": 12}])
+    );
+    assert!(
+        svix.event_type()
+            .get("order.refunded".into())
+            .await
+            .unwrap()
+            .deprecated
+    );
+    assert_eq!(
+        svix.event_type()
+            .get("legacy.thing".into())
+            .await
+            .unwrap()
+            .archived,
+        Some(true),
+        "replaceAll archives"
+    );
+
+    // Importing the same document again changes nothing.
+    let again = svix
+        .event_type()
+        .import_openapi(
+            EventTypeImportOpenApiIn {
+                spec: Some(spec.clone()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(again.data.modified.is_empty(), "{:?}", again.data.modified);
+
+    // The imported example is what send-example sends.
+    let receiver = Receiver::start().await;
+    let (app, ep) = app_with_endpoint(&server, &receiver, "/ex").await;
+    svix.endpoint()
+        .send_example(
+            app.clone(),
+            ep.clone(),
+            EventExampleIn::new("order.paid".into()),
+            None,
+        )
+        .await
+        .unwrap();
+    let got = receiver.wait_for("/ex", 1, Duration::from_secs(10)).await;
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&got[0].body).unwrap(),
+        json!({"id": "o_1", "total": 12})
+    );
+
+    // The export imports into another organisation as the same catalogue (YAML too).
+    let (status, exported) = call(&server, Method::GET, "/api/v1/event-type/export/openapi", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(exported["openapi"], "3.1.0");
+    assert!(
+        exported["webhooks"].get("legacy.thing").is_none(),
+        "archived ones are left out"
+    );
+    let other = server.svix_with(&server.token_for("copy-org").await);
+    let yaml = "openapi: 3.1.0\ninfo: {title: t, version: '1'}\nx-webhooks:\n  yaml.only:\n    post:\n      description: from yaml\n";
+    for body in [json!({"spec": exported}), json!({"specRaw": yaml})] {
+        let imported = other
+            .event_type()
+            .import_openapi(
+                EventTypeImportOpenApiIn {
+                    spec: body.get("spec").cloned(),
+                    spec_raw: body["specRaw"].as_str().map(str::to_owned),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(!imported.data.modified.is_empty());
+    }
+    let copied = other.event_type().get("order.paid".into()).await.unwrap();
+    assert_eq!(
+        (copied.description, copied.schemas),
+        (paid.description, paid.schemas)
+    );
+    assert_eq!(
+        other
+            .event_type()
+            .get("yaml.only".into())
+            .await
+            .unwrap()
+            .description,
+        "from yaml"
+    );
+
+    // Neither or both forms: 400; a document without webhooks or with a bad name: 422.
+    for (body, want) in [
+        (json!({}), 400),
+        (json!({"spec": spec, "specRaw": "{}"}), 400),
+        (json!({"spec": {"openapi": "3.1.0"}}), 422),
+        (json!({"spec": {"webhooks": {"bad name!": {"post": {}}}}}), 422),
+        (json!({"specRaw": "webhooks: [unclosed"}), 422),
+    ] {
+        let (status, err) = call(
+            &server,
+            Method::POST,
+            "/api/v1/event-type/import/openapi",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, want, "{body}: {err}");
+        assert!(err["code"].is_string(), "{err}");
+    }
+    server.stop().await;
+}

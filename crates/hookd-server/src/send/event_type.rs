@@ -20,6 +20,7 @@ use crate::http::pagination::{ListResponse, Pagination};
 use crate::http::{Created, parse_field};
 use crate::service::Service;
 use crate::service::event_type::{self, EventTypeChange};
+use crate::service::event_type_openapi;
 
 pub fn router() -> OpenApiRouter<Service> {
     OpenApiRouter::new()
@@ -30,6 +31,73 @@ pub fn router() -> OpenApiRouter<Service> {
             patch_event_type,
             delete_event_type
         ))
+        .routes(routes!(import_openapi))
+        .routes(routes!(export_openapi))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventTypeImportOpenApiIn {
+    /// The OpenAPI document, parsed. Give this or `specRaw`.
+    #[schema(value_type = Option<Object>)]
+    pub spec: Option<serde_json::Value>,
+    /// The OpenAPI document as YAML or JSON text.
+    pub spec_raw: Option<String>,
+    /// Archive every event type the document does not name.
+    #[serde(default)]
+    pub replace_all: bool,
+    /// Change nothing; answer what would change in `to_modify`.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventTypeImportOpenApiOutData {
+    /// The event types created, changed, unarchived or archived.
+    pub modified: Vec<String>,
+    /// A dry run's event types that would be created or changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub to_modify: Option<Vec<crate::service::event_type_openapi::ImportedEventType>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventTypeImportOpenApiOut {
+    pub data: EventTypeImportOpenApiOutData,
+}
+
+/// Create or update event types from an OpenAPI document's `webhooks` (or
+/// `x-webhooks`): one per webhook, named by its key, with its description, request
+/// body schema and examples (docs/api.md).
+#[utoipa::path(post, path = "/api/v1/event-type/import/openapi", tag = "Event Type",
+    operation_id = "v1.event-type.import-openapi", request_body = EventTypeImportOpenApiIn,
+    responses((status = 200, body = EventTypeImportOpenApiOut),
+        (status = 400, body = crate::http::error::HttpErrorOut),
+        (status = 422, body = crate::http::error::ValidationErrorOut)))]
+async fn import_openapi(
+    tenant: Tenant,
+    State(state): State<Service>,
+    ApiJson(body): ApiJson<EventTypeImportOpenApiIn>,
+) -> ApiResult<Json<EventTypeImportOpenApiOut>> {
+    let spec = event_type_openapi::parse_spec(body.spec, body.spec_raw.as_deref())?;
+    let types = event_type_openapi::read(&spec)?;
+    let done = event_type::import(&state, &tenant.org, types, body.replace_all, body.dry_run).await?;
+    Ok(Json(EventTypeImportOpenApiOut {
+        data: EventTypeImportOpenApiOutData {
+            modified: done.modified,
+            to_modify: body.dry_run.then_some(done.to_modify),
+        },
+    }))
+}
+
+/// The event-type catalogue (archived ones left out) as an OpenAPI 3.1 document whose
+/// `webhooks` import back to the same catalogue.
+#[utoipa::path(get, path = "/api/v1/event-type/export/openapi", tag = "Event Type",
+    operation_id = "v1.event-type.export-openapi",
+    responses((status = 200, description = "An OpenAPI 3.1 document", body = Object)))]
+async fn export_openapi(tenant: Tenant, State(state): State<Service>) -> ApiResult<Json<serde_json::Value>> {
+    let all = event_type::all(&state, &tenant.org, false).await?;
+    Ok(Json(event_type_openapi::write(&all)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

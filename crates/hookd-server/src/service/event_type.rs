@@ -1,13 +1,14 @@
 //! Event types: the organisation's catalogue, created, replaced, changed and archived
 //! (or expunged) by name.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hookd_core::id::OrgId;
 use hookd_core::name::{EventTypeName, FeatureFlag, GroupName};
-use hookd_store::{EventType, EventTypeData};
+use hookd_store::{Cursor, EventType, EventTypeData, ListQuery, Order};
 
 use crate::http::error::ApiResult;
+use crate::service::event_type_openapi::ImportedEventType;
 use crate::service::{Service, upsert};
 
 /// A checked PATCH of an event type: `None` keeps a field.
@@ -99,6 +100,83 @@ pub async fn change(
             }),
         )
         .await?)
+}
+
+/// Every event type of the organisation (archived ones too), by name.
+pub async fn all(state: &Service, org: &OrgId, include_archived: bool) -> ApiResult<Vec<EventType>> {
+    let mut out = Vec::new();
+    let mut query = ListQuery {
+        limit: 250,
+        cursor: None,
+        order: Order::Ascending,
+    };
+    loop {
+        let page = state
+            .store
+            .list_event_types(org, &query, include_archived)
+            .await?;
+        let last = page.items.last().map(|e| e.name.to_string());
+        out.extend(page.items);
+        match (page.has_more, last) {
+            (true, Some(key)) => query.cursor = Some(Cursor { key, backward: false }),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// What an OpenAPI import did (or, dry, would do).
+#[derive(Debug, Default)]
+pub struct Imported {
+    /// The event types created, changed, unarchived or (with `replace_all`) archived.
+    pub modified: Vec<String>,
+    /// Those the spec would create or change (a dry run).
+    pub to_modify: Vec<ImportedEventType>,
+}
+
+/// Creates or updates (unarchiving) the event types of an OpenAPI document; with
+/// `replace_all`, archives those it does not name. Every one is checked before any is
+/// written; each is then committed on its own, so an import that stops midway is
+/// simply run again. `dry_run` changes nothing and answers what would change.
+pub async fn import(
+    state: &Service,
+    org: &OrgId,
+    types: Vec<ImportedEventType>,
+    replace_all: bool,
+    dry_run: bool,
+) -> ApiResult<Imported> {
+    let checked = types.iter().map(|t| t.to_data()).collect::<ApiResult<Vec<_>>>()?;
+    let named: BTreeSet<String> = types.iter().map(|t| t.name.clone()).collect();
+    let current: BTreeMap<String, EventType> = all(state, org, true)
+        .await?
+        .into_iter()
+        .map(|e| (e.name.to_string(), e))
+        .collect();
+    let mut out = Imported::default();
+    for (imported, (name, data)) in types.into_iter().zip(checked) {
+        if current
+            .get(name.as_str())
+            .is_some_and(|c| !imported.changes(&c.data))
+        {
+            continue;
+        }
+        if !dry_run {
+            replace(state, org, &name, data).await?;
+            out.modified.push(name.to_string());
+        }
+        out.to_modify.push(imported);
+    }
+    if replace_all {
+        for (name, et) in &current {
+            if et.data.archived || named.contains(name) {
+                continue;
+            }
+            if !dry_run {
+                delete(state, org, name, false).await?;
+                out.modified.push(name.clone());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Archives the event type `name`, or with `expunge` removes it for good.

@@ -17,6 +17,7 @@ pub mod cron;
 pub mod data;
 pub mod endpoint;
 pub mod event_type;
+pub mod event_type_openapi;
 pub mod events;
 pub mod flow;
 pub mod job_kinds;
