@@ -162,7 +162,8 @@ pub const MAX_SCORE: i64 = (1 << 53) - 1;
 
 /// Checks a submitted score's magnitude.
 pub fn check_score(score: i64) -> Result<i64, InvalidValue> {
-    if score.abs() > MAX_SCORE {
+    // Not `abs()`: `i64::MIN` has none.
+    if !(-MAX_SCORE..=MAX_SCORE).contains(&score) {
         Err(InvalidValue::new(format!(
             "a score is an integer within ±{MAX_SCORE}"
         )))
@@ -479,6 +480,8 @@ mod tests {
         assert_eq!(combine_score(Sum, Desc, Some(7), 5).unwrap(), Some(12));
         assert!(combine_score(Sum, Desc, Some(MAX_SCORE), 1).is_err());
         assert!(combine_score(Best, Desc, None, MAX_SCORE + 1).is_err());
+        assert!(check_score(i64::MIN).is_err() && check_score(i64::MAX).is_err());
+        assert_eq!(check_score(-MAX_SCORE), Ok(-MAX_SCORE));
         assert!(ScoreOrder::Desc.rank_key(5) < ScoreOrder::Desc.rank_key(3));
     }
 

@@ -24,7 +24,11 @@ use crate::service::Service;
     info(title = "hookd", description = "The hookd API: Svix-compatible webhook sending and ingest."),
     modifiers(&BearerAuth),
     security(("HTTPBearer" = [])),
-    components(schemas(crate::http::error::HttpErrorOut, crate::http::error::ValidationErrorOut))
+    components(schemas(
+        crate::http::error::HttpErrorOut,
+        crate::http::error::ValidationErrorOut,
+        crate::http::pagination::Ordering
+    ))
 )]
 struct ApiDoc;
 
@@ -64,7 +68,10 @@ pub fn router(state: Service) -> Router {
         .merge(crate::data::api_key::router())
         .merge(crate::flow::router())
         .split_for_parts();
-    let openapi = Arc::new(openapi);
+    // Served as finished JSON (`http::openapi`), serialized once.
+    let openapi = Arc::new(crate::http::openapi::finish(
+        serde_json::to_value(&openapi).unwrap_or_default(),
+    ));
     let receive = crate::receive::request::router(state.clone());
     let modes = crate::data::mode_call::router(state.clone());
     router

@@ -110,6 +110,17 @@ pub(crate) fn err(e: tokio_postgres::Error) -> StoreError {
         {
             StoreError::Unavailable(e.to_string())
         }
+        // Text or JSON holding the NUL character, which PostgreSQL cannot store (SQLite
+        // can): the caller's data, refused as such, never a server error.
+        Some(c)
+            if *c == SqlState::CHARACTER_NOT_IN_REPERTOIRE || *c == SqlState::UNTRANSLATABLE_CHARACTER =>
+        {
+            StoreError::Rejected {
+                field: String::new(),
+                message: "text holds the NUL character (\\u0000), which the PostgreSQL backend cannot store"
+                    .into(),
+            }
+        }
         Some(_) => StoreError::internal(e),
         // No server code: the connection failed.
         None if e.as_db_error().is_none() && e.to_string().contains("error connecting") => {

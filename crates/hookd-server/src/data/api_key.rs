@@ -41,9 +41,14 @@ pub struct ApiKeyIn {
     pub scopes: Vec<String>,
     /// Only these modes (default: every mode of the application).
     pub modes: Option<Vec<String>>,
-    /// Requests per second (default: the server's `data_key_rate_limit`).
+    /// Requests per second, 1 to 1,000,000 (default: the server's
+    /// `data_key_rate_limit`).
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub rate_limit: Option<u32>,
 }
+
+/// The highest `rateLimit` a key may have.
+const MAX_RATE_LIMIT: u32 = 1_000_000;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -120,10 +125,10 @@ pub fn key_data(
                 .collect::<ApiResult<BTreeSet<_>>>()
         })
         .transpose()?;
-    if rate_limit == Some(0) {
+    if rate_limit.is_some_and(|r| !(1..=MAX_RATE_LIMIT).contains(&r)) {
         return Err(ApiError::invalid(
             &["body", "rateLimit"],
-            "at least 1 request per second",
+            "1 to 1,000,000 requests per second",
         ));
     }
     Ok(ApiKeyData {

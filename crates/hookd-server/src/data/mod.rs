@@ -199,6 +199,7 @@ impl ScoresOut {
 #[derive(Debug, serde::Deserialize, ToSchema)]
 pub struct ScoreIn {
     /// An integer within ±(2^53 − 1).
+    #[schema(minimum = -9_007_199_254_740_991_i64, maximum = 9_007_199_254_740_991_i64)]
     pub score: i64,
 }
 

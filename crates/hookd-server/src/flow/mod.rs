@@ -295,7 +295,7 @@ async fn delete_flow(
 /// Run a flow now with an input. The run is carried out before the answer until it
 /// ends or waits (a `delay`), for at most 10 seconds; the answer is the run as it
 /// stands, and the runner goes on with one that has not ended.
-#[utoipa::path(post, path = "/api/v1/flow/{flow_id}/run", tag = "Flow", request_body = RunIn,
+#[utoipa::path(post, path = "/api/v1/flow/{flow_id}/run", tag = "Flow", request_body = Option<RunIn>,
     params(("flow_id" = String, Path, description = "The flow's id or name")),
     responses((status = 201, body = FlowRunOut), (status = 404, body = HttpErrorOut),
         (status = 409, body = HttpErrorOut, description = "The flow is disabled")))]
@@ -364,7 +364,7 @@ async fn cancel_run(
 
 /// Run an ended run again, from its first step or from a step it ran; the run's
 /// records from that step on are replaced.
-#[utoipa::path(post, path = "/api/v1/flow-run/{run_id}/rerun", tag = "Flow", request_body = RerunIn,
+#[utoipa::path(post, path = "/api/v1/flow-run/{run_id}/rerun", tag = "Flow", request_body = Option<RerunIn>,
     params(("run_id" = String, Path)),
     responses((status = 200, body = FlowRunOut), (status = 404, body = HttpErrorOut),
         (status = 409, body = HttpErrorOut, description = "The run has not ended"),

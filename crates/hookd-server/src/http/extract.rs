@@ -20,11 +20,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = json_body(req, state).await?;
-        decode_json(&bytes).map(Self)
+        decode_object(&bytes).map(Self)
     }
 }
 
-/// A JSON body that may also be empty, meaning `T::default()`.
+/// A JSON body that may also be empty (or `null`), meaning `T::default()`.
 #[derive(Debug)]
 pub struct ApiJsonOrDefault<T>(pub T);
 
@@ -33,10 +33,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOr
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = json_body(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(Self(T::default()));
         }
-        decode_json(&bytes).map(Self)
+        decode_object(&bytes).map(Self)
     }
 }
 
@@ -106,6 +106,20 @@ pub fn decode_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, 
         let path = e.path().to_string();
         ApiError::Validation(vec![item("body", &path, &e.into_inner().to_string())])
     })
+}
+
+/// [`decode_json`] of a body that must be a JSON object, as every API body is (serde
+/// would otherwise read a struct from an array of its fields in order).
+pub fn decode_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        return Err(ApiError::Validation(vec![item(
+            "body",
+            "",
+            "the body must be a JSON object",
+        )]));
+    }
+    decode_json(bytes)
 }
 
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

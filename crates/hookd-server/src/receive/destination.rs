@@ -148,7 +148,7 @@ async fn get_secret(
 /// Rotate a destination's signing secret (204, as the Ingest API says; the old secret
 /// keeps signing for `gracePeriodSeconds`).
 #[utoipa::path(post, path = "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/secret/rotate", tag = "Ingest Endpoint",
-    params(("source_id" = String, Path), ("endpoint_id" = String, Path)), request_body = EndpointSecretRotateIn,
+    params(("source_id" = String, Path), ("endpoint_id" = String, Path)), request_body = Option<EndpointSecretRotateIn>,
     responses((status = 204)))]
 async fn rotate_secret(
     tenant: Tenant,

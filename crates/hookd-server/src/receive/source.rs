@@ -642,7 +642,7 @@ pub struct ReplayOut {
 
 /// Forward one logged request again to one or every destination.
 #[utoipa::path(post, path = "/ingest/api/v1/source/{source_id}/log/{log_id}/replay", tag = "Ingest Source",
-    params(("source_id" = String, Path), ("log_id" = String, Path)), request_body = ReplayIn,
+    params(("source_id" = String, Path), ("log_id" = String, Path)), request_body = Option<ReplayIn>,
     responses((status = 202, body = ReplayOut), (status = 409, body = crate::http::error::HttpErrorOut)))]
 async fn replay_one(
     tenant: Tenant,

@@ -186,7 +186,7 @@ pub(crate) async fn get_secret(
 /// the grace period. Answers 200 with the new secret (the Svix spec says 204; the
 /// official SDKs parse a body, and both work with this).
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", tag = "Endpoint",
-    params(("app_id" = String, Path), ("endpoint_id" = String, Path)), request_body = EndpointSecretRotateIn,
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)), request_body = Option<EndpointSecretRotateIn>,
     responses((status = 200, body = EndpointSecretOut)))]
 pub(crate) async fn rotate_secret(
     tenant: Tenant,

@@ -141,7 +141,7 @@ async fn get_secret(
 /// Rotate the signing secret of an operational webhook endpoint (200 with the new
 /// secret, as for application endpoints).
 #[utoipa::path(post, path = "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret/rotate", tag = "Webhook Endpoint",
-    params(("endpoint_id" = String, Path)), request_body = EndpointSecretRotateIn,
+    params(("endpoint_id" = String, Path)), request_body = Option<EndpointSecretRotateIn>,
     responses((status = 200, body = EndpointSecretOut)))]
 async fn rotate_secret(
     tenant: Tenant,

@@ -73,9 +73,14 @@ where
     Ok(value)
 }
 
-/// Checks a JSON Schema given in a body field.
+/// Checks a JSON Schema given in a body field: an object (the boolean schemas `true`
+/// and `false` say nothing a missing or closed schema does not).
 pub fn check_schema(schema: Option<&Value>, field: &str) -> ApiResult<()> {
     match schema {
+        Some(s) if !s.is_object() => Err(ApiError::invalid(
+            &["body", field],
+            "a JSON Schema object, e.g. {\"type\": \"object\"}",
+        )),
         Some(s) => BodySchema::compile(s)
             .map(|_| ())
             .map_err(|e| ApiError::invalid(&["body", field], e.message)),

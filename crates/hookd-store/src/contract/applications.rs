@@ -411,3 +411,28 @@ pub async fn rejected_mutations_change_nothing(store: &dyn Store) {
         "keep"
     );
 }
+
+/// Text holding the NUL character — a name, a JSON schema's key — is stored exactly or
+/// refused as the caller's data (PostgreSQL cannot store it), never an internal error.
+pub async fn nul_characters_are_stored_or_refused_never_a_server_error(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let judged = |r: StoreResult<()>| match r {
+        Ok(()) | Err(StoreError::Rejected { .. }) => {}
+        Err(e) => panic!("a NUL character gave {e:?}"),
+    };
+    let app = store.create_application(&org, app_data("nul\0name", None)).await;
+    if let Ok(app) = &app {
+        assert_eq!(app.data.name, "nul\0name");
+    }
+    judged(app.map(|_| ()));
+    let data = EventTypeData {
+        description: "d".into(),
+        archived: false,
+        deprecated: false,
+        schemas: Some(serde_json::json!({"1": {"k\u{0}": true}})),
+        group_name: None,
+        feature_flags: Default::default(),
+    };
+    let name: EventTypeName = "nul.schema".parse().unwrap();
+    judged(store.create_event_type(&org, &name, data).await.map(|_| ()));
+}

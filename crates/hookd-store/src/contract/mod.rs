@@ -56,6 +56,7 @@ macro_rules! contract_tests {
             tokens_are_found_by_id_and_revoked,
             orgs_are_created_once,
             applications_round_trip,
+            nul_characters_are_stored_or_refused_never_a_server_error,
             application_uids_are_unique_per_org,
             applications_page_both_ways,
             applications_filter_by_endpoints,
