@@ -254,7 +254,8 @@ async fn put_document(
 /// missing. `If-Match` as for PUT.
 #[utoipa::path(patch, path = "/api/v1/app/{app_id}/collection/{name}/document/{key}", tag = "Data",
     request_body = Object,
-    responses((status = 200, body = DocumentOut), (status = 412, body = crate::http::error::HttpErrorOut)))]
+    responses((status = 200, body = DocumentOut), (status = 201, description = "created (it was missing)", body = DocumentOut),
+        (status = 412, body = crate::http::error::HttpErrorOut)))]
 async fn patch_document(
     tenant: Tenant,
     State(state): State<Service>,
@@ -277,7 +278,8 @@ async fn patch_document(
 /// fields count from 0).
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/collection/{name}/document/{key}/increment", tag = "Data",
     request_body = Object,
-    responses((status = 200, body = DocumentOut), (status = 422, body = crate::http::error::ValidationErrorOut)))]
+    responses((status = 200, body = DocumentOut), (status = 201, description = "created (it was missing)", body = DocumentOut),
+        (status = 422, body = crate::http::error::ValidationErrorOut)))]
 async fn increment_document(
     tenant: Tenant,
     State(state): State<Service>,

@@ -81,7 +81,7 @@ async fn get(
 /// Create or replace a destination.
 #[utoipa::path(put, path = "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}", tag = "Ingest Endpoint",
     params(("source_id" = String, Path), ("endpoint_id" = String, Path)), request_body = EndpointUpsertIn,
-    responses((status = 200, body = EndpointOut)))]
+    responses((status = 200, body = EndpointOut), (status = 201, description = "created (a uid that named none)", body = EndpointOut)))]
 async fn upsert(
     tenant: Tenant,
     State(state): State<Service>,

@@ -76,7 +76,8 @@ async fn get(
 
 /// Create or replace an operational webhook endpoint.
 #[utoipa::path(put, path = "/api/v1/operational-webhook/endpoint/{endpoint_id}", tag = "Webhook Endpoint",
-    params(("endpoint_id" = String, Path)), request_body = EndpointUpsertIn, responses((status = 200, body = EndpointOut)))]
+    params(("endpoint_id" = String, Path)), request_body = EndpointUpsertIn,
+    responses((status = 200, body = EndpointOut), (status = 201, description = "created (a uid that named none)", body = EndpointOut)))]
 async fn upsert(
     tenant: Tenant,
     State(state): State<Service>,

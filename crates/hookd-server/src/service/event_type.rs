@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use hookd_core::id::OrgId;
 use hookd_core::name::{EventTypeName, FeatureFlag, GroupName};
-use hookd_store::{Cursor, EventType, EventTypeData, ListQuery, Order};
+use hookd_store::{EventType, EventTypeData};
 
 use crate::http::error::ApiResult;
 use crate::service::event_type_openapi::ImportedEventType;
-use crate::service::{Service, upsert};
+use crate::service::{Service, all_pages, upsert};
 
 /// A checked PATCH of an event type: `None` keeps a field.
 #[derive(Debug, Default)]
@@ -102,26 +102,15 @@ pub async fn change(
         .await?)
 }
 
-/// Every event type of the organisation (archived ones too), by name.
+/// Every event type of the organisation (archived ones too, with
+/// `include_archived`), by name.
 pub async fn all(state: &Service, org: &OrgId, include_archived: bool) -> ApiResult<Vec<EventType>> {
-    let mut out = Vec::new();
-    let mut query = ListQuery {
-        limit: 250,
-        cursor: None,
-        order: Order::Ascending,
-    };
-    loop {
-        let page = state
-            .store
-            .list_event_types(org, &query, include_archived)
-            .await?;
-        let last = page.items.last().map(|e| e.name.to_string());
-        out.extend(page.items);
-        match (page.has_more, last) {
-            (true, Some(key)) => query.cursor = Some(Cursor { key, backward: false }),
-            _ => return Ok(out),
-        }
-    }
+    let store = &state.store;
+    Ok(all_pages(
+        |q| async move { store.list_event_types(org, &q, include_archived).await },
+        |e: &EventType| e.name.to_string(),
+    )
+    .await?)
 }
 
 /// What an OpenAPI import did (or, dry, would do).

@@ -157,3 +157,30 @@ where
         other => Ok((other?, false)),
     }
 }
+
+/// Every item of a keyset listing, page by page (250 a page): `page` reads the page
+/// after a cursor, `key` gives an item's cursor key. For listings known to be small
+/// (an organisation's event types, an application's endpoints).
+pub(super) async fn all_pages<T, F, Fut>(mut page: F, key: impl Fn(&T) -> String) -> StoreResult<Vec<T>>
+where
+    F: FnMut(hookd_store::ListQuery) -> Fut,
+    Fut: Future<Output = StoreResult<hookd_store::Page<T>>>,
+{
+    let mut out = Vec::new();
+    let mut query = hookd_store::ListQuery {
+        limit: 250,
+        cursor: None,
+        order: hookd_store::Order::Ascending,
+    };
+    loop {
+        let got = page(query.clone()).await?;
+        let last = got.items.last().map(&key);
+        out.extend(got.items);
+        match (got.has_more, last) {
+            (true, Some(key)) => {
+                query.cursor = Some(hookd_store::Cursor { key, backward: false });
+            }
+            _ => return Ok(out),
+        }
+    }
+}

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::service::jobs::{self, StepError, StepFuture, Stepped};
-use crate::service::{Service, source};
+use crate::service::{Service, all_pages, source};
 
 pub const REPLAY_MISSING: &str = "endpoint.replay";
 pub const BULK_REPLAY: &str = "endpoint.bulk-replay";
@@ -99,6 +99,28 @@ fn read_state<T: for<'de> Deserialize<'de>>(job: &Job) -> Result<T, Stepped> {
         .map_err(|e| Stepped::failed(job, format!("unreadable {} state: {e}", job.kind)))
 }
 
+/// The step function of a kind whose state is `$state` and whose one batch is
+/// `$batch(state, org, &mut state) -> Result<bool, StepError>` (`true`: done): the
+/// state read (or the job failed), the batch run, the new state and status kept.
+macro_rules! batch_step {
+    ($name:ident, $state:ty, $batch:ident) => {
+        pub(super) fn $name<'a>(state: &'a Service, job: &'a Job) -> StepFuture<'a> {
+            Box::pin(async move {
+                let mut s: $state = match read_state(job) {
+                    Ok(s) => s,
+                    Err(failed) => return failed,
+                };
+                let result = $batch(state, &job.org_id, &mut s).await;
+                stepped(
+                    job,
+                    serde_json::to_value(&s).unwrap_or_else(|_| job.state.clone()),
+                    result,
+                )
+            })
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------------
 // endpoint.replay: what the endpoint never got.
 
@@ -135,20 +157,7 @@ pub async fn replay_missing(
     queue(state, org, REPLAY_MISSING, &input).await
 }
 
-pub(super) fn replay_missing_step<'a>(state: &'a Service, job: &'a Job) -> StepFuture<'a> {
-    Box::pin(async move {
-        let mut r: ReplayMissing = match read_state(job) {
-            Ok(r) => r,
-            Err(failed) => return failed,
-        };
-        let result = replay_missing_batch(state, &job.org_id, &mut r).await;
-        stepped(
-            job,
-            serde_json::to_value(&r).unwrap_or_else(|_| job.state.clone()),
-            result,
-        )
-    })
-}
+batch_step!(replay_missing_step, ReplayMissing, replay_missing_batch);
 
 async fn replay_missing_batch(
     state: &Service,
@@ -268,20 +277,7 @@ pub async fn bulk_replay(
     queue(state, org, BULK_REPLAY, &input).await
 }
 
-pub(super) fn bulk_replay_step<'a>(state: &'a Service, job: &'a Job) -> StepFuture<'a> {
-    Box::pin(async move {
-        let mut r: BulkReplay = match read_state(job) {
-            Ok(r) => r,
-            Err(failed) => return failed,
-        };
-        let result = bulk_replay_batch(state, &job.org_id, &mut r).await;
-        stepped(
-            job,
-            serde_json::to_value(&r).unwrap_or_else(|_| job.state.clone()),
-            result,
-        )
-    })
-}
+batch_step!(bulk_replay_step, BulkReplay, bulk_replay_batch);
 
 async fn bulk_replay_batch(state: &Service, org: &OrgId, r: &mut BulkReplay) -> Result<bool, StepError> {
     let store = &state.store;
@@ -370,30 +366,16 @@ pub async fn purge_content(state: &Service, org: &OrgId, app: &ApplicationId) ->
     .await
 }
 
-pub(super) fn purge_step<'a>(state: &'a Service, job: &'a Job) -> StepFuture<'a> {
-    Box::pin(async move {
-        let mut p: Purge = match read_state(job) {
-            Ok(p) => p,
-            Err(failed) => return failed,
-        };
-        let result = match state
-            .store
-            .expunge_payloads_batch(&job.org_id, &p.app, PURGE_BATCH)
-            .await
-        {
-            Ok(0) => Ok(true),
-            Ok(n) => {
-                p.purged += n;
-                Ok(false)
-            }
-            Err(e) => Err(step_error(e)),
-        };
-        stepped(
-            job,
-            serde_json::to_value(&p).unwrap_or_else(|_| job.state.clone()),
-            result,
-        )
-    })
+batch_step!(purge_step, Purge, purge_batch);
+
+async fn purge_batch(state: &Service, org: &OrgId, p: &mut Purge) -> Result<bool, StepError> {
+    let n = state
+        .store
+        .expunge_payloads_batch(org, &p.app, PURGE_BATCH)
+        .await
+        .map_err(step_error)?;
+    p.purged += n;
+    Ok(n == 0)
 }
 
 // ---------------------------------------------------------------------------------
@@ -506,20 +488,7 @@ async fn next_apps(
     Ok(Some((apps, last)))
 }
 
-pub(super) fn app_stats_step<'a>(state: &'a Service, job: &'a Job) -> StepFuture<'a> {
-    Box::pin(async move {
-        let mut s: AppStats = match read_state(job) {
-            Ok(s) => s,
-            Err(failed) => return failed,
-        };
-        let result = app_stats_batch(state, &job.org_id, &mut s).await;
-        stepped(
-            job,
-            serde_json::to_value(&s).unwrap_or_else(|_| job.state.clone()),
-            result,
-        )
-    })
-}
+batch_step!(app_stats_step, AppStats, app_stats_batch);
 
 async fn app_stats_batch(state: &Service, org: &OrgId, s: &mut AppStats) -> Result<bool, StepError> {
     let Some((apps, last)) = next_apps(state, org, s.apps.as_deref(), s.cursor.as_deref()).await? else {
@@ -565,20 +534,7 @@ pub async fn aggregate_event_types(state: &Service, org: &OrgId) -> ApiResult<Jo
     queue(state, org, EVENT_TYPE_AGGREGATE, &Aggregate::default()).await
 }
 
-pub(super) fn aggregate_step<'a>(state: &'a Service, job: &'a Job) -> StepFuture<'a> {
-    Box::pin(async move {
-        let mut a: Aggregate = match read_state(job) {
-            Ok(a) => a,
-            Err(failed) => return failed,
-        };
-        let result = aggregate_batch(state, &job.org_id, &mut a).await;
-        stepped(
-            job,
-            serde_json::to_value(&a).unwrap_or_else(|_| job.state.clone()),
-            result,
-        )
-    })
-}
+batch_step!(aggregate_step, Aggregate, aggregate_batch);
 
 async fn aggregate_batch(state: &Service, org: &OrgId, a: &mut Aggregate) -> Result<bool, StepError> {
     let Some((apps, last)) = next_apps(state, org, None, a.cursor.as_deref()).await? else {
@@ -590,33 +546,19 @@ async fn aggregate_batch(state: &Service, org: &OrgId, a: &mut Aggregate) -> Res
             explicitly_subscribed_event_types: BTreeSet::new(),
             has_catch_all_endpoint: false,
         };
-        let mut query = ListQuery {
-            limit: 250,
-            cursor: None,
-            order: Order::Ascending,
-        };
-        loop {
-            let page = state
-                .store
-                .list_endpoints(org, &app.id, &query)
-                .await
-                .map_err(step_error)?;
-            for ep in &page.items {
-                match &ep.data.event_types {
-                    Some(types) if !types.is_empty() => entry
-                        .explicitly_subscribed_event_types
-                        .extend(types.iter().map(ToString::to_string)),
-                    _ => entry.has_catch_all_endpoint = true,
-                }
-            }
-            match (page.has_more, page.items.last()) {
-                (true, Some(last)) => {
-                    query.cursor = Some(Cursor {
-                        key: last.id.to_string(),
-                        backward: false,
-                    });
-                }
-                _ => break,
+        let store = &state.store;
+        let endpoints = all_pages(
+            |q| async move { store.list_endpoints(org, &app.id, &q).await },
+            |ep: &hookd_store::Endpoint| ep.id.to_string(),
+        )
+        .await
+        .map_err(step_error)?;
+        for ep in &endpoints {
+            match &ep.data.event_types {
+                Some(types) if !types.is_empty() => entry
+                    .explicitly_subscribed_event_types
+                    .extend(types.iter().map(ToString::to_string)),
+                _ => entry.has_catch_all_endpoint = true,
             }
         }
         a.apps.push(entry);
