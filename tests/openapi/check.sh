@@ -51,9 +51,10 @@ if grep -q "Warning" "$work/generate.log"; then cat "$work/generate.log"; exit 1
 python3 -m compileall -q "$work/gen" >/dev/null
 python3 "$here/client_call.py" "$work/gen"
 
-schemathesis run "$HOOKD_URL/api/v1/openapi.json" -H "Authorization: Bearer $HOOKD_TOKEN" \
+# From the work directory: schemathesis keeps a cache (.schemathesis/) where it runs.
+(cd "$work" && schemathesis run "$HOOKD_URL/api/v1/openapi.json" -H "Authorization: Bearer $HOOKD_TOKEN" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection,use_after_free \
   --max-examples "$examples" --workers 1 --seed "${HOOKD_FUZZ_SEED:-1}" \
-  --report junit --report-dir "$work/report" >"$work/schemathesis.log" 2>&1 \
+  --report junit --report-dir "$work/report" >"$work/schemathesis.log" 2>&1) \
   || { cat "$work/schemathesis.log"; echo "schemathesis found failures (log above)" >&2; exit 1; }
 tail -n 8 "$work/schemathesis.log"
