@@ -99,13 +99,20 @@ pub async fn recover(
         until,
         requeued: 0,
     };
-    let value = serde_json::to_value(&input).map_err(|_| ApiError::Internal)?;
-    let job = state
-        .store
-        .create_job(org, RECOVER, value, Utc::now(), None)
-        .await?;
+    Ok(queue(state, org, RECOVER, &input).await?.id)
+}
+
+/// Queues a job of `kind` with `input` as its first state for the runner, and wakes it.
+pub(crate) async fn queue(
+    state: &Service,
+    org: &OrgId,
+    kind: &str,
+    input: &impl Serialize,
+) -> ApiResult<Job> {
+    let value = serde_json::to_value(input).map_err(|_| ApiError::Internal)?;
+    let job = state.store.create_job(org, kind, value, Utc::now(), None).await?;
     state.jobs_wake.notify_one();
-    Ok(job.id)
+    Ok(job)
 }
 
 /// Makes a job of `kind` with `input` held by this node and runs it to its end now

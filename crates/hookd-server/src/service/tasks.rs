@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::http::error::{ApiError, ApiResult};
-use crate::service::jobs::{self, StepError, StepFuture, Stepped};
+use crate::service::jobs::{self, StepError, StepFuture, Stepped, queue};
 use crate::service::{Service, all_pages, source};
 
 pub const REPLAY_MISSING: &str = "endpoint.replay";
@@ -55,14 +55,6 @@ const PURGE_BATCH: usize = 1_000;
 const APPS_BATCH: usize = 100;
 /// Applications a statistics request may name.
 pub const MAX_STATS_APPS: usize = 1_000;
-
-/// Queues a job of `kind` with `input` as its first state and wakes the runner.
-async fn queue(state: &Service, org: &OrgId, kind: &str, input: &impl Serialize) -> ApiResult<Job> {
-    let value = serde_json::to_value(input).map_err(|_| ApiError::Internal)?;
-    let job = state.store.create_job(org, kind, value, Utc::now(), None).await?;
-    state.jobs_wake.notify_one();
-    Ok(job)
-}
 
 /// A step's outcome from a batch's result: `Ok(true)` ends the job, `Ok(false)` goes
 /// on, a passing fault pauses and tries again, anything else fails it.
