@@ -14,33 +14,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 hookd=${1:-$here/../../target/debug/hookd}
 examples=${HOOKD_FUZZ_EXAMPLES:-20}
-work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export HOOKD_LISTEN=127.0.0.1:$port HOOKD_DATABASE_URL=sqlite://$work/hookd.db HOOKD_LOG=warn
-schema=""
-if [ -n "${HOOKD_TEST_DATABASE_URL:-}" ]; then
-  schema=hookd_oas_$$_$RANDOM
-  psql -q "$HOOKD_TEST_DATABASE_URL" -c "CREATE SCHEMA $schema"
-  sep='?'; case "$HOOKD_TEST_DATABASE_URL" in *\?*) sep='&';; esac
-  HOOKD_DATABASE_URL="$HOOKD_TEST_DATABASE_URL${sep}options=-csearch_path%3D$schema"
-fi
-"$hookd" serve >"$work/serve.log" 2>&1 &
-pid=$!
-cleanup() {
-  kill $pid 2>/dev/null || true
-  wait $pid 2>/dev/null || true
-  rm -rf "$work"
-  if [ -n "$schema" ]; then psql -q "$HOOKD_TEST_DATABASE_URL" -c "SET client_min_messages = warning; DROP SCHEMA $schema CASCADE"; fi
-}
-trap cleanup EXIT
-for _ in $(seq 100); do
-  curl -fs "http://$HOOKD_LISTEN/api/v1/health" >/dev/null && break
-  sleep 0.1
-done
-curl -fs "http://$HOOKD_LISTEN/api/v1/health" >/dev/null || { cat "$work/serve.log"; exit 1; }
-export HOOKD_URL=http://$HOOKD_LISTEN
-HOOKD_TOKEN=$("$hookd" token create --org openapi --name check 2>/dev/null | tail -n 1)
-export HOOKD_TOKEN
+org=openapi
+. "$here/../lib/serve.sh"
 
 curl -fs "$HOOKD_URL/api/v1/openapi.json" -o "$work/openapi.json"
 python3 -m openapi_spec_validator "$work/openapi.json"

@@ -1,5 +1,5 @@
-//! Credentials of the form `<prefix>_<id-body>_<secret>`: API tokens (`hk_...`) and
-//! data API keys (`hkd_...`).
+//! Credentials of the form `<prefix>_<id-body>_<secret>`: API tokens (`hk_...`), data
+//! API keys (`hkd_...`) and web UI sessions and their sign-in links (`hks_...`).
 //!
 //! The id half finds the stored record; the secret half is stored only as its SHA-256
 //! and compared in constant time. The secret has 256 bits of entropy, so a fast hash is
@@ -12,7 +12,7 @@ use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 
-use crate::id::{ApiKeyId, TokenId};
+use crate::id::{ApiKeyId, TokenId, UiSessionId};
 
 const SECRET_BYTES: usize = 32;
 
@@ -48,6 +48,17 @@ impl CredentialId for ApiKeyId {
     }
 }
 
+impl CredentialId for UiSessionId {
+    const SHOWN_PREFIX: &'static str = "hks_";
+    const ID_PREFIX: &'static str = UiSessionId::PREFIX;
+    fn generate() -> Self {
+        UiSessionId::generate()
+    }
+    fn as_str(&self) -> &str {
+        UiSessionId::as_str(self)
+    }
+}
+
 /// A credential as handed to its owner, once. Never logged.
 pub struct Credential<I> {
     pub id: I,
@@ -56,8 +67,11 @@ pub struct Credential<I> {
 
 /// An API token of the management API.
 pub type ApiToken = Credential<TokenId>;
-/// An API key of the data API (portal modes).
+/// An API key of the data API (its modes).
 pub type ApiKey = Credential<ApiKeyId>;
+/// A web UI session (a cookie's value, a consumer portal token) or a one-time sign-in
+/// link's secret.
+pub type UiCredential = Credential<UiSessionId>;
 
 /// The part of a credential that is stored.
 #[derive(Clone, PartialEq, Eq)]
@@ -156,6 +170,10 @@ mod tests {
         assert!(parsed.matches(&key.hash()));
         assert!(ApiToken::parse(&shown).is_none());
         assert!(ApiKey::parse(&ApiToken::generate().reveal()).is_none());
+        let session = UiCredential::generate().reveal();
+        assert!(session.starts_with("hks_"));
+        assert!(ApiToken::parse(&session).is_none() && ApiKey::parse(&session).is_none());
+        assert!(UiCredential::parse(&shown).is_none());
     }
 
     proptest! {
@@ -163,6 +181,7 @@ mod tests {
         fn parse_never_panics(s in "\\PC{0,120}") {
             let _ = ApiToken::parse(&s);
             let _ = ApiKey::parse(&s);
+            let _ = UiCredential::parse(&s);
         }
     }
 }

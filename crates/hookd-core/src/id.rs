@@ -212,6 +212,13 @@ prefixed_id!(
 );
 
 prefixed_id!(
+    /// A web UI session, or the sign-in link that starts one (its public part; the
+    /// secret is only stored hashed).
+    UiSessionId,
+    "uis"
+);
+
+prefixed_id!(
     /// An ingest source: a URL that receives third-party webhooks.
     SourceId,
     "src_",

@@ -1,4 +1,4 @@
-//! The `hookd` command line: `serve`, `migrate`, `token ...`, `config print`.
+//! The `hookd` command line: `serve`, `migrate`, `token ...`, `ui-link`, `config print`.
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -54,7 +54,14 @@ enum Command {
         #[command(subcommand)]
         action: TokenCommand,
     },
-    /// Manage the API keys of an application's portal modes (`/h/...`).
+    /// Print a one-time link that signs a browser in to the operator UI (`/ui`) for an
+    /// organisation (created when missing); the URL is the last line of stdout.
+    UiLink {
+        /// Organisation name (or id).
+        #[arg(long, default_value = "default")]
+        org: String,
+    },
+    /// Manage the API keys of an application's data API modes (`/h/...`).
     ApiKey {
         #[command(subcommand)]
         action: ApiKeyCommand,
@@ -213,6 +220,24 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
         Command::MigrateData { from, to } => migrate_data(&config, &from, to).await,
         Command::Token { action } => token(action, config).await,
         Command::ApiKey { action } => api_key(action, config).await,
+        Command::UiLink { org } => {
+            let store = crate::open_store(&config).await?;
+            let (org, link) =
+                crate::service::ui_session::issue_sign_in_link(store.as_ref(), &org, config.ui_link_lifetime)
+                    .await?;
+            eprintln!(
+                "a sign-in link for organisation {} ({}); it works once, within {}:",
+                org.name,
+                org.id,
+                humantime::format_duration(config.ui_link_lifetime)
+            );
+            println!(
+                "{}/ui/sign-in?token={}",
+                config.public_url().trim_end_matches('/'),
+                link.reveal()
+            );
+            Ok(())
+        }
         Command::Prune { older_than } => {
             let store = crate::open_store(&config).await?;
             let deleted = crate::ops::retention::delete_older_than(store.as_ref(), older_than).await?;

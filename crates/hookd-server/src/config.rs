@@ -82,6 +82,14 @@ pub struct Config {
     pub flow_run_retention: Duration,
     /// Flow runs one node carries out at once.
     pub flow_concurrency: usize,
+    /// The web UI (`/ui`, `/portal`).
+    pub ui_enabled: bool,
+    #[serde(with = "as_duration")]
+    pub ui_session_lifetime: Duration,
+    #[serde(with = "as_duration")]
+    pub ui_link_lifetime: Duration,
+    /// The consumer portal's CSP `frame-ancestors` source list.
+    pub portal_frame_ancestors: String,
     #[serde(with = "as_duration")]
     pub shutdown_timeout: Duration,
     pub sqlite_synchronous: SqliteSynchronous,
@@ -304,6 +312,22 @@ impl Config {
         {
             return Err(ConfigError(
                 "public_url must be an http:// or https:// URL".into(),
+            ));
+        }
+        if self.ui_session_lifetime.is_zero() || self.ui_link_lifetime.is_zero() {
+            return Err(ConfigError(
+                "ui_session_lifetime and ui_link_lifetime must be positive".into(),
+            ));
+        }
+        // One CSP directive's source list: nothing that would end it or the header.
+        if self.portal_frame_ancestors.trim().is_empty()
+            || self
+                .portal_frame_ancestors
+                .chars()
+                .any(|c| matches!(c, ';' | ',') || c.is_control())
+        {
+            return Err(ConfigError(
+                "portal_frame_ancestors must be a space-separated list of CSP sources, e.g. \"'self' https://app.example.com\"".into(),
             ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| ConfigError(format!("log: {e}")))?;

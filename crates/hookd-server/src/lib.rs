@@ -14,6 +14,7 @@ pub mod receive;
 pub mod router;
 pub mod send;
 pub mod service;
+pub mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -206,6 +207,12 @@ pub fn launch_with_store(
     let mut background = vec![tokio::spawn(
         Arc::clone(&meter).run(Arc::clone(&store), stop_rx.clone()),
     )];
+    if state.config.ui_enabled && state.config.api_enabled {
+        background.push(tokio::spawn(ops::metrics::run_readings(
+            state.clone(),
+            stop_rx.clone(),
+        )));
+    }
     if state.config.delivery_enabled {
         background.push(tokio::spawn(ops::retention::run_pruner(
             Arc::clone(&store),

@@ -1,5 +1,5 @@
 //! The whole HTTP surface assembled: every surface's `router()` (send, receive, data,
-//! ops) merged with the OpenAPI document generated from the same handlers, and the
+//! ops, the web UI) merged with the OpenAPI document generated from the same handlers, and the
 //! layers every request passes (idempotency, body limit, run-to-completion, panics,
 //! tracing).
 
@@ -60,6 +60,7 @@ pub fn router(state: Service) -> Router {
         .merge(crate::send::resend::router())
         .merge(crate::send::tasks::router())
         .merge(crate::send::operational::router())
+        .merge(crate::send::portal_access::router())
         .merge(crate::receive::source::router())
         .merge(crate::receive::destination::router())
         .merge(crate::data::collection::router())
@@ -74,6 +75,7 @@ pub fn router(state: Service) -> Router {
     ));
     let receive = crate::receive::request::router(state.clone());
     let modes = crate::data::mode_call::router(state.clone());
+    let ui = crate::ui::router(state.clone());
     router
         .route(
             "/api/v1/openapi.json",
@@ -92,6 +94,8 @@ pub fn router(state: Service) -> Router {
         .merge(receive)
         // Data API modes: API keys instead of tokens, their own body limit.
         .merge(modes)
+        // The web UI: session cookies, HTML pages and their own errors.
+        .merge(ui)
         // Outside the idempotency layer, so a keyed request also runs to the end.
         .layer(axum::middleware::from_fn(run_to_completion))
         .layer(CatchPanicLayer::custom(

@@ -32,6 +32,7 @@ mod orgs;
 mod retention;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod ui_sessions;
 
 use std::sync::Arc;
 use std::time::Duration;

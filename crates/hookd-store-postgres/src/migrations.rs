@@ -36,6 +36,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0011_flow_schedules_and_limits.sql"),
     ),
     ("0012_svix_api", include_str!("../migrations/0012_svix_api.sql")),
+    (
+        "0013_ui_sessions",
+        include_str!("../migrations/0013_ui_sessions.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

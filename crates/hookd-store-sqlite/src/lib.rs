@@ -22,6 +22,7 @@ mod orgs;
 mod readers;
 mod retention;
 mod sql;
+mod ui_sessions;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -42,6 +42,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0015_flow_schedules_and_limits.sql"),
     ),
     ("0016_svix_api", include_str!("../migrations/0016_svix_api.sql")),
+    (
+        "0017_ui_sessions",
+        include_str!("../migrations/0017_ui_sessions.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

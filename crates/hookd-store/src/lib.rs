@@ -16,6 +16,7 @@ pub mod fanout;
 mod flows;
 mod models;
 mod page;
+mod ui_sessions;
 
 #[cfg(feature = "contract")]
 pub mod contract;
@@ -25,6 +26,7 @@ pub use error::StoreError;
 pub use flows::*;
 pub use models::*;
 pub use page::{Cursor, ListQuery, Order, Page};
+pub use ui_sessions::*;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -858,6 +860,7 @@ pub trait Store:
     + FlowStore
     + FlowRunStore
     + FlowSecretStore
+    + UiSessionStore
     + std::fmt::Debug
 {
     /// Cheap check that the database answers (for readiness).

@@ -20,7 +20,7 @@ pub struct Retention {
 }
 
 /// Expunges expired payloads, deletes ingest log entries and ended flow runs past
-/// their retention and forgets old idempotency records, every `interval`, until
+/// their retention and forgets old idempotency records and ended UI sessions, every `interval`, until
 /// `shutdown` turns true.
 pub async fn run_pruner(
     store: Arc<dyn Store>,
@@ -65,6 +65,11 @@ pub async fn prune_expired(store: &dyn Store) -> StoreResult<usize> {
     }
     store
         .delete_idempotency_before(Utc::now() - crate::http::idempotency::KEEP - chrono::Duration::hours(1))
+        .await?;
+    // Web UI sessions and sign-in links a day after they ended (kept a little, so a
+    // late request of an ended session still reads as "expired").
+    store
+        .delete_ui_sessions_before(Utc::now() - chrono::Duration::days(1))
         .await?;
     Ok(total)
 }

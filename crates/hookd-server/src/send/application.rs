@@ -34,7 +34,7 @@ pub fn router() -> OpenApiRouter<Service> {
         ))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationIn {
     /// Application name for human consumption.

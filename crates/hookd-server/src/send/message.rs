@@ -234,7 +234,7 @@ async fn create_message(
 }
 
 /// The application of the path; created from `application` when it does not exist.
-async fn resolve_or_create_app(
+pub(crate) async fn resolve_or_create_app(
     state: &Service,
     tenant: &Tenant,
     key: &str,

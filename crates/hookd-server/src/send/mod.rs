@@ -10,5 +10,6 @@ pub mod endpoint;
 pub mod event_type;
 pub mod message;
 pub mod operational;
+pub mod portal_access;
 pub mod resend;
 pub mod tasks;

@@ -102,25 +102,6 @@ pub struct EventExampleIn {
     pub payload: Option<Box<serde_json::value::RawValue>>,
 }
 
-/// The example payload of an event type: `examples[i]` of its newest schema version,
-/// or a minimal object naming the type when the schema has none.
-fn example_payload(schemas: Option<&serde_json::Value>, event_type: &EventTypeName, index: usize) -> String {
-    let newest = schemas.and_then(|s| s.as_object()).and_then(|versions| {
-        versions
-            .iter()
-            .max_by_key(|(version, _)| version.parse::<u64>().unwrap_or(0))
-            .map(|(_, schema)| schema)
-    });
-    let examples = newest.and_then(|s| s.get("examples")).and_then(|e| e.as_array());
-    let example = examples
-        .and_then(|list| list.get(index).or_else(|| list.first()))
-        .filter(|e| e.is_object())
-        .cloned();
-    example
-        .unwrap_or_else(|| serde_json::json!({"eventType": event_type.as_str(), "example": true}))
-        .to_string()
-}
-
 /// Send an example of an event type to this endpoint only.
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example", tag = "Endpoint",
     params(("app_id" = String, Path), ("endpoint_id" = String, Path)), request_body = EventExampleIn,
@@ -132,47 +113,18 @@ async fn send_example(
     ApiJson(body): ApiJson<EventExampleIn>,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
     let event_type: EventTypeName = parse_field(&body.event_type, "eventType")?;
-    let schemas = state
-        .store
-        .get_event_type(&tenant.org, event_type.as_str())
-        .await?
-        .data
-        .schemas;
     let app = state.store.get_application(&tenant.org, &app_key).await?.id;
     let ep = state.store.get_endpoint(&tenant.org, &app, &endpoint).await?.id;
-    let payload = match &body.payload {
-        Some(p) if p.get().trim_start().starts_with('{') => p.get().to_owned(),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                &["body", "payload"],
-                "the payload must be a JSON object",
-            ));
-        }
-        None => example_payload(schemas.as_ref(), &event_type, body.example_index),
-    };
-    let mut example = message::new_message(event_type, payload);
-    example.only_endpoint = Some(ep);
-    let (msg, _) = message::create(&state, &tenant.org, &app, example).await?;
+    let payload = body.payload.map(|p| p.get().to_owned());
+    let msg = message::send_example(
+        &state,
+        &tenant.org,
+        &app,
+        &ep,
+        event_type,
+        body.example_index,
+        payload,
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(MessageOut::new(msg, true))))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn examples_come_from_the_newest_schema() {
-        let et: EventTypeName = "a.b".parse().unwrap();
-        let schemas = serde_json::json!({
-            "1": {"examples": [{"v": 1}]},
-            "2": {"examples": [{"v": 2}, {"v": 3}]}
-        });
-        assert_eq!(example_payload(Some(&schemas), &et, 0), r#"{"v":2}"#);
-        assert_eq!(example_payload(Some(&schemas), &et, 1), r#"{"v":3}"#);
-        assert_eq!(example_payload(Some(&schemas), &et, 9), r#"{"v":2}"#);
-        assert_eq!(
-            example_payload(None, &et, 0),
-            r#"{"eventType":"a.b","example":true}"#
-        );
-    }
 }

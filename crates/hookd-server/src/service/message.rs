@@ -8,7 +8,7 @@ use hookd_core::id::{ApplicationId, AttemptId, EndpointId, MessageId, OrgId};
 use hookd_core::name::EventTypeName;
 use hookd_store::{Message, NewMessage};
 
-use crate::http::error::ApiResult;
+use crate::http::error::{ApiError, ApiResult};
 use crate::service::Service;
 
 /// How long a message's payload is kept when the sender does not say (days).
@@ -131,4 +131,81 @@ pub async fn app_id(state: &Service, org: &OrgId, key: &str) -> ApiResult<Applic
     let app = state.store.get_application(org, key).await?;
     state.lookups.apps.put(cache_key, app.id.clone());
     Ok(app.id)
+}
+
+/// The example payload of an event type: `examples[i]` of its newest schema version,
+/// or a minimal object naming the type when the schema has none.
+pub fn example_payload(
+    schemas: Option<&serde_json::Value>,
+    event_type: &EventTypeName,
+    index: usize,
+) -> String {
+    let newest = schemas.and_then(|s| s.as_object()).and_then(|versions| {
+        versions
+            .iter()
+            .max_by_key(|(version, _)| version.parse::<u64>().unwrap_or(0))
+            .map(|(_, schema)| schema)
+    });
+    let examples = newest.and_then(|s| s.get("examples")).and_then(|e| e.as_array());
+    let example = examples
+        .and_then(|list| list.get(index).or_else(|| list.first()))
+        .filter(|e| e.is_object())
+        .cloned();
+    example
+        .unwrap_or_else(|| serde_json::json!({"eventType": event_type.as_str(), "example": true}))
+        .to_string()
+}
+
+/// Sends an example of `event_type` to the endpoint `endpoint` only: `payload` (a JSON
+/// object) or the type's schema example `example_index`.
+pub async fn send_example(
+    state: &Service,
+    org: &OrgId,
+    app: &ApplicationId,
+    endpoint: &hookd_core::id::EndpointId,
+    event_type: EventTypeName,
+    example_index: usize,
+    payload: Option<String>,
+) -> ApiResult<Message> {
+    let schemas = state
+        .store
+        .get_event_type(org, event_type.as_str())
+        .await?
+        .data
+        .schemas;
+    let payload = match payload {
+        Some(p) if p.trim_start().starts_with('{') => p,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                &["body", "payload"],
+                "the payload must be a JSON object",
+            ));
+        }
+        None => example_payload(schemas.as_ref(), &event_type, example_index),
+    };
+    let mut example = new_message(event_type, payload);
+    example.only_endpoint = Some(endpoint.clone());
+    let (msg, _) = create(state, org, app, example).await?;
+    Ok(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn examples_come_from_the_newest_schema() {
+        let et: EventTypeName = "a.b".parse().unwrap();
+        let schemas = serde_json::json!({
+            "1": {"examples": [{"v": 1}]},
+            "2": {"examples": [{"v": 2}, {"v": 3}]}
+        });
+        assert_eq!(example_payload(Some(&schemas), &et, 0), r#"{"v":2}"#);
+        assert_eq!(example_payload(Some(&schemas), &et, 1), r#"{"v":3}"#);
+        assert_eq!(example_payload(Some(&schemas), &et, 9), r#"{"v":2}"#);
+        assert_eq!(
+            example_payload(None, &et, 0),
+            r#"{"eventType":"a.b","example":true}"#
+        );
+    }
 }

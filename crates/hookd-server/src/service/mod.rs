@@ -24,11 +24,13 @@ pub mod job_kinds;
 pub mod jobs;
 pub mod message;
 pub mod meter;
+pub mod metric_history;
 pub mod metrics;
 pub mod secret;
 pub mod source;
 pub mod tasks;
 pub mod transformation;
+pub mod ui_session;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -69,6 +71,11 @@ pub struct Service {
     outbound: flow::Outbound,
     /// Flows' `throttleRate` buckets, when the store does not share one between nodes.
     flow_throttle: Arc<std::sync::Mutex<hookd_dispatch::throttle::Throttle<hookd_core::id::FlowId>>>,
+    /// Says which source just recorded a request (the UI's live inspector listens;
+    /// other nodes' requests are found by its polling).
+    received: tokio::sync::broadcast::Sender<hookd_core::id::SourceId>,
+    /// The last hour of this node's figures (the UI's overview).
+    pub history: Arc<metric_history::History>,
 }
 
 impl Service {
@@ -96,6 +103,8 @@ impl Service {
             flows_wake: Arc::new(tokio::sync::Notify::new()),
             outbound: flow::Outbound::new(&config),
             flow_throttle: Arc::default(),
+            received: tokio::sync::broadcast::channel(256).0,
+            history: Arc::default(),
             config: Arc::new(config),
         }
     }
@@ -108,6 +117,11 @@ impl Service {
     /// The data API's usage meter (its flusher runs beside the server).
     pub(crate) fn meter(&self) -> Arc<meter::Meter> {
         Arc::clone(&self.meter)
+    }
+
+    /// Announces each request a source of this node records.
+    pub fn subscribe_received(&self) -> tokio::sync::broadcast::Receiver<hookd_core::id::SourceId> {
+        self.received.subscribe()
     }
 
     /// Tells the local delivery engine that new deliveries were committed.

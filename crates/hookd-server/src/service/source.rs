@@ -267,6 +267,8 @@ pub async fn receive(
     request: NewIngestRequest,
 ) -> ApiResult<IngestRecorded> {
     let recorded = record(state, org, source, request).await?;
+    // Nobody listening is the usual case, not an error.
+    let _ = state.received.send(source.id.clone());
     state
         .metrics
         .server

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use chrono::Utc;
-use hookd_core::api_token::ApiToken;
+use hookd_core::api_token::{ApiToken, UiCredential};
 use hookd_core::filter::{FilterTarget, FilterText};
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::name::EventTypeName;
@@ -54,6 +54,7 @@ macro_rules! contract_tests {
     (@names @$how:ident $make:expr) => {
         $crate::contract_tests!(@$how $make;
             tokens_are_found_by_id_and_revoked,
+            ui_sign_in_links_work_once_and_portal_sessions_expire_per_app,
             orgs_are_created_once,
             applications_round_trip,
             nul_characters_are_stored_or_refused_never_a_server_error,
