@@ -11,9 +11,13 @@ against a running hookd (tests/ui/run.sh starts it). Scenarios:
   6. the consumer portal from the official svix SDK's app_portal_access: that
      application only, never the operator pages; a read-only link shows no edit
      buttons and its posts are refused; logout and expire-all end sessions;
-  7. XSS payloads (in a name, a description, a payload, a received header and body,
-     and a javascript: endpoint URL) render as text and run nothing;
-  8. every page carries a Content-Security-Policy without inline script.
+  7. the data API's screens: a document, a leaderboard's top, modes, an API key made
+     in the UI (shown once, working, then revoked and refused);
+  8. flows: a run's steps, and running it again;
+  9. CSRF on every form, sign-out, and signing in with a pasted API token;
+  and throughout: XSS payloads (in a name, a description, a payload, a received
+  header and body, a document, and a javascript: endpoint URL) render as text and
+  run nothing; every page carries a Content-Security-Policy without inline script.
 
 Screenshots of each scenario are written to $UI_SCREENSHOTS (printed at the end).
 """
@@ -201,6 +205,17 @@ with sync_playwright() as p:
     hooks = wait_for("two deliveries", lambda: [r for r in received if r[0] == "/hook"][1:] and [r for r in received if r[0] == "/hook"])
     assert {k.lower(): v for k, v in hooks[0][1].items()}.get("x-team") == "blue", hooks[0][1]
     assert json.loads(hooks[0][2])["seen"] is True, "the saved transformation runs"
+    # The message list's filters: by attempt status, by event type, by time.
+    page.goto(f"{URL}/ui/apps/{app_id}")
+    page.select_option("#f-status", "success")
+    page.click("#message-filter button")
+    expect(page.locator("table.attempts tr.attempt")).to_have_count(2)
+    page.goto(f"{URL}/ui/apps/{app_id}?event_type=other.type")
+    expect(page.locator("text=No messages match.")).to_be_visible()
+    page.goto(f"{URL}/ui/apps/{app_id}?event_type=invoice.paid&after=2000-01-01T00:00")
+    expect(page.locator("table.messages tbody tr")).to_have_count(1)
+    page.goto(f"{URL}/ui/apps/{app_id}?before=2000-01-01T00:00")
+    expect(page.locator("text=No messages match.")).to_be_visible()
 
     # 4. A source's live inspector.
     page.goto(f"{URL}/ui/sources")
@@ -322,7 +337,69 @@ with sync_playwright() as p:
     assert "/portal/signed-out" in rp.url
     rc.close()
 
-    # 8. CSRF on the operator side too, and sign-out.
+    # 7. The data API's screens: a collection and its document, a leaderboard's top,
+    # modes, an API key made in the UI (shown once) and revoked.
+    api("POST", f"/api/v1/app/{app_id}/collection", {"name": "players"})
+    req = urllib.request.Request(
+        f"{URL}/api/v1/app/{app_id}/collection/players/document/ada",
+        method="PUT",
+        data=json.dumps({"ship": "falcon", "note": XSS}).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(req).read()
+    api("POST", f"/api/v1/app/{app_id}/leaderboard", {"name": "weekly", "policy": "best", "order": "desc", "reset": "weekly"})
+    for player, score in [("ada", 4200), ("bob", 3100)]:
+        api("POST", f"/api/v1/app/{app_id}/leaderboard/weekly/score/{player}", {"score": score})
+    api("POST", f"/api/v1/app/{app_id}/mode", {"name": "top", "method": "GET", "operation": "leaderboard.top", "target": "weekly"})
+    page.goto(f"{URL}/ui/apps/{app_id}")
+    page.click("text=Data API")
+    page.wait_for_url(f"{URL}/ui/apps/{app_id}/data")
+    expect(page.locator("body")).to_contain_text("leaderboard.top")
+    page.fill("#key-name", "game client")
+    page.click("button:text('Create key')")
+    key = page.input_value("#new-key")
+    assert key.startswith("hkd_"), key
+    top = urllib.request.urlopen(
+        urllib.request.Request(f"{URL}/h/{ORG}/{app_id}/top", headers={"Authorization": f"Bearer {key}"})
+    )
+    assert top.status == 200, top.status
+    page.goto(f"{URL}/ui/apps/{app_id}/data")
+    assert page.locator("#new-key").count() == 0, "a key is shown once"
+    shot(page, "7-data")
+    page.click("button:text('Revoke')")
+    expect(page.locator("table.keys")).to_contain_text("revoked")
+    try:
+        urllib.request.urlopen(
+            urllib.request.Request(f"{URL}/h/{ORG}/{app_id}/top", headers={"Authorization": f"Bearer {key}"})
+        )
+        raise AssertionError("a revoked key still works")
+    except urllib.error.HTTPError as e:
+        assert e.code == 401, e.code
+    page.click("text=players")
+    page.click("text=ada")
+    expect(page.locator("#document")).to_contain_text("falcon")
+    page.goto(f"{URL}/ui/apps/{app_id}/data/leaderboards/weekly")
+    expect(page.locator("table.scores tbody tr").first).to_contain_text("4200")
+
+    # 8. Flows: a manual flow run through the API, its steps in the UI, run again.
+    flow = api("POST", "/api/v1/flow", {
+        "name": "greet",
+        "trigger": {"type": "manual"},
+        "steps": [{"name": "announce", "type": "message.publish", "app": app_id,
+                   "eventType": "invoice.paid", "payload": {"who": "{{ trigger.who }}"}}],
+    })
+    run = api("POST", f"/api/v1/flow/{flow['id']}/run", {"input": {"who": "ada"}})
+    wait_for("the run to end", lambda: api("GET", f"/api/v1/flow-run/{run['id']}")["status"] == "succeeded")
+    page.goto(f"{URL}/ui/flows")
+    page.click("text=greet")
+    page.locator("table.runs a").first.click()
+    expect(page.locator("#run-status")).to_have_text("succeeded")
+    expect(page.locator("section.step")).to_contain_text("announce")
+    shot(page, "8-flow-run")
+    page.click("button:text('Run again')")
+    wait_for("the re-run to end", lambda: api("GET", f"/api/v1/flow-run/{run['id']}")["status"] == "succeeded")
+
+    # 9. CSRF on the operator side too, and sign-out.
     assert page.request.post(f"{URL}/ui/apps", form={"name": "forged"}).status == 403
     assert page.request.post(f"{URL}/ui/apps", form={"name": "x", "_csrf": "0" * 64}).status == 403
     page.goto(f"{URL}/ui")
@@ -334,10 +411,12 @@ with sync_playwright() as p:
     page.fill("#token", TOKEN)
     page.click("button:text('Sign in')")
     page.wait_for_url(f"{URL}/ui")
+    page.goto(f"{URL}/ui")
+    shot(page, "9-overview")
     # A narrow screen still reads.
     page.set_viewport_size({"width": 375, "height": 800})
     page.goto(msg_url)
-    shot(page, "7-message-375px")
+    shot(page, "9-message-375px")
     operator.close()
     browser.close()
 

@@ -420,16 +420,14 @@ async fn api_key(action: ApiKeyCommand, config: Config) -> Result<(), Box<dyn st
         } => {
             let (org, app) = org_and_app(store.as_ref(), &org, &app).await?;
             let modes = (!modes.is_empty()).then_some(modes);
-            let data =
-                crate::data::api_key::key_data(name, &scopes, modes.as_deref(), rate_limit).map_err(|e| {
-                    match e {
-                        crate::http::error::ApiError::Validation(items) => items
-                            .iter()
-                            .map(|i| format!("{}: {}", i.loc.last().map_or("", String::as_str), i.msg))
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                        other => other.to_string(),
-                    }
+            let data = crate::service::auth::api_key_data(name, &scopes, modes.as_deref(), rate_limit)
+                .map_err(|e| match e {
+                    crate::http::error::ApiError::Validation(items) => items
+                        .iter()
+                        .map(|i| format!("{}: {}", i.loc.last().map_or("", String::as_str), i.msg))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    other => other.to_string(),
                 })?;
             let (record, key) = crate::service::auth::issue_api_key(store.as_ref(), &org, &app, data).await?;
             eprintln!(

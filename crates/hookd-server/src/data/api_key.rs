@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use hookd_core::id::ApiKeyId;
 use hookd_core::name::DataName;
-use hookd_store::{ApiKeyData, ApiKeyRecord, Order};
+use hookd_store::{ApiKeyRecord, Order};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -48,7 +48,6 @@ pub struct ApiKeyIn {
 }
 
 /// The highest `rateLimit` a key may have.
-const MAX_RATE_LIMIT: u32 = 1_000_000;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -89,57 +88,6 @@ impl ApiKeyOut {
     }
 }
 
-/// Reads scopes and modes given by name.
-pub fn key_data(
-    name: String,
-    scopes: &[String],
-    modes: Option<&[String]>,
-    rate_limit: Option<u32>,
-) -> ApiResult<ApiKeyData> {
-    if name.is_empty() || name.len() > 256 {
-        return Err(ApiError::invalid(
-            &["body", "name"],
-            "a name of 1 to 256 characters",
-        ));
-    }
-    let (mut read, mut write) = (false, false);
-    for scope in scopes {
-        match scope.as_str() {
-            "read" => read = true,
-            "write" => write = true,
-            other => {
-                return Err(ApiError::invalid(
-                    &["body", "scopes"],
-                    format!("unknown scope {other:?}: read or write"),
-                ));
-            }
-        }
-    }
-    if !read && !write {
-        return Err(ApiError::invalid(&["body", "scopes"], "give read, write or both"));
-    }
-    let modes = modes
-        .map(|m| {
-            m.iter()
-                .map(|name| crate::http::parse_field::<DataName>(name, "modes"))
-                .collect::<ApiResult<BTreeSet<_>>>()
-        })
-        .transpose()?;
-    if rate_limit.is_some_and(|r| !(1..=MAX_RATE_LIMIT).contains(&r)) {
-        return Err(ApiError::invalid(
-            &["body", "rateLimit"],
-            "1 to 1,000,000 requests per second",
-        ));
-    }
-    Ok(ApiKeyData {
-        name,
-        read,
-        write,
-        modes,
-        rate_limit,
-    })
-}
-
 /// List the application's API keys (revoked ones too), oldest first.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/api-key", tag = "Data", params(Pagination),
     responses((status = 200, body = ListResponse<ApiKeyOut>)))]
@@ -170,7 +118,7 @@ async fn create_api_key(
     Path(app): Path<String>,
     ApiJson(body): ApiJson<ApiKeyIn>,
 ) -> ApiResult<(StatusCode, Json<ApiKeyOut>)> {
-    let data = key_data(body.name, &body.scopes, body.modes.as_deref(), body.rate_limit)?;
+    let data = auth::api_key_data(body.name, &body.scopes, body.modes.as_deref(), body.rate_limit)?;
     let app = app_id(&state, &tenant.org, &app).await?;
     let (record, key) = auth::issue_api_key(state.store.as_ref(), &tenant.org, &app, data).await?;
     Ok((

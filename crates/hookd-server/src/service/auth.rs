@@ -2,6 +2,7 @@
 //! tokens and data API keys alike (the record remembered for a moment, see `cache`; the
 //! secret checked in constant time on every request), and issuing new tokens and keys.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::hash::Hash;
 
@@ -12,6 +13,9 @@ use hookd_store::{ApiKeyData, ApiKeyRecord, NewApiKey, NewToken, Org, Store, Sto
 
 use crate::http::auth::{Authenticate, Tenant};
 use crate::http::error::{ApiError, ApiResult};
+
+/// The most requests per second a data API key may be allowed.
+const MAX_RATE_LIMIT: u32 = 1_000_000;
 use crate::service::Service;
 use crate::service::cache::Recent;
 
@@ -141,4 +145,56 @@ pub async fn issue_api_key(
         )
         .await?;
     Ok((record, key))
+}
+
+/// A key's grants from a request: its name, scopes (`read`, `write`) and modes given
+/// by name, and its rate limit, each checked.
+pub fn api_key_data(
+    name: String,
+    scopes: &[String],
+    modes: Option<&[String]>,
+    rate_limit: Option<u32>,
+) -> ApiResult<ApiKeyData> {
+    if name.is_empty() || name.len() > 256 {
+        return Err(ApiError::invalid(
+            &["body", "name"],
+            "a name of 1 to 256 characters",
+        ));
+    }
+    let (mut read, mut write) = (false, false);
+    for scope in scopes {
+        match scope.as_str() {
+            "read" => read = true,
+            "write" => write = true,
+            other => {
+                return Err(ApiError::invalid(
+                    &["body", "scopes"],
+                    format!("unknown scope {other:?}: read or write"),
+                ));
+            }
+        }
+    }
+    if !read && !write {
+        return Err(ApiError::invalid(&["body", "scopes"], "give read, write or both"));
+    }
+    let modes = modes
+        .map(|m| {
+            m.iter()
+                .map(|name| crate::http::parse_field::<hookd_core::name::DataName>(name, "modes"))
+                .collect::<ApiResult<BTreeSet<_>>>()
+        })
+        .transpose()?;
+    if rate_limit.is_some_and(|r| !(1..=MAX_RATE_LIMIT).contains(&r)) {
+        return Err(ApiError::invalid(
+            &["body", "rateLimit"],
+            "1 to 1,000,000 requests per second",
+        ));
+    }
+    Ok(ApiKeyData {
+        name,
+        read,
+        write,
+        modes,
+        rate_limit,
+    })
 }

@@ -105,7 +105,10 @@ struct AppPage {
     endpoints: Vec<EndpointRow>,
     messages: Vec<MessageRow>,
     more_messages: bool,
-    event_type: String,
+    /// When filtering by status: the matching attempts instead of messages.
+    attempts: Vec<AttemptRow>,
+    statuses: Vec<&'static str>,
+    q: MessageQuery,
     event_types: Vec<String>,
     portal: Option<(String, String)>,
 }
@@ -134,17 +137,42 @@ impl From<Message> for MessageRow {
     }
 }
 
+/// The message list's filters, as the form sends them (empty: no filter).
 #[derive(Debug, Default, Deserialize)]
 struct MessageQuery {
     #[serde(default)]
     event_type: String,
+    #[serde(default)]
+    channel: String,
+    /// `datetime-local`, UTC.
+    #[serde(default)]
+    after: String,
+    #[serde(default)]
+    before: String,
+    /// An attempt status (`success`, `pending`, `fail`, `sending`): lists attempts.
+    #[serde(default)]
+    status: String,
+}
+
+/// The statuses the filter offers, as the attempt API names them.
+const STATUSES: [(&str, hookd_store::DeliveryStatus); 3] = [
+    ("success", hookd_store::DeliveryStatus::Success),
+    ("pending", hookd_store::DeliveryStatus::Pending),
+    ("fail", hookd_store::DeliveryStatus::Fail),
+];
+
+fn optional_time(value: &str) -> Result<Option<chrono::DateTime<Utc>>, ApiError> {
+    match value.trim() {
+        "" => Ok(None),
+        v => parse_since(v).map(Some),
+    }
 }
 
 async fn app_page(
     state: &Service,
     s: &OperatorSession,
     app_key: &str,
-    event_type: String,
+    q: MessageQuery,
     portal: Option<(String, String)>,
 ) -> UiResult {
     let app = state.store.get_application(s.org(), app_key).await?;
@@ -161,16 +189,61 @@ async fn app_page(
         })
         .collect();
     let filter = MessageFilter {
-        event_types: match event_type.trim() {
+        event_types: match q.event_type.trim() {
             "" => None,
             t => Some(vec![parse_field::<EventTypeName>(t, "event_type")?]),
         },
-        ..MessageFilter::default()
+        channel: match q.channel.trim() {
+            "" => None,
+            c => Some(parse_field(c, "channel")?),
+        },
+        tag: None,
+        after: optional_time(&q.after)?,
+        before: optional_time(&q.before)?,
     };
-    let messages = state
-        .store
-        .list_messages(s.org(), &app.id, &newest(50), &filter)
-        .await?;
+    let status = match q.status.as_str() {
+        "" => None,
+        name => Some(
+            STATUSES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, st)| *st)
+                .ok_or_else(|| ApiError::invalid(&["query", "status"], "success, pending or fail"))?,
+        ),
+    };
+    let attempts: Vec<AttemptRow> = match status {
+        Some(status) => {
+            let attempt_filter = hookd_store::AttemptFilter {
+                status: Some(status),
+                event_types: filter.event_types.clone(),
+                channel: filter.channel.clone(),
+                before: filter.before,
+                after: filter.after,
+                ..Default::default()
+            };
+            state
+                .store
+                .list_attempts(s.org(), &app.id, &newest(50), &attempt_filter)
+                .await?
+                .items
+                .into_iter()
+                .map(AttemptRow::from)
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let messages = match status {
+        Some(_) => hookd_store::Page {
+            items: Vec::new(),
+            has_more: false,
+        },
+        None => {
+            state
+                .store
+                .list_messages(s.org(), &app.id, &newest(50), &filter)
+                .await?
+        }
+    };
     let event_types = state
         .store
         .list_event_types(s.org(), &hookd_store::ListQuery::default(), false)
@@ -185,7 +258,9 @@ async fn app_page(
         more_messages: messages.has_more,
         messages: messages.items.into_iter().map(MessageRow::from).collect(),
         app,
-        event_type,
+        attempts,
+        statuses: STATUSES.iter().map(|(n, _)| *n).collect(),
+        q,
         event_types,
         portal,
     }))
@@ -197,7 +272,7 @@ async fn show(
     Path(app): Path<String>,
     Query(q): Query<MessageQuery>,
 ) -> UiResult {
-    app_page(&state, &s, &app, q.event_type, None).await
+    app_page(&state, &s, &app, q, None).await
 }
 
 async fn create_endpoint(
@@ -280,7 +355,7 @@ async fn portal_access(
         &state,
         &p.session,
         &app_key,
-        String::new(),
+        MessageQuery::default(),
         Some((url, access.to_owned())),
     )
     .await

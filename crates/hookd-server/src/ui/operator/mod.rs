@@ -1,9 +1,11 @@
 //! The operator's pages (`/ui`): signing in (a `hookd ui-link` link or a pasted API
-//! token), the overview, applications with their endpoints and messages, and sources
-//! as a live request inspector. Every page reads through the signed-in session's
+//! token), the overview, applications with their endpoints and messages, their data
+//! API, flows and their runs, and sources as a live request inspector. Every page reads through the signed-in session's
 //! organisation, with the same store and service calls as the API.
 
 mod apps;
+mod data;
+mod flows;
 mod overview;
 mod sources;
 
@@ -32,6 +34,8 @@ pub fn router() -> Router<Service> {
         .route("/ui/sign-in", get(sign_in_page).post(sign_in_with_token))
         .route("/ui/sign-out", post(sign_out))
         .merge(apps::router())
+        .merge(data::router())
+        .merge(flows::router())
         .merge(sources::router())
 }
 

@@ -36,20 +36,21 @@ fn chart(title: &'static str, values: &[Option<f64>], format: impl Fn(f64) -> St
     } else {
         0.0
     };
-    let points = values
+    let y = |v: f64| HEIGHT - v / scale * (HEIGHT - 2.0) - 1.0;
+    let shown: Vec<(usize, f64)> = values
         .iter()
         .enumerate()
-        .filter_map(|(i, v)| {
-            v.map(|v| {
-                format!(
-                    "{:.1},{:.1}",
-                    i as f64 * step,
-                    HEIGHT - v / scale * (HEIGHT - 2.0) - 1.0
-                )
-            })
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
+        .filter_map(|(i, v)| v.map(|v| (i, v)))
+        .collect();
+    let points = match shown[..] {
+        // One value: a level line across, so it shows.
+        [(_, only)] => format!("0.0,{:.1} {WIDTH:.1},{:.1}", y(only), y(only)),
+        _ => shown
+            .iter()
+            .map(|(i, v)| format!("{:.1},{:.1}", *i as f64 * step, y(*v)))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
     Chart {
         title,
         now: values
@@ -166,5 +167,9 @@ mod tests {
         assert_eq!(charts[1].now, "90.0%", "the last interval with attempts");
         assert!(charts[2].empty);
         assert!(chart("x", &[], |v| v.to_string()).empty);
+        assert_eq!(
+            chart("x", &[Some(2.0)], |v| v.to_string()).points,
+            "0.0,1.0 300.0,1.0"
+        );
     }
 }
