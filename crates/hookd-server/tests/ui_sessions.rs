@@ -543,3 +543,46 @@ async fn the_ui_can_be_switched_off() {
     let r = browser().get(server.url("/portal")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_overview_lists_failing_endpoints() {
+    let server = TestServer::start().await;
+    let svix = server.svix();
+    let app = svix
+        .application()
+        .create(ApplicationIn::new("shop".into()), None)
+        .await
+        .unwrap();
+    let ep = svix
+        .endpoint()
+        .create(
+            app.id.clone(),
+            EndpointIn::new("https://down.example.com/hook".into()),
+            None,
+        )
+        .await
+        .unwrap();
+    let store = server.running.as_ref().unwrap().store();
+    let org = store.find_org("test-org").await.unwrap().unwrap().id;
+    let now = chrono::Utc::now();
+    store
+        .note_exhausted(
+            &org,
+            &app.id.parse().unwrap(),
+            &ep.id.parse().unwrap(),
+            now,
+            now - chrono::Duration::days(5),
+        )
+        .await
+        .unwrap();
+    let good = browser()
+        .post(server.url("/ui/sign-in"))
+        .form(&[("token", server.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let ui = cookie(&good, "hookd_ui").unwrap();
+    let html = get(&server, "/ui", &ui).await.text().await.unwrap();
+    assert!(html.contains("https://down.example.com/hook"), "{html}");
+    assert!(html.contains(&format!("/ui/apps/{}/endpoints/{}", app.id, ep.id)));
+}

@@ -199,6 +199,27 @@ impl EndpointStore for PgStore {
         find(&c, org, app, id_or_uid, false).await
     }
 
+    async fn failing_endpoints(
+        &self,
+        org: &OrgId,
+        limit: usize,
+    ) -> StoreResult<Vec<(Endpoint, DateTime<Utc>)>> {
+        let c = self.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        db::query(
+            &c,
+            &format!(
+                "SELECT {COLUMNS}, failing_since FROM endpoint \
+                 WHERE org_id = $1 AND failing_since IS NOT NULL ORDER BY failing_since, id LIMIT $2"
+            ),
+            &[&org.as_str(), &limit],
+        )
+        .await?
+        .iter()
+        .map(|row| Ok((from_row(row)?, get(row, WIDTH)?)))
+        .collect()
+    }
+
     async fn list_endpoints(
         &self,
         org: &OrgId,

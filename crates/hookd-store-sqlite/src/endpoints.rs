@@ -1,6 +1,7 @@
 //! Endpoints of applications.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use hookd_core::filter::FilterText;
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::secret::EndpointSecret;
@@ -175,6 +176,29 @@ impl EndpointStore for SqliteStore {
     async fn get_endpoint(&self, org: &OrgId, app: &ApplicationId, id_or_uid: &str) -> StoreResult<Endpoint> {
         let (org, app, key) = (org.clone(), app.clone(), id_or_uid.to_owned());
         self.read(move |c| find(c, &org, &app, &key)).await
+    }
+
+    async fn failing_endpoints(
+        &self,
+        org: &OrgId,
+        limit: usize,
+    ) -> StoreResult<Vec<(Endpoint, DateTime<Utc>)>> {
+        let org = org.clone();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS}, failing_since FROM endpoint \
+                     WHERE org_id = ? AND failing_since IS NOT NULL ORDER BY failing_since, id LIMIT ?"
+                ))
+                .map_err(internal)?;
+            s.query_map(params![org.as_str(), limit], |row| {
+                Ok((from_row(row)?, from_millis(row.get(17)?)))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(internal)
+        })
+        .await
     }
 
     async fn list_endpoints(

@@ -130,6 +130,14 @@ pub trait EndpointStore: Send + Sync {
         data: EndpointData,
     ) -> StoreResult<Endpoint>;
     async fn get_endpoint(&self, org: &OrgId, app: &ApplicationId, id_or_uid: &str) -> StoreResult<Endpoint>;
+    /// The organisation's endpoints whose deliveries have been exhausting their retries
+    /// with no success since (the auto-disable clock), longest failing first, with
+    /// when that started; at most `limit`.
+    async fn failing_endpoints(
+        &self,
+        org: &OrgId,
+        limit: usize,
+    ) -> StoreResult<Vec<(Endpoint, DateTime<Utc>)>>;
     async fn list_endpoints(
         &self,
         org: &OrgId,

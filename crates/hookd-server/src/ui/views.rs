@@ -128,8 +128,48 @@ pub struct DestinationRow {
     pub next_attempt: String,
 }
 
+/// What became of a message: its destinations and attempts, as
+/// `shared/attempts.html` shows them (included in a page, or alone for the refresh).
+#[derive(Debug)]
+pub struct Delivery {
+    pub attempts: Vec<AttemptRow>,
+    pub destinations: Vec<DestinationRow>,
+    /// The message's path, which `/resend` and `/attempts` follow.
+    pub base: String,
+    pub can_resend: bool,
+    pub csrf: String,
+}
+
+/// [`Delivery`] alone: the fragment a message page reloads every few seconds.
+#[derive(askama::Template)]
+#[template(path = "shared/attempts.html")]
+pub struct DeliveryFragment {
+    pub delivery: Delivery,
+}
+
+/// A message's [`Delivery`]: `base` its page's path, `can_resend` whether the session
+/// may resend, `csrf` its token.
+pub async fn delivery(
+    state: &Service,
+    org: &OrgId,
+    app: &ApplicationId,
+    msg: &MessageId,
+    base: String,
+    can_resend: bool,
+    csrf: &str,
+) -> ApiResult<Delivery> {
+    let (attempts, destinations) = message_delivery(state, org, app, msg).await?;
+    Ok(Delivery {
+        attempts,
+        destinations,
+        base,
+        can_resend,
+        csrf: csrf.to_owned(),
+    })
+}
+
 /// The attempts of a message (newest first) and its destinations.
-pub async fn message_delivery(
+async fn message_delivery(
     state: &Service,
     org: &OrgId,
     app: &ApplicationId,

@@ -417,7 +417,7 @@ pub async fn operational_apps_are_hidden_and_one_per_org(store: &dyn Store) {
 }
 
 pub async fn endpoints_failing_for_long_are_disabled_once(store: &dyn Store) {
-    let (org, _) = two_orgs(store).await;
+    let (org, other) = two_orgs(store).await;
     let app = store
         .create_application(&org, app_data("streak", None))
         .await
@@ -441,6 +441,13 @@ pub async fn endpoints_failing_for_long_are_disabled_once(store: &dyn Store) {
             .await
             .unwrap()
     );
+    // It is listed as failing since the streak began, to its organisation only.
+    let failing = store.failing_endpoints(&org, 10).await.unwrap();
+    assert_eq!(failing.len(), 1);
+    assert_eq!(failing[0].0.id, ep.id);
+    assert_eq!(failing[0].1.timestamp_millis(), t0.timestamp_millis());
+    assert!(store.failing_endpoints(&other, 10).await.unwrap().is_empty());
+    assert!(store.failing_endpoints(&org, 0).await.unwrap().is_empty());
     // A success ends the streak.
     store
         .create_message(&org, &app.id, new_message("a.b", None))
@@ -452,6 +459,7 @@ pub async fn endpoints_failing_for_long_are_disabled_once(store: &dyn Store) {
         .await
         .unwrap()
         .unwrap();
+    assert!(store.failing_endpoints(&org, 10).await.unwrap().is_empty());
     assert!(
         !store
             .note_exhausted(&org, &app.id, &ep.id, t0 + days(6), t0 + days(1))

@@ -21,7 +21,9 @@ use crate::ui::endpoint_settings::{
 };
 use crate::ui::page::{Chrome, UiResult, render, see};
 use crate::ui::session::{Operator, Posted};
-use crate::ui::views::{self, AttemptRow, DestinationRow, EndpointForm, event_types_text, pretty_json, time};
+use crate::ui::views::{
+    self, AttemptRow, Delivery, DeliveryFragment, EndpointForm, event_types_text, pretty_json, time,
+};
 
 pub fn router() -> Router<Service> {
     Router::new()
@@ -573,21 +575,7 @@ struct MessagePage {
     msg: Message,
     payload: String,
     at: String,
-    attempts: Vec<AttemptRow>,
-    destinations: Vec<DestinationRow>,
-    base: String,
-    can_resend: bool,
-    csrf: String,
-}
-
-#[derive(Template)]
-#[template(path = "shared/attempts.html")]
-struct AttemptsFragment {
-    attempts: Vec<AttemptRow>,
-    destinations: Vec<DestinationRow>,
-    base: String,
-    can_resend: bool,
-    csrf: String,
+    delivery: Delivery,
 }
 
 async fn show_message(
@@ -597,22 +585,19 @@ async fn show_message(
 ) -> UiResult {
     let app = state.store.get_application(s.org(), &app).await?;
     let msg = state.store.get_message(s.org(), &app.id, &msg).await?;
-    let (attempts, destinations) = views::message_delivery(&state, s.org(), &app.id, &msg.id).await?;
+    let base = format!("/ui/apps/{}/msg/{}", app.id, msg.id);
+    let delivery = views::delivery(&state, s.org(), &app.id, &msg.id, base, true, s.csrf_token()).await?;
     Ok(render(&MessagePage {
         chrome: chrome(&s, format!("{} {}", msg.event_type, msg.id), "apps"),
         payload: msg.payload.as_deref().map(pretty_json).unwrap_or_default(),
         at: time(msg.created_at),
-        base: format!("/ui/apps/{}/msg/{}", app.id, msg.id),
         app,
         msg,
-        attempts,
-        destinations,
-        can_resend: true,
-        csrf: s.csrf_token().to_owned(),
+        delivery,
     }))
 }
 
-/// The attempts table alone, which the message page reloads every few seconds.
+/// The delivery table alone, which the message page reloads every few seconds.
 async fn message_attempts(
     State(state): State<Service>,
     s: OperatorSession,
@@ -620,14 +605,9 @@ async fn message_attempts(
 ) -> UiResult {
     let app = state.store.get_application(s.org(), &app).await?.id;
     let msg = state.store.get_message(s.org(), &app, &msg).await?.id;
-    let (attempts, destinations) = views::message_delivery(&state, s.org(), &app, &msg).await?;
-    Ok(render(&AttemptsFragment {
-        attempts,
-        destinations,
-        base: format!("/ui/apps/{app}/msg/{msg}"),
-        can_resend: true,
-        csrf: s.csrf_token().to_owned(),
-    }))
+    let base = format!("/ui/apps/{app}/msg/{msg}");
+    let delivery = views::delivery(&state, s.org(), &app, &msg, base, true, s.csrf_token()).await?;
+    Ok(render(&DeliveryFragment { delivery }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,7 @@
 //! The overview: this node's last hour as small charts drawn here as SVG (deliveries
 //! per second, success rate, p99 attempt time, messages accepted and requests
-//! received per second, the queue), and the newest applications and sources.
+//! received per second, the queue), the endpoints that are failing, and the newest
+//! applications and sources.
 
 use askama::Template;
 use axum::extract::State;
@@ -125,9 +126,14 @@ struct OverviewPage {
     apps: Vec<Application>,
     more_apps: bool,
     sources: Vec<Source>,
+    /// (app id, endpoint id, URL, failing since, disabled)
+    failing: Vec<(String, String, String, String, bool)>,
     due: u64,
     later: u64,
 }
+
+/// Failing endpoints shown at most.
+const FAILING_SHOWN: usize = 20;
 
 pub async fn overview(State(state): State<Service>, s: OperatorSession) -> UiResult {
     let apps = state
@@ -136,7 +142,23 @@ pub async fn overview(State(state): State<Service>, s: OperatorSession) -> UiRes
         .await?;
     let sources = state.store.list_sources(s.org(), &newest(10)).await?;
     let (due, later) = state.store.backlog(Utc::now()).await?;
+    let failing = state
+        .store
+        .failing_endpoints(s.org(), FAILING_SHOWN)
+        .await?
+        .into_iter()
+        .map(|(ep, since)| {
+            (
+                ep.app_id.to_string(),
+                ep.id.to_string(),
+                ep.data.url.to_string(),
+                crate::ui::views::time(since),
+                ep.data.disabled,
+            )
+        })
+        .collect();
     Ok(render(&OverviewPage {
+        failing,
         chrome: chrome(&s, "Overview", "overview"),
         charts: charts(&state.history.readings()),
         apps: apps.items,

@@ -25,7 +25,7 @@ use crate::service::source::{self, ingest_url, parse_kind};
 use crate::ui::curl;
 use crate::ui::page::{Chrome, UiResult, render, see};
 use crate::ui::session::{Operator, Posted};
-use crate::ui::views::{self, AttemptRow, DestinationRow, EndpointForm, pretty_json, status_class, time};
+use crate::ui::views::{self, Delivery, EndpointForm, pretty_json, status_class, time};
 
 pub fn router() -> Router<Service> {
     Router::new()
@@ -324,12 +324,10 @@ struct RequestPage {
     body_pretty: Option<String>,
     body_hex: Option<String>,
     curl: String,
-    attempts: Vec<AttemptRow>,
-    destinations: Vec<DestinationRow>,
+    /// The message that forwarded it, and what became of it.
+    delivery: Option<Delivery>,
     endpoints: Vec<(String, String)>,
     replayed: Option<String>,
-    base: String,
-    can_resend: bool,
     csrf: String,
 }
 
@@ -397,9 +395,12 @@ async fn request(
         url.push_str(&entry.query);
     }
     let curl = curl::command(&url, &entry.method, &entry.headers, &entry.body);
-    let (attempts, destinations) = match &entry.msg_id {
-        Some(msg) => views::message_delivery(&state, s.org(), &source.app_id, msg).await?,
-        None => (Vec::new(), Vec::new()),
+    let base = format!("/ui/sources/{}/log/{}", source.id, entry.id);
+    let delivery = match &entry.msg_id {
+        Some(msg) => {
+            Some(views::delivery(&state, s.org(), &source.app_id, msg, base, false, s.csrf_token()).await?)
+        }
+        None => None,
     };
     let endpoints = endpoint_service::list(
         &state,
@@ -415,17 +416,14 @@ async fn request(
     Ok(render(&RequestPage {
         chrome: chrome(&s, format!("{} {}", entry.method, entry.id), "sources"),
         r: RequestRow::new(&source.id, &entry),
-        base: format!("/ui/sources/{}/log/{}", source.id, entry.id),
         source,
         body_text: text,
         body_pretty,
         body_hex,
         curl,
-        attempts,
-        destinations,
+        delivery,
         endpoints,
         replayed: q.replayed.filter(|m| hookd_core::id::MessageId::is_valid(m)),
-        can_resend: false,
         csrf: s.csrf_token().to_owned(),
         entry,
     }))

@@ -29,7 +29,9 @@ use crate::ui::endpoint_settings::{
 use crate::ui::operator::{newest, parse_since};
 use crate::ui::page::{Chrome, PortalLook, UiResult, render, see};
 use crate::ui::session::{self, Portal, Posted, Session};
-use crate::ui::views::{self, AttemptRow, DestinationRow, EndpointForm, event_types_text, pretty_json, time};
+use crate::ui::views::{
+    self, AttemptRow, Delivery, DeliveryFragment, EndpointForm, event_types_text, pretty_json, time,
+};
 
 type PortalSession = Session<Portal>;
 
@@ -691,21 +693,7 @@ struct MessagePage {
     msg: Message,
     payload: String,
     at: String,
-    attempts: Vec<AttemptRow>,
-    destinations: Vec<DestinationRow>,
-    base: String,
-    can_resend: bool,
-    csrf: String,
-}
-
-#[derive(Template)]
-#[template(path = "shared/attempts.html")]
-struct AttemptsFragment {
-    attempts: Vec<AttemptRow>,
-    destinations: Vec<DestinationRow>,
-    base: String,
-    can_resend: bool,
-    csrf: String,
+    delivery: Delivery,
 }
 
 async fn show_message(
@@ -716,17 +704,23 @@ async fn show_message(
 ) -> UiResult {
     let ctx = Ctx::load(&state, &s, &headers).await?;
     let msg = state.store.get_message(s.org(), &ctx.app.id, &msg).await?;
-    let (attempts, destinations) = views::message_delivery(&state, s.org(), &ctx.app.id, &msg.id).await?;
+    let base = format!("/portal/messages/{}", msg.id);
+    let delivery = views::delivery(
+        &state,
+        s.org(),
+        &ctx.app.id,
+        &msg.id,
+        base,
+        s.can("CreateAttempts"),
+        s.csrf_token(),
+    )
+    .await?;
     Ok(render(&MessagePage {
         chrome: ctx.chrome(&s, msg.event_type.to_string(), "messages"),
         payload: msg.payload.as_deref().map(pretty_json).unwrap_or_default(),
         at: time(msg.created_at),
-        base: format!("/portal/messages/{}", msg.id),
         msg,
-        attempts,
-        destinations,
-        can_resend: s.can("CreateAttempts"),
-        csrf: s.csrf_token().to_owned(),
+        delivery,
     }))
 }
 
@@ -737,14 +731,18 @@ async fn message_attempts(
 ) -> UiResult {
     let app = portal_app(&s)?.clone();
     let msg = state.store.get_message(s.org(), &app, &msg).await?.id;
-    let (attempts, destinations) = views::message_delivery(&state, s.org(), &app, &msg).await?;
-    Ok(render(&AttemptsFragment {
-        attempts,
-        destinations,
-        base: format!("/portal/messages/{msg}"),
-        can_resend: s.can("CreateAttempts"),
-        csrf: s.csrf_token().to_owned(),
-    }))
+    let base = format!("/portal/messages/{msg}");
+    let delivery = views::delivery(
+        &state,
+        s.org(),
+        &app,
+        &msg,
+        base,
+        s.can("CreateAttempts"),
+        s.csrf_token(),
+    )
+    .await?;
+    Ok(render(&DeliveryFragment { delivery }))
 }
 
 async fn resend(
