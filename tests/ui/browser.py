@@ -284,6 +284,9 @@ with sync_playwright() as p:
     assert "token=" not in pp.url
     expect(pp.locator("table.endpoints")).to_contain_text(f"{RECEIVER}/hook")
     expect(pp.locator("body")).to_have_class(re.compile("dark"))
+    late = browser.new_context()
+    assert late.new_page().goto(access.url).status == 401, "a portal link signs in once"
+    late.close()
     shot(pp, "6-portal-endpoints")
     # Only this application: another's endpoint is not found, the operator UI is closed.
     assert pp.goto(f"{URL}/portal/endpoints/{other_ep['id']}").status == 404

@@ -113,6 +113,10 @@ async fn app_portal_access_opens_that_application_only() {
         "{csp}"
     );
     let portal = cookie(&r, "hookd_portal").unwrap();
+    // The link works once (as Svix's); the session it opened lives on.
+    let again = browser().get(&access.url).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert!(cookie(&again, "hookd_portal").is_none());
 
     let page = get(&server, "/portal", &portal).await;
     assert_eq!(page.status(), StatusCode::OK);

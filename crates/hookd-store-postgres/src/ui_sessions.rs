@@ -89,7 +89,7 @@ impl UiSessionStore for PgStore {
         let c = self.client().await?;
         let n = db::execute(
             &c,
-            "UPDATE ui_session SET used_at = $1 WHERE id = $2 AND kind = 'link' \
+            "UPDATE ui_session SET used_at = $1 WHERE id = $2 AND kind IN ('link', 'portal') \
              AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
             &[&now, &id.as_str()],
         )

@@ -86,7 +86,7 @@ impl UiSessionStore for SqliteStore {
         self.write(move |c| {
             let n = c
                 .prepare_cached(
-                    "UPDATE ui_session SET used_at = ?1 WHERE id = ?2 AND kind = 'link' \
+                    "UPDATE ui_session SET used_at = ?1 WHERE id = ?2 AND kind IN ('link', 'portal') \
                      AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?1",
                 )
                 .and_then(|mut s| s.execute(params![now.timestamp_millis(), id.as_str()]))

@@ -73,15 +73,19 @@ pub struct UiSession {
     pub grants: UiSessionGrants,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    /// When a sign-in link was exchanged (links work once).
+    /// When its link was followed: a sign-in link is exchanged then (and is spent); a
+    /// portal session's link signs in one browser, once, and the session lives on.
     pub used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl UiSession {
-    /// Whether it may be used at `now`: not revoked, not expired, and (a link) not used.
+    /// Whether it may be used at `now`: not revoked, not expired, and (a sign-in link)
+    /// not used.
     pub fn live(&self, now: DateTime<Utc>) -> bool {
-        self.revoked_at.is_none() && self.expires_at > now && self.used_at.is_none()
+        self.revoked_at.is_none()
+            && self.expires_at > now
+            && (self.kind != UiSessionKind::SignInLink || self.used_at.is_none())
     }
 }
 
@@ -92,8 +96,9 @@ pub trait UiSessionStore: Send + Sync {
     /// Finds a session by its public id. Like [`crate::OrgStore::find_token`], this
     /// lookup precedes tenancy: it is how a browser's organisation is learnt.
     async fn find_ui_session(&self, id: &UiSessionId) -> StoreResult<Option<UiSession>>;
-    /// Marks a live sign-in link used; `false` when it was used, revoked, expired or
-    /// is no link, so of two browsers racing with one link only one gets in.
+    /// Marks the link of a live sign-in link or portal session followed; `false` when
+    /// it was already, or the session is revoked, expired or an operator's, so of two
+    /// browsers racing with one link only one gets in.
     async fn use_sign_in_link(&self, id: &UiSessionId, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Ends one session (sign-out, logout); [`crate::StoreError::NotFound`] when the
     /// organisation has no such live session.

@@ -135,6 +135,20 @@ pub async fn authenticate(state: &Service, presented: &str, kind: UiSessionKind)
     Ok(SignedIn::new(session))
 }
 
+/// Follows a portal access link: the session it opens, once (Svix's links are single
+/// use; the session itself lasts until it expires or logs out).
+pub async fn follow_portal_link(state: &Service, presented: &str) -> ApiResult<SignedIn> {
+    let signed_in = authenticate(state, presented, UiSessionKind::Portal).await?;
+    if !state
+        .store
+        .use_sign_in_link(&signed_in.session.id, Utc::now())
+        .await?
+    {
+        return Err(ApiError::Unauthorized("invalid or expired session".into()));
+    }
+    Ok(signed_in)
+}
+
 /// Exchanges a sign-in link for a new operator session (the link then stops working).
 pub async fn sign_in_with_link(state: &Service, presented: &str) -> ApiResult<(UiCredential, SignedIn)> {
     let link = authenticate(state, presented, UiSessionKind::SignInLink).await?;

@@ -107,10 +107,17 @@ pub async fn ui_sign_in_links_work_once_and_portal_sessions_expire_per_app(store
             .live(Utc::now())
     );
 
-    // Only links are "used"; an expired link is refused.
+    // Operator sessions have no link; an expired link is refused.
     let (operator, new) = new_session(UiSessionKind::Operator, None, None);
     store.create_ui_session(&org, new).await.unwrap();
     assert!(!store.use_sign_in_link(&operator.id, Utc::now()).await.unwrap());
+    // A portal session's link is followed once, and the session lives on.
+    let (portal, new) = new_session(UiSessionKind::Portal, Some(app2.clone()), None);
+    store.create_ui_session(&org, new).await.unwrap();
+    assert!(store.use_sign_in_link(&portal.id, Utc::now()).await.unwrap());
+    assert!(!store.use_sign_in_link(&portal.id, Utc::now()).await.unwrap());
+    let followed = store.find_ui_session(&portal.id).await.unwrap().unwrap();
+    assert!(followed.used_at.is_some() && followed.live(Utc::now()));
     let (late, new) = new_session(UiSessionKind::SignInLink, None, None);
     store.create_ui_session(&org, new).await.unwrap();
     assert!(
@@ -189,6 +196,10 @@ pub async fn ui_sign_in_links_work_once_and_portal_sessions_expire_per_app(store
         .await
         .unwrap();
     assert!(deleted >= 4, "{deleted}");
+    assert!(
+        store.find_ui_session(&portal.id).await.unwrap().is_some(),
+        "still live"
+    );
     assert!(store.find_ui_session(&a.id).await.unwrap().is_none());
     assert!(store.find_ui_session(&d.id).await.unwrap().is_some());
 }

@@ -208,7 +208,7 @@ struct SignedInPage {
 
 async fn sign_in(State(state): State<Service>, Query(q): Query<SignInQuery>) -> Response {
     let token = q.token.unwrap_or_default();
-    match ui_session::authenticate(&state, &token, hookd_store::UiSessionKind::Portal).await {
+    match ui_session::follow_portal_link(&state, &token).await {
         Ok(s) => {
             let max_age = (s.session.expires_at - chrono::Utc::now()).num_seconds().max(0);
             let mut r = render(&SignedInPage { to: "/portal" });
@@ -228,7 +228,7 @@ async fn sign_in(State(state): State<Service>, Query(q): Query<SignInQuery>) -> 
         }
         Err(ApiError::Unauthorized(_)) => {
             let mut r = render(&SignedOutPage {
-                message: "This portal link is invalid or has expired. Ask for a new one.",
+                message: "This portal link is invalid, has expired or was already used. Open the portal again from the application that sent you here.",
             });
             *r.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
             r
