@@ -323,6 +323,8 @@ struct RequestPage {
     body_text: Option<String>,
     body_pretty: Option<String>,
     body_hex: Option<String>,
+    /// Only the start of the body is shown.
+    body_cut: bool,
     curl: String,
     /// The message that forwarded it, and what became of it.
     delivery: Option<Delivery>,
@@ -338,6 +340,21 @@ struct RequestQuery {
 
 /// At most this much of a binary body is shown as hex (the download has it all).
 const HEX_SHOWN: usize = 16 * 1024;
+/// At most this much of a text body is shown (the download and curl have it all).
+const TEXT_SHOWN: usize = 256 * 1024;
+
+/// The start of `text` the page shows: [`TEXT_SHOWN`] bytes at most, cut at a
+/// character's boundary.
+fn shown(text: &str) -> &str {
+    if text.len() <= TEXT_SHOWN {
+        return text;
+    }
+    let mut end = TEXT_SHOWN;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
 
 fn hex_dump(body: &[u8]) -> String {
     body[..body.len().min(HEX_SHOWN)]
@@ -380,11 +397,12 @@ async fn request(
     Query(q): Query<RequestQuery>,
 ) -> UiResult {
     let (source, entry) = log_entry(&state, s.org(), &src, &id).await?;
-    let text = std::str::from_utf8(&entry.body).ok().map(str::to_owned);
+    let text = std::str::from_utf8(&entry.body).ok().map(|t| shown(t).to_owned());
     let body_pretty = text
         .as_deref()
-        .filter(|t| serde_json::from_str::<serde_json::Value>(t).is_ok())
+        .filter(|t| t.len() == entry.body.len() && serde_json::from_str::<serde_json::Value>(t).is_ok())
         .map(pretty_json);
+    let body_cut = text.as_ref().is_some_and(|t| t.len() < entry.body.len());
     let body_hex = text.is_none().then(|| hex_dump(&entry.body));
     let mut url = ingest_url(&state, &source.token);
     if entry.path != "/" {
@@ -420,6 +438,7 @@ async fn request(
         body_text: text,
         body_pretty,
         body_hex,
+        body_cut,
         curl,
         delivery,
         endpoints,
@@ -485,4 +504,19 @@ async fn replay_range(
     let source = state.store.get_source(p.session.org(), &src).await?;
     source::replay_range(&state, p.session.org(), source.id.as_str(), since, None, None).await?;
     Ok(see(format!("/ui/sources/{}", source.id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_bodies_are_cut_at_a_character() {
+        let text = "é".repeat(TEXT_SHOWN);
+        let cut = shown(&text);
+        assert!(cut.len() <= TEXT_SHOWN && cut.len() >= TEXT_SHOWN - 1);
+        assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!(shown("short"), "short");
+        assert_eq!(hex_dump(b"ab\x00"), format!("00000000  {:<48}  ab.", "61 62 00"));
+    }
 }
