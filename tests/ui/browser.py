@@ -178,7 +178,7 @@ with sync_playwright() as p:
     assert page.input_value("#secret").startswith("whsec_")
     assert "whsec_" not in page.url
     # Custom headers, a transformation tried with Simulate, then saved and enabled.
-    page.fill("#ep-headers", "X-Team: blue")
+    page.fill("#ep-headers", "X-Team: blue\nAuthorization: Bearer s3cret-value")
     page.click("text=Save headers")
     expect(page.locator("#ep-headers")).to_have_value("X-Team: blue")
     page.fill("#ep-code", "function handler(webhook) { webhook.payload.seen = true; return webhook }")
@@ -198,12 +198,21 @@ with sync_playwright() as p:
     msg_url = page.url
     expect(page.locator("tr.attempt[data-status='success']")).to_have_count(1, timeout=20_000)
     expect(page.locator("#payload")).to_contain_text(json.dumps(XSS)[1:-1])
+    # The attempt's request headers as sent (the credential hidden) and the answer's.
+    page.locator("details.attempt-detail summary").first.click()
+    detail = page.locator("details.attempt-detail").first
+    expect(detail).to_contain_text("webhook-signature")
+    expect(detail).to_contain_text("[hidden]")
+    expect(detail).to_contain_text("x-team")
+    expect(detail).to_contain_text("server")
+    assert "s3cret-value" not in page.content(), "a credential header's value is never shown"
     shot(page, "3-message")
     page.click("button:text('Resend')")
     page.wait_for_url(msg_url)
     expect(page.locator("tr.attempt[data-status='success']")).to_have_count(2, timeout=20_000)
     hooks = wait_for("two deliveries", lambda: [r for r in received if r[0] == "/hook"][1:] and [r for r in received if r[0] == "/hook"])
-    assert {k.lower(): v for k, v in hooks[0][1].items()}.get("x-team") == "blue", hooks[0][1]
+    sent = {k.lower(): v for k, v in hooks[0][1].items()}
+    assert sent.get("x-team") == "blue" and sent.get("authorization") == "Bearer s3cret-value", sent
     assert json.loads(hooks[0][2])["seen"] is True, "the saved transformation runs"
     # The message list's filters: by attempt status, by event type, by time.
     page.goto(f"{URL}/ui/apps/{app_id}")

@@ -14,7 +14,9 @@ use hookd_core::id::EndpointId;
 use hookd_core::network_policy::NetworkPolicy;
 use hookd_core::retry::RetrySchedule;
 use hookd_sandbox::Sandbox;
-use hookd_store::{ClaimedDelivery, DeliveryStatus, EndpointRoom, NewAttempt, NextStep, Store, StoreResult};
+use hookd_store::{
+    AttemptHeaders, ClaimedDelivery, DeliveryStatus, EndpointRoom, NewAttempt, NextStep, Store, StoreResult,
+};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -269,6 +271,7 @@ impl Dispatcher {
                 body: why,
                 retry_after: None,
                 duration: started.elapsed(),
+                headers: AttemptHeaders::default(),
             }),
             Prepared::Cancel => None,
         };
@@ -326,6 +329,7 @@ impl Dispatcher {
             trigger: d.trigger,
             at: now,
             transformed,
+            headers: sent.headers,
         };
         let outcome = match verdict.next {
             hookd_store::NextStep::Done => "success",
@@ -362,6 +366,7 @@ impl Dispatcher {
             trigger: d.trigger,
             at: Utc::now(),
             transformed: true,
+            headers: AttemptHeaders::default(),
         };
         self.metrics
             .attempts

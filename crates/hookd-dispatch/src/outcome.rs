@@ -82,6 +82,7 @@ mod tests {
             body: String::new(),
             retry_after: retry_after.map(Duration::from_secs),
             duration: Duration::ZERO,
+            headers: Default::default(),
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use hookd_core::network_policy::NetworkPolicy;
 use hookd_core::signature::signature_header;
-use hookd_store::ClaimedDelivery;
+use hookd_store::{AttemptHeaders, ClaimedDelivery};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 
 use hookd_sandbox::transform::Method;
@@ -30,6 +30,34 @@ pub struct Sent {
     pub body: String,
     pub retry_after: Option<Duration>,
     pub duration: Duration,
+    /// The headers sent (credential values hidden) and answered, for the attempt log.
+    pub headers: AttemptHeaders,
+}
+
+/// Headers kept per side of an attempt at most, and bytes of each value.
+const HEADERS_KEPT: usize = 64;
+const HEADER_VALUE_KEPT: usize = 1024;
+
+/// `headers` as the attempt log keeps them: bounded, values that are credentials
+/// (a custom `Authorization`, an API key header) hidden.
+fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .take(HEADERS_KEPT)
+        .map(|(name, value)| {
+            let value = if hookd_core::endpoint_headers::is_sensitive(name.as_str()) {
+                "[hidden]".to_owned()
+            } else {
+                let text = String::from_utf8_lossy(value.as_bytes());
+                let mut end = text.len().min(HEADER_VALUE_KEPT);
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text[..end].to_owned()
+            };
+            (name.as_str().to_owned(), value)
+        })
+        .collect()
 }
 
 /// An HTTP client for requests to addresses users chose (deliveries, flows' SMS and
@@ -168,12 +196,18 @@ impl Sender {
             method, url, body, ..
         } = out;
         let started = Instant::now();
+        headers.insert(USER_AGENT, self.user_agent.clone());
+        let sent_headers = kept_headers(&headers);
         let failed = |why: String| Sent {
             url: url.to_string(),
             status: None,
             body: why,
             retry_after: None,
             duration: started.elapsed(),
+            headers: AttemptHeaders {
+                request: sent_headers.clone(),
+                response: Vec::new(),
+            },
         };
         if self.https_only && url.scheme() != "https" {
             return failed("refused: delivery_https_only is set and the endpoint URL is not https".into());
@@ -181,7 +215,6 @@ impl Sender {
         if let Err(refused) = guard::check_literal(&self.policy, &url) {
             return failed(refused.to_string());
         }
-        headers.insert(USER_AGENT, self.user_agent.clone());
         let method = match method {
             Method::Post => reqwest::Method::POST,
             Method::Put => reqwest::Method::PUT,
@@ -204,6 +237,7 @@ impl Sender {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, now));
+        let answered = kept_headers(response.headers());
         let kept = read_prefix(&mut response, RESPONSE_KEEP).await;
         Sent {
             url: url.to_string(),
@@ -211,6 +245,10 @@ impl Sender {
             body: String::from_utf8_lossy(&kept).into_owned(),
             retry_after,
             duration: started.elapsed(),
+            headers: AttemptHeaders {
+                request: sent_headers,
+                response: answered,
+            },
         }
     }
 }
@@ -252,6 +290,28 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_headers_hide_credentials_and_are_bounded() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static("Bearer s3cret"));
+        h.insert("webhook-id", HeaderValue::from_static("msg_1"));
+        let long = "é".repeat(HEADER_VALUE_KEPT);
+        h.insert("x-long", HeaderValue::from_str(&long).unwrap());
+        for i in 0..100 {
+            h.insert(
+                reqwest::header::HeaderName::from_bytes(format!("x-{i}").as_bytes()).unwrap(),
+                HeaderValue::from_static("v"),
+            );
+        }
+        let kept = kept_headers(&h);
+        assert_eq!(kept.len(), HEADERS_KEPT);
+        let get = |n: &str| kept.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(get("authorization").as_deref(), Some("[hidden]"));
+        assert_eq!(get("webhook-id").as_deref(), Some("msg_1"));
+        let cut = get("x-long").unwrap();
+        assert!(cut.len() <= HEADER_VALUE_KEPT && cut.chars().all(|c| c == 'é'));
+    }
 
     #[test]
     fn retry_after_forms() {

@@ -304,8 +304,8 @@ impl DeliveryStore for PgStore {
                  WHERE $5 AND id = (SELECT endpoint_id FROM d) AND failing_since IS NOT NULL
              )
              INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, delivery_id, url, status,
-                 response_status_code, response, duration_ms, trigger, created_at, transformed)
-             SELECT $6, org_id, app_id, msg_id, endpoint_id, $4, $7, $8, $9, $10, $11, $12, $3, $13 FROM d
+                 response_status_code, response, duration_ms, trigger, created_at, transformed, headers)
+             SELECT $6, org_id, app_id, msg_id, endpoint_id, $4, $7, $8, $9, $10, $11, $12, $3, $13, $14 FROM d
              RETURNING id",
             &[
                 &(status as i32),
@@ -321,6 +321,7 @@ impl DeliveryStore for PgStore {
                 &attempt.duration_ms,
                 &(attempt.trigger as i32),
                 &attempt.transformed,
+                &attempt.headers.stored(),
             ],
         )
         .await?;

@@ -10,9 +10,9 @@ use hookd_core::matching::{Subscription, accepts};
 use hookd_core::name::{ChannelName, EventTypeName};
 use hookd_store::fanout::{Candidates, LoggedRequest, RequestView};
 use hookd_store::{
-    AttemptFilter, AttemptTrigger, DeliveryState, DeliveryStatus, Endpoint, EndpointStats, ForwardedRequest,
-    ListQuery, Message, MessageAttempt, MessageFilter, MessageStore, NewMessage, Page, StoreError,
-    StoreResult,
+    AttemptFilter, AttemptHeaders, AttemptTrigger, DeliveryState, DeliveryStatus, Endpoint, EndpointStats,
+    ForwardedRequest, ListQuery, Message, MessageAttempt, MessageFilter, MessageStore, NewMessage, Page,
+    StoreError, StoreResult,
 };
 use tokio_postgres::Row;
 
@@ -130,7 +130,7 @@ async fn logged_request<C: GenericClient>(
 }
 
 const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.response, a.response_status_code,
-    a.duration_ms, a.status, a.trigger, a.created_at, a.transformed";
+    a.duration_ms, a.status, a.trigger, a.created_at, a.transformed, a.headers";
 
 fn attempt_from_row(row: &Row) -> StoreResult<MessageAttempt> {
     Ok(MessageAttempt {
@@ -150,6 +150,7 @@ fn attempt_from_row(row: &Row) -> StoreResult<MessageAttempt> {
         },
         created_at: get(row, 9)?,
         transformed: get(row, 10)?,
+        headers: AttemptHeaders::from_stored(get::<Option<String>>(row, 11)?.as_deref()),
     })
 }
 
@@ -459,7 +460,7 @@ impl MessageStore for PgStore {
         let c = self.client().await?;
         let n = db::execute(
             &c,
-            "UPDATE attempt SET response = NULL WHERE org_id = $1 AND app_id = $2 AND msg_id = $3 AND id = $4",
+            "UPDATE attempt SET response = NULL, headers = NULL WHERE org_id = $1 AND app_id = $2 AND msg_id = $3 AND id = $4",
             &[&org.as_str(), &app.as_str(), &msg.as_str(), &attempt.as_str()],
         )
         .await?;

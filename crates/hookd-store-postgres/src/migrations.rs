@@ -40,6 +40,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_ui_sessions",
         include_str!("../migrations/0013_ui_sessions.sql"),
     ),
+    (
+        "0014_attempt_headers",
+        include_str!("../migrations/0014_attempt_headers.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

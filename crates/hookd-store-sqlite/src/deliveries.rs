@@ -298,8 +298,8 @@ impl DeliveryStore for SqliteStore {
             let attempt_id = AttemptId::generate();
             c.prepare_cached(
                 "INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, delivery_id, url, status,
-                     response_status_code, response, duration_ms, trigger, created_at, transformed)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     response_status_code, response, duration_ms, trigger, created_at, transformed, headers)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -317,6 +317,7 @@ impl DeliveryStore for SqliteStore {
                     attempt.trigger as i64,
                     at,
                     attempt.transformed,
+                    attempt.headers.stored(),
                 ])
             })
             .map_err(internal)?;

@@ -9,9 +9,9 @@ use hookd_core::matching::{Subscription, accepts};
 use hookd_core::name::{ChannelName, EventTypeName};
 use hookd_store::fanout::{Candidates, LoggedRequest, RequestView};
 use hookd_store::{
-    AttemptFilter, AttemptTrigger, DeliveryState, DeliveryStatus, Endpoint, EndpointStats, ForwardedRequest,
-    ListQuery, Message, MessageAttempt, MessageFilter, MessageStore, NewMessage, Page, StoreError,
-    StoreResult,
+    AttemptFilter, AttemptHeaders, AttemptTrigger, DeliveryState, DeliveryStatus, Endpoint, EndpointStats,
+    ForwardedRequest, ListQuery, Message, MessageAttempt, MessageFilter, MessageStore, NewMessage, Page,
+    StoreError, StoreResult,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension as _, Row, ToSql, params, params_from_iter};
@@ -127,7 +127,7 @@ fn logged_request(c: &Connection, org: &OrgId, id: &IngestLogId) -> StoreResult<
 }
 
 const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.response, a.response_status_code,
-    a.duration_ms, a.status, a.trigger, a.created_at, a.transformed";
+    a.duration_ms, a.status, a.trigger, a.created_at, a.transformed, a.headers";
 
 fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<MessageAttempt> {
     Ok(MessageAttempt {
@@ -146,6 +146,7 @@ fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<MessageAttempt> {
         },
         created_at: from_millis(row.get(9)?),
         transformed: row.get(10)?,
+        headers: AttemptHeaders::from_stored(row.get::<_, Option<String>>(11)?.as_deref()),
     })
 }
 
@@ -473,7 +474,7 @@ impl MessageStore for SqliteStore {
         let (org, app, msg, attempt) = (org.clone(), app.clone(), msg.clone(), attempt.clone());
         self.write(move |c| {
             let n = c
-                .prepare_cached("UPDATE attempt SET response = NULL WHERE org_id = ? AND app_id = ? AND msg_id = ? AND id = ?")
+                .prepare_cached("UPDATE attempt SET response = NULL, headers = NULL WHERE org_id = ? AND app_id = ? AND msg_id = ? AND id = ?")
                 .and_then(|mut s| s.execute(params_from_iter([org.as_str(), app.as_str(), msg.as_str(), attempt.as_str()])))
                 .map_err(internal)?;
             if n == 0 { Err(StoreError::NotFound("attempt")) } else { Ok(()) }

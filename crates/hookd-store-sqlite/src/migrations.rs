@@ -46,6 +46,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0017_ui_sessions",
         include_str!("../migrations/0017_ui_sessions.sql"),
     ),
+    (
+        "0018_attempt_headers",
+        include_str!("../migrations/0018_attempt_headers.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

@@ -8,6 +8,7 @@ pub const TABLES: &[&str] = &[
     "org",
     "api_token",
     "application",
+    "ui_session",
     "event_type",
     "endpoint",
     "message",

@@ -318,6 +318,32 @@ pub struct NewAttempt {
     pub at: DateTime<Utc>,
     /// A transformation ran first.
     pub transformed: bool,
+    /// The request's headers as sent (credential values hidden) and the answer's.
+    pub headers: AttemptHeaders,
+}
+
+/// An attempt's headers: what was sent (the values of credential headers, such as a
+/// custom `Authorization`, hidden) and what came back (none when no answer came).
+/// Kept as one JSON text; bounded by the sender (`hookd_dispatch::sender`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AttemptHeaders {
+    #[serde(default)]
+    pub request: Vec<(String, String)>,
+    #[serde(default)]
+    pub response: Vec<(String, String)>,
+}
+
+impl AttemptHeaders {
+    /// The JSON text a backend keeps (`None` for an attempt that sent nothing).
+    pub fn stored(&self) -> Option<String> {
+        (!self.request.is_empty() || !self.response.is_empty())
+            .then(|| serde_json::to_string(self).unwrap_or_default())
+    }
+
+    /// Read back from [`AttemptHeaders::stored`] (`None` for older attempts).
+    pub fn from_stored(text: Option<&str>) -> Option<Self> {
+        text.and_then(|t| serde_json::from_str(t).ok())
+    }
 }
 
 /// What becomes of a delivery after an attempt.
@@ -347,6 +373,8 @@ pub struct MessageAttempt {
     pub created_at: DateTime<Utc>,
     /// A transformation ran before this attempt (its result is what was sent).
     pub transformed: bool,
+    /// `None` for attempts recorded before headers were kept, or expunged.
+    pub headers: Option<AttemptHeaders>,
 }
 
 /// Narrows a message listing.

@@ -82,6 +82,10 @@ pub struct AttemptRow {
     pub response: String,
     pub at: String,
     pub trigger: &'static str,
+    /// The headers sent (credential values hidden) and answered; empty for attempts
+    /// recorded before hookd kept them.
+    pub request_headers: Vec<(String, String)>,
+    pub response_headers: Vec<(String, String)>,
 }
 
 pub fn time(t: DateTime<Utc>) -> String {
@@ -99,7 +103,10 @@ pub fn status_class(status: &str) -> &'static str {
 impl From<MessageAttempt> for AttemptRow {
     fn from(a: MessageAttempt) -> Self {
         let status = a.status.text();
+        let headers = a.headers.unwrap_or_default();
         Self {
+            request_headers: headers.request,
+            response_headers: headers.response,
             id: a.id.to_string(),
             msg_id: a.msg_id.to_string(),
             endpoint_id: a.endpoint_id.to_string(),

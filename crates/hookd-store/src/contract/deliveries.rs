@@ -261,6 +261,10 @@ pub async fn attempts_are_recorded_and_retries_scheduled(store: &dyn Store) {
             again.id,
             NewAttempt {
                 transformed: true,
+                headers: AttemptHeaders {
+                    request: vec![("webhook-id".into(), "msg_1".into())],
+                    response: vec![("server".into(), "test".into())],
+                },
                 ..attempt(DeliveryStatus::Success, 200)
             },
             NextStep::Done,
@@ -295,6 +299,11 @@ pub async fn attempts_are_recorded_and_retries_scheduled(store: &dyn Store) {
     assert_eq!(page.items[0].status, DeliveryStatus::Success);
     let transformed: Vec<bool> = page.items.iter().map(|a| a.transformed).collect();
     assert_eq!(transformed, [true, false]);
+    // Headers are kept with the attempt; an attempt that recorded none reads as none.
+    let headers = page.items[0].headers.clone().unwrap();
+    assert_eq!(headers.request, [("webhook-id".to_owned(), "msg_1".to_owned())]);
+    assert_eq!(headers.response, [("server".to_owned(), "test".to_owned())]);
+    assert_eq!(page.items[1].headers, None);
     let fails = AttemptFilter {
         status: Some(DeliveryStatus::Fail),
         ..all.clone()

@@ -268,6 +268,7 @@ fn attempt(status: DeliveryStatus, code: i32) -> NewAttempt {
         trigger: AttemptTrigger::Scheduled,
         at: Utc::now(),
         transformed: false,
+        headers: Default::default(),
     }
 }
 
