@@ -56,6 +56,8 @@ pub struct DispatchConfig {
     /// An endpoint whose deliveries keep exhausting their retries with no success for
     /// this long is disabled (and `endpoint.disabled` sent).
     pub auto_disable_after: Duration,
+    /// Keep each attempt's request and response headers in the attempt log.
+    pub record_headers: bool,
 }
 
 #[derive(Debug, Default)]
@@ -126,6 +128,7 @@ impl Dispatcher {
             config.timeout,
             config.https_only,
             config.proxy.as_deref(),
+            config.record_headers,
         )?;
         Ok(Arc::new(Self {
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),

@@ -108,6 +108,8 @@ pub struct Sender {
     policy: Arc<NetworkPolicy>,
     https_only: bool,
     user_agent: HeaderValue,
+    /// Keep the headers sent and answered in the attempt log.
+    record_headers: bool,
 }
 
 impl Sender {
@@ -116,6 +118,7 @@ impl Sender {
         timeout: Duration,
         https_only: bool,
         proxy: Option<&str>,
+        record_headers: bool,
     ) -> Result<Self, reqwest::Error> {
         let policy = Arc::new(policy);
         let client = guarded_client(Arc::clone(&policy), timeout, proxy)?;
@@ -126,6 +129,7 @@ impl Sender {
             policy,
             https_only,
             user_agent,
+            record_headers,
         })
     }
 
@@ -197,7 +201,11 @@ impl Sender {
         } = out;
         let started = Instant::now();
         headers.insert(USER_AGENT, self.user_agent.clone());
-        let sent_headers = kept_headers(&headers);
+        let sent_headers = if self.record_headers {
+            kept_headers(&headers)
+        } else {
+            Vec::new()
+        };
         let failed = |why: String| Sent {
             url: url.to_string(),
             status: None,
@@ -237,7 +245,11 @@ impl Sender {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, now));
-        let answered = kept_headers(response.headers());
+        let answered = if self.record_headers {
+            kept_headers(response.headers())
+        } else {
+            Vec::new()
+        };
         let kept = read_prefix(&mut response, RESPONSE_KEEP).await;
         Sent {
             url: url.to_string(),

@@ -119,6 +119,7 @@ async fn setup_with(url: &str, schedule: &str, tune: impl FnOnce(&mut DispatchCo
         poll_interval: Duration::from_secs(1),
         shutdown_grace: Duration::from_secs(1),
         auto_disable_after: Duration::from_secs(3600),
+        record_headers: true,
     };
     tune(&mut config);
     let sandbox = hookd_sandbox::Sandbox::start(hookd_sandbox::Limits::default(), 1).unwrap();

@@ -42,6 +42,8 @@ pub struct Config {
     #[serde(with = "as_duration")]
     pub delivery_timeout: Duration,
     pub delivery_https_only: bool,
+    /// Keep each attempt's request and response headers (the UI shows them).
+    pub delivery_record_headers: bool,
     pub delivery_concurrency: usize,
     pub delivery_endpoint_concurrency: usize,
     #[serde(with = "as_duration")]

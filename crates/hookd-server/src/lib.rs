@@ -132,6 +132,7 @@ pub fn dispatch_config(config: &Config) -> DispatchConfig {
         poll_interval: config.delivery_poll_interval,
         shutdown_grace: config.shutdown_timeout,
         auto_disable_after: config.endpoint_auto_disable_after,
+        record_headers: config.delivery_record_headers,
     }
 }
 

@@ -590,3 +590,58 @@ async fn the_overview_lists_failing_endpoints() {
     assert!(html.contains("https://down.example.com/hook"), "{html}");
     assert!(html.contains(&format!("/ui/apps/{}/endpoints/{}", app.id, ep.id)));
 }
+
+/// An attempt's page shows the headers sent and answered, unless
+/// `delivery_record_headers` is off.
+#[tokio::test]
+async fn attempt_headers_are_shown_unless_not_recorded() {
+    for record in [true, false] {
+        let server = TestServer::start_with(&[
+            ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
+            (
+                "HOOKD_DELIVERY_RECORD_HEADERS",
+                if record { "true" } else { "false" },
+            ),
+        ])
+        .await;
+        let receiver = common::receiver::Receiver::start().await;
+        let svix = server.svix();
+        let app = svix
+            .application()
+            .create(ApplicationIn::new("shop".into()), None)
+            .await
+            .unwrap();
+        let mut ep = EndpointIn::new(format!("{}/h", receiver.url));
+        ep.headers = Some([("Authorization".to_owned(), "Bearer s3cret".to_owned())].into());
+        svix.endpoint().create(app.id.clone(), ep, None).await.unwrap();
+        let msg = svix
+            .message()
+            .create(
+                app.id.clone(),
+                MessageIn::new("a.b".into(), json!({"x": 1})),
+                None,
+            )
+            .await
+            .unwrap();
+        common::wait_for_attempts(&svix, &app.id, &msg.id, 1).await;
+        let good = browser()
+            .post(server.url("/ui/sign-in"))
+            .form(&[("token", server.token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        let ui = cookie(&good, "hookd_ui").unwrap();
+        let html = get(&server, &format!("/ui/apps/{}/msg/{}", app.id, msg.id), &ui)
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !html.contains("s3cret"),
+            "a credential header's value is never shown"
+        );
+        assert_eq!(html.contains("webhook-signature"), record, "{html}");
+        assert_eq!(html.contains("[hidden]"), record);
+        assert_eq!(html.contains("Response headers"), record);
+    }
+}
