@@ -645,3 +645,45 @@ async fn attempt_headers_are_shown_unless_not_recorded() {
         assert_eq!(html.contains("Response headers"), record);
     }
 }
+
+/// Event types behind a feature flag show in a portal only when its link has one of
+/// the flags, as Svix hides them.
+#[tokio::test]
+async fn feature_flags_decide_which_event_types_a_portal_sees() {
+    let server = TestServer::start().await;
+    let svix = server.svix();
+    let app = svix
+        .application()
+        .create(ApplicationIn::new("shop".into()), None)
+        .await
+        .unwrap();
+    svix.event_type()
+        .create(EventTypeIn::new("invoice.paid".into(), "paid".into()), None)
+        .await
+        .unwrap();
+    let mut beta = EventTypeIn::new("invoice.beta".into(), "beta only".into());
+    beta.feature_flags = Some(["beta".to_owned()].into());
+    svix.event_type().create(beta, None).await.unwrap();
+    for (flags, sees_beta) in [(None, false), (Some(["beta".to_owned()].into()), true)] {
+        let access = svix
+            .authentication()
+            .app_portal_access(
+                app.id.clone(),
+                AppPortalAccessIn {
+                    feature_flags: flags,
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let portal = portal_cookie(&access.url).await;
+        let html = get(&server, "/portal/event-types", &portal)
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("invoice.paid"));
+        assert_eq!(html.contains("invoice.beta"), sees_beta);
+    }
+}

@@ -39,7 +39,8 @@ pub struct AppPortalAccessIn {
     /// Seconds the access lasts: 3600 to 604800 (the default).
     #[schema(minimum = 3600, maximum = 604800)]
     pub expiry: Option<u64>,
-    /// Kept with the session (hookd's portal has no feature flags of its own yet).
+    /// Event types with one of these feature flags show in the portal (others with
+    /// feature flags stay hidden).
     pub feature_flags: Option<Vec<String>>,
     /// Deprecated: only `ViewBase` (read-only).
     pub read_only: Option<bool>,

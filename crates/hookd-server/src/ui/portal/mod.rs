@@ -291,12 +291,33 @@ struct EndpointsPage {
     event_types: Vec<String>,
 }
 
-async fn event_type_names(state: &Service, s: &SignedIn) -> Result<Vec<String>, ApiError> {
+/// The event types this portal session may see: every type without feature flags, and
+/// those with one of the session's `featureFlags` (as Svix hides flagged types).
+async fn visible_event_types(state: &Service, s: &SignedIn) -> Result<Vec<EventType>, ApiError> {
+    let query = ListQuery {
+        limit: 250,
+        ..ListQuery::default()
+    };
+    let granted = &s.session.grants.feature_flags;
     Ok(state
         .store
-        .list_event_types(s.org(), &ListQuery::default(), false)
+        .list_event_types(s.org(), &query, false)
         .await?
         .items
+        .into_iter()
+        .filter(|t| {
+            t.data.feature_flags.is_empty()
+                || t.data
+                    .feature_flags
+                    .iter()
+                    .any(|f| granted.iter().any(|g| g == f.as_str()))
+        })
+        .collect())
+}
+
+async fn event_type_names(state: &Service, s: &SignedIn) -> Result<Vec<String>, ApiError> {
+    Ok(visible_event_types(state, s)
+        .await?
         .into_iter()
         .map(|t| t.name.to_string())
         .collect())
@@ -623,20 +644,10 @@ fn event_type_row(t: EventType) -> EventTypeRow {
 
 async fn event_types(State(state): State<Service>, s: PortalSession, headers: HeaderMap) -> UiResult {
     let ctx = Ctx::load(&state, &s, &headers).await?;
-    let types = state
-        .store
-        .list_event_types(
-            s.org(),
-            &ListQuery {
-                limit: 250,
-                ..ListQuery::default()
-            },
-            false,
-        )
-        .await?;
+    let types = visible_event_types(&state, &s).await?;
     Ok(render(&EventTypesPage {
         chrome: ctx.chrome(&s, "Event catalog", "event-types"),
-        types: types.items.into_iter().map(event_type_row).collect(),
+        types: types.into_iter().map(event_type_row).collect(),
     }))
 }
 
@@ -795,6 +806,13 @@ async fn send_example(State(state): State<Service>, p: Posted<Portal, ExampleFor
     let app = portal_app(&p.session)?.clone();
     let ep = state.store.get_endpoint(org, &app, &p.form.endpoint).await?.id;
     let event_type: EventTypeName = parse_field(p.form.event_type.trim(), "eventType")?;
+    if !event_type_names(&state, &p.session)
+        .await?
+        .iter()
+        .any(|t| t == event_type.as_str())
+    {
+        return Err(ApiError::not_found("event type").into());
+    }
     let msg = message::send_example(&state, org, &app, &ep, event_type, 0, None).await?;
     Ok(see(format!("/portal/messages/{}", msg.id)))
 }
