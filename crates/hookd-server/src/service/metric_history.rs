@@ -3,6 +3,8 @@
 //! their success rate, the p99 attempt time, messages accepted, requests received and
 //! the backlog. Kept in memory (a restart starts a new hour); `/metrics` with a
 //! Prometheus server is the place for longer history and for every node at once.
+//! Readings are taken only while someone has looked at the overview in the last
+//! hour: a reading counts the backlog, which costs a query on a large queue.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -34,13 +36,33 @@ pub struct Reading {
     pub buckets: Vec<(f64, u64)>,
 }
 
-/// The readings, oldest first.
+/// The readings, oldest first, and when the overview was last looked at.
 #[derive(Debug, Default)]
-pub struct History(Mutex<VecDeque<Reading>>);
+pub struct History {
+    readings: Mutex<VecDeque<Reading>>,
+    /// Unix seconds of the last look (0: never).
+    viewed_at: std::sync::atomic::AtomicI64,
+}
 
 impl History {
+    /// Notes that the overview was looked at: readings go on for an hour from now.
+    pub fn viewed(&self) {
+        self.viewed_at
+            .store(Utc::now().timestamp(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether readings are wanted at `now` (the overview was looked at within the
+    /// hour the history holds).
+    pub fn wanted(&self, now: DateTime<Utc>) -> bool {
+        let at = self.viewed_at.load(std::sync::atomic::Ordering::Relaxed);
+        at > 0 && now.timestamp() - at <= (READ_EVERY.as_secs() * KEPT as u64) as i64
+    }
+
     fn push(&self, r: Reading) {
-        let mut q = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut q = self
+            .readings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if q.len() == KEPT {
             q.pop_front();
         }
@@ -48,7 +70,10 @@ impl History {
     }
 
     pub fn readings(&self) -> Vec<Reading> {
-        let q = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let q = self
+            .readings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         q.iter().cloned().collect()
     }
 }
@@ -111,8 +136,11 @@ pub fn parse(text: &str, at: DateTime<Utc>) -> Reading {
     r
 }
 
-/// Takes a reading now.
+/// Takes a reading now, if one is wanted.
 pub async fn read(state: &Service) -> ApiResult<()> {
+    if !state.history.wanted(Utc::now()) {
+        return Ok(());
+    }
     let text = crate::service::metrics::render(state).await?;
     state.history.push(parse(&text, Utc::now()));
     Ok(())
@@ -163,5 +191,16 @@ mod tests {
         let after = vec![(0.005, 110), (0.01, 110), (f64::INFINITY, 110)];
         assert_eq!(p99(&before, &after), Some(0.005));
         assert_eq!(p99(&after, &after), None);
+    }
+
+    #[test]
+    fn readings_are_wanted_for_an_hour_after_a_look() {
+        let h = History::default();
+        let now = Utc::now();
+        assert!(!h.wanted(now), "nobody looked");
+        h.viewed();
+        assert!(h.wanted(now));
+        assert!(h.wanted(now + chrono::Duration::minutes(59)));
+        assert!(!h.wanted(now + chrono::Duration::minutes(61)));
     }
 }

@@ -136,6 +136,7 @@ struct OverviewPage {
 const FAILING_SHOWN: usize = 20;
 
 pub async fn overview(State(state): State<Service>, s: OperatorSession) -> UiResult {
+    state.history.viewed();
     let apps = state
         .store
         .list_applications(s.org(), &newest(10), ApplicationFilter::default())
