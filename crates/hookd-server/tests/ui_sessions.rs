@@ -57,6 +57,17 @@ fn csrf_of(html: &str) -> String {
     html[start..start + 64].to_owned()
 }
 
+/// An operator session of the server's organisation, signed in with its API token.
+async fn operator_cookie(server: &TestServer) -> String {
+    let r = browser()
+        .post(server.url("/ui/sign-in"))
+        .form(&[("token", server.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    cookie(&r, "hookd_ui").expect("an operator cookie")
+}
+
 async fn portal_cookie(url: &str) -> String {
     let r = browser().get(url).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
@@ -516,13 +527,7 @@ async fn operators_sign_in_once_per_link_and_every_form_needs_its_csrf_token() {
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
-    let good = browser()
-        .post(server.url("/ui/sign-in"))
-        .form(&[("token", server.token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert!(cookie(&good, "hookd_ui").is_some());
+    assert!(!operator_cookie(&server).await.is_empty());
 
     // Signing out ends the session.
     let signed_out = browser()
@@ -579,13 +584,7 @@ async fn the_overview_lists_failing_endpoints() {
         )
         .await
         .unwrap();
-    let good = browser()
-        .post(server.url("/ui/sign-in"))
-        .form(&[("token", server.token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    let ui = cookie(&good, "hookd_ui").unwrap();
+    let ui = operator_cookie(&server).await;
     let html = get(&server, "/ui", &ui).await.text().await.unwrap();
     assert!(html.contains("https://down.example.com/hook"), "{html}");
     assert!(html.contains(&format!("/ui/apps/{}/endpoints/{}", app.id, ep.id)));
@@ -624,13 +623,7 @@ async fn attempt_headers_are_shown_unless_not_recorded() {
             .await
             .unwrap();
         common::wait_for_attempts(&svix, &app.id, &msg.id, 1).await;
-        let good = browser()
-            .post(server.url("/ui/sign-in"))
-            .form(&[("token", server.token.as_str())])
-            .send()
-            .await
-            .unwrap();
-        let ui = cookie(&good, "hookd_ui").unwrap();
+        let ui = operator_cookie(&server).await;
         let html = get(&server, &format!("/ui/apps/{}/msg/{}", app.id, msg.id), &ui)
             .await
             .text()

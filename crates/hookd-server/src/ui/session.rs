@@ -158,7 +158,7 @@ impl<S: Surface, T: DeserializeOwned + Send> FromRequest<Service> for Posted<S, 
     type Rejection = UiError;
 
     async fn from_request(req: Request, state: &Service) -> Result<Self, Self::Rejection> {
-        let (mut parts, body) = req.into_parts();
+        let (parts, body) = req.into_parts();
         let session = session::<S>(&parts, state).await?;
         let header = parts
             .headers
@@ -182,8 +182,6 @@ impl<S: Surface, T: DeserializeOwned + Send> FromRequest<Service> for Posted<S, 
             code: "invalid_form",
             detail: format!("the form could not be read: {e}"),
         })?;
-        // Keeps nothing from the parts; they were only read.
-        let _ = &mut parts;
         Ok(Self { session, form })
     }
 }
