@@ -2,17 +2,10 @@
 // works without it. No inline script anywhere (the Content-Security-Policy forbids it).
 "use strict";
 document.addEventListener("click", function (event) {
-  var el = event.target.closest("[data-copy], [data-back], [data-toggle]");
+  var el = event.target.closest("[data-copy], [data-back]");
   if (!el) return;
   if (el.hasAttribute("data-back")) {
     if (history.length > 1) { event.preventDefault(); history.back(); }
-    return;
-  }
-  if (el.hasAttribute("data-toggle")) {
-    event.preventDefault();
-    document.querySelectorAll(el.getAttribute("data-toggle")).forEach(function (t) {
-      t.hidden = !t.hidden;
-    });
     return;
   }
   // data-copy: the text of the element it names.
