@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 use crate::events::{self, FAILING_AFTER, OperationalEvent};
 use crate::metrics::{DispatchMetrics, OutcomeLabel};
 use crate::outcome;
+use crate::relay::Relays;
 use crate::sender::{Sender, Sent};
 use crate::throttle::Throttle;
 use crate::transform::{self, Prepared};
@@ -115,6 +116,8 @@ pub struct Dispatcher {
     permits: Arc<Semaphore>,
     state: Arc<Mutex<State>>,
     metrics: DispatchMetrics,
+    /// This node's `hookd listen` sessions (deliveries to listen URLs go there).
+    relays: Arc<Relays>,
 }
 
 impl Dispatcher {
@@ -139,7 +142,13 @@ impl Dispatcher {
             wake: Notify::new(),
             state: Arc::new(Mutex::new(State::default())),
             metrics: DispatchMetrics::default(),
+            relays: Arc::default(),
         }))
+    }
+
+    /// This node's `hookd listen` sessions: the server connects them here.
+    pub fn relays(&self) -> &Arc<Relays> {
+        &self.relays
     }
 
     /// The engine's counters, for `/metrics`.
@@ -267,6 +276,11 @@ impl Dispatcher {
         let prepared = transform::prepare(&self.sandbox, &d).await;
         let transformed = !matches!(&prepared, Prepared::Send(out) if !out.transformed);
         let sent = match prepared {
+            Prepared::Send(out) if d.endpoint.data.url.is_listener() => Some(
+                self.sender
+                    .relay(&self.relays, &d, out, Utc::now(), self.config.timeout)
+                    .await,
+            ),
             Prepared::Send(out) => Some(self.sender.send(&d, out, Utc::now()).await),
             Prepared::Failed(why) => Some(Sent {
                 url: d.endpoint.data.url.to_string(),

@@ -9,13 +9,15 @@
 //! - [`sender`]: the signed HTTP request and what came back;
 //! - [`transform`]: the endpoint's transformation, run before each attempt;
 //! - [`outcome`]: turning an answer into the delivery's next step;
-//! - [`throttle`]: per-endpoint rate limits.
+//! - [`throttle`]: per-endpoint rate limits;
+//! - [`relay`]: deliveries to `hookd listen` sessions connected to this node.
 
 pub mod dispatcher;
 pub mod events;
 pub mod guard;
 pub mod metrics;
 pub mod outcome;
+pub mod relay;
 pub mod sender;
 pub mod throttle;
 pub mod transform;

@@ -12,6 +12,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AF
 use hookd_sandbox::transform::Method;
 
 use crate::guard::{self, GuardedResolver};
+use crate::relay::{Relayed, Relays};
 use crate::transform::Outgoing;
 
 /// The delivery HTTP client could not be built.
@@ -260,6 +261,96 @@ impl Sender {
             headers: AttemptHeaders {
                 request: sent_headers,
                 response: answered,
+            },
+        }
+    }
+}
+
+impl Sender {
+    /// Hands `out` for the delivery `d` to its `hookd listen` session (the endpoint's
+    /// URL is a listen URL) instead of sending it: the same signed headers, the
+    /// received request's method, path and query for a forward, and the session's
+    /// answer as the attempt's.
+    pub async fn relay(
+        &self,
+        relays: &Relays,
+        d: &ClaimedDelivery,
+        out: Outgoing,
+        now: DateTime<Utc>,
+        timeout: Duration,
+    ) -> Sent {
+        let mut headers = Self::headers(d, now, &out);
+        headers.insert(USER_AGENT, self.user_agent.clone());
+        let sent_headers = if self.record_headers {
+            kept_headers(&headers)
+        } else {
+            Vec::new()
+        };
+        let (method, path, query) = match &d.raw {
+            Some(raw) if !raw.received.method.is_empty() => (
+                raw.received.method.clone(),
+                raw.received.path.clone(),
+                raw.received.query.clone(),
+            ),
+            _ => (out.method.as_str().to_owned(), String::new(), String::new()),
+        };
+        let request = Relayed {
+            id: 0,
+            msg_id: d.message.id.clone(),
+            attempt: d.attempts,
+            method,
+            path,
+            query,
+            headers: headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: out.body,
+        };
+        let started = Instant::now();
+        let answered = relays.relay(&d.endpoint.id, request, timeout).await;
+        let duration = started.elapsed();
+        let session_url = d.endpoint.data.url.to_string();
+        match answered {
+            Ok(answer) => {
+                let mut body = answer.body;
+                let mut end = body.len().min(RESPONSE_KEEP);
+                while !body.is_char_boundary(end) {
+                    end -= 1;
+                }
+                body.truncate(end);
+                let mut response: Vec<(String, String)> = answer.headers;
+                response.truncate(HEADERS_KEPT);
+                Sent {
+                    url: answer
+                        .url
+                        .filter(|u| !u.is_empty() && u.len() <= 2048)
+                        .unwrap_or(session_url),
+                    status: answer.status,
+                    body,
+                    retry_after: None,
+                    duration,
+                    headers: AttemptHeaders {
+                        request: sent_headers,
+                        response: if self.record_headers { response } else { Vec::new() },
+                    },
+                }
+            }
+            Err(why) => Sent {
+                url: session_url,
+                status: None,
+                body: why.to_string(),
+                retry_after: None,
+                duration,
+                headers: AttemptHeaders {
+                    request: sent_headers,
+                    response: Vec::new(),
+                },
             },
         }
     }

@@ -62,7 +62,7 @@ fn claim_sql() -> &'static str {
          )
          SELECT l.id, l.org_id, l.attempts, l.trigger,
                 {m}, a.uid, a.operational = 1, m.ingest_id IS NOT NULL, ir.body, m.forward_headers,
-                ir.path, ir.query, ir.headers, {e}, l.endpoint_id, visited.last
+                ir.path, ir.query, ir.headers, ir.method, {e}, l.endpoint_id, visited.last
          FROM visited
          LEFT JOIN leased l ON true
          LEFT JOIN message m ON m.id = l.msg_id
@@ -78,7 +78,7 @@ fn claim_sql() -> &'static str {
 
 /// Where the endpoint's columns start in a claimed row (after the delivery's, the
 /// message's, the application's and the forwarded request's).
-const ENDPOINT_AT: usize = AFTER_MSG + 8;
+const ENDPOINT_AT: usize = AFTER_MSG + 9;
 
 /// Where the message's columns start in a claimed row, and the first column after them.
 const MSG_AT: usize = 4;
@@ -101,6 +101,7 @@ fn sendable(row: &Row) -> StoreResult<Option<ClaimedDelivery>> {
                     path: get::<Option<String>>(row, AFTER_MSG + 5)?.unwrap_or_default(),
                     query: get::<Option<String>>(row, AFTER_MSG + 6)?.unwrap_or_default(),
                     headers: db::json_opt(row, AFTER_MSG + 7)?.unwrap_or_default(),
+                    method: get::<Option<String>>(row, AFTER_MSG + 8)?.unwrap_or_default(),
                 },
             }),
             None => return Ok(None),
@@ -375,6 +376,28 @@ impl DeliveryStore for PgStore {
         )
         .await?;
         Ok(())
+    }
+
+    async fn retry_endpoint_now(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize> {
+        let c = self.client().await?;
+        let n = db::execute(
+            &c,
+            "UPDATE delivery SET next_attempt_at = $1
+             WHERE endpoint_id = $2 AND org_id = $3 AND app_id = $4 AND status = 1
+               AND next_attempt_at > $1 AND (lease_until IS NULL OR lease_until <= $1)",
+            &[&db::ms(now), &endpoint.as_str(), &org.as_str(), &app.as_str()],
+        )
+        .await?;
+        if n > 0 {
+            self.announce_work();
+        }
+        Ok(n as usize)
     }
 
     async fn release_leases(&self, owner: &str) -> StoreResult<usize> {

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
+use hookd_core::endpoint_url::EndpointUrl;
 use hookd_core::filter::FilterText;
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::secret::EndpointSecret;
@@ -51,8 +52,7 @@ pub(crate) fn from_row_at(row: &Row, at: usize) -> StoreResult<Endpoint> {
             uid: get::<Option<String>>(row, at + 2)?
                 .map(|u| u.parse().map_err(|e| db::corrupt("uid", e)))
                 .transpose()?,
-            url: get::<String>(row, at + 3)?
-                .parse()
+            url: EndpointUrl::from_stored(&get::<String>(row, at + 3)?)
                 .map_err(|e| db::corrupt("endpoint URL", e))?,
             description: get(row, at + 4)?,
             disabled: get(row, at + 5)?,

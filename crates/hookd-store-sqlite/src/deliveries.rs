@@ -178,7 +178,7 @@ fn load(c: &Connection, leased: Leased) -> StoreResult<Option<ClaimedDelivery>> 
     let raw = match forwarded {
         Some((ingest_id, headers)) => match c
             .prepare_cached(
-                "SELECT body, path, query, headers FROM ingest_request WHERE id = ? AND org_id = ?",
+                "SELECT body, path, query, headers, method FROM ingest_request WHERE id = ? AND org_id = ?",
             )
             .and_then(|mut s| {
                 s.query_row(params![ingest_id, org.as_str()], |r| {
@@ -187,19 +187,21 @@ fn load(c: &Connection, leased: Leased) -> StoreResult<Option<ClaimedDelivery>> 
                         r.get::<_, String>(1)?,
                         r.get::<_, String>(2)?,
                         r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
                     ))
                 })
                 .optional()
             })
             .map_err(internal)?
         {
-            Some((body, path, query, received)) => Some(Some(RawBody {
+            Some((body, path, query, received, method)) => Some(Some(RawBody {
                 body,
                 headers: crate::sql::from_json(crate::messages::M_COUNT + 3, &headers).map_err(internal)?,
                 received: ReceivedParts {
                     path,
                     query,
                     headers: crate::sql::from_json(3, &received).map_err(internal)?,
+                    method,
                 },
             })),
             None => None,
@@ -387,6 +389,27 @@ impl DeliveryStore for SqliteStore {
             .and_then(|mut s| s.execute(params![at.timestamp_millis(), delivery]))
             .map_err(internal)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn retry_endpoint_now(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize> {
+        let (org, app, endpoint) = (org.to_string(), app.to_string(), endpoint.to_string());
+        let now = now.timestamp_millis();
+        self.write(move |c| {
+            c.prepare_cached(
+                "UPDATE delivery SET next_attempt_at = ?1
+                 WHERE endpoint_id = ?2 AND org_id = ?3 AND app_id = ?4 AND status = 1
+                   AND next_attempt_at > ?1 AND (lease_until IS NULL OR lease_until <= ?1)",
+            )
+            .and_then(|mut s| s.execute(params![now, endpoint, org, app]))
+            .map_err(internal)
         })
         .await
     }

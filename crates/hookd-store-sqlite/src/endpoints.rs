@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use hookd_core::endpoint_url::EndpointUrl;
 use hookd_core::filter::FilterText;
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::secret::EndpointSecret;
@@ -41,7 +42,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
                 .get::<_, Option<String>>(2)?
                 .map(|u| u.parse().map_err(|e| sql::corrupt(2, e)))
                 .transpose()?,
-            url: row.get::<_, String>(3)?.parse().map_err(|e| sql::corrupt(3, e))?,
+            url: EndpointUrl::from_stored(&row.get::<_, String>(3)?).map_err(|e| sql::corrupt(3, e))?,
             description: row.get(4)?,
             disabled: row.get(5)?,
             event_types: row

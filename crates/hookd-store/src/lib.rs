@@ -359,6 +359,16 @@ pub trait DeliveryStore: Send + Sync {
     /// Puts a leased delivery back to be claimed at `at`, without recording an attempt
     /// (throttling, shutdown).
     async fn defer(&self, delivery: i64, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Makes the endpoint's pending deliveries that wait for a later retry due at
+    /// `now` (leased ones are left alone): a `hookd listen` session that connects again
+    /// takes what waited for it at once. Answers how many were moved.
+    async fn retry_endpoint_now(
+        &self,
+        org: &OrgId,
+        app: &ApplicationId,
+        endpoint: &EndpointId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize>;
     /// Drops the leases `owner` holds (a restarted node reclaims its own work at once).
     async fn release_leases(&self, owner: &str) -> StoreResult<usize>;
     /// Pending deliveries: `(due now, scheduled later)`, for metrics.

@@ -877,6 +877,8 @@ pub struct RawBody {
 /// What a forwarded request looked like when it arrived (besides its body).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReceivedParts {
+    /// The HTTP method it came with.
+    pub method: String,
     pub path: String,
     pub query: String,
     pub headers: Vec<(String, String)>,

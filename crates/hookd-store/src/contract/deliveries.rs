@@ -622,3 +622,61 @@ pub async fn shared_throttle_allows_the_rate(store: &dyn Store) {
     assert_eq!(store.throttle_take(&ep.id, five, later).await.unwrap(), None);
     assert!(store.throttle_take(&ep.id, five, later).await.unwrap().is_some());
 }
+
+/// A waiting retry is made due at once for its endpoint only, never for a leased
+/// delivery or another organisation's endpoint.
+pub async fn waiting_retries_of_an_endpoint_are_made_due(store: &dyn Store) {
+    let (org, other) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("listen", None))
+        .await
+        .unwrap();
+    let ep = store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let second = store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    store
+        .create_message(&org, &app.id, new_message("a.b", None))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let later = now + chrono::Duration::minutes(30);
+    for d in claim_all(store, now).await {
+        store
+            .finish_attempt(d.id, attempt(DeliveryStatus::Fail, 0), NextStep::RetryAt(later))
+            .await
+            .unwrap();
+    }
+    let at = now + chrono::Duration::seconds(1);
+    assert!(claim_all(store, at).await.is_empty(), "both wait for their retry");
+    // Another organisation cannot move them.
+    let moved = store
+        .retry_endpoint_now(&other, &app.id, &ep.id, at)
+        .await
+        .unwrap();
+    assert_eq!(moved, 0);
+    assert_eq!(
+        store.retry_endpoint_now(&org, &app.id, &ep.id, at).await.unwrap(),
+        1
+    );
+    let due = claim_all(store, at).await;
+    assert_eq!(due.len(), 1, "only that endpoint's delivery is due");
+    assert_eq!(due[0].endpoint.id, ep.id);
+    assert_eq!(due[0].attempts, 1);
+    // Leased now: left alone.
+    assert_eq!(
+        store.retry_endpoint_now(&org, &app.id, &ep.id, at).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .retry_endpoint_now(&org, &app.id, &second.id, at)
+            .await
+            .unwrap(),
+        1
+    );
+}
