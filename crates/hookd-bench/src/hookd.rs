@@ -172,6 +172,49 @@ pub async fn serve(
     Ok(proc)
 }
 
+/// `hookd listen` following `source` of the server at `server`, replaying to
+/// `forward_to`; answers once its session is connected (its stderr is kept in `log`).
+pub async fn listen(
+    bin: &Path,
+    server: SocketAddr,
+    token: &str,
+    source: &str,
+    forward_to: &str,
+    log: &Path,
+) -> Result<Proc, Error> {
+    let stderr = std::fs::File::create(log)?;
+    let child = Command::new(bin)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOOKD_SERVER", format!("http://{server}"))
+        .env("HOOKD_TOKEN", token)
+        .args([
+            "listen",
+            "--source",
+            source,
+            "--forward-to",
+            forward_to,
+            "--session",
+            "bench",
+        ])
+        .args(["--concurrency", "128"])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()?;
+    let proc = Proc { child };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let said = std::fs::read_to_string(log).unwrap_or_default();
+        if said.contains("connected") {
+            return Ok(proc);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("hookd listen did not connect: {said}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// `hookd-bench receiver` on `listen`; answers once it accepts connections.
 pub async fn receiver(listen: SocketAddr) -> Result<Proc, Error> {
     let exe = std::env::current_exe()?;

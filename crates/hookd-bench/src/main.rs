@@ -60,6 +60,10 @@ enum Command {
     /// with and without it, and memory with --pending runs (default 100,000) waiting
     /// out a delay.
     Flow(Opts),
+    /// A source relayed to the receiver through `hookd listen`: relayed/s at
+    /// saturation, and the receive → local p99 at --rate (default 2,000/s) through a
+    /// plain destination and through the session (what the session adds).
+    Listen(Opts),
     /// Every scenario in turn.
     All(Opts),
     /// The receiver process (started by the harness).
@@ -172,6 +176,7 @@ fn run(command: Command) -> Result<(), Error> {
         Command::Receive(o) => (vec![Scenario::Receive], o),
         Command::Backlog(o) => (vec![Scenario::Backlog], o),
         Command::Flow(o) => (vec![Scenario::Flow], o),
+        Command::Listen(o) => (vec![Scenario::Listen], o),
         Command::All(o) => (Scenario::ALL.to_vec(), o),
         Command::Receiver { .. } => return Ok(()),
     };

@@ -25,10 +25,11 @@ pub enum Scenario {
     Receive,
     Backlog,
     Flow,
+    Listen,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Self::Ingest,
         Self::Deliver,
         Self::Latency,
@@ -36,6 +37,7 @@ impl Scenario {
         Self::Receive,
         Self::Backlog,
         Self::Flow,
+        Self::Listen,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +49,7 @@ impl Scenario {
             Self::Receive => "receive",
             Self::Backlog => "backlog",
             Self::Flow => "flow",
+            Self::Listen => "listen",
         }
     }
 }
@@ -61,6 +64,7 @@ pub async fn run(scenario: Scenario, bin: &Path, dir: &Path, opts: &Opts) -> Res
         Scenario::Receive => receive(bin, dir, opts).await,
         Scenario::Backlog => backlog(bin, dir, opts).await,
         Scenario::Flow => flow(bin, dir, opts).await,
+        Scenario::Listen => listen(bin, dir, opts).await,
     }
 }
 
@@ -478,22 +482,8 @@ async fn fanout(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
 async fn receive(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     let setup = Setup::start(bin, dir, opts, &[], true).await?;
     let token = Some(setup.token.as_str());
-    let source = load::call_ok(
-        setup.addr,
-        Method::POST,
-        "/ingest/api/v1/source",
-        token,
-        Some(json!({"name": "bench", "type": "generic-webhook"})),
-    )
-    .await?;
-    let id = source["id"].as_str().ok_or("the source has no id")?;
-    let url = source["ingestUrl"]
-        .as_str()
-        .ok_or("the source has no ingestUrl")?;
-    let path = url
-        .find("/in/")
-        .map(|i| url[i..].to_owned())
-        .ok_or("the ingest URL has no /in/ path")?;
+    let (id, path) = generic_source(&setup).await?;
+    let id = id.as_str();
     let dest = load::call_ok(
         setup.addr,
         Method::POST,
@@ -506,13 +496,7 @@ async fn receive(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     setup
         .transform(&format!("/ingest/api/v1/source/{id}/endpoint/{dest}"), opts)
         .await?;
-    let pad = "x".repeat(opts.payload_bytes.saturating_sub(20));
-    let spec = Spec {
-        method: Method::POST,
-        path,
-        headers: vec![("content-type", "application/json".into())],
-        body: Arc::new(move |t| Bytes::from(format!(r#"{{"t":{t},"pad":"{pad}"}}"#))),
-    };
+    let spec = received_spec(path, opts);
     let window = opts.window();
     let (out, span) = measured(
         &setup,
@@ -538,6 +522,143 @@ async fn receive(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     add_usage(&mut r, &setup, &span, 100.0)?;
     note_errors(&mut r, &out);
     Ok(r)
+}
+
+/// Offered requests/s of the listen scenario's latency passes (default).
+const LISTEN_RATE: f64 = 2_000.0;
+
+/// A source's requests relayed to the receiver through `hookd listen`: receive →
+/// forward latency at `--rate` (2,000/s) through a plain destination and then through
+/// a listen session (the difference is what the session adds), and the relay's
+/// throughput at saturation (closed loop).
+async fn listen(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
+    let setup = Setup::start(bin, dir, opts, &[], true).await?;
+    let token = Some(setup.token.as_str());
+    let (_, path) = generic_source(&setup).await?;
+    let forward_to = format!("http://{}/e/0", setup.rx);
+    let dest = load::call_ok(
+        setup.addr,
+        Method::POST,
+        "/ingest/api/v1/source/bench/endpoint",
+        token,
+        Some(json!({"url": forward_to})),
+    )
+    .await?;
+    let dest = dest["id"].as_str().ok_or("the destination has no id")?.to_owned();
+    let spec = received_spec(path, opts);
+    let rate = opts.rate.unwrap_or(LISTEN_RATE);
+    let window = opts.window();
+    let (direct, direct_span) = measured(
+        &setup,
+        window,
+        load::open(setup.addr, rate, opts.concurrency, window, &spec),
+    )
+    .await?;
+    // The destination goes; a session takes its place.
+    load::call(
+        setup.addr,
+        Method::DELETE,
+        &format!("/ingest/api/v1/source/bench/endpoint/{dest}"),
+        token,
+        None,
+    )
+    .await?;
+    let session = hookd::listen(
+        bin,
+        setup.addr,
+        &setup.token,
+        "bench",
+        &forward_to,
+        &dir.join("listen.log"),
+    )
+    .await?;
+    let (relayed, relayed_span) = measured(
+        &setup,
+        window,
+        load::open(setup.addr, rate, opts.concurrency, window, &spec),
+    )
+    .await?;
+    let (saturated, saturated_span) = measured(
+        &setup,
+        window,
+        load::closed(setup.addr, opts.concurrency, window, &spec),
+    )
+    .await?;
+    session.stop(Duration::from_secs(20))?;
+    let direct_p99 = direct_span.seen.as_ref().ok_or("no receiver figures")?.p99_us as f64 / 1000.0;
+    let relayed_seen = relayed_span.seen.as_ref().ok_or("no receiver figures")?;
+    let relayed_p99 = relayed_seen.p99_us as f64 / 1000.0;
+    let mut r = Report::new(
+        "listen",
+        opts.backend(),
+        opts.quick,
+        params(
+            opts,
+            json!({"concurrency": opts.concurrency, "rate": rate, "listen_concurrency": 128}),
+        ),
+    );
+    r.add_goal(
+        "relayed/s at saturation",
+        saturated_span.delivered_per_s,
+        "/s",
+        Target::AtLeast(2_000.0),
+    );
+    r.add("requests accepted/s at saturation", saturated.rate(), "/s");
+    r.add_goal(
+        "added latency p99 (through listen - direct)",
+        relayed_p99 - direct_p99,
+        "ms",
+        Target::Below(10.0),
+    );
+    r.add("receive -> local p99, direct destination", direct_p99, "ms");
+    r.add("receive -> local p99, through listen", relayed_p99, "ms");
+    r.add(
+        "receive -> local p50, through listen",
+        relayed_seen.p50_us as f64 / 1000.0,
+        "ms",
+    );
+    r.add(
+        "relayed/s at the offered rate",
+        relayed_span.delivered_per_s,
+        "/s",
+    );
+    add_usage(&mut r, &setup, &saturated_span, 100.0)?;
+    note_errors(&mut r, &direct);
+    note_errors(&mut r, &relayed);
+    note_errors(&mut r, &saturated);
+    Ok(r)
+}
+
+/// A `generic-webhook` source with the uid `bench`: its id and its `/in/{token}` path.
+async fn generic_source(setup: &Setup) -> Result<(String, String), Error> {
+    let source = load::call_ok(
+        setup.addr,
+        Method::POST,
+        "/ingest/api/v1/source",
+        Some(setup.token.as_str()),
+        Some(json!({"name": "bench", "uid": "bench", "type": "generic-webhook"})),
+    )
+    .await?;
+    let id = source["id"].as_str().ok_or("the source has no id")?.to_owned();
+    let url = source["ingestUrl"]
+        .as_str()
+        .ok_or("the source has no ingestUrl")?;
+    let path = url
+        .find("/in/")
+        .map(|i| url[i..].to_owned())
+        .ok_or("the ingest URL has no /in/ path")?;
+    Ok((id, path))
+}
+
+/// Requests to a source's `path`: JSON with the send time, padded to the payload size.
+fn received_spec(path: String, opts: &Opts) -> Spec {
+    let pad = "x".repeat(opts.payload_bytes.saturating_sub(20));
+    Spec {
+        method: Method::POST,
+        path,
+        headers: vec![("content-type", "application/json".into())],
+        body: Arc::new(move |t| Bytes::from(format!(r#"{{"t":{t},"pad":"{pad}"}}"#))),
+    }
 }
 
 /// Messages/s of the backlog scenario's API latency probes.

@@ -1,4 +1,7 @@
-//! The `hookd` command line: `serve`, `migrate`, `token ...`, `ui-link`, `config print`.
+//! The `hookd` command line: the server's commands (`serve`, `migrate`, `token ...`,
+//! `ui-link`, `config print`, ...), which read the server's configuration and open its
+//! database; the remote ones (`listen`, `tail`, `replay`, `send`), which talk to a server over HTTP
+//! (`crate::client`); and the install's helpers (`completions`, `man`).
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -14,6 +17,11 @@ use crate::config::{Config, DEFAULT_TOML, LogFormat};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// The command line's definition (completions, the man page).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +79,131 @@ enum Command {
         #[command(subcommand)]
         action: ConfigCommand,
     },
+    /// Bring a source's requests or an application's messages to a local URL, through
+    /// a session on a hookd server (remote: --server, --token). Ctrl-C ends it.
+    Listen(ListenCommand),
+    /// Follow a source's requests (with their destinations' results) or an
+    /// application's messages (with their attempts), one line each (remote).
+    Tail(TailCommand),
+    /// Replay a source's logged requests in a time range, forwarded again by the
+    /// server or sent to a URL from here, with progress; Ctrl-C stops, the same
+    /// command resumes (remote).
+    Replay(ReplayCommand),
+    /// Send a message, or one per line of a JSON-lines file with progress (remote).
+    Send(SendCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page, or write one page per command into a directory.
+    Man {
+        /// Write hookd.1, hookd-listen.1, ... here instead.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["source", "app"])))]
+struct TailCommand {
+    /// A source (id or uid): what it receives, and its destinations' results.
+    #[arg(long)]
+    source: Option<String>,
+    /// An application (id or uid): its messages and their attempts.
+    #[arg(long)]
+    app: Option<String>,
+    /// One JSON object per line (`type`: request, message or attempt).
+    #[arg(long)]
+    json: bool,
+    /// How often the server is asked.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    interval: std::time::Duration,
+    #[command(flatten)]
+    connection: crate::client::Connection,
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayCommand {
+    /// The source (id or uid).
+    #[arg(long)]
+    source: String,
+    /// Requests received since: a duration back from now (2h, 30m) or an RFC 3339 time.
+    #[arg(long)]
+    since: String,
+    /// ... until (same forms) [default: now].
+    #[arg(long)]
+    until: Option<String>,
+    /// Only requests with this verdict: accepted, duplicate, rejected, filtered (the
+    /// server forwards only accepted and duplicate ones; --to sends any).
+    #[arg(long)]
+    status: Option<String>,
+    /// Send each request from here to this URL (method, path, query, headers, exact
+    /// body) instead of having the server forward it.
+    #[arg(long, conflicts_with = "destination")]
+    to: Option<url::Url>,
+    /// Have the server forward to this destination only (id or uid).
+    #[arg(long)]
+    destination: Option<String>,
+    /// Start over, ignoring where an interrupted run of this command stopped.
+    #[arg(long)]
+    restart: bool,
+    #[command(flatten)]
+    connection: crate::client::Connection,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["payload", "payloads"])))]
+struct SendCommand {
+    /// The application (id or uid).
+    #[arg(long)]
+    app: String,
+    #[arg(long)]
+    event_type: String,
+    /// The payload: JSON, @file.json, or - for stdin.
+    #[arg(long)]
+    payload: Option<String>,
+    /// A JSON-lines file: one message per line, with progress; resumable.
+    #[arg(long)]
+    payloads: Option<std::path::PathBuf>,
+    /// Channels of the message(s) (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    channels: Vec<String>,
+    #[command(flatten)]
+    connection: crate::client::Connection,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["source", "app"])))]
+struct ListenCommand {
+    /// Follow the requests this source accepts (id or uid), after verification.
+    #[arg(long)]
+    source: Option<String>,
+    /// Follow this application's messages (id or uid), signed for a temporary endpoint.
+    #[arg(long)]
+    app: Option<String>,
+    /// With --app: only these event types (comma-separated).
+    #[arg(long, value_delimiter = ',', requires = "app")]
+    event_types: Vec<String>,
+    /// The local URL requests are replayed to, e.g. http://localhost:3000/hooks (a
+    /// source's path below its URL and the query are appended).
+    #[arg(long)]
+    forward_to: url::Url,
+    /// Names the session; the same name resumes it and receives what waited for it
+    /// [default: this host's name and the local port].
+    #[arg(long)]
+    session: Option<String>,
+    /// Keep the session after Ctrl-C: requests keep waiting for the next `hookd listen`.
+    #[arg(long)]
+    keep: bool,
+    /// Requests forwarded to the local URL at once at most.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// One JSON object per request on stdout instead of a line of text.
+    #[arg(long)]
+    json: bool,
+    /// How long the local URL may take to answer.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+    #[command(flatten)]
+    connection: crate::client::Connection,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,13 +284,54 @@ enum ConfigCommand {
 /// Runs the command line; the binary's `main` is just this.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Config {
-        action: ConfigCommand::Print { defaults: true },
-    } = cli.command
-    {
-        print!("{DEFAULT_TOML}");
-        return ExitCode::SUCCESS;
-    }
+    let command = match cli.command {
+        Command::Config {
+            action: ConfigCommand::Print { defaults: true },
+        } => {
+            print!("{DEFAULT_TOML}");
+            return ExitCode::SUCCESS;
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "hookd", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { dir } => return man(dir),
+        Command::Listen(l) => return listen(l),
+        Command::Tail(t) => {
+            let tailed = match (t.source, t.app) {
+                (Some(s), _) => crate::client::tail::Tailed::Source(s),
+                (_, Some(a)) => crate::client::tail::Tailed::App(a),
+                _ => unreachable_target(),
+            };
+            let (json, interval) = (t.json, t.interval);
+            return remote("tail", &t.connection, |r| {
+                crate::client::tail::run(r, tailed, json, interval)
+            });
+        }
+        Command::Replay(r) => {
+            let args = crate::client::replay::ReplayArgs {
+                source: r.source,
+                since: r.since,
+                until: r.until,
+                status: r.status,
+                to: r.to,
+                destination: r.destination,
+                restart: r.restart,
+            };
+            return remote("replay", &r.connection, |c| crate::client::replay::run(c, args));
+        }
+        Command::Send(s) => {
+            let args = crate::client::send::SendArgs {
+                app: s.app,
+                event_type: s.event_type,
+                payload: s.payload,
+                payloads: s.payloads,
+                channels: s.channels,
+            };
+            return remote("send", &s.connection, |c| crate::client::send::run(c, args));
+        }
+        other => other,
+    };
     let loaded = match Config::load() {
         Ok(l) => l,
         Err(e) => {
@@ -176,7 +350,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, loaded.config)) {
+    match runtime.block_on(run(command, loaded.config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -254,6 +428,13 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             print!("{}", config.to_redacted_toml());
             Ok(())
         }
+        // Run by `main` before the configuration is read.
+        Command::Listen(_)
+        | Command::Tail(_)
+        | Command::Replay(_)
+        | Command::Send(_)
+        | Command::Completions { .. }
+        | Command::Man { .. } => Ok(()),
     }
 }
 
@@ -330,27 +511,62 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+use crate::client::shutdown_signal;
+
+/// `hookd man`: the page of `hookd` on stdout, or every command's page in `dir`.
+fn man(dir: Option<std::path::PathBuf>) -> ExitCode {
+    let written = match dir {
+        Some(dir) => std::fs::create_dir_all(&dir)
+            .and_then(|()| clap_mangen::generate_to(command(), &dir))
+            .map(|()| eprintln!("wrote the man pages to {}", dir.display())),
+        None => clap_mangen::Man::new(command()).render(&mut std::io::stdout()),
     };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hookd: cannot write the man page: {e}");
+            ExitCode::FAILURE
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
+}
+
+/// Clap's group makes one of the two required.
+fn unreachable_target() -> ! {
+    eprintln!("hookd: give --source or --app");
+    std::process::exit(2)
+}
+
+/// Runs a remote command (it reads no server configuration) against the server its
+/// flags, the environment or the profile name.
+fn remote<F, Fut>(name: &str, connection: &crate::client::Connection, work: F) -> ExitCode
+where
+    F: FnOnce(crate::client::Remote) -> Fut,
+    Fut: std::future::Future<Output = Result<(), crate::client::Failure>>,
+{
+    match crate::client::Remote::resolve(connection) {
+        Ok(r) => crate::client::run_remote(name, work(r)),
+        Err(f) => {
+            eprintln!("hookd {name}: {}", f.message());
+            f.exit_code()
+        }
+    }
+}
+
+/// `hookd listen`: a remote command; it reads no server configuration.
+fn listen(l: ListenCommand) -> ExitCode {
+    let connection = l.connection.clone();
+    let args = crate::client::listen::ListenArgs {
+        source: l.source,
+        app: l.app,
+        event_types: l.event_types,
+        forward_to: l.forward_to,
+        session: l.session,
+        keep: l.keep,
+        concurrency: l.concurrency,
+        json: l.json,
+        timeout: l.timeout,
+    };
+    remote("listen", &connection, |r| crate::client::listen::run(r, args))
 }
 
 async fn token(action: TokenCommand, config: Config) -> Result<(), Box<dyn std::error::Error>> {

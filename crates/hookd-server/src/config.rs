@@ -22,8 +22,9 @@ pub const DEFAULT_TOML: &str = include_str!("../../../config.default.toml");
 
 /// Keys that may be set but have no default (they are commented out in the file).
 const OPTIONAL_KEYS: &[&str] = &["public_url"];
-/// `HOOKD_*` variables that are not settings.
-const NOT_SETTINGS: &[&str] = &["config", "test_database_url"];
+/// `HOOKD_*` variables that are not settings: the config file, the tests' database,
+/// and the remote commands' server, token and profile (`crate::client`).
+const NOT_SETTINGS: &[&str] = &["config", "test_database_url", "server", "token", "profile"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -5,10 +5,12 @@
 //! handling.
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod data;
 pub mod flow;
 pub mod http;
+pub mod listen;
 pub mod ops;
 pub mod receive;
 pub mod router;

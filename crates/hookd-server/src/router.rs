@@ -82,6 +82,8 @@ pub fn router(state: Service) -> Router {
             get(move || async move { Json(openapi.as_ref().clone()) }),
         )
         .route("/metrics", get(crate::ops::metrics::handler))
+        // `hookd listen`'s sessions: hookd's own, with an event stream (not in the document).
+        .merge(crate::listen::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(

@@ -39,6 +39,7 @@ pub fn router() -> OpenApiRouter<Service> {
         .routes(routes!(list_log))
         .routes(routes!(get_log_entry))
         .routes(routes!(get_log_raw))
+        .routes(routes!(list_log_attempts))
         .routes(routes!(replay_one))
         .routes(routes!(replay_range))
 }
@@ -607,6 +608,59 @@ async fn get_log_raw(
         .and_then(|(_, v)| HeaderValue::from_str(v).ok())
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     Ok(([(header::CONTENT_TYPE, content_type)], entry.body).into_response())
+}
+
+/// One attempt to forward a received request to a destination (hookd's own).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwardAttemptOut {
+    #[schema(value_type = String)]
+    pub id: hookd_core::id::AttemptId,
+    /// The destination (a `hookd listen` session's is one too).
+    #[schema(value_type = String)]
+    pub endpoint_id: hookd_core::id::EndpointId,
+    pub url: String,
+    /// 0 when no answer came.
+    pub response_status_code: i32,
+    /// The first bytes of the answer, or why there was none.
+    pub response: String,
+    pub response_duration_ms: i64,
+    /// `success` or `fail` (`canceled` by a transformation).
+    pub status: &'static str,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// What became of a received request's forward: every attempt at every destination,
+/// newest first (hookd's own route; `hookd tail` shows them).
+#[utoipa::path(get, path = "/ingest/api/v1/source/{source_id}/log/{log_id}/attempt", tag = "Ingest Source",
+    params(("source_id" = String, Path), ("log_id" = String, Path)),
+    responses((status = 200, body = Vec<ForwardAttemptOut>), (status = 404, body = crate::http::error::HttpErrorOut)))]
+async fn list_log_attempts(
+    tenant: Tenant,
+    State(state): State<Service>,
+    Path((source_id, log_id)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<ForwardAttemptOut>>> {
+    let (source, entry) = log_entry(&state, &tenant, &source_id, &log_id).await?;
+    let attempts = source::forward_attempts(&state, &tenant.org, &source, &entry).await?;
+    Ok(Json(
+        attempts
+            .into_iter()
+            .map(|a| ForwardAttemptOut {
+                id: a.id,
+                endpoint_id: a.endpoint_id,
+                url: a.url,
+                response_status_code: a.response_status_code,
+                response: a.response.unwrap_or_default(),
+                response_duration_ms: a.response_duration_ms,
+                status: match a.status {
+                    hookd_store::DeliveryStatus::Success => "success",
+                    hookd_store::DeliveryStatus::Canceled => "canceled",
+                    _ => "fail",
+                },
+                timestamp: a.created_at,
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -518,6 +518,68 @@ impl EndpointChange {
 // ---------------------------------------------------------------------------------
 // Commands.
 
+/// The temporary endpoint of the `hookd listen` session `session` in `app` (uid
+/// `listen-{session}`, URL `hookd-listen://{session}`): made when missing, its
+/// event-type filter set to `event_types` when it exists. Raises no operational
+/// events (it is a developer's tap, not a customer's endpoint). 409 when the uid
+/// belongs to an endpoint that is not a listen session.
+pub(crate) async fn listen_endpoint(
+    state: &Service,
+    org: &OrgId,
+    app: &AppRef,
+    session: &str,
+    event_types: Option<Vec<String>>,
+) -> ApiResult<Endpoint> {
+    let url =
+        EndpointUrl::listener(session).map_err(|e| ApiError::invalid(&["body", "session"], e.message))?;
+    let uid: Uid = format!("listen-{}", session.to_ascii_lowercase())
+        .parse()
+        .map_err(|e: hookd_core::InvalidValue| ApiError::invalid(&["body", "session"], e.message))?;
+    let event_types = parse_event_types(event_types)?;
+    check_event_types_exist(state, org, app, &event_types).await?;
+    let resolved = resolve_app(state, org, app).await?;
+    match state.store.get_endpoint(org, &resolved.id, uid.as_str()).await {
+        Ok(ep) if !ep.data.url.is_listener() => Err(ApiError::Conflict(format!(
+            "the endpoint {uid} is not a `hookd listen` session; choose another --session"
+        ))),
+        Ok(ep) => {
+            let updated = state
+                .store
+                .update_endpoint(
+                    org,
+                    &resolved.id,
+                    ep.id.as_str(),
+                    Box::new(move |d| {
+                        d.event_types = event_types;
+                        d.disabled = false;
+                        Ok(())
+                    }),
+                )
+                .await?;
+            Ok(updated.after)
+        }
+        Err(StoreError::NotFound(_)) => {
+            let data = EndpointData {
+                uid: Some(uid),
+                url,
+                description: format!("hookd listen session {session}"),
+                disabled: false,
+                event_types,
+                channels: None,
+                throttle_rate: None,
+                metadata: BTreeMap::new(),
+                headers: BTreeMap::new(),
+                secret: EndpointSecret::generate(),
+                previous_secrets: Vec::new(),
+                filter: None,
+                transformation: None,
+            };
+            Ok(state.store.create_endpoint(org, &resolved.id, data).await?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A page of the endpoints of `app`.
 pub async fn list(
     state: &Service,

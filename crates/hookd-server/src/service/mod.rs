@@ -22,6 +22,7 @@ pub mod events;
 pub mod flow;
 pub mod job_kinds;
 pub mod jobs;
+pub mod listen;
 pub mod message;
 pub mod meter;
 pub mod metric_history;
@@ -122,6 +123,11 @@ impl Service {
     /// Announces each request a source of this node records.
     pub fn subscribe_received(&self) -> tokio::sync::broadcast::Receiver<hookd_core::id::SourceId> {
         self.received.subscribe()
+    }
+
+    /// This node's `hookd listen` sessions; `None` on a node without a delivery engine.
+    fn relays(&self) -> Option<&Arc<hookd_dispatch::relay::Relays>> {
+        self.dispatcher.as_ref().map(|d| d.relays())
     }
 
     /// Tells the local delivery engine that new deliveries were committed.

@@ -314,6 +314,33 @@ async fn record(
     Ok(recorded)
 }
 
+/// What became of a received request's forward: every attempt at every destination,
+/// newest first (none for a request that was not forwarded).
+pub async fn forward_attempts(
+    state: &Service,
+    org: &OrgId,
+    source: &Source,
+    entry: &IngestRequest,
+) -> ApiResult<Vec<hookd_store::MessageAttempt>> {
+    let Some(msg) = &entry.msg_id else {
+        return Ok(Vec::new());
+    };
+    let filter = hookd_store::AttemptFilter {
+        msg: Some(msg.clone()),
+        ..Default::default()
+    };
+    let query = ListQuery {
+        limit: 250,
+        cursor: None,
+        order: Order::Descending,
+    };
+    Ok(state
+        .store
+        .list_attempts(org, &source.app_id, &query, &filter)
+        .await?
+        .items)
+}
+
 /// What a replay made: the new messages and their deliveries; `done` false when more
 /// than [`MAX_REPLAY`] matched (resume at `next_since`).
 #[derive(Debug, Default, Serialize, Deserialize)]
