@@ -248,6 +248,13 @@ pub fn launch_with_store(
     let mut released = released.clone();
     let task = tokio::spawn(async move {
         let _ = released.wait_for(|done| *done).await;
+        // No Nagle delay: an event stream's small writes (`hookd listen`, the UI's live
+        // views) and pipelined answers go out at once, not up to 40 ms later.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(
             listener,
             ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
