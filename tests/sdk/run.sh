@@ -2,7 +2,8 @@
 # Starts a hookd binary on a free port with a fresh SQLite database (or, when
 # HOOKD_TEST_DATABASE_URL is set, a fresh schema of that PostgreSQL database), creates a token
 # with its CLI, and runs the README walkthrough with the official Python and npm svix
-# SDKs against it, then the ingest check with the providers' own signing libraries. Usage: tests/sdk/run.sh [path/to/hookd]
+# SDKs against it, then the ingest check with the providers' own signing libraries, and `hookd listen`
+# with them. Usage: tests/sdk/run.sh [path/to/hookd]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 hookd=${1:-$here/../../target/debug/hookd}
@@ -14,3 +15,5 @@ python3 "$here/walkthrough.py"
 node "$here/walkthrough.mjs"
 python3 "$here/ingest.py"
 node "$here/sources.mjs"
+# hookd listen, the real CLI, checked with the stripe and standardwebhooks libraries.
+SDK_HOOKD_BIN=$hookd python3 "$here/listen.py"
