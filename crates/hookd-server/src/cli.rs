@@ -199,8 +199,9 @@ struct ListenCommand {
     /// One JSON object per request on stdout instead of a line of text.
     #[arg(long)]
     json: bool,
-    /// How long the local URL may take to answer.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    /// How long the local URL may take to answer. The server waits its
+    /// `delivery_timeout` (15 s by default) for the whole hand-over, so keep this below.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: std::time::Duration,
     #[command(flatten)]
     connection: crate::client::Connection,
