@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
 use super::sse::SseParser;
-use super::{Failure, Remote, clock, shutdown_signal};
+use super::{Failure, Remote, clock, hop_by_hop, local_url, shutdown_signal};
 
 /// A stream silent this long is taken as dead (three of the server's heartbeats).
 const SILENCE: Duration = Duration::from_secs(45);
@@ -339,36 +339,6 @@ async fn reopen(shared: &Arc<Shared>) -> Result<(), Failure> {
         )));
     }
     Ok(())
-}
-
-/// The local URL of a request: the target with the path below the source's URL and
-/// the query appended.
-fn local_url(base: &url::Url, path: &str, query: &str) -> String {
-    let mut url = base.as_str().to_owned();
-    if !path.is_empty() {
-        url = format!("{}/{}", url.trim_end_matches('/'), path.trim_start_matches('/'));
-    }
-    if !query.is_empty() {
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(query);
-    }
-    url
-}
-
-/// Headers that belong to one connection, never replayed.
-fn hop_by_hop(name: &str) -> bool {
-    matches!(
-        name.to_ascii_lowercase().as_str(),
-        "host"
-            | "content-length"
-            | "transfer-encoding"
-            | "connection"
-            | "keep-alive"
-            | "upgrade"
-            | "te"
-            | "trailer"
-            | "proxy-connection"
-    )
 }
 
 /// Replays one request to the local target and answers the server.

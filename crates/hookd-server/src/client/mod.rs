@@ -303,3 +303,33 @@ pub async fn shutdown_signal() {
         () = term => {}
     }
 }
+
+/// The local URL of a request: the target with the path below the source's URL and
+/// the query appended.
+pub fn local_url(base: &url::Url, path: &str, query: &str) -> String {
+    let mut url = base.as_str().to_owned();
+    if !path.is_empty() && path != "/" {
+        url = format!("{}/{}", url.trim_end_matches('/'), path.trim_start_matches('/'));
+    }
+    if !query.is_empty() {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(query);
+    }
+    url
+}
+
+/// Headers that belong to one connection, never replayed.
+pub fn hop_by_hop(name: &str) -> bool {
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "host"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "upgrade"
+            | "te"
+            | "trailer"
+            | "proxy-connection"
+    )
+}

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::{Failure, Remote, shutdown_signal};
+use super::{Failure, Remote, hop_by_hop, local_url, shutdown_signal};
 
 /// What `hookd replay` was asked to do.
 #[derive(Debug, Clone)]
@@ -310,22 +310,12 @@ async fn one(
         .map_err(|e| Failure::Other(format!("{id}: an unreadable body: {e}")))?;
     let path = entry["path"].as_str().unwrap_or("/");
     let query = entry["query"].as_str().unwrap_or("");
-    let mut url = to.as_str().to_owned();
-    if path != "/" && !path.is_empty() {
-        url = format!("{}/{}", url.trim_end_matches('/'), path.trim_start_matches('/'));
-    }
-    if !query.is_empty() {
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(query);
-    }
+    let url = local_url(to, path, query);
     let method =
         Method::from_bytes(entry["method"].as_str().unwrap_or("POST").as_bytes()).unwrap_or(Method::POST);
     let mut request = local.request(method, &url).body(body);
     for (k, v) in entry["headers"].as_object().into_iter().flatten() {
-        let skip = matches!(
-            k.to_ascii_lowercase().as_str(),
-            "host" | "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "upgrade" | "te"
-        );
+        let skip = hop_by_hop(k);
         if let (false, Some(v)) = (skip, v.as_str()) {
             request = request.header(k.as_str(), v);
         }
