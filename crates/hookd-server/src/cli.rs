@@ -293,8 +293,10 @@ pub fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut command(), "hookd", &mut std::io::stdout());
-            return ExitCode::SUCCESS;
+            // clap_complete panics on a failed write, so the script is rendered first.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command(), "hookd", &mut script);
+            return print_generated("completions", &script);
         }
         Command::Man { dir } => return man(dir),
         Command::Listen(l) => return listen(l),
@@ -520,12 +522,36 @@ fn man(dir: Option<std::path::PathBuf>) -> ExitCode {
         Some(dir) => std::fs::create_dir_all(&dir)
             .and_then(|()| clap_mangen::generate_to(command(), &dir))
             .map(|()| eprintln!("wrote the man pages to {}", dir.display())),
-        None => clap_mangen::Man::new(command()).render(&mut std::io::stdout()),
+        None => {
+            let mut page = Vec::new();
+            return match clap_mangen::Man::new(command()).render(&mut page) {
+                Ok(()) => print_generated("man page", &page),
+                Err(e) => {
+                    eprintln!("hookd: cannot render the man page: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hookd: cannot write the man page: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes generated text to stdout. A reader that closes the pipe early (`| head`,
+/// `| grep -q`) has all it wanted, so a broken pipe is success, as for `cat`.
+fn print_generated(what: &str, text: &[u8]) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hookd: cannot write the {what}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -393,3 +393,22 @@ fn completions_and_man_pages_are_generated() {
     assert!(out.status.success());
     assert!(dir.path().join("hookd-listen.1").is_file());
 }
+
+/// `hookd man | grep -q ...` and `hookd completions bash | head`: the reader closes the
+/// pipe before hookd writes; that is success, never a panic or a failure exit.
+#[test]
+fn generated_text_into_a_closed_pipe_is_not_a_failure() {
+    for args in [&["man"][..], &["completions", "bash"][..]] {
+        let mut child = command()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {said}", out.status);
+        assert!(said.is_empty(), "{args:?}: {said}");
+    }
+}
