@@ -64,6 +64,9 @@ pub struct Config {
     pub ingest_retention: Duration,
     #[serde(with = "as_string_or_list")]
     pub ingest_trusted_proxies: NetworkList,
+    /// Requests per second a source accepts on each node unless its options set
+    /// `rateLimit` (0: no limit).
+    pub ingest_source_rate_limit: u32,
     pub data_read_credits: u64,
     pub data_write_credits: u64,
     pub data_daily_credit_quota: u64,
@@ -95,6 +98,15 @@ pub struct Config {
     pub portal_frame_ancestors: String,
     #[serde(with = "as_duration")]
     pub shutdown_timeout: Duration,
+    /// The listener's limits ([`crate::http::server`], docs/security.md).
+    #[serde(with = "as_duration")]
+    pub http_header_timeout: Duration,
+    #[serde(with = "as_duration")]
+    pub http_body_timeout: Duration,
+    pub http_max_connections: usize,
+    pub http_max_in_flight: usize,
+    pub http_max_headers: usize,
+    pub http_max_header_bytes: usize,
     pub sqlite_synchronous: SqliteSynchronous,
     pub sqlite_readers: usize,
     pub postgres_pool_size: usize,
@@ -206,6 +218,18 @@ impl Config {
     }
 
     /// The key flows' secrets are sealed with; `None` when `secret_key` is empty.
+    /// The public listener's limits.
+    pub fn http_limits(&self) -> crate::http::server::Limits {
+        crate::http::server::Limits {
+            header_timeout: self.http_header_timeout,
+            body_timeout: self.http_body_timeout,
+            max_connections: self.http_max_connections,
+            max_in_flight: self.http_max_in_flight,
+            max_headers: self.http_max_headers,
+            max_header_bytes: self.http_max_header_bytes,
+        }
+    }
+
     pub fn sealing_key(&self) -> Result<Option<hookd_core::sealed::SealingKey>, ConfigError> {
         if self.secret_key.trim().is_empty() {
             return Ok(None);
@@ -244,6 +268,30 @@ impl Config {
             ));
         }
         self.database()?;
+        if self.http_header_timeout.is_zero() || self.http_body_timeout.is_zero() {
+            return Err(ConfigError(
+                "http_header_timeout and http_body_timeout must be positive".into(),
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.http_max_connections) {
+            return Err(ConfigError(
+                "http_max_connections must be between 1 and 1000000".into(),
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.http_max_in_flight) {
+            return Err(ConfigError(
+                "http_max_in_flight must be between 1 and 1000000".into(),
+            ));
+        }
+        if !(1..=10_000).contains(&self.http_max_headers) {
+            return Err(ConfigError("http_max_headers must be between 1 and 10000".into()));
+        }
+        // hyper's read buffer cannot be smaller than 8 KiB.
+        if !(8192..=16 * 1024 * 1024).contains(&self.http_max_header_bytes) {
+            return Err(ConfigError(
+                "http_max_header_bytes must be between 8192 and 16777216".into(),
+            ));
+        }
         if self.api_max_body_bytes == 0 {
             return Err(ConfigError("api_max_body_bytes must be greater than 0".into()));
         }

@@ -22,8 +22,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::ServiceExt;
-use axum::extract::Request;
 use hookd_dispatch::{DispatchConfig, Dispatcher};
 use hookd_store::Store;
 use hookd_store_postgres::{PgOptions, PgStore};
@@ -203,6 +201,7 @@ pub fn launch_with_store(
             work.await;
         }
     };
+    let state_limits = config.http_limits();
     let state = Service::new(Arc::clone(&store), config, dispatcher.clone(), sandbox);
     let meter = state.meter();
     // Background work belongs to worker nodes (every node on one database may run it:
@@ -244,25 +243,12 @@ pub fn launch_with_store(
     // Trailing slashes are trimmed before routing, so every path answers with and
     // without one (the SDKs differ).
     let app = NormalizePathLayer::trim_trailing_slash().layer(router::router(state));
-    let mut http_stop = stop_rx;
+    let limits = state_limits;
     let mut released = released.clone();
     let task = tokio::spawn(async move {
         let _ = released.wait_for(|done| *done).await;
-        // No Nagle delay: an event stream's small writes (`hookd listen`, the UI's live
-        // views) and pipelined answers go out at once, not up to 40 ms later.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        axum::serve(
-            listener,
-            ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|stop| *stop).await;
-        })
-        .await
+        http::server::serve(listener, app, limits, stop_rx).await;
+        Ok(())
     });
     Ok(Running {
         local_addr,

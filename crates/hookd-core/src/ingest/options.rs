@@ -43,7 +43,15 @@ pub struct SourceOptions {
     /// like an accepted one, and forwarded nowhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<crate::filter::RequestFilter>,
+    /// Requests per second this source accepts on each node (a burst of one second's
+    /// worth); past it a request is answered 429 with `Retry-After` and not kept.
+    /// Absent: the server's `ingest_source_rate_limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
 }
+
+/// The largest per-source rate a source may set.
+pub const MAX_SOURCE_RATE_LIMIT: u32 = 1_000_000;
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -294,6 +302,15 @@ impl SourceOptions {
             {
                 return Err(invalid("response.contentType", "not a valid content type"));
             }
+        }
+        if self
+            .rate_limit
+            .is_some_and(|r| !(1..=MAX_SOURCE_RATE_LIMIT).contains(&r))
+        {
+            return Err(invalid(
+                "rateLimit",
+                format!("requests per second, between 1 and {MAX_SOURCE_RATE_LIMIT}"),
+            ));
         }
         if self.tolerance_seconds.is_some_and(|t| t == 0 || t > 86_400) {
             return Err(invalid("toleranceSeconds", "between 1 and 86400"));

@@ -52,7 +52,9 @@ async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Api
         }
     }
     Bytes::from_request(req, state).await.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        if crate::http::server::is_body_timeout(&e) {
+            body_timeout()
+        } else if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge("the request body is larger than this server accepts".into())
         } else {
             ApiError::BadRequest {
@@ -81,6 +83,8 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         if is_length_limit(&e) {
             too_large()
+        } else if crate::http::server::is_body_timeout(&e) {
+            body_timeout()
         } else {
             ApiError::BadRequest {
                 code: "bad_body",
@@ -88,6 +92,13 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
             }
         }
     })
+}
+
+/// The answer to a body that trickled in past `http_body_timeout`.
+pub fn body_timeout() -> ApiError {
+    ApiError::RequestTimeout(
+        "the request body did not arrive in time (http_body_timeout); send it faster".into(),
+    )
 }
 
 fn is_length_limit(e: &axum::Error) -> bool {

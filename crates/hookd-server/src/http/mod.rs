@@ -12,6 +12,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod openapi;
 pub mod pagination;
+pub mod server;
 
 use std::str::FromStr;
 

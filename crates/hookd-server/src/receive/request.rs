@@ -110,6 +110,8 @@ async fn receive_inner(
         return Err(ApiError::NotFound("no source has this URL".into()));
     };
     let (org, source) = (&found.0, &found.1);
+    // Before the body is read: a flood costs as little as it can.
+    source::admit(state, source)?;
     let body = match read_body(&headers, body, state.config.ingest_max_body_bytes).await {
         Ok(b) => b,
         Err(e @ ApiError::PayloadTooLarge(_)) => {

@@ -57,6 +57,7 @@ pub struct ServerMetrics {
     pub messages_accepted: Counter,
     pub ingest_received: Family<IngestLabels, Counter>,
     pub ingest_too_large: Counter,
+    pub ingest_rate_limited: Counter,
     pub flow_runs_ended: Family<FlowRunLabels, Counter>,
     backlog_due: Gauge,
     backlog_scheduled: Gauge,
@@ -90,6 +91,11 @@ impl Metrics {
             "hookd_ingest_too_large",
             "Requests refused at source URLs for a body over ingest_max_body_bytes (not kept)",
             server.ingest_too_large.clone(),
+        );
+        registry.register(
+            "hookd_ingest_rate_limited",
+            "Requests refused at source URLs past the source's rate limit (429, not kept)",
+            server.ingest_rate_limited.clone(),
         );
         registry.register(
             "hookd_flow_runs_ended",

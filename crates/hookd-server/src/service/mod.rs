@@ -72,6 +72,8 @@ pub struct Service {
     outbound: flow::Outbound,
     /// Flows' `throttleRate` buckets, when the store does not share one between nodes.
     flow_throttle: Arc<std::sync::Mutex<hookd_dispatch::throttle::Throttle<hookd_core::id::FlowId>>>,
+    /// Sources' rate limits on this node (`rateLimit`, `ingest_source_rate_limit`).
+    source_throttle: Arc<std::sync::Mutex<hookd_dispatch::throttle::Throttle<hookd_core::id::SourceId>>>,
     /// Says which source just recorded a request (the UI's live inspector listens;
     /// other nodes' requests are found by its polling).
     received: tokio::sync::broadcast::Sender<hookd_core::id::SourceId>,
@@ -104,6 +106,7 @@ impl Service {
             flows_wake: Arc::new(tokio::sync::Notify::new()),
             outbound: flow::Outbound::new(&config),
             flow_throttle: Arc::default(),
+            source_throttle: Arc::default(),
             received: tokio::sync::broadcast::channel(256).0,
             history: Arc::default(),
             config: Arc::new(config),

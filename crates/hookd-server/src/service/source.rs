@@ -253,6 +253,27 @@ pub fn passes_filter(
 }
 
 /// Counts a request refused for a body over `ingest_max_body_bytes` (not kept).
+/// Takes one request of `source` under its rate (`rateLimit`, else the server's
+/// `ingest_source_rate_limit`; none: always admitted); 429 with `Retry-After` past it.
+pub fn admit(state: &Service, source: &Source) -> ApiResult<()> {
+    let rate = match source.data.options.rate_limit {
+        Some(rate) => rate,
+        None if state.config.ingest_source_rate_limit > 0 => state.config.ingest_source_rate_limit,
+        None => return Ok(()),
+    };
+    let now = std::time::Instant::now();
+    let mut throttle = state.source_throttle.lock().unwrap_or_else(|p| p.into_inner());
+    throttle.prune(now);
+    throttle.take(&source.id, rate, now).map_err(|wait| {
+        state.metrics.server.ingest_rate_limited.inc();
+        ApiError::TooManyRequests {
+            code: "rate_limited",
+            detail: format!("this source accepts {rate} requests per second; slow down"),
+            retry_after: Some(wait.as_secs().max(1)),
+        }
+    })
+}
+
 pub fn count_too_large(state: &Service) {
     state.metrics.server.ingest_too_large.inc();
 }

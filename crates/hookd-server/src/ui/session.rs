@@ -165,9 +165,7 @@ impl<S: Surface, T: DeserializeOwned + Send> FromRequest<Service> for Posted<S, 
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
-            .await
-            .map_err(|_| ApiError::PayloadTooLarge("the form is too large".into()))?;
+        let bytes = crate::http::extract::read_body(&parts.headers, body, MAX_FORM_BYTES).await?;
         let field = serde_urlencoded::from_bytes::<CsrfField>(&bytes)
             .ok()
             .and_then(|f| f.csrf);
