@@ -92,24 +92,17 @@ impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
     }
 }
 
-/// A database error: connection trouble and timeouts are `Unavailable` (the caller may
-/// retry), the rest internal.
+/// A database error: whatever a retry may cure — the connection, the server starting,
+/// stopping, out of space or connections, read-only, a conflict between transactions,
+/// a timeout — is `Unavailable` (503 with `Retry-After`); the caller's data PostgreSQL
+/// cannot store is `Rejected`; the rest internal.
 pub(crate) fn err(e: tokio_postgres::Error) -> StoreError {
     use tokio_postgres::error::SqlState;
     if e.is_closed() {
         return StoreError::Unavailable(format!("the PostgreSQL connection closed: {e}"));
     }
     match e.code() {
-        Some(c)
-            if *c == SqlState::T_R_SERIALIZATION_FAILURE
-                || *c == SqlState::T_R_DEADLOCK_DETECTED
-                || *c == SqlState::QUERY_CANCELED
-                || *c == SqlState::ADMIN_SHUTDOWN
-                || *c == SqlState::CANNOT_CONNECT_NOW
-                || *c == SqlState::TOO_MANY_CONNECTIONS =>
-        {
-            StoreError::Unavailable(e.to_string())
-        }
+        Some(c) if transient_state(c.code()) => StoreError::Unavailable(chain(&e)),
         // Text or JSON holding the NUL character, which PostgreSQL cannot store (SQLite
         // can): the caller's data, refused as such, never a server error.
         Some(c)
@@ -122,14 +115,38 @@ pub(crate) fn err(e: tokio_postgres::Error) -> StoreError {
             }
         }
         Some(_) => StoreError::internal(e),
-        // No server code: the connection failed.
-        None if e.as_db_error().is_none() && e.to_string().contains("error connecting") => {
-            StoreError::Unavailable(e.to_string())
-        }
-        None => StoreError::internal(e),
+        // No server code: the connection failed, broke or timed out (an I/O error, a
+        // TLS failure, a connect timeout).
+        None => StoreError::Unavailable(format!("PostgreSQL could not be reached: {}", chain(&e))),
     }
 }
 
+/// An error and its causes, `: `-separated ("error connecting to server: Connection
+/// refused (os error 111)").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// SQLSTATEs a retry may cure (PostgreSQL's appendix A): connection exceptions (08),
+/// transaction rollbacks — serialization failures, deadlocks — (40), insufficient
+/// resources — disk full, out of memory, too many connections — (53), operator
+/// intervention — shutting down, starting, a cancelled statement — (57), system errors
+/// — I/O — (58), a read-only transaction (25006, a standby after a failover), a lock
+/// not available (55P03), and a snapshot too old (72000).
+fn transient_state(code: &str) -> bool {
+    matches!(code.get(..2), Some("08" | "40" | "53" | "57" | "58"))
+        || matches!(code, "25006" | "55P03" | "72000")
+}
 /// Maps a unique-constraint failure to a conflict with `message`.
 pub(crate) fn conflict_or(e: tokio_postgres::Error, message: &str) -> StoreError {
     if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
@@ -265,4 +282,24 @@ pub(crate) async fn execute_unique<C: GenericClient>(
     c.execute(&stmt, params)
         .await
         .map_err(|e| conflict_or(e, conflict))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient_state;
+
+    #[test]
+    fn what_a_retry_may_cure_is_transient() {
+        // admin_shutdown, cannot_connect_now, connection_failure, disk_full,
+        // too_many_connections, serialization_failure, deadlock, io_error, read-only.
+        for code in [
+            "57P01", "57P03", "08006", "08001", "53100", "53300", "40001", "40P01", "58030", "25006",
+        ] {
+            assert!(transient_state(code), "{code}");
+        }
+        // unique_violation, syntax_error, undefined_table, not_null_violation.
+        for code in ["23505", "42601", "42P01", "23502", "22P02"] {
+            assert!(!transient_state(code), "{code}");
+        }
+    }
 }

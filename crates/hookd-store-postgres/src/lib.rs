@@ -155,7 +155,24 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Unavailable(format!("cannot build the connection pool: {e}")))?;
         {
-            let mut client = pool.get().await.map_err(db::pool)?;
+            let mut client = pool.get().await.map_err(|e| match db::pool(e) {
+                StoreError::Unavailable(m) => {
+                    let hosts: Vec<String> = pg_config
+                        .get_hosts()
+                        .iter()
+                        .zip(pg_config.get_ports().iter().chain(std::iter::repeat(&5432)))
+                        .map(|(h, p)| match h {
+                            tokio_postgres::config::Host::Tcp(h) => format!("{h}:{p}"),
+                            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                        })
+                        .collect();
+                    StoreError::Unavailable(format!(
+                        "cannot connect to PostgreSQL at {}: {m}",
+                        hosts.join(", ")
+                    ))
+                }
+                other => other,
+            })?;
             let applied = migrations::apply(&mut client).await?;
             if !applied.is_empty() {
                 tracing::info!(?applied, "applied PostgreSQL migrations");

@@ -166,6 +166,14 @@ fn open_connection(options: &SqliteOptions, read_only: bool) -> StoreResult<Conn
         |e: rusqlite::Error| StoreError::Unavailable(format!("opening {}: {e}", options.path.display()));
     let conn = Connection::open_with_flags(&options.path, flags).map_err(unavailable)?;
     conn.busy_timeout(options.busy_timeout).map_err(unavailable)?;
+    // SQLite falls back to reading when the file cannot be written; hookd would then
+    // answer every write 503 forever. Say so at start instead.
+    if !read_only && conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+        return Err(StoreError::Unavailable(format!(
+            "{} cannot be written (its permissions, or a read-only filesystem); hookd needs to write its database",
+            options.path.display()
+        )));
+    }
     if !read_only {
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))

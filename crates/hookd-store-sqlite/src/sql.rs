@@ -7,8 +7,32 @@ use rusqlite::{Connection, Row, ToSql};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// A database error: what space, permissions or another process may cure — the disk
+/// full (`SQLITE_FULL`), the file read-only (`SQLITE_READONLY`), busy or locked, an I/O
+/// error, the file gone — is `Unavailable` (503 with `Retry-After`, nothing committed);
+/// the rest internal.
 pub(crate) fn internal(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e
+        && transient(f.code)
+    {
+        return StoreError::Unavailable(format!("SQLite: {e}"));
+    }
     StoreError::internal(e)
+}
+
+fn transient(code: rusqlite::ErrorCode) -> bool {
+    use rusqlite::ErrorCode as C;
+    matches!(
+        code,
+        C::DiskFull
+            | C::ReadOnly
+            | C::DatabaseBusy
+            | C::DatabaseLocked
+            | C::SystemIoFailure
+            | C::CannotOpen
+            | C::OutOfMemory
+            | C::FileLockingProtocolFailed
+    )
 }
 
 /// Maps a unique-constraint failure to a conflict with `message`; anything else is

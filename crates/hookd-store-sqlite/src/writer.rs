@@ -102,7 +102,17 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) -> bool {
         return false;
     }
     let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
+    // Set when SQLite rolled the whole transaction back by itself (it may on a full
+    // disk, an I/O error or out of memory): every job of the batch is lost, and no
+    // later job may run outside the transaction (a SAVEPOINT would open a new one
+    // that its RELEASE commits alone).
+    let mut lost: Option<StoreError> = None;
     for job in batch {
+        if let Some(err) = &lost {
+            let (_, finish) = job(Err(err));
+            finishes.push(finish);
+            continue;
+        }
         if let Err(e) = cached(conn, "SAVEPOINT job") {
             tracing::error!(error = %e, "SQLite writer could not open a savepoint");
             let err = StoreError::Unavailable(format!("could not open a savepoint: {e}"));
@@ -112,33 +122,54 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) -> bool {
         }
         match catch_unwind(AssertUnwindSafe(|| job(Ok(conn)))) {
             Ok((ok, finish)) => {
-                let end = if ok {
-                    cached(conn, "RELEASE job")
+                if conn.is_autocommit() {
+                    lost = Some(rolled_back());
                 } else {
-                    conn.execute_batch("ROLLBACK TO job; RELEASE job")
-                };
-                if let Err(e) = end {
-                    tracing::error!(error = %e, "SQLite writer could not close a savepoint");
+                    let end = if ok {
+                        cached(conn, "RELEASE job")
+                    } else {
+                        conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                    };
+                    if let Err(e) = end {
+                        tracing::error!(error = %e, "SQLite writer could not close a savepoint");
+                    }
                 }
                 finishes.push(finish);
             }
             Err(_) => {
                 // The job's answer channel went down with it; its caller sees an error.
                 tracing::error!("a write job panicked; its changes were rolled back");
-                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                if conn.is_autocommit() {
+                    lost = Some(rolled_back());
+                } else {
+                    let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                }
             }
         }
     }
-    let commit_error = cached(conn, "COMMIT").err().map(|e| {
-        tracing::error!(error = %e, "SQLite commit failed; the batch was rolled back");
-        let _ = conn.execute_batch("ROLLBACK");
-        StoreError::Unavailable(format!("the commit failed: {e}"))
-    });
+    let commit_error = match lost {
+        Some(err) => {
+            tracing::error!(error = %err, "SQLite rolled a write batch back");
+            Some(err)
+        }
+        None => cached(conn, "COMMIT").err().map(|e| {
+            tracing::error!(error = %e, "SQLite commit failed; the batch was rolled back");
+            let _ = conn.execute_batch("ROLLBACK");
+            StoreError::Unavailable(format!("the commit failed: {e}"))
+        }),
+    };
     let committed = commit_error.is_none();
     for finish in finishes {
         finish(commit_error.as_ref());
     }
     committed
+}
+
+fn rolled_back() -> StoreError {
+    StoreError::Unavailable(
+        "SQLite rolled the transaction back (the disk full, an I/O error or out of memory); nothing was written"
+            .into(),
+    )
 }
 
 /// Runs one statement of the writer's own, prepared once (two per job: parsing them
