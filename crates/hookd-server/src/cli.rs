@@ -39,6 +39,20 @@ enum Command {
     },
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Copy the embedded (SQLite) database into a new file, consistently, while
+    /// servers keep using it. Back up the secret key separately (docs/operations.md).
+    Backup {
+        /// The backup file to make; it must not exist.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Replace the embedded (SQLite) database with a backup made by `hookd backup`.
+    /// Stop every hookd using the database first.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
     /// Copy everything from an SQLite database into an empty PostgreSQL database (stop
     /// every hookd using the SQLite file first). All or nothing: one transaction.
     MigrateData {
@@ -395,6 +409,8 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             Ok(())
         }
         Command::MigrateData { from, to } => migrate_data(&config, &from, to).await,
+        Command::Backup { to } => backup(&config, &to),
+        Command::Restore { from } => restore(&config, &from),
         Command::Token { action } => token(action, config).await,
         Command::ApiKey { action } => api_key(action, config).await,
         Command::UiLink { org } => {
@@ -515,6 +531,47 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 use crate::client::shutdown_signal;
+
+/// The embedded database's file, or an error saying backups are SQLite's.
+fn sqlite_path(config: &Config, what: &str) -> Result<std::path::PathBuf, Box<dyn std::error::Error>> {
+    match config.database()? {
+        crate::config::DatabaseKind::Sqlite(path) => Ok(path),
+        crate::config::DatabaseKind::Postgres(_) => Err(format!(
+            "hookd {what} copies the embedded SQLite database; on PostgreSQL use pg_dump or \
+             point-in-time recovery (docs/operations.md#backups)"
+        )
+        .into()),
+    }
+}
+
+/// `hookd backup --to FILE`.
+fn backup(config: &Config, to: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let db = sqlite_path(config, "backup")?;
+    let started = std::time::Instant::now();
+    let copied = hookd_store_sqlite::backup::backup(&db, to)?;
+    eprintln!(
+        "backed up {} to {} ({} bytes, {} messages) in {:.1?}",
+        db.display(),
+        to.display(),
+        copied.bytes,
+        copied.messages,
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// `hookd restore --from FILE`.
+fn restore(config: &Config, from: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let db = sqlite_path(config, "restore")?;
+    let copied = hookd_store_sqlite::backup::restore(from, &db)?;
+    eprintln!(
+        "restored {} into {} ({} messages); start hookd",
+        from.display(),
+        db.display(),
+        copied.messages
+    );
+    Ok(())
+}
 
 /// `hookd man`: the page of `hookd` on stdout, or every command's page in `dir`.
 fn man(dir: Option<std::path::PathBuf>) -> ExitCode {

@@ -5,6 +5,7 @@
 //! ([`readers`]). Migrations are embedded and applied on open ([`migrations`]).
 
 mod applications;
+pub mod backup;
 mod checkpoint;
 mod data;
 mod deliveries;
