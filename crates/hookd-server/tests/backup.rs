@@ -9,75 +9,13 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hookd_server::config::Config;
+mod common;
+
+use common::TestServer;
 use serde_json::{Value, json};
 
-struct Server {
-    url: String,
-    token: String,
-    running: hookd_server::Running,
-    stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn start(db: &Path) -> Server {
-    let env = vec![
-        (
-            "HOOKD_DATABASE_URL".to_owned(),
-            format!("sqlite://{}", db.display()),
-        ),
-        ("HOOKD_DELIVERY_ENABLED".to_owned(), "false".to_owned()),
-    ];
-    let config = Config::load_from(env).unwrap().config;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = hookd_server::launch(config, listener, async {
-        let _ = stopped.await;
-    })
-    .await
-    .unwrap();
-    let (_, token) = hookd_server::service::auth::issue_token(running.store().as_ref(), "org", "t")
-        .await
-        .unwrap();
-    Server {
-        url: format!("http://{}", running.local_addr()),
-        token: token.reveal(),
-        running,
-        stop,
-    }
-}
-
-impl Server {
-    async fn message_ids(&self, app: &str) -> Vec<String> {
-        let mut ids = Vec::new();
-        let mut iterator: Option<String> = None;
-        loop {
-            let mut url = format!("{}/api/v1/app/{app}/msg?limit=250", self.url);
-            if let Some(it) = &iterator {
-                url.push_str(&format!("&iterator={it}"));
-            }
-            let page: Value = reqwest::Client::new()
-                .get(url)
-                .bearer_auth(&self.token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            for m in page["data"].as_array().unwrap() {
-                ids.push(m["id"].as_str().unwrap().to_owned());
-            }
-            if page["done"].as_bool().unwrap_or(true) {
-                return ids;
-            }
-            iterator = page["iterator"].as_str().map(str::to_owned);
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.running.wait().await;
-    }
+async fn start(db: &Path) -> TestServer {
+    TestServer::start_sqlite_at(db, &[("HOOKD_DELIVERY_ENABLED", "false")]).await
 }
 
 fn hookd(db: &Path, args: &[&str]) -> Output {
@@ -94,9 +32,8 @@ async fn a_backup_under_load_restores_every_message_acknowledged_before_it() {
     let db = dir.path().join("live/hookd.db");
     let server = start(&db).await;
     let client = reqwest::Client::new();
-    let app: Value = client
-        .post(format!("{}/api/v1/app", server.url))
-        .bearer_auth(&server.token)
+    let app: Value = server
+        .req(reqwest::Method::POST, "/api/v1/app")
         .json(&json!({"name": "backed up", "uid": "backed-up"}))
         .send()
         .await

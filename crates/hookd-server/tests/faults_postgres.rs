@@ -140,29 +140,7 @@ async fn a_postgresql_restart_under_load_is_503s_only_and_loses_nothing() {
     .await;
     assert_eq!(after, 202);
     // Every acknowledged message is stored.
-    let mut stored = std::collections::HashSet::new();
-    let mut iterator: Option<String> = None;
-    loop {
-        let mut path = format!("/api/v1/app/{app}/msg?limit=250");
-        if let Some(it) = &iterator {
-            path.push_str(&format!("&iterator={it}"));
-        }
-        let page: Value = server
-            .req(reqwest::Method::GET, &path)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for m in page["data"].as_array().unwrap() {
-            stored.insert(m["id"].as_str().unwrap().to_owned());
-        }
-        if page["done"].as_bool().unwrap_or(true) {
-            break;
-        }
-        iterator = page["iterator"].as_str().map(str::to_owned);
-    }
+    let stored: std::collections::HashSet<String> = server.message_ids(&app).await.into_iter().collect();
     let accepted = accepted.lock().unwrap().clone();
     let missing: Vec<_> = accepted.iter().filter(|id| !stored.contains(*id)).collect();
     assert!(

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use hookd_server::config::Config;
+mod common;
+
+use common::TestServer;
 use serde_json::{Value, json};
 
 struct Tmpfs {
@@ -57,89 +59,24 @@ impl Drop for Tmpfs {
     }
 }
 
-struct Server {
-    url: String,
-    token: String,
-    running: hookd_server::Running,
-    stop: tokio::sync::oneshot::Sender<()>,
+async fn start(dir: &Path) -> TestServer {
+    TestServer::start_sqlite_at(&dir.join("hookd.db"), &[("HOOKD_DELIVERY_ENABLED", "false")]).await
 }
 
-async fn start(dir: &Path) -> Server {
-    let env = vec![
-        (
-            "HOOKD_DATABASE_URL".to_owned(),
-            format!("sqlite://{}/hookd.db", dir.display()),
-        ),
-        ("HOOKD_DELIVERY_ENABLED".to_owned(), "false".to_owned()),
-    ];
-    let config = Config::load_from(env).unwrap().config;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = hookd_server::launch(config, listener, async {
-        let _ = stopped.await;
-    })
-    .await
-    .unwrap();
-    let (_, token) = hookd_server::service::auth::issue_token(running.store().as_ref(), "org", "t")
+async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Option<String>, Value) {
+    let resp = server
+        .req(reqwest::Method::POST, path)
+        .json(body)
+        .timeout(Duration::from_secs(20))
+        .send()
         .await
         .unwrap();
-    Server {
-        url: format!("http://{}", running.local_addr()),
-        token: token.reveal(),
-        running,
-        stop,
-    }
-}
-
-impl Server {
-    async fn post(&self, path: &str, body: &Value) -> (u16, Option<String>, Value) {
-        let resp = reqwest::Client::new()
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .json(body)
-            .timeout(Duration::from_secs(20))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let retry = resp
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_owned());
-        (status, retry, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn message_ids(&self, app: &str) -> Vec<String> {
-        let mut ids = Vec::new();
-        let mut iterator: Option<String> = None;
-        loop {
-            let mut url = format!("{}/api/v1/app/{app}/msg?limit=250", self.url);
-            if let Some(it) = &iterator {
-                url.push_str(&format!("&iterator={it}"));
-            }
-            let page: Value = reqwest::Client::new()
-                .get(url)
-                .bearer_auth(&self.token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            for m in page["data"].as_array().unwrap() {
-                ids.push(m["id"].as_str().unwrap().to_owned());
-            }
-            if page["done"].as_bool().unwrap_or(true) {
-                return ids;
-            }
-            iterator = page["iterator"].as_str().map(str::to_owned);
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.running.wait().await;
-    }
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, retry, resp.json().await.unwrap_or(Value::Null))
 }
 
 /// Fills the filesystem with one file, then frees `keep` bytes of it.
@@ -155,17 +92,17 @@ fn fill(dir: &Path, keep: u64) -> PathBuf {
 }
 
 /// Posts messages until `refusals` are refused; the ids of those accepted.
-async fn post_until_refused(server: &Server, app: &str, refusals: usize) -> Vec<String> {
+async fn post_until_refused(server: &TestServer, app: &str, refusals: usize) -> Vec<String> {
     let mut accepted = Vec::new();
     let mut refused = 0;
     for i in 0..2_000 {
         let payload = json!({"n": i, "pad": "x".repeat(4_000)});
-        let (status, retry, body) = server
-            .post(
-                &format!("/api/v1/app/{app}/msg"),
-                &json!({"eventType": "fill", "payload": payload}),
-            )
-            .await;
+        let (status, retry, body) = post(
+            server,
+            &format!("/api/v1/app/{app}/msg"),
+            &json!({"eventType": "fill", "payload": payload}),
+        )
+        .await;
         match status {
             202 => accepted.push(body["id"].as_str().unwrap().to_owned()),
             503 => {
@@ -186,7 +123,7 @@ async fn post_until_refused(server: &Server, app: &str, refusals: usize) -> Vec<
 async fn a_full_disk_is_503_commits_nothing_and_recovers_without_a_restart() {
     let Some(fs) = Tmpfs::mount("12m") else { return };
     let server = start(fs.path()).await;
-    let (status, _, app) = server.post("/api/v1/app", &json!({"name": "full"})).await;
+    let (status, _, app) = post(&server, "/api/v1/app", &json!({"name": "full"})).await;
     assert_eq!(status, 201, "{app}");
     let app = app["id"].as_str().unwrap().to_owned();
     let filler = fill(fs.path(), 256 * 1024);
@@ -202,12 +139,12 @@ async fn a_full_disk_is_503_commits_nothing_and_recovers_without_a_restart() {
     );
     // Space returns: writes succeed again, same process.
     std::fs::remove_file(filler).unwrap();
-    let (status, _, body) = server
-        .post(
-            &format!("/api/v1/app/{app}/msg"),
-            &json!({"eventType": "after", "payload": {"ok": true}}),
-        )
-        .await;
+    let (status, _, body) = post(
+        &server,
+        &format!("/api/v1/app/{app}/msg"),
+        &json!({"eventType": "after", "payload": {"ok": true}}),
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(server.message_ids(&app).await.len(), accepted.len() + 1);
     server.stop().await;

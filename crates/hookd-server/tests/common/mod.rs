@@ -60,6 +60,20 @@ impl TestServer {
     pub async fn start_with(settings: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = TestDatabase::new(dir.path()).await;
+        Self::start_on(dir, db, settings).await
+    }
+
+    /// Starts on the SQLite database at `path` (whatever the tests' backend), with
+    /// extra settings: for tests of the embedded database's own behaviour.
+    pub async fn start_sqlite_at(path: &std::path::Path, settings: &[(&str, &str)]) -> Self {
+        let db = TestDatabase {
+            url: format!("sqlite://{}", path.display()),
+            schema: None,
+        };
+        Self::start_on(tempfile::tempdir().unwrap(), db, settings).await
+    }
+
+    async fn start_on(dir: tempfile::TempDir, db: TestDatabase, settings: &[(&str, &str)]) -> Self {
         let mut env: Vec<(String, String)> = vec![("HOOKD_DATABASE_URL".into(), db.url.clone())];
         env.extend(settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let config = Config::load_from(env).expect("test config").config;
@@ -120,6 +134,33 @@ impl TestServer {
         self.http()
             .request(method, self.url(path))
             .bearer_auth(&self.token)
+    }
+
+    /// The ids of every message of `app`, through the API's pages.
+    pub async fn message_ids(&self, app: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut iterator: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/app/{app}/msg?limit=250");
+            if let Some(it) = &iterator {
+                path.push_str(&format!("&iterator={it}"));
+            }
+            let page: serde_json::Value = self
+                .req(reqwest::Method::GET, &path)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            for m in page["data"].as_array().unwrap() {
+                ids.push(m["id"].as_str().unwrap().to_owned());
+            }
+            if page["done"].as_bool().unwrap_or(true) {
+                return ids;
+            }
+            iterator = page["iterator"].as_str().map(str::to_owned);
+        }
     }
 
     pub async fn stop(mut self) {
