@@ -260,11 +260,35 @@ impl DeliveryStore for PgStore {
         }
         let mut claimed = Vec::with_capacity(rows.len());
         let mut dead: Vec<i64> = Vec::new();
+        let mut parked: Vec<i64> = Vec::new();
         for row in &rows {
-            match sendable(row)? {
-                Some(d) => claimed.push(d),
-                None => dead.push(get(row, 0)?),
+            match sendable(row) {
+                Ok(Some(d)) => claimed.push(d),
+                Ok(None) => dead.push(get(row, 0)?),
+                Err(e @ hookd_store::StoreError::Unavailable(_)) => return Err(e),
+                // A damaged row: set aside, never the whole claim failed with it.
+                Err(e) => {
+                    let id: i64 = get(row, 0)?;
+                    let endpoint = get::<Option<String>>(row, ENDPOINT_AT)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                    let msg = get::<Option<String>>(row, MSG_AT)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                    hookd_store::log_parked(id, &endpoint, &msg, &e);
+                    parked.push(id);
+                }
             }
+        }
+        if !parked.is_empty() {
+            db::execute(
+                &c,
+                "UPDATE delivery SET next_attempt_at = $2, lease_until = NULL, lease_owner = NULL WHERE id = ANY($1)",
+                &[&parked, &(now + hookd_store::undecodable_park())],
+            )
+            .await?;
         }
         if !dead.is_empty() {
             db::execute(

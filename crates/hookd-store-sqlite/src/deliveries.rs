@@ -274,8 +274,21 @@ impl DeliveryStore for SqliteStore {
             }
             let mut claimed = Vec::with_capacity(walk.leased.len());
             for leased in walk.leased {
-                if let Some(d) = load(c, leased)? {
-                    claimed.push(d);
+                let (id, endpoint, msg) = (leased.id, leased.endpoint.clone(), leased.msg.clone());
+                match load(c, leased) {
+                    Ok(Some(d)) => claimed.push(d),
+                    Ok(None) => {}
+                    Err(e @ StoreError::Unavailable(_)) => return Err(e),
+                    // A damaged row: set aside, never the whole claim failed with it.
+                    Err(e) => {
+                        hookd_store::log_parked(id, &endpoint, &msg, &e);
+                        let until = now + hookd_store::undecodable_park();
+                        c.prepare_cached(
+                            "UPDATE delivery SET next_attempt_at = ?, lease_until = NULL, lease_owner = NULL WHERE id = ?",
+                        )
+                        .and_then(|mut s| s.execute(params![until.timestamp_millis(), id]))
+                        .map_err(internal)?;
+                    }
                 }
             }
             Ok(claimed)

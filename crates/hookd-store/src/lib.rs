@@ -327,7 +327,9 @@ pub trait DeliveryStore: Send + Sync {
     /// starting after the endpoint the previous one ended on, at most
     /// [`CLAIM_WALK_ENDPOINTS`] per claim), so one endpoint's long queue never hides
     /// the others and costs a claim only its room. Deliveries that can never be sent
-    /// (endpoint disabled, payload expunged) are canceled instead of returned.
+    /// (endpoint disabled, payload expunged) are canceled instead of returned; one whose
+    /// rows do not decode is logged and set aside for [`UNDECODABLE_PARK`] (still
+    /// pending) instead of failing the claim.
     async fn claim_due(
         &self,
         now: DateTime<Utc>,

@@ -283,6 +283,28 @@ impl EndpointRoom {
 /// Endpoints with pending deliveries one claim visits at most (an index seek each).
 pub const CLAIM_WALK_ENDPOINTS: usize = 1_000;
 
+/// How long a claimed delivery whose rows do not decode (a damaged message or endpoint
+/// row) is set aside: it stays pending, loses no attempt, and is tried again after
+/// this, so the rest of the queue is never held up by it.
+pub const UNDECODABLE_PARK: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// [`UNDECODABLE_PARK`] as a time span.
+pub fn undecodable_park() -> chrono::Duration {
+    chrono::Duration::from_std(UNDECODABLE_PARK).unwrap_or_default()
+}
+
+/// Logs a delivery set aside because its rows do not decode.
+pub fn log_parked(delivery: i64, endpoint: &str, message: &str, error: &crate::StoreError) {
+    tracing::error!(
+        delivery,
+        endpoint,
+        message,
+        error = %error,
+        "a claimed delivery's rows do not decode; it is set aside for {} minutes (repair or delete the row)",
+        UNDECODABLE_PARK.as_secs() / 60
+    );
+}
+
 /// A delivery the engine has leased: everything needed to send it.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {

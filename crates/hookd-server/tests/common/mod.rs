@@ -136,6 +136,55 @@ impl TestServer {
             .bearer_auth(&self.token)
     }
 
+    /// Runs `sql` on the server's database directly (to damage a row, or read one the
+    /// API does not show), on either backend; answers the first column of each row.
+    pub async fn raw_sql(&self, sql: &str) -> Vec<String> {
+        match &self._db.schema {
+            Some(schema) => {
+                let (client, conn) = tokio_postgres::connect(schema.url(), tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                let rows = client.simple_query(sql).await.unwrap();
+                rows.into_iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => {
+                            Some(r.get(0).unwrap_or_default().to_owned())
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            }
+            None => {
+                let path = self._db.url.trim_start_matches("sqlite://").to_owned();
+                let sql = sql.to_owned();
+                tokio::task::spawn_blocking(move || {
+                    let c = rusqlite::Connection::open(path).unwrap();
+                    c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+                    let mut stmt = c.prepare(&sql).unwrap();
+                    let n = stmt.column_count();
+                    stmt.query_map([], |r| {
+                        if n == 0 {
+                            return Ok(String::new());
+                        }
+                        Ok(match r.get::<_, rusqlite::types::Value>(0)? {
+                            rusqlite::types::Value::Null => String::new(),
+                            rusqlite::types::Value::Integer(i) => i.to_string(),
+                            rusqlite::types::Value::Real(f) => f.to_string(),
+                            rusqlite::types::Value::Text(t) => t,
+                            rusqlite::types::Value::Blob(b) => String::from_utf8_lossy(&b).into_owned(),
+                        })
+                    })
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect()
+                })
+                .await
+                .unwrap()
+            }
+        }
+    }
+
     /// The ids of every message of `app`, through the API's pages.
     pub async fn message_ids(&self, app: &str) -> Vec<String> {
         let mut ids = Vec::new();
