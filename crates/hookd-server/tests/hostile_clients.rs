@@ -153,16 +153,12 @@ async fn a_body_that_drips_in_is_answered_408_at_the_body_timeout() {
 #[tokio::test]
 async fn a_public_ingest_body_that_drips_in_is_answered_408() {
     let server = TestServer::start_with(&[("HOOKD_HTTP_BODY_TIMEOUT", "1s")]).await;
-    let source: serde_json::Value = server
-        .req(reqwest::Method::POST, "/ingest/api/v1/source")
-        .json(&serde_json::json!({"name": "drip", "type": "generic-webhook"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ingest = url::Url::parse(source["ingestUrl"].as_str().unwrap()).unwrap();
+    let (_, ingest_url) = create_source(
+        &server,
+        serde_json::json!({"name": "drip", "type": "generic-webhook"}),
+    )
+    .await;
+    let ingest = url::Url::parse(&ingest_url).unwrap();
     let mut s = connect(&server).await;
     s.write_all(
         format!(
