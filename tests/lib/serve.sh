@@ -14,6 +14,9 @@ if [ -n "${HOOKD_TEST_DATABASE_URL:-}" ]; then
   psql -q "$HOOKD_TEST_DATABASE_URL" -c "CREATE SCHEMA $schema"
   sep='?'; case "$HOOKD_TEST_DATABASE_URL" in *\?*) sep='&';; esac
   HOOKD_DATABASE_URL="$HOOKD_TEST_DATABASE_URL${sep}options=-csearch_path%3D$schema"
+  # PostgreSQL needs the key that seals secrets from the configuration.
+  HOOKD_SECRET_KEY=$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')
+  export HOOKD_SECRET_KEY
   echo "against PostgreSQL (schema $schema)"
 fi
 "$hookd" serve >"$work/serve.log" 2>&1 &

@@ -43,6 +43,10 @@ pub fn binary(given: Option<PathBuf>) -> Result<PathBuf, Error> {
     Ok(target.join("release").join("hookd"))
 }
 
+/// The `secret_key` of servers on PostgreSQL (a fresh schema per run; nothing real is
+/// sealed with it).
+const BENCH_SECRET_KEY: &str = "YmVuY2gtb25seS1rZXktMDEyMzQ1Njc4OWFiY2RlZiE=";
+
 /// A fresh, empty database for one run, removed afterwards.
 #[derive(Debug)]
 pub enum Database {
@@ -126,6 +130,11 @@ fn hookd_command(bin: &Path, db: &Database, settings: &[(String, String)]) -> Co
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOOKD_LOG", "warn")
         .env("HOOKD_DATABASE_URL", db.url());
+    // PostgreSQL needs the key that seals secrets from the configuration (SQLite makes
+    // a key file beside the database).
+    if let Database::Postgres(_) = db {
+        cmd.env("HOOKD_SECRET_KEY", BENCH_SECRET_KEY);
+    }
     for (k, v) in settings {
         cmd.env(k, v);
     }

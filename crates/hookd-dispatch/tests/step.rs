@@ -49,14 +49,22 @@ async fn open_store(dir: &std::path::Path) -> (Arc<dyn Store>, Option<TestSchema
     match test_database_url() {
         Some(base) => {
             let schema = TestSchema::create(&base).await.unwrap();
-            let store = PgStore::open(PgOptions::new(schema.url())).await.unwrap();
+            let store = PgStore::open(PgOptions::new(
+                schema.url(),
+                hookd_store::sealing::Keyring::generate(),
+            ))
+            .await
+            .unwrap();
             (Arc::new(store), Some(schema))
         }
         None => (
             Arc::new(
-                SqliteStore::open(SqliteOptions::new(dir.join("db")))
-                    .await
-                    .unwrap(),
+                SqliteStore::open(SqliteOptions::new(
+                    dir.join("db"),
+                    hookd_store::sealing::Keyring::generate(),
+                ))
+                .await
+                .unwrap(),
             ),
             None,
         ),

@@ -71,6 +71,11 @@ enum Command {
         #[arg(long, value_parser = humantime::parse_duration)]
         older_than: std::time::Duration,
     },
+    /// The key that seals secrets at rest (docs/security.md#secrets-at-rest).
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsCommand,
+    },
     /// Manage API tokens (works while a server runs on the same database).
     Token {
         #[command(subcommand)]
@@ -219,6 +224,21 @@ struct ListenCommand {
     timeout: std::time::Duration,
     #[command(flatten)]
     connection: crate::client::Connection,
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Print a new random key (base64 of 32 bytes) for `secret_key`.
+    NewKey,
+    /// Re-seal every stored secret under the current key (`secret_key`, or the key
+    /// file's first key), opening what older keys sealed (`secret_key_previous`, or the
+    /// key file's further lines). Batch by batch, while servers keep running: give
+    /// every node the new key with the old one as previous first.
+    RotateKey {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -411,6 +431,22 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
         Command::MigrateData { from, to } => migrate_data(&config, &from, to).await,
         Command::Backup { to } => backup(&config, &to),
         Command::Restore { from } => restore(&config, &from),
+        Command::Secrets {
+            action: SecretsCommand::NewKey,
+        } => {
+            println!("{}", hookd_core::sealed::SealingKey::generate().to_base64());
+            Ok(())
+        }
+        Command::Secrets {
+            action: SecretsCommand::RotateKey { batch },
+        } => {
+            let store = crate::open_store(&config).await?;
+            let resealed = crate::secret_key::rotate(store.as_ref(), batch.max(1)).await?;
+            println!(
+                "every secret is sealed under the current key ({resealed} re-sealed); the previous keys may be removed"
+            );
+            Ok(())
+        }
         Command::Token { action } => token(action, config).await,
         Command::ApiKey { action } => api_key(action, config).await,
         Command::UiLink { org } => {
@@ -459,15 +495,21 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
 
 /// `hookd migrate-data`: table by table, in batches, into one PostgreSQL transaction.
 async fn migrate_data(config: &Config, from: &str, to: String) -> Result<(), Box<dyn std::error::Error>> {
-    let source = hookd_store_sqlite::SqliteOptions::from_url(from).map_err(|e| format!("--from: {e}"))?;
-    if !source.path.is_file() {
-        return Err(format!("--from: {} does not exist", source.path.display()).into());
+    let path = hookd_store_sqlite::SqliteOptions::path_from_url(from).map_err(|e| format!("--from: {e}"))?;
+    if !path.is_file() {
+        return Err(format!("--from: {} does not exist", path.display()).into());
     }
     if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
         return Err("--to must be a postgres:// URL".into());
     }
+    // Both with the configured key, or else the key file beside the SQLite database
+    // (the PostgreSQL nodes then need that key as their secret_key). Sealed values
+    // are copied as they are: the keys must be the same.
+    let sqlite_db = crate::config::DatabaseKind::Sqlite(path.clone());
+    let keyring = crate::secret_key::keyring_for(config, &sqlite_db)?;
+    let source = hookd_store_sqlite::SqliteOptions::new(path.clone(), keyring.clone());
     let sqlite = hookd_store_sqlite::SqliteStore::open(source).await?;
-    let options = crate::pg_options(config, to);
+    let options = crate::pg_options(config, to, keyring);
     let pg = hookd_store_postgres::PgStore::open(options.clone()).await?;
     if !pg.is_empty().await? {
         return Err("--to already holds data; migrate-data only fills an empty database".into());
@@ -487,6 +529,15 @@ async fn migrate_data(config: &Config, from: &str, to: String) -> Result<(), Box
         println!("{table}: {copied} rows");
     }
     let rows = import.commit().await?;
+    // Values an older key sealed are re-sealed under the current one, so the new
+    // database's key check and its values agree.
+    crate::secret_key::rotate(&pg, 500).await?;
+    if config.secret_key.trim().is_empty() && config.secret_key_file.trim().is_empty() {
+        println!(
+            "the secrets are sealed under the key in {}: give every PostgreSQL node that key as secret_key",
+            crate::secret_key::beside(&path).display()
+        );
+    }
     println!(
         "copied {rows} rows from {} to {}; point HOOKD_DATABASE_URL at the new database",
         crate::config::redact_url(from),
@@ -557,7 +608,22 @@ fn backup(config: &Config, to: &std::path::Path) -> Result<(), Box<dyn std::erro
         copied.messages,
         started.elapsed()
     );
+    eprintln!(
+        "the secrets in it are sealed under the key in {}, which the backup does not hold: keep a copy of that apart (docs/security.md#secrets-at-rest)",
+        key_location(config, &db)
+    );
     Ok(())
+}
+
+/// Where the key of the secrets sealed in an embedded database is.
+fn key_location(config: &Config, db: &std::path::Path) -> String {
+    if !config.secret_key.trim().is_empty() {
+        "secret_key".to_owned()
+    } else if !config.secret_key_file.trim().is_empty() {
+        config.secret_key_file.clone()
+    } else {
+        crate::secret_key::beside(db).display().to_string()
+    }
 }
 
 /// `hookd restore --from FILE`.
@@ -569,6 +635,10 @@ fn restore(config: &Config, from: &std::path::Path) -> Result<(), Box<dyn std::e
         from.display(),
         db.display(),
         copied.messages
+    );
+    eprintln!(
+        "its secrets open only under the key they were sealed with: put that key in {} first (docs/security.md#secrets-at-rest)",
+        key_location(config, &db)
     );
     Ok(())
 }

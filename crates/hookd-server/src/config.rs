@@ -81,8 +81,15 @@ pub struct Config {
     pub transform_timeout: Duration,
     pub transform_stack_bytes: usize,
     pub transform_max_output_bytes: usize,
-    /// Seals flows' secrets (base64 of 32 bytes); empty: no secret store.
+    /// Seals secrets at rest (base64 of 32 bytes); empty: the key file
+    /// (`crate::secret_key`).
     pub secret_key: String,
+    /// Older keys that still open what they sealed (comma-separated), during a
+    /// `hookd secrets rotate-key`.
+    pub secret_key_previous: String,
+    /// A file holding the key (then older keys, a line each); empty: beside an
+    /// embedded database (`hookd.db.key`).
+    pub secret_key_file: String,
     pub twilio_base_url: String,
     #[serde(with = "as_duration")]
     pub flow_run_retention: Duration,
@@ -152,7 +159,7 @@ pub struct Loaded {
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
-pub struct ConfigError(String);
+pub struct ConfigError(pub(crate) String);
 
 impl Config {
     /// Loads from the process environment (and the file it names).
@@ -217,7 +224,6 @@ impl Config {
         }
     }
 
-    /// The key flows' secrets are sealed with; `None` when `secret_key` is empty.
     /// The public listener's limits.
     pub fn http_limits(&self) -> crate::http::server::Limits {
         crate::http::server::Limits {
@@ -230,17 +236,8 @@ impl Config {
         }
     }
 
-    pub fn sealing_key(&self) -> Result<Option<hookd_core::sealed::SealingKey>, ConfigError> {
-        if self.secret_key.trim().is_empty() {
-            return Ok(None);
-        }
-        hookd_core::sealed::SealingKey::from_base64(&self.secret_key)
-            .map(Some)
-            .map_err(|e| ConfigError(e.message))
-    }
-
     fn check(&self) -> Result<(), ConfigError> {
-        self.sealing_key()?;
+        crate::secret_key::check(self)?;
         if !self.twilio_base_url.starts_with("https://") && !self.twilio_base_url.starts_with("http://") {
             return Err(ConfigError("twilio_base_url must be an http(s) URL".into()));
         }
@@ -388,8 +385,8 @@ impl Config {
     pub fn database(&self) -> Result<DatabaseKind, ConfigError> {
         let url = &self.database_url;
         if url.starts_with("sqlite:") {
-            hookd_store_sqlite::SqliteOptions::from_url(url)
-                .map(|o| DatabaseKind::Sqlite(o.path))
+            hookd_store_sqlite::SqliteOptions::path_from_url(url)
+                .map(DatabaseKind::Sqlite)
                 .map_err(|e| ConfigError(format!("database_url: {e}")))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             // Parsed now, so a bad URL stops start-up with the setting named.
@@ -433,8 +430,10 @@ impl Config {
         let mut shown = self.clone();
         shown.database_url = redact_url(&self.database_url);
         shown.delivery_proxy = redact_url(&self.delivery_proxy);
-        if !shown.secret_key.is_empty() {
-            shown.secret_key = "<redacted>".into();
+        for key in [&mut shown.secret_key, &mut shown.secret_key_previous] {
+            if !key.is_empty() {
+                *key = "<redacted>".into();
+            }
         }
         shown.public_url = self
             .public_url
@@ -620,6 +619,7 @@ mod tests {
             ("HOOKD_DELIVERY_ENABLED", "perhaps", "delivery_enabled"),
             ("HOOKD_SECRET_KEY", "not base64!", "secret_key"),
             ("HOOKD_SECRET_KEY", "c2hvcnQ=", "secret_key"),
+            ("HOOKD_SECRET_KEY_PREVIOUS", "c2hvcnQ=", "secret_key_previous"),
             ("HOOKD_TWILIO_BASE_URL", "ftp://twilio", "twilio_base_url"),
         ] {
             let err = load(&[(key, value)]).unwrap_err().to_string();
@@ -644,10 +644,11 @@ mod tests {
         let mut c = load(&[]).unwrap().config;
         c.database_url = "postgres://hookd:hunter2@db/hookd".into();
         c.secret_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into();
-        assert!(c.sealing_key().unwrap().is_some());
+        c.secret_key_previous = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=".into();
         let shown = c.to_redacted_toml();
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains("MDEyMzQ1"), "{shown}");
+        assert!(!shown.contains("QUJDREVG"), "{shown}");
         assert!(shown.contains("listen"));
     }
 }

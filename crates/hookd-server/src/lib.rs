@@ -14,6 +14,7 @@ pub mod listen;
 pub mod ops;
 pub mod receive;
 pub mod router;
+pub mod secret_key;
 pub mod send;
 pub mod service;
 pub mod ui;
@@ -38,6 +39,8 @@ use crate::service::Service;
 pub enum LaunchError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Key(#[from] secret_key::KeyError),
     #[error("cannot open the database: {0}")]
     Store(#[from] hookd_store::StoreError),
     #[error("cannot listen: {0}")]
@@ -48,20 +51,22 @@ pub enum LaunchError {
 
 /// Opens (and migrates) the database the configuration names.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, LaunchError> {
-    match config.database()? {
+    let database = config.database()?;
+    let keyring = secret_key::keyring_for(config, &database)?;
+    match database {
         DatabaseKind::Sqlite(path) => {
-            let mut options = SqliteOptions::new(path);
+            let mut options = SqliteOptions::new(path, keyring);
             options.readers = config.sqlite_readers;
             options.synchronous_full = config.sqlite_synchronous == SqliteSynchronous::Full;
             Ok(Arc::new(SqliteStore::open(options).await?))
         }
-        DatabaseKind::Postgres(url) => Ok(Arc::new(PgStore::open(pg_options(config, url)).await?)),
+        DatabaseKind::Postgres(url) => Ok(Arc::new(PgStore::open(pg_options(config, url, keyring)).await?)),
     }
 }
 
 /// The PostgreSQL settings from the configuration.
-pub fn pg_options(config: &Config, url: String) -> PgOptions {
-    let mut options = PgOptions::new(url);
+pub fn pg_options(config: &Config, url: String, keyring: hookd_store::sealing::Keyring) -> PgOptions {
+    let mut options = PgOptions::new(url, keyring);
     options.pool_size = config.postgres_pool_size;
     options.connect_timeout = config.postgres_connect_timeout;
     options.acquire_timeout = config.postgres_acquire_timeout;

@@ -118,6 +118,21 @@ async fn a_backup_under_load_restores_every_message_acknowledged_before_it() {
         &["restore", "--from", backup_file.to_str().unwrap()],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The secrets in it are sealed under the live database's key, which the backup
+    // does not hold: without it the restored database does not open; with the key
+    // file put back beside it, it does.
+    let keyless = hookd(&restored_db, &["migrate"]);
+    assert_eq!(keyless.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&keyless.stderr).contains("does not open this database's secrets"),
+        "{}",
+        String::from_utf8_lossy(&keyless.stderr)
+    );
+    std::fs::copy(
+        dir.path().join("live/hookd.db.key"),
+        dir.path().join("restored/hookd.db.key"),
+    )
+    .unwrap();
     let restored = start(&restored_db).await;
     let stored: std::collections::HashSet<String> = restored.message_ids(&app).await.into_iter().collect();
     let missing: Vec<_> = before.iter().filter(|id| !stored.contains(**id)).collect();

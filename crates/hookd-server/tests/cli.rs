@@ -204,10 +204,13 @@ async fn api_keys_are_created_listed_and_revoked_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");
     let url = format!("sqlite://{}", path.display());
+    let key = hookd_core::sealed::SealingKey::generate();
     {
-        let store = hookd_store_sqlite::SqliteStore::open(hookd_store_sqlite::SqliteOptions::new(&path))
-            .await
-            .unwrap();
+        let keyring = hookd_store::sealing::Keyring::new(key.clone(), Vec::new());
+        let store =
+            hookd_store_sqlite::SqliteStore::open(hookd_store_sqlite::SqliteOptions::new(&path, keyring))
+                .await
+                .unwrap();
         let org = store.ensure_org("acme").await.unwrap();
         let data = ApplicationData {
             uid: Some("game".parse().unwrap()),
@@ -221,6 +224,7 @@ async fn api_keys_are_created_listed_and_revoked_from_the_cli() {
         hookd(dir.path())
             .args(args)
             .env("HOOKD_DATABASE_URL", &url)
+            .env("HOOKD_SECRET_KEY", key.to_base64())
             .output()
             .unwrap()
     };

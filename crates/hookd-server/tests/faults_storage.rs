@@ -150,20 +150,27 @@ async fn a_full_disk_is_503_commits_nothing_and_recovers_without_a_restart() {
     server.stop().await;
 }
 
-/// `hookd serve` with `database_url`: its exit code and the last line it said.
-fn serve_fails(database_url: &str) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hookd"))
-        .arg("serve")
+/// `hookd serve` with `database_url` (and `secret_key`, if given): its exit code and the
+/// last line it said.
+fn serve_fails_with(database_url: &str, secret_key: Option<&str>) -> (Option<i32>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookd"));
+    cmd.arg("serve")
         .env("HOOKD_LISTEN", "127.0.0.1:0")
         .env("HOOKD_DATABASE_URL", database_url)
-        .env("HOOKD_POSTGRES_CONNECT_TIMEOUT", "2s")
-        .output()
-        .unwrap();
+        .env("HOOKD_POSTGRES_CONNECT_TIMEOUT", "2s");
+    if let Some(key) = secret_key {
+        cmd.env("HOOKD_SECRET_KEY", key);
+    }
+    let out = cmd.output().unwrap();
     let said = String::from_utf8_lossy(&out.stderr);
     (
         out.status.code(),
         said.lines().last().unwrap_or_default().to_owned(),
     )
+}
+
+fn serve_fails(database_url: &str) -> (Option<i32>, String) {
+    serve_fails_with(database_url, None)
 }
 
 #[test]
@@ -197,8 +204,15 @@ fn a_missing_directory_or_an_unreachable_postgresql_stops_start_up_saying_so() {
         said.contains("cannot create the data directory /proc/no-such-dir"),
         "{said}"
     );
-    // Nothing listens on port 1.
+    // PostgreSQL with no secret_key: the nodes must share one, so none is made up.
     let (code, said) = serve_fails("postgres://postgres@127.0.0.1:1/test");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("a PostgreSQL database needs secret_key"), "{said}");
+    // Nothing listens on port 1.
+    let (code, said) = serve_fails_with(
+        "postgres://postgres@127.0.0.1:1/test",
+        Some(common::TEST_SECRET_KEY),
+    );
     assert_eq!(code, Some(1), "{said}");
     assert!(
         said.contains("cannot connect to PostgreSQL at 127.0.0.1:1"),

@@ -298,8 +298,11 @@ async fn a_form_posted_to_a_mode_is_validated_then_emailed_and_an_invalid_one_se
 
 #[tokio::test]
 async fn secrets_need_a_key_and_the_network_guard_stops_an_internal_smtp_host() {
-    // No secret_key: nothing can be sealed, and the API says why.
-    let server = TestServer::start().await;
+    // No secret_key on the embedded database: a key file is made beside it, readable
+    // by its owner only, and secrets are sealed under it.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookd.db");
+    let server = TestServer::start_sqlite_at(&db, &[]).await;
     let (status, out) = call(
         &server,
         Method::PUT,
@@ -307,9 +310,14 @@ async fn secrets_need_a_key_and_the_network_guard_stops_an_internal_smtp_host() 
         Some(json!({"value": {"smtpUrl": "smtp://127.0.0.1:1", "from": "a@example.com"}})),
     )
     .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{out}");
-    assert!(out["detail"].as_str().unwrap().contains("secret_key"), "{out}");
+    assert_eq!(status, StatusCode::CREATED, "{out}");
     server.stop().await;
+    let key_file = dir.path().join("hookd.db.key");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 
     // A key, but no allowance for loopback: an SMTP server on 127.0.0.1 is refused
     // before any connection, and the run fails with the reason.

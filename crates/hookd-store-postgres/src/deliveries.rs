@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, AttemptId, EndpointId, OrgId};
 use hookd_core::throttle::ThrottleRate;
+use hookd_store::sealing::Keyring;
 use hookd_store::{
     AttemptTrigger, CLAIM_WALK_ENDPOINTS, ClaimedDelivery, DeliveryStatus, DeliveryStore, EndpointRoom,
     NewAttempt, NextStep, RawBody, ReceivedParts, StoreResult,
@@ -86,12 +87,12 @@ const AFTER_MSG: usize = MSG_AT + crate::messages::M_COUNT;
 
 /// A claimed row as something to send, or `None` when it can never be sent (payload
 /// expunged, endpoint disabled or gone, forwarded body deleted with the log).
-fn sendable(row: &Row) -> StoreResult<Option<ClaimedDelivery>> {
+fn sendable(keys: &Keyring, row: &Row) -> StoreResult<Option<ClaimedDelivery>> {
     if get::<Option<String>>(row, MSG_AT)?.is_none() || get::<Option<String>>(row, ENDPOINT_AT)?.is_none() {
         return Ok(None);
     }
     let message = crate::messages::from_row_at(row, MSG_AT)?;
-    let endpoint = crate::endpoints::from_row_at(row, ENDPOINT_AT)?;
+    let endpoint = crate::endpoints::from_row_at(keys, row, ENDPOINT_AT)?;
     let raw = if get::<bool>(row, AFTER_MSG + 2)? {
         match get::<Option<Vec<u8>>>(row, AFTER_MSG + 3)? {
             Some(body) => Some(RawBody {
@@ -262,7 +263,7 @@ impl DeliveryStore for PgStore {
         let mut dead: Vec<i64> = Vec::new();
         let mut parked: Vec<i64> = Vec::new();
         for row in &rows {
-            match sendable(row) {
+            match sendable(&self.keyring, row) {
                 Ok(Some(d)) => claimed.push(d),
                 Ok(None) => dead.push(get(row, 0)?),
                 Err(e @ hookd_store::StoreError::Unavailable(_)) => return Err(e),

@@ -8,6 +8,7 @@ use hookd_core::filter::FilterText;
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::secret::EndpointSecret;
 use hookd_core::throttle::ThrottleRate;
+use hookd_store::sealing::{Keyring, Sealed};
 use hookd_store::{
     Endpoint, EndpointData, EndpointStore, ListQuery, Mutation, Page, PreviousSecret, StoreError,
     StoreResult, Updated,
@@ -42,11 +43,30 @@ fn parse_secret(s: &str) -> StoreResult<EndpointSecret> {
     s.parse().map_err(|e| db::corrupt("endpoint secret", e))
 }
 
-/// An endpoint from the [`COLUMNS`] starting at column `at`.
-pub(crate) fn from_row_at(row: &Row, at: usize) -> StoreResult<Endpoint> {
-    let previous: Vec<StoredSecret> = json(row, at + 12)?;
+/// A sealed JSON column of the endpoint whose id is `id`, opened.
+fn opened<T: serde::de::DeserializeOwned>(
+    keys: &Keyring,
+    row: &Row,
+    idx: usize,
+    kind: Sealed,
+    id: &str,
+) -> StoreResult<T> {
+    let place = kind.place(id);
+    let value = keys
+        .open_json(&json::<serde_json::Value>(row, idx)?, &place)
+        .map_err(|_| hookd_store::sealing::unopened(&place))?;
+    serde_json::from_value(value).map_err(|e| db::corrupt("endpoint", e))
+}
+
+/// An endpoint from the [`COLUMNS`] starting at column `at`, its secrets opened.
+pub(crate) fn from_row_at(keys: &Keyring, row: &Row, at: usize) -> StoreResult<Endpoint> {
+    let id: String = get(row, at)?;
+    let previous: Vec<StoredSecret> = opened(keys, row, at + 12, Sealed::EndpointPreviousSecrets, &id)?;
+    let secret_place = Sealed::EndpointSecret.place(&id);
+    let secret = keys
+        .open(&get::<String>(row, at + 11)?, &secret_place)
+        .map_err(|_| hookd_store::sealing::unopened(&secret_place))?;
     Ok(Endpoint {
-        id: EndpointId::from_trusted(get(row, at)?),
         app_id: ApplicationId::from_trusted(get(row, at + 1)?),
         data: EndpointData {
             uid: get::<Option<String>>(row, at + 2)?
@@ -61,8 +81,8 @@ pub(crate) fn from_row_at(row: &Row, at: usize) -> StoreResult<Endpoint> {
             throttle_rate: get::<Option<i32>>(row, at + 8)?
                 .and_then(|r| ThrottleRate::new(r.clamp(0, i32::from(u16::MAX)) as u16)),
             metadata: json(row, at + 9)?,
-            headers: json(row, at + 10)?,
-            secret: parse_secret(&get::<String>(row, at + 11)?)?,
+            headers: opened(keys, row, at + 10, Sealed::EndpointHeaders, &id)?,
+            secret: parse_secret(&secret)?,
             previous_secrets: previous
                 .into_iter()
                 .map(|p| {
@@ -79,15 +99,32 @@ pub(crate) fn from_row_at(row: &Row, at: usize) -> StoreResult<Endpoint> {
         },
         created_at: get(row, at + 13)?,
         updated_at: get(row, at + 14)?,
+        id: EndpointId::from_trusted(id),
     })
 }
 
-fn from_row(row: &Row) -> StoreResult<Endpoint> {
-    from_row_at(row, 0)
+/// The id of endpoint `id_or_uid` of the application (`NotFound` when it has none).
+pub(crate) async fn find_id<C: GenericClient>(
+    c: &C,
+    org: &OrgId,
+    app: &ApplicationId,
+    id_or_uid: &str,
+) -> StoreResult<EndpointId> {
+    db::query_opt(
+        c,
+        "SELECT id FROM endpoint WHERE org_id = $1 AND app_id = $2 AND (id = $3 OR uid = $3)
+         ORDER BY (id = $3) DESC LIMIT 1",
+        &[&org.as_str(), &app.as_str(), &id_or_uid],
+    )
+    .await?
+    .map(|row| get::<String>(&row, 0).map(EndpointId::from_trusted))
+    .transpose()?
+    .ok_or(StoreError::NotFound("endpoint"))
 }
 
-pub(crate) async fn find<C: GenericClient>(
+async fn find<C: GenericClient>(
     c: &C,
+    keys: &Keyring,
     org: &OrgId,
     app: &ApplicationId,
     id_or_uid: &str,
@@ -101,12 +138,18 @@ pub(crate) async fn find<C: GenericClient>(
     db::query_opt(c, &sql, &[&org.as_str(), &app.as_str(), &id_or_uid])
         .await?
         .as_ref()
-        .map(from_row)
+        .map(|row| from_row_at(keys, row, 0))
         .transpose()?
         .ok_or(StoreError::NotFound("endpoint"))
 }
 
-async fn write_row<C: GenericClient>(c: &C, org: &OrgId, ep: &Endpoint, insert: bool) -> StoreResult<()> {
+async fn write_row<C: GenericClient>(
+    c: &C,
+    keys: &Keyring,
+    org: &OrgId,
+    ep: &Endpoint,
+    insert: bool,
+) -> StoreResult<()> {
     let sql = if insert {
         "INSERT INTO endpoint (uid, url, description, disabled, event_types, channels, throttle_rate, metadata,
              headers, secret, previous_secrets, created_at, updated_at, org_id, app_id, id, filter, transformation)
@@ -127,6 +170,7 @@ async fn write_row<C: GenericClient>(c: &C, org: &OrgId, ep: &Endpoint, insert: 
             expires_at: p.expires_at.timestamp_millis(),
         })
         .collect();
+    let id = ep.id.as_str();
     let stmt = c.prepare_cached(sql).await.map_err(db::err)?;
     c.execute(
         &stmt,
@@ -139,9 +183,9 @@ async fn write_row<C: GenericClient>(c: &C, org: &OrgId, ep: &Endpoint, insert: 
             &d.channels.as_ref().map(to_json),
             &d.throttle_rate.map(|r| i32::from(r.get())),
             &to_json(&d.metadata),
-            &to_json(&d.headers),
-            &d.secret.expose(),
-            &to_json(&previous),
+            &keys.seal_json(&to_json(&d.headers), &Sealed::EndpointHeaders.place(id)),
+            &keys.seal(&d.secret.expose(), &Sealed::EndpointSecret.place(id)),
+            &keys.seal_json(&to_json(&previous), &Sealed::EndpointPreviousSecrets.place(id)),
             &ep.created_at,
             &ep.updated_at,
             &org.as_str(),
@@ -190,13 +234,13 @@ impl EndpointStore for PgStore {
             updated_at: now,
             data,
         };
-        write_row(&c, org, &ep, true).await?;
+        write_row(&c, &self.keyring, org, &ep, true).await?;
         Ok(ep)
     }
 
     async fn get_endpoint(&self, org: &OrgId, app: &ApplicationId, id_or_uid: &str) -> StoreResult<Endpoint> {
         let c = self.client().await?;
-        find(&c, org, app, id_or_uid, false).await
+        find(&c, &self.keyring, org, app, id_or_uid, false).await
     }
 
     async fn failing_endpoints(
@@ -216,7 +260,7 @@ impl EndpointStore for PgStore {
         )
         .await?
         .iter()
-        .map(|row| Ok((from_row(row)?, get(row, WIDTH)?)))
+        .map(|row| Ok((from_row_at(&self.keyring, row, 0)?, get(row, WIDTH)?)))
         .collect()
     }
 
@@ -233,7 +277,10 @@ impl EndpointStore for PgStore {
             args.push(org.to_string()),
             args.push(app.to_string())
         );
-        db::select_page(&c, &select, "id", args, query, from_row).await
+        db::select_page(&c, &select, "id", args, query, |row| {
+            from_row_at(&self.keyring, row, 0)
+        })
+        .await
     }
 
     async fn update_endpoint(
@@ -245,13 +292,13 @@ impl EndpointStore for PgStore {
     ) -> StoreResult<Updated<Endpoint>> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(db::err)?;
-        let mut ep = find(&tx, org, app, id_or_uid, true).await?;
+        let mut ep = find(&tx, &self.keyring, org, app, id_or_uid, true).await?;
         let before = ep.clone();
         change(&mut ep.data)?;
         ep.updated_at = db::now();
-        write_row(&tx, org, &ep, false).await?;
+        write_row(&tx, &self.keyring, org, &ep, false).await?;
         // Answer with what was stored.
-        let stored = find(&tx, org, app, ep.id.as_str(), false).await?;
+        let stored = find(&tx, &self.keyring, org, app, ep.id.as_str(), false).await?;
         tx.commit().await.map_err(db::err)?;
         Ok(Updated {
             before,
@@ -267,7 +314,7 @@ impl EndpointStore for PgStore {
     ) -> StoreResult<Endpoint> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(db::err)?;
-        let ep = find(&tx, org, app, id_or_uid, true).await?;
+        let ep = find(&tx, &self.keyring, org, app, id_or_uid, true).await?;
         db::execute(
             &tx,
             "DELETE FROM endpoint WHERE org_id = $1 AND app_id = $2 AND id = $3",

@@ -133,9 +133,12 @@ fn convert(v: &CopyValue, ty: &Type) -> Result<Param, String> {
             Box::new(DateTime::from_timestamp_millis(ms).ok_or_else(|| format!("{ms} is not a time"))?)
         }
         Type::JSONB | Type::JSON if null => Box::new(None::<serde_json::Value>),
-        Type::JSONB | Type::JSON => {
-            Box::new(serde_json::from_str::<serde_json::Value>(&text()?).map_err(|e| e.to_string())?)
-        }
+        // SQLite keeps a sealed JSON column's sealed text as it is; here it is a JSON
+        // string (`hookd_store::sealing`).
+        Type::JSONB | Type::JSON => match text()? {
+            t if hookd_core::sealed::SealingKey::is_sealed(&t) => Box::new(serde_json::Value::String(t)),
+            t => Box::new(serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string())?),
+        },
         Type::BYTEA if null => Box::new(None::<Vec<u8>>),
         Type::BYTEA => Box::new(match v {
             CopyValue::Blob(b) => b.clone(),

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use hookd_core::id::{ApplicationId, IngestLogId, MessageId, OrgId, SourceId};
 use hookd_core::name::SourceUid;
+use hookd_store::sealing::{Keyring, Sealed};
 use hookd_store::{
     IngestLogFilter, IngestRecorded, IngestRecording, IngestRequest, IngestStatus, IngestStore, ListQuery,
     Mutation, NewIngestRequest, Page, Source, SourceData, StoreError, StoreResult, Updated,
@@ -19,11 +20,22 @@ const UID_TAKEN: &str = "a source with this uid already exists";
 const LOG_COLUMNS: &str = "id, source_id, status, reason, method, path, query, headers, client_addr, body,
     response_status, msg_id, duplicate_of, received_at";
 
-fn from_row(row: &Row) -> StoreResult<Source> {
-    let (kind, options) = SourceData::parse_spec(&get::<String>(row, 5)?, &get(row, 6)?, get(row, 7)?)
-        .map_err(|e| db::corrupt("source", e))?;
+/// A source, its sealed config and options opened.
+fn from_row(keys: &Keyring, row: &Row) -> StoreResult<Source> {
+    let id: String = get(row, 0)?;
+    let open = |idx: usize, kind: Sealed| {
+        let place = kind.place(&id);
+        keys.open_json(&get(row, idx)?, &place)
+            .map_err(|_| hookd_store::sealing::unopened(&place))
+    };
+    let (kind, options) = SourceData::parse_spec(
+        &get::<String>(row, 5)?,
+        &open(6, Sealed::SourceConfig)?,
+        open(7, Sealed::SourceOptions)?,
+    )
+    .map_err(|e| db::corrupt("source", e))?;
     Ok(Source {
-        id: SourceId::from_trusted(get(row, 0)?),
+        id: SourceId::from_trusted(id),
         app_id: ApplicationId::from_trusted(get(row, 1)?),
         token: get(row, 2)?,
         data: SourceData {
@@ -58,8 +70,28 @@ fn log_from_row(row: &Row) -> StoreResult<IngestRequest> {
     })
 }
 
+/// [`SourceData::spec_columns`] with the config and options sealed.
+fn sealed_spec<'a>(
+    keys: &Keyring,
+    source: &'a Source,
+) -> StoreResult<(&'a str, serde_json::Value, serde_json::Value)> {
+    let (kind, config, options) = source.data.spec_columns()?;
+    let id = source.id.as_str();
+    Ok((
+        kind,
+        keys.seal_json(&config, &Sealed::SourceConfig.place(id)),
+        keys.seal_json(&options, &Sealed::SourceOptions.place(id)),
+    ))
+}
+
 /// Finds a source of `org` by id, or else by uid.
-async fn find<C: GenericClient>(c: &C, org: &OrgId, id_or_uid: &str, lock: bool) -> StoreResult<Source> {
+async fn find<C: GenericClient>(
+    c: &C,
+    keys: &Keyring,
+    org: &OrgId,
+    id_or_uid: &str,
+    lock: bool,
+) -> StoreResult<Source> {
     let sql = format!(
         "SELECT {COLUMNS} FROM source WHERE org_id = $1 AND (id = $2 OR uid = $2)
          ORDER BY (id = $2) DESC LIMIT 1{}",
@@ -68,7 +100,7 @@ async fn find<C: GenericClient>(c: &C, org: &OrgId, id_or_uid: &str, lock: bool)
     db::query_opt(c, &sql, &[&org.as_str(), &id_or_uid])
         .await?
         .as_ref()
-        .map(from_row)
+        .map(|row| from_row(keys, row))
         .transpose()?
         .ok_or(StoreError::NotFound("source"))
 }
@@ -184,7 +216,7 @@ impl IngestStore for PgStore {
             ],
         )
         .await?;
-        let (kind, config, options) = source.data.spec_columns()?;
+        let (kind, config, options) = sealed_spec(&self.keyring, &source)?;
         db::execute_unique(
             &tx,
             "INSERT INTO source (id, org_id, app_id, uid, name, kind, config, options, metadata, token,
@@ -211,7 +243,7 @@ impl IngestStore for PgStore {
 
     async fn get_source(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<Source> {
         let c = self.client().await?;
-        find(&c, org, id_or_uid, false).await
+        find(&c, &self.keyring, org, id_or_uid, false).await
     }
 
     async fn list_sources(&self, org: &OrgId, query: &ListQuery) -> StoreResult<Page<Source>> {
@@ -221,7 +253,7 @@ impl IngestStore for PgStore {
             "SELECT {COLUMNS} FROM source WHERE org_id = {}",
             args.push(org.to_string())
         );
-        db::select_page(&c, &select, "id", args, query, from_row).await
+        db::select_page(&c, &select, "id", args, query, |row| from_row(&self.keyring, row)).await
     }
 
     async fn update_source(
@@ -232,13 +264,13 @@ impl IngestStore for PgStore {
     ) -> StoreResult<Updated<Source>> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(db::err)?;
-        let mut source = find(&tx, org, id_or_uid, true).await?;
+        let mut source = find(&tx, &self.keyring, org, id_or_uid, true).await?;
         let previous = source.clone();
         let before = source.data.clone();
         change(&mut source.data)?;
         source.updated_at = db::now();
         let reset_cron = source.data.resets_cron(&before);
-        let (kind, config, options) = source.data.spec_columns()?;
+        let (kind, config, options) = sealed_spec(&self.keyring, &source)?;
         db::execute_unique(
             &tx,
             "UPDATE source SET uid = $1, name = $2, kind = $3, config = $4, options = $5, metadata = $6,
@@ -269,7 +301,7 @@ impl IngestStore for PgStore {
     async fn delete_source(&self, org: &OrgId, id_or_uid: &str) -> StoreResult<Source> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(db::err)?;
-        let source = find(&tx, org, id_or_uid, true).await?;
+        let source = find(&tx, &self.keyring, org, id_or_uid, true).await?;
         // The application's deletion cascades to the source, its log, destinations,
         // messages and deliveries.
         db::execute(
@@ -291,7 +323,7 @@ impl IngestStore for PgStore {
     ) -> StoreResult<Source> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(db::err)?;
-        let mut source = find(&tx, org, id_or_uid, true).await?;
+        let mut source = find(&tx, &self.keyring, org, id_or_uid, true).await?;
         let old = std::mem::replace(&mut source.token, token);
         source.updated_at = db::now();
         db::execute_unique(
@@ -330,7 +362,7 @@ impl IngestStore for PgStore {
             &[&token, &now],
         )
         .await?;
-        row.map(|r| Ok((OrgId::from_trusted(get(&r, 11)?), from_row(&r)?)))
+        row.map(|r| Ok((OrgId::from_trusted(get(&r, 11)?), from_row(&self.keyring, &r)?)))
             .transpose()
     }
 
@@ -406,7 +438,13 @@ impl IngestStore for PgStore {
         )
         .await?
         .iter()
-        .map(|r| Ok((OrgId::from_trusted(get(r, 11)?), from_row(r)?, get(r, 12)?)))
+        .map(|r| {
+            Ok((
+                OrgId::from_trusted(get(r, 11)?),
+                from_row(&self.keyring, r)?,
+                get(r, 12)?,
+            ))
+        })
         .collect()
     }
 }

@@ -30,6 +30,7 @@ pub mod migrations;
 mod notify;
 mod orgs;
 mod retention;
+mod secrets;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod ui_sessions;
@@ -39,6 +40,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Timeouts};
+use hookd_store::sealing::Keyring;
 use hookd_store::{Store, StoreError, StoreResult};
 use tokio::sync::Notify;
 
@@ -61,12 +63,16 @@ pub struct PgOptions {
     /// A CA certificate (PEM) the server's certificate must chain to; `None`: TLS (when
     /// `sslmode` asks for it) encrypts without authenticating the server, as libpq.
     pub ca_file: Option<std::path::PathBuf>,
+    /// The keys secrets are sealed with (`hookd_store::sealing`); every node needs the
+    /// same.
+    pub keyring: Arc<Keyring>,
 }
 
 impl PgOptions {
-    pub fn new(url: impl Into<String>) -> Self {
+    pub fn new(url: impl Into<String>, keyring: Keyring) -> Self {
         Self {
             url: url.into(),
+            keyring: Arc::new(keyring),
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),
@@ -105,6 +111,7 @@ pub struct PgStore {
     announce: Arc<Notify>,
     /// The endpoint this node's last claim ended on; the next claim starts after it.
     claim_cursor: Arc<std::sync::Mutex<String>>,
+    keyring: Arc<Keyring>,
     /// Closes the pool and stops the background tasks when the last clone goes.
     _closer: Arc<Closer>,
 }
@@ -177,6 +184,7 @@ impl PgStore {
             if !applied.is_empty() {
                 tracing::info!(?applied, "applied PostgreSQL migrations");
             }
+            secrets::prepare(&mut client, &options.keyring).await?;
         }
         let work = Arc::new(Notify::new());
         let announce = Arc::new(Notify::new());
@@ -195,6 +203,7 @@ impl PgStore {
             work,
             announce,
             claim_cursor: Arc::default(),
+            keyring: options.keyring,
         })
     }
 

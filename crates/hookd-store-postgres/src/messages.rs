@@ -216,9 +216,8 @@ pub(crate) async fn insert_message<C: GenericClient>(
     };
     let endpoints = match &message.only_endpoint {
         Some(ep) => vec![
-            crate::endpoints::find(c, org, app, ep.as_str(), false)
+            crate::endpoints::find_id(c, org, app, ep.as_str())
                 .await?
-                .id
                 .to_string(),
         ],
         None => subscribers(c, org, app, &msg, message.forward.as_ref(), request).await?,
@@ -486,7 +485,7 @@ impl MessageStore for PgStore {
                 "the message's payload was expunged; it cannot be resent",
             ));
         }
-        let ep = crate::endpoints::find(&c, org, app, endpoint.as_str(), false).await?;
+        let ep = crate::endpoints::find_id(&c, org, app, endpoint.as_str()).await?;
         let now = db::now();
         db::execute(
             &c,
@@ -494,7 +493,7 @@ impl MessageStore for PgStore {
              VALUES ($1, $2, $3, $4, 1, $5, 1, $5)
              ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1,
                  next_attempt_at = excluded.next_attempt_at, trigger = 1",
-            &[&org.as_str(), &app.as_str(), &m.id.as_str(), &ep.id.as_str(), &now],
+            &[&org.as_str(), &app.as_str(), &m.id.as_str(), &ep.as_str(), &now],
         )
         .await?;
         self.announce_work();
@@ -582,7 +581,7 @@ impl MessageStore for PgStore {
             return Ok(0);
         }
         let c = self.client().await?;
-        crate::endpoints::find(&c, org, app, endpoint.as_str(), false).await?;
+        crate::endpoints::find_id(&c, org, app, endpoint.as_str()).await?;
         let ids: Vec<&str> = msgs.iter().map(MessageId::as_str).collect();
         let trigger = i32::from(trigger == AttemptTrigger::Manual);
         let n = db::execute(
@@ -715,7 +714,7 @@ impl MessageStore for PgStore {
         const W: usize = crate::endpoints::WIDTH;
         db::select_page(&c, &select, "d.endpoint_id", args, query, |r| {
             Ok((
-                crate::endpoints::from_row_at(r, 0)?,
+                crate::endpoints::from_row_at(&self.keyring, r, 0)?,
                 delivery_state(get(r, W)?, get(r, W + 1)?, get(r, W + 2)?, now)?,
             ))
         })

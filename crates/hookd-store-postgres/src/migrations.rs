@@ -44,6 +44,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_attempt_headers",
         include_str!("../migrations/0014_attempt_headers.sql"),
     ),
+    ("0015_key_check", include_str!("../migrations/0015_key_check.sql")),
 ];
 
 /// The schema version this build expects.

@@ -7,7 +7,7 @@ use hookd_store_postgres::{PgOptions, PgStore};
 async fn fresh_store() -> Option<(TestSchema, PgStore)> {
     let base = test_database_url()?;
     let schema = TestSchema::create(&base).await.expect("test schema");
-    let mut options = PgOptions::new(schema.url());
+    let mut options = PgOptions::new(schema.url(), hookd_store::sealing::Keyring::generate());
     options.pool_size = 4;
     let store = PgStore::open(options).await.expect("open store");
     Some((schema, store))

@@ -95,7 +95,7 @@ mod tests {
     #[test]
     fn the_thread_copies_the_wal_into_the_database() {
         let dir = tempfile::tempdir().unwrap();
-        let options = SqliteOptions::new(dir.path().join("c.db"));
+        let options = SqliteOptions::new(dir.path().join("c.db"), hookd_store::sealing::Keyring::generate());
         let writer = open_connection(&options, false).unwrap();
         writer
             .execute_batch("CREATE TABLE t (v TEXT); PRAGMA wal_autocheckpoint = 16384;")

@@ -1,5 +1,7 @@
 //! Endpoints of applications.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::endpoint_url::EndpointUrl;
@@ -7,6 +9,7 @@ use hookd_core::filter::FilterText;
 use hookd_core::id::{ApplicationId, EndpointId, OrgId};
 use hookd_core::secret::EndpointSecret;
 use hookd_core::throttle::ThrottleRate;
+use hookd_store::sealing::{Keyring, Sealed};
 use hookd_store::{
     Endpoint, EndpointData, EndpointStore, ListQuery, Mutation, Page, PreviousSecret, StoreError,
     StoreResult, Updated,
@@ -15,10 +18,13 @@ use rusqlite::{Connection, OptionalExtension as _, Row, params};
 use serde::{Deserialize, Serialize};
 
 use crate::SqliteStore;
+use crate::secrets::seal;
 use crate::sql::{self, from_json, from_millis, internal, to_json};
 
+/// The sealed columns are read opened (`secrets::register`).
 const COLUMNS: &str = "id, app_id, uid, url, description, disabled, event_types, channels, throttle_rate,
-    metadata, headers, secret, previous_secrets, created_at, updated_at, filter, transformation";
+    metadata, hookd_open(headers, 'endpoint-headers', id), hookd_open(secret, 'endpoint-secret', id),
+    hookd_open(previous_secrets, 'endpoint-previous-secrets', id), created_at, updated_at, filter, transformation";
 const UID_TAKEN: &str = "an endpoint with this uid already exists in this application";
 
 /// How a rotated-out secret is kept in the `previous_secrets` JSON column.
@@ -95,7 +101,7 @@ pub(crate) fn find(
     .ok_or(StoreError::NotFound("endpoint"))
 }
 
-fn write_row(c: &Connection, org: &OrgId, ep: &Endpoint, insert: bool) -> StoreResult<()> {
+fn write_row(c: &Connection, keys: &Keyring, org: &OrgId, ep: &Endpoint, insert: bool) -> StoreResult<()> {
     let sql = if insert {
         "INSERT INTO endpoint (uid, url, description, disabled, event_types, channels, throttle_rate, metadata,
              headers, secret, previous_secrets, created_at, updated_at, filter, transformation, org_id, app_id, id)
@@ -115,6 +121,7 @@ fn write_row(c: &Connection, org: &OrgId, ep: &Endpoint, insert: bool) -> StoreR
             expires_at: p.expires_at.timestamp_millis(),
         })
         .collect();
+    let id = ep.id.as_str();
     c.prepare_cached(sql)
         .and_then(|mut s| {
             s.execute(params![
@@ -126,9 +133,9 @@ fn write_row(c: &Connection, org: &OrgId, ep: &Endpoint, insert: bool) -> StoreR
                 d.channels.as_ref().map(to_json),
                 d.throttle_rate.map(ThrottleRate::get),
                 to_json(&d.metadata),
-                to_json(&d.headers),
-                d.secret.expose(),
-                to_json(&previous),
+                seal(keys, Sealed::EndpointHeaders, id, &to_json(&d.headers)),
+                seal(keys, Sealed::EndpointSecret, id, &d.secret.expose()),
+                seal(keys, Sealed::EndpointPreviousSecrets, id, &to_json(&previous)),
                 ep.created_at.timestamp_millis(),
                 ep.updated_at.timestamp_millis(),
                 d.filter.as_ref().map(FilterText::as_str),
@@ -150,7 +157,7 @@ impl EndpointStore for SqliteStore {
         app: &ApplicationId,
         data: EndpointData,
     ) -> StoreResult<Endpoint> {
-        let (org, app) = (org.clone(), app.clone());
+        let (org, app, keys) = (org.clone(), app.clone(), Arc::clone(&self.keyring));
         self.write(move |c| {
             // The application must be this organisation's (operational ones included).
             let owned = c
@@ -168,7 +175,7 @@ impl EndpointStore for SqliteStore {
                 updated_at: now,
                 data,
             };
-            write_row(c, &org, &ep, true)?;
+            write_row(c, &keys, &org, &ep, true)?;
             Ok(ep)
         })
         .await
@@ -231,12 +238,13 @@ impl EndpointStore for SqliteStore {
         change: Mutation<EndpointData>,
     ) -> StoreResult<Updated<Endpoint>> {
         let (org, app, key) = (org.clone(), app.clone(), id_or_uid.to_owned());
+        let keys = Arc::clone(&self.keyring);
         self.write(move |c| {
             let mut ep = find(c, &org, &app, &key)?;
             let before = ep.clone();
             change(&mut ep.data)?;
             ep.updated_at = sql::now();
-            write_row(c, &org, &ep, false)?;
+            write_row(c, &keys, &org, &ep, false)?;
             // Answer with what was stored (times at the database's precision).
             let after = find(c, &org, &app, ep.id.as_str())?;
             Ok(Updated { before, after })

@@ -1,9 +1,12 @@
 //! Ingest sources and the log of the requests they received.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, IngestLogId, MessageId, OrgId, SourceId};
 use hookd_core::name::SourceUid;
+use hookd_store::sealing::Sealed;
 use hookd_store::{
     IngestLogFilter, IngestRecorded, IngestRecording, IngestRequest, IngestStatus, IngestStore, ListQuery,
     Mutation, NewIngestRequest, Page, Source, SourceData, StoreError, StoreResult, Updated,
@@ -12,9 +15,12 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension as _, Row, ToSql, params};
 
 use crate::SqliteStore;
+use crate::secrets::seal;
 use crate::sql::{self, from_json, from_millis, internal, to_json};
 
-const COLUMNS: &str = "id, app_id, token, uid, name, kind, config, options, metadata, created_at, updated_at";
+/// The sealed columns are read opened (`secrets::register`).
+const COLUMNS: &str = "id, app_id, token, uid, name, kind, hookd_open(config, 'source-config', id),
+    hookd_open(options, 'source-options', id), metadata, created_at, updated_at";
 const UID_TAKEN: &str = "a source with this uid already exists";
 const LOG_COLUMNS: &str = "id, source_id, status, reason, method, path, query, headers, client_addr, body,
     response_status, msg_id, duplicate_of, received_at";
@@ -164,7 +170,7 @@ fn record(
 #[async_trait]
 impl IngestStore for SqliteStore {
     async fn create_source(&self, org: &OrgId, data: SourceData, token: String) -> StoreResult<Source> {
-        let org = org.clone();
+        let (org, keys) = (org.clone(), Arc::clone(&self.keyring));
         self.write(move |c| {
             let now = sql::now();
             let source = Source {
@@ -202,8 +208,8 @@ impl IngestStore for SqliteStore {
                     source.data.uid.as_ref().map(|u| u.as_str()),
                     source.data.name,
                     kind,
-                    config.to_string(),
-                    options.to_string(),
+                    seal(&keys, Sealed::SourceConfig, source.id.as_str(), &config.to_string()),
+                    seal(&keys, Sealed::SourceOptions, source.id.as_str(), &options.to_string()),
                     to_json(&source.data.metadata),
                     source.token,
                     now.timestamp_millis(),
@@ -237,6 +243,7 @@ impl IngestStore for SqliteStore {
         change: Mutation<SourceData>,
     ) -> StoreResult<Updated<Source>> {
         let (org, key) = (org.clone(), id_or_uid.to_owned());
+        let keys = Arc::clone(&self.keyring);
         self.write(move |c| {
             let mut source = find(c, &org, &key)?;
             let previous = source.clone();
@@ -255,8 +262,8 @@ impl IngestStore for SqliteStore {
                     source.data.uid.as_ref().map(|u| u.as_str()),
                     source.data.name,
                     kind,
-                    config.to_string(),
-                    options.to_string(),
+                    seal(&keys, Sealed::SourceConfig, source.id.as_str(), &config.to_string()),
+                    seal(&keys, Sealed::SourceOptions, source.id.as_str(), &options.to_string()),
                     to_json(&source.data.metadata),
                     source.updated_at.timestamp_millis(),
                     reset_cron,

@@ -22,6 +22,7 @@ pub mod migrations;
 mod orgs;
 mod readers;
 mod retention;
+mod secrets;
 mod sql;
 mod ui_sessions;
 mod writer;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hookd_store::sealing::Keyring;
 use hookd_store::{Store, StoreError, StoreResult};
 use rusqlite::{Connection, OpenFlags};
 
@@ -47,11 +49,18 @@ pub struct SqliteOptions {
     /// (false) still survives a process crash.
     pub synchronous_full: bool,
     pub busy_timeout: Duration,
+    /// The keys secrets are sealed with (`hookd_store::sealing`).
+    pub keyring: Arc<Keyring>,
 }
 
 impl SqliteOptions {
     /// Reads a `sqlite://path` (or `sqlite:path`) URL.
-    pub fn from_url(url: &str) -> Result<Self, String> {
+    pub fn from_url(url: &str, keyring: Keyring) -> Result<Self, String> {
+        Ok(Self::new(Self::path_from_url(url)?, keyring))
+    }
+
+    /// The file a `sqlite://path` (or `sqlite:path`) URL names.
+    pub fn path_from_url(url: &str) -> Result<PathBuf, String> {
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -60,12 +69,13 @@ impl SqliteOptions {
         if path.is_empty() {
             return Err("the sqlite:// URL has no file path".into());
         }
-        Ok(Self::new(path))
+        Ok(PathBuf::from(path))
     }
 
-    pub fn new(path: impl Into<PathBuf>) -> Self {
+    pub fn new(path: impl Into<PathBuf>, keyring: Keyring) -> Self {
         Self {
             path: path.into(),
+            keyring: Arc::new(keyring),
             readers: 4,
             synchronous_full: true,
             busy_timeout: Duration::from_secs(5),
@@ -80,6 +90,7 @@ pub struct SqliteStore {
     path: PathBuf,
     /// The endpoint the last claim visited last; the next claim starts after it.
     claim_cursor: Arc<std::sync::Mutex<String>>,
+    keyring: Arc<Keyring>,
 }
 
 impl SqliteStore {
@@ -103,6 +114,7 @@ impl SqliteStore {
         if !applied.is_empty() {
             tracing::info!(path = %options.path.display(), ?applied, "applied SQLite migrations");
         }
+        secrets::prepare(&mut writer, &options.keyring)?;
         // The checkpoint thread keeps the WAL short (`checkpoint`); the writer only
         // checkpoints itself when that thread falls far behind. Each job's savepoint
         // journal stays in memory (in a temporary file, writing it was a quarter of
@@ -125,6 +137,7 @@ impl SqliteStore {
             readers: Arc::new(Readers::new(readers)),
             path: options.path,
             claim_cursor: Arc::default(),
+            keyring: options.keyring,
         })
     }
 
@@ -195,6 +208,7 @@ fn open_connection(options: &SqliteOptions, read_only: bool) -> StoreResult<Conn
     }
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(unavailable)?;
+    secrets::register(&conn, Arc::clone(&options.keyring)).map_err(unavailable)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

@@ -50,6 +50,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0018_attempt_headers",
         include_str!("../migrations/0018_attempt_headers.sql"),
     ),
+    ("0019_key_check", include_str!("../migrations/0019_key_check.sql")),
 ];
 
 /// The schema version this build expects.

@@ -7,9 +7,12 @@ async fn fresh_store() -> SqliteStore {
     let path = dir.path().join("nested").join("hookd.db");
     // Keep the directory for the life of the test process; the OS cleans temp.
     std::mem::forget(dir);
-    SqliteStore::open(SqliteOptions::new(path))
-        .await
-        .expect("open store")
+    SqliteStore::open(SqliteOptions::new(
+        path,
+        hookd_store::sealing::Keyring::generate(),
+    ))
+    .await
+    .expect("open store")
 }
 
 hookd_store::contract_tests!(fresh_store());

@@ -16,6 +16,7 @@ pub mod fanout;
 mod flows;
 mod models;
 mod page;
+pub mod sealing;
 mod ui_sessions;
 
 #[cfg(feature = "contract")]
@@ -881,6 +882,7 @@ pub trait Store:
     + FlowRunStore
     + FlowSecretStore
     + UiSessionStore
+    + sealing::SecretStore
     + std::fmt::Debug
 {
     /// Cheap check that the database answers (for readiness).

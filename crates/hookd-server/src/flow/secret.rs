@@ -80,12 +80,11 @@ async fn list_secrets(
     )))
 }
 
-/// Create or replace a secret. It is sealed with the server's `secret_key` before it
-/// is stored; without one, 409.
+/// Create or replace a secret. It is sealed under the server's secret key before it is
+/// stored (docs/security.md#secrets-at-rest); nothing reads it back.
 #[utoipa::path(put, path = "/api/v1/flow-secret/{name}", tag = "Flow", request_body = SecretIn,
     params(("name" = String, Path)),
     responses((status = 201, body = SecretOut), (status = 200, body = SecretOut),
-        (status = 409, body = HttpErrorOut, description = "The server has no secret_key"),
         (status = 422, body = ValidationErrorOut)))]
 async fn put_secret(
     tenant: Tenant,

@@ -16,17 +16,7 @@ use crate::service::Service;
 pub const MAX_SECRET_BYTES: usize = 8 * 1024;
 
 fn context(org: &OrgId, name: &str) -> String {
-    format!("flow-secret/{org}/{name}")
-}
-
-fn key(state: &Service) -> ApiResult<hookd_core::sealed::SealingKey> {
-    match state.config.sealing_key() {
-        Ok(Some(key)) => Ok(key),
-        _ => Err(ApiError::Conflict(
-            "secrets cannot be stored: this server has no secret_key (HOOKD_SECRET_KEY; see config.default.toml)"
-                .into(),
-        )),
-    }
+    hookd_store::sealing::Sealed::FlowSecret.place(&format!("{org}/{name}"))
 }
 
 /// Creates or replaces secret `name` with `value` (a JSON object); answers it and
@@ -50,7 +40,7 @@ pub async fn put(
             format!("at most {MAX_SECRET_BYTES} bytes of JSON"),
         ));
     }
-    let sealed = key(state)?.seal(text.as_bytes(), &context(org, name.as_str()));
+    let sealed = state.store.keyring().seal(&text, &context(org, name.as_str()));
     Ok(state.store.put_flow_secret(org, name, sealed).await?)
 }
 
@@ -80,12 +70,10 @@ pub(crate) async fn open(state: &Service, org: &OrgId, name: &str) -> Result<Val
         }
         Err(e) => return Err(OpenFailure::Unavailable(e.to_string())),
     };
-    let key =
-        state.config.sealing_key().ok().flatten().ok_or_else(|| {
-            OpenFailure::Missing("this server has no secret_key to open secrets with".into())
-        })?;
-    let plain = key
+    let plain = state
+        .store
+        .keyring()
         .open(&secret.sealed, &context(org, name))
         .map_err(|e| OpenFailure::Missing(format!("secret {name:?}: {e}")))?;
-    serde_json::from_slice(&plain).map_err(|_| OpenFailure::Missing(format!("secret {name:?} is not JSON")))
+    serde_json::from_str(&plain).map_err(|_| OpenFailure::Missing(format!("secret {name:?} is not JSON")))
 }

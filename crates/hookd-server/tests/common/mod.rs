@@ -38,7 +38,61 @@ impl TestDatabase {
             },
         }
     }
+
+    /// Runs `sql` on the database directly, from outside hookd (to damage a row, or
+    /// read one the API does not show), on either backend; answers the first column of
+    /// each row.
+    pub async fn raw_sql(&self, sql: &str) -> Vec<String> {
+        match &self.schema {
+            Some(schema) => {
+                let (client, conn) = tokio_postgres::connect(schema.url(), tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                let rows = client.simple_query(sql).await.unwrap();
+                rows.into_iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => {
+                            Some(r.get(0).unwrap_or_default().to_owned())
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            }
+            None => {
+                let path = self.url.trim_start_matches("sqlite://").to_owned();
+                let sql = sql.to_owned();
+                tokio::task::spawn_blocking(move || {
+                    let c = rusqlite::Connection::open(path).unwrap();
+                    c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+                    let mut stmt = c.prepare(&sql).unwrap();
+                    let n = stmt.column_count();
+                    stmt.query_map([], |r| {
+                        if n == 0 {
+                            return Ok(String::new());
+                        }
+                        Ok(match r.get::<_, rusqlite::types::Value>(0)? {
+                            rusqlite::types::Value::Null => String::new(),
+                            rusqlite::types::Value::Integer(i) => i.to_string(),
+                            rusqlite::types::Value::Real(f) => f.to_string(),
+                            rusqlite::types::Value::Text(t) => t,
+                            rusqlite::types::Value::Blob(b) => String::from_utf8_lossy(&b).into_owned(),
+                        })
+                    })
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect()
+                })
+                .await
+                .unwrap()
+            }
+        }
+    }
 }
+
+/// The `secret_key` tests give servers on PostgreSQL, and the processes that share
+/// their database (`process::command`).
+pub const TEST_SECRET_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 pub struct TestServer {
     pub url: String,
@@ -75,6 +129,10 @@ impl TestServer {
 
     async fn start_on(dir: tempfile::TempDir, db: TestDatabase, settings: &[(&str, &str)]) -> Self {
         let mut env: Vec<(String, String)> = vec![("HOOKD_DATABASE_URL".into(), db.url.clone())];
+        // PostgreSQL needs a key from the configuration (SQLite makes a key file).
+        if db.schema.is_some() {
+            env.push(("HOOKD_SECRET_KEY".into(), TEST_SECRET_KEY.into()));
+        }
         env.extend(settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let config = Config::load_from(env).expect("test config").config;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -139,50 +197,7 @@ impl TestServer {
     /// Runs `sql` on the server's database directly (to damage a row, or read one the
     /// API does not show), on either backend; answers the first column of each row.
     pub async fn raw_sql(&self, sql: &str) -> Vec<String> {
-        match &self._db.schema {
-            Some(schema) => {
-                let (client, conn) = tokio_postgres::connect(schema.url(), tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
-                let rows = client.simple_query(sql).await.unwrap();
-                rows.into_iter()
-                    .filter_map(|m| match m {
-                        tokio_postgres::SimpleQueryMessage::Row(r) => {
-                            Some(r.get(0).unwrap_or_default().to_owned())
-                        }
-                        _ => None,
-                    })
-                    .collect()
-            }
-            None => {
-                let path = self._db.url.trim_start_matches("sqlite://").to_owned();
-                let sql = sql.to_owned();
-                tokio::task::spawn_blocking(move || {
-                    let c = rusqlite::Connection::open(path).unwrap();
-                    c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-                    let mut stmt = c.prepare(&sql).unwrap();
-                    let n = stmt.column_count();
-                    stmt.query_map([], |r| {
-                        if n == 0 {
-                            return Ok(String::new());
-                        }
-                        Ok(match r.get::<_, rusqlite::types::Value>(0)? {
-                            rusqlite::types::Value::Null => String::new(),
-                            rusqlite::types::Value::Integer(i) => i.to_string(),
-                            rusqlite::types::Value::Real(f) => f.to_string(),
-                            rusqlite::types::Value::Text(t) => t,
-                            rusqlite::types::Value::Blob(b) => String::from_utf8_lossy(&b).into_owned(),
-                        })
-                    })
-                    .unwrap()
-                    .map(Result::unwrap)
-                    .collect()
-                })
-                .await
-                .unwrap()
-            }
-        }
+        self._db.raw_sql(sql).await
     }
 
     /// The ids of every message of `app`, through the API's pages.

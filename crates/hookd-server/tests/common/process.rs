@@ -36,12 +36,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// `hookd` with a clean environment (only `PATH` and `HOOKD_LOG=warn`).
+/// `hookd` with a clean environment (only `PATH` and `HOOKD_LOG=warn`; when the tests
+/// run on PostgreSQL, also the tests' `secret_key`, which PostgreSQL needs).
 pub fn command() -> Command {
     let mut cmd = Command::new(HOOKD);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOOKD_LOG", "warn");
+    if hookd_store_postgres::testing::test_database_url().is_some() {
+        cmd.env("HOOKD_SECRET_KEY", super::TEST_SECRET_KEY);
+    }
     cmd
 }
 
