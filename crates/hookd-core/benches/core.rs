@@ -190,5 +190,21 @@ fn filtering(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, signing, verification, matching, filtering);
+/// Secrets at rest: what reading an endpoint adds per claimed delivery (its secret,
+/// previous secrets and headers are each opened once).
+fn sealing(c: &mut Criterion) {
+    let key = hookd_core::sealed::SealingKey::generate();
+    let secret = "whsec_c2VjcmV0LWF0LXJlc3QtdGVzdC1rZXktMTIzNDU2Nzg=";
+    let sealed = key.seal(secret.as_bytes(), "endpoint/ep_2x/secret");
+    let mut group = c.benchmark_group("sealed");
+    group.bench_function("open an endpoint secret", |b| {
+        b.iter(|| key.open(black_box(&sealed), "endpoint/ep_2x/secret").unwrap())
+    });
+    group.bench_function("seal an endpoint secret", |b| {
+        b.iter(|| key.seal(black_box(secret.as_bytes()), "endpoint/ep_2x/secret"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, signing, verification, matching, filtering, sealing);
 criterion_main!(benches);
