@@ -1,5 +1,5 @@
 //! A damaged row in the delivery queue's way: an endpoint whose stored secret no longer
-//! parses. Its delivery is logged and set aside (still pending, no attempt lost); every
+//! opens. Its delivery is logged and set aside (still pending, no attempt lost); every
 //! other delivery, claimed in the same batches, goes out. Before, the claim failed as a
 //! whole, again and again, and nothing was delivered.
 
@@ -73,5 +73,62 @@ async fn a_delivery_whose_endpoint_row_does_not_decode_is_set_aside_and_the_rest
         ))
         .await;
     assert_eq!(pending, vec!["20".to_owned()]);
+    server.stop().await;
+}
+
+/// A damaged flow run in the runner's way (its state no longer decodes): it is logged
+/// and set aside, unleased, and the runs due beside it all finish. Before, every claim
+/// failed on it and no run went on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_run_whose_row_does_not_decode_is_set_aside_and_the_rest_run() {
+    let server = TestServer::start().await;
+    common::ok(
+        &server,
+        Method::POST,
+        "/api/v1/flow",
+        json!({"name": "later", "trigger": {"type": "manual"},
+               "steps": [{"name": "d", "type": "delay", "duration": "1s"}]}),
+    )
+    .await;
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        let run = common::ok(&server, Method::POST, "/api/v1/flow/later/run", json!({})).await;
+        assert_eq!(run["status"], "waiting", "{run}");
+        runs.push(run["id"].as_str().unwrap().to_owned());
+    }
+    // One run's state is no longer JSON at all (SQLite keeps text: the row does not
+    // decode); another's is JSON but not a run's state (the runner cannot read it).
+    let sqlite = hookd_store_postgres::testing::test_database_url().is_none();
+    let unreadable = runs.remove(3);
+    server
+        .raw_sql(&format!(
+            "UPDATE flow_run SET state = '\"damaged\"' WHERE id = '{unreadable}'"
+        ))
+        .await;
+    let undecodable = sqlite.then(|| runs.remove(2));
+    if let Some(bad) = &undecodable {
+        server
+            .raw_sql(&format!(
+                "UPDATE flow_run SET state = 'damaged{{' WHERE id = '{bad}'"
+            ))
+            .await;
+    }
+    for id in &runs {
+        let run = common::ended_run(&server, id).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+    }
+    // The run the runner cannot read ends failed, saying why.
+    let run = common::ended_run(&server, &unreadable).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    // The row that does not decode is set aside: held by no node, due again later.
+    if let Some(bad) = &undecodable {
+        let held = server
+            .raw_sql(&format!(
+                "SELECT CASE WHEN lease_owner IS NULL AND lease_until IS NULL THEN 'free' ELSE 'held' END
+                 FROM flow_run WHERE id = '{bad}'"
+            ))
+            .await;
+        assert_eq!(held, vec!["free".to_owned()]);
+    }
     server.stop().await;
 }

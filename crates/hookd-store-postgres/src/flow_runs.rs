@@ -15,6 +15,30 @@ use crate::db::{self, Args, get};
 
 const COLUMNS: &str = "id, org_id, flow_id, status, state, due_at, created_at, updated_at, lease_owner";
 
+/// A claimed run's row decoded into `claimed`; or, when it does not decode, logged and
+/// set aside (due again later, unleased), never the whole claim failed with it.
+async fn claim_or_set_aside<C: GenericClient>(
+    c: &C,
+    row: &Row,
+    now: DateTime<Utc>,
+    claimed: &mut Vec<FlowRun>,
+) -> StoreResult<()> {
+    match from_row(row) {
+        Ok(run) => claimed.push(run),
+        Err(e) => {
+            let id: String = get(row, 0)?;
+            hookd_store::log_set_aside("flow run", &id, &e);
+            db::execute(
+                c,
+                "UPDATE flow_run SET due_at = $1, lease_owner = NULL, lease_until = NULL WHERE id = $2",
+                &[&db::ms(now + hookd_store::undecodable_park()), &id],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 fn from_row(r: &Row) -> StoreResult<FlowRun> {
     Ok(FlowRun {
         id: FlowRunId::from_trusted(get(r, 0)?),
@@ -177,7 +201,7 @@ impl FlowRunStore for PgStore {
         let mut claimed = Vec::new();
         if !free.is_empty() {
             for row in db::query(&tx, &take_all, &[&owner, &db::ms(lease_until), &free]).await? {
-                claimed.push(from_row(&row)?);
+                claim_or_set_aside(&tx, &row, now, &mut claimed).await?;
             }
         }
         // A run of a flow with a limit: its place is counted again under the flow's
@@ -189,7 +213,7 @@ impl FlowRunStore for PgStore {
                 continue;
             }
             if let Some(row) = db::query_opt(&tx, &take, &[&owner, &db::ms(lease_until), &id]).await? {
-                claimed.push(from_row(&row)?);
+                claim_or_set_aside(&tx, &row, now, &mut claimed).await?;
             }
         }
         tx.commit().await.map_err(db::err)?;

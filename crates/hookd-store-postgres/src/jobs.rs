@@ -68,10 +68,26 @@ impl JobStore for PgStore {
                          ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING {COLUMNS}"
         );
-        db::query_opt(&c, &sql, &[&owner, &lease_until, &now])
-            .await?
-            .map(|r| from_row(&r))
-            .transpose()
+        loop {
+            let Some(row) = db::query_opt(&c, &sql, &[&owner, &lease_until, &now]).await? else {
+                return Ok(None);
+            };
+            match from_row(&row) {
+                Ok(job) => return Ok(Some(job)),
+                // A damaged row: set aside (its lease held by nobody until then), and
+                // the next job claimed instead.
+                Err(e) => {
+                    let id: String = get(&row, 0)?;
+                    hookd_store::log_set_aside("job", &id, &e);
+                    db::execute(
+                        &c,
+                        "UPDATE job SET lease_owner = NULL, lease_until = $1 WHERE id = $2",
+                        &[&(now + hookd_store::undecodable_park()), &id],
+                    )
+                    .await?;
+                }
+            }
+        }
     }
 
     async fn save_job(&self, id: &TaskId, owner: &str, step: JobStep) -> StoreResult<bool> {

@@ -188,12 +188,23 @@ impl FlowRunStore for SqliteStore {
                             ":until": lease_until.timestamp_millis(),
                             ":now": now.timestamp_millis(),
                         },
-                        from_row,
+                        |r| Ok(from_row(r).map_err(|e| (r.get::<_, String>(0).unwrap_or_default(), e))),
                     )
                     .optional()
                     .map_err(internal)?;
                 match run {
-                    Some(run) => claimed.push(run),
+                    Some(Ok(run)) => claimed.push(run),
+                    // A damaged row: set aside (due again later, unleased), never the
+                    // whole claim failed with it, again and again.
+                    Some(Err((id, e))) => {
+                        hookd_store::log_set_aside("flow run", &id, &internal(e));
+                        let until = now + hookd_store::undecodable_park();
+                        c.prepare_cached(
+                            "UPDATE flow_run SET due_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                        )
+                        .and_then(|mut s| s.execute(params![until.timestamp_millis(), id]))
+                        .map_err(internal)?;
+                    }
                     None => break,
                 }
             }

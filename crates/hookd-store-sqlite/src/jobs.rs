@@ -86,15 +86,30 @@ impl JobStore for SqliteStore {
                              ORDER BY created_at LIMIT 1)
                  RETURNING {COLUMNS}"
             );
-            c.prepare_cached(&sql)
-                .and_then(|mut s| {
-                    s.query_row(
-                        params![owner, lease_until.timestamp_millis(), now.timestamp_millis()],
-                        from_row,
-                    )
-                    .optional()
-                })
-                .map_err(internal)
+            loop {
+                let job = c
+                    .prepare_cached(&sql)
+                    .and_then(|mut s| {
+                        s.query_row(
+                            params![owner, lease_until.timestamp_millis(), now.timestamp_millis()],
+                            |r| Ok(from_row(r).map_err(|e| (r.get::<_, String>(0).unwrap_or_default(), e))),
+                        )
+                        .optional()
+                    })
+                    .map_err(internal)?;
+                match job {
+                    Some(Err((id, e))) => {
+                        // A damaged row: set aside (its lease held by nobody until
+                        // then), and the next job claimed instead.
+                        hookd_store::log_set_aside("job", &id, &internal(e));
+                        let until = now + hookd_store::undecodable_park();
+                        c.prepare_cached("UPDATE job SET lease_owner = NULL, lease_until = ? WHERE id = ?")
+                            .and_then(|mut s| s.execute(params![until.timestamp_millis(), id]))
+                            .map_err(internal)?;
+                    }
+                    other => return Ok(other.and_then(Result::ok)),
+                }
+            }
         })
         .await
     }

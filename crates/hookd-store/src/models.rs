@@ -305,6 +305,17 @@ pub fn log_parked(delivery: i64, endpoint: &str, message: &str, error: &crate::S
     );
 }
 
+/// Logs a claimed flow run or job (`what`) set aside because its row does not decode.
+pub fn log_set_aside(what: &str, id: &str, error: &crate::StoreError) {
+    tracing::error!(
+        what,
+        id,
+        error = %error,
+        "a claimed {what}'s row does not decode; it is set aside for {} minutes (repair or delete the row)",
+        UNDECODABLE_PARK.as_secs() / 60
+    );
+}
+
 /// A delivery the engine has leased: everything needed to send it.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
