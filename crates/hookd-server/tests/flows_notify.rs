@@ -536,9 +536,10 @@ async fn a_sigkill_during_an_email_resends_it_once_with_its_message_id_and_write
     };
     let dir = tempfile::tempdir().unwrap();
     let db = common::TestDatabase::new(dir.path()).await;
+    // No secret_key: the server and the CLI beside it share the database's key (its
+    // key file on SQLite, the tests' key on PostgreSQL).
     let settings = [
         ("HOOKD_DATABASE_URL", db.url.as_str()),
-        ("HOOKD_SECRET_KEY", KEY),
         ("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8"),
         ("HOOKD_DELIVERY_TIMEOUT", "8s"),
         ("HOOKD_DELIVERY_LEASE", "10s"),
