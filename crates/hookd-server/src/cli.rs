@@ -440,8 +440,11 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
         Command::Secrets {
             action: SecretsCommand::RotateKey { batch },
         } => {
+            if batch == 0 {
+                return Err("--batch must be at least 1".into());
+            }
             let store = crate::open_store(&config).await?;
-            let resealed = crate::secret_key::rotate(store.as_ref(), batch.max(1)).await?;
+            let resealed = crate::secret_key::rotate(store.as_ref(), batch).await?;
             println!(
                 "every secret is sealed under the current key ({resealed} re-sealed); the previous keys may be removed"
             );

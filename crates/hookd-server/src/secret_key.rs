@@ -29,11 +29,6 @@ pub enum KeyError {
     File(String),
 }
 
-/// The keyring for the database `config` names.
-pub fn keyring(config: &Config) -> Result<Keyring, KeyError> {
-    keyring_for(config, &config.database()?)
-}
-
 /// The keyring for `database` (which may be another than the configured one:
 /// `hookd migrate-data` opens two).
 pub fn keyring_for(config: &Config, database: &DatabaseKind) -> Result<Keyring, KeyError> {

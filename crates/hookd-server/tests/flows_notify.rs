@@ -297,7 +297,7 @@ async fn a_form_posted_to_a_mode_is_validated_then_emailed_and_an_invalid_one_se
 }
 
 #[tokio::test]
-async fn secrets_need_a_key_and_the_network_guard_stops_an_internal_smtp_host() {
+async fn secrets_are_sealed_under_a_key_file_by_default_and_the_network_guard_stops_an_internal_smtp_host() {
     // No secret_key on the embedded database: a key file is made beside it, readable
     // by its owner only, and secrets are sealed under it.
     let dir = tempfile::tempdir().unwrap();

@@ -63,17 +63,24 @@ impl Stored {
     }
 }
 
-/// Every `(row key, value)` of a sealed column (not NULL).
+/// Every `(row key, value)` of a sealed column (not NULL); with `only_clear`, only
+/// the values still in clear (the check at each start reads no more than those).
 async fn values<C: GenericClient>(
     c: &C,
     table: &str,
     key: &str,
     column: &str,
     kind: Sealed,
+    only_clear: bool,
 ) -> StoreResult<Vec<(String, Stored)>> {
+    let clear = match (only_clear, kind.is_json()) {
+        (false, _) => String::new(),
+        (true, true) => format!(" AND jsonb_typeof({column}) <> 'string'"),
+        (true, false) => format!(" AND {column} NOT LIKE 'hks1.%'"),
+    };
     let rows = db::query(
         c,
-        &format!("SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL"),
+        &format!("SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL{clear}"),
         &[],
     )
     .await?;
@@ -120,7 +127,7 @@ pub(crate) async fn prepare(client: &mut deadpool_postgres::Object, keys: &Keyri
     let mut sealed = 0usize;
     for table in SEALED_TABLES {
         for &(column, kind) in table.columns {
-            for (key, value) in values(&tx, table.table, table.key, column, kind).await? {
+            for (key, value) in values(&tx, table.table, table.key, column, kind, !first).await? {
                 let place = kind.place(&key);
                 if value.is_sealed() {
                     // A database from before the key check may already hold sealed
