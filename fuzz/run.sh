@@ -5,13 +5,14 @@
 # A crash, a panic or a failed assertion fails the run; its input is left in
 # artifacts/TARGET/ (replay it: target/HOST/release/TARGET artifacts/TARGET/crash-...).
 #   fuzz/run.sh [SECONDS] [TARGET...]
+#   fuzz/run.sh --build          (only builds; CI builds while other checks run)
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-30}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(verify source_options filter merge_patch settings sealed)
+  targets=(verify source_options filter merge_patch settings sealed config ingest)
 fi
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
@@ -20,6 +21,9 @@ export CARGO_TARGET_DIR=${HOOKD_FUZZ_TARGET_DIR:-target}
 # An explicit --target keeps the flags off build scripts and proc macros.
 host=$(rustc -vV | sed -n 's/^host: //p')
 cargo build --release --locked --bins --target "$host"
+if [ "$seconds" = "--build" ]; then
+  exit 0
+fi
 bin="$CARGO_TARGET_DIR/$host/release"
 for t in "${targets[@]}"; do
   work=$(mktemp -d)

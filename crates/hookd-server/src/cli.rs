@@ -498,7 +498,7 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
 
 /// `hookd migrate-data`: table by table, in batches, into one PostgreSQL transaction.
 async fn migrate_data(config: &Config, from: &str, to: String) -> Result<(), Box<dyn std::error::Error>> {
-    let path = hookd_store_sqlite::SqliteOptions::path_from_url(from).map_err(|e| format!("--from: {e}"))?;
+    let path = crate::config::sqlite_path(from).map_err(|e| format!("--from: {e}"))?;
     if !path.is_file() {
         return Err(format!("--from: {} does not exist", path.display()).into());
     }

@@ -6,7 +6,8 @@
 
 pub mod cli;
 pub mod client;
-pub mod config;
+/// The configuration (its own crate, `hookd-config`, so the fuzz targets can take it).
+pub use hookd_config as config;
 pub mod data;
 pub mod flow;
 pub mod http;
@@ -61,6 +62,16 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, LaunchError> 
             Ok(Arc::new(SqliteStore::open(options).await?))
         }
         DatabaseKind::Postgres(url) => Ok(Arc::new(PgStore::open(pg_options(config, url, keyring)).await?)),
+    }
+}
+
+/// What one transformation run may use.
+pub fn transform_limits(config: &Config) -> hookd_sandbox::Limits {
+    hookd_sandbox::Limits {
+        memory_bytes: config.transform_memory_bytes,
+        time: config.transform_timeout,
+        stack_bytes: config.transform_stack_bytes,
+        max_output_bytes: config.transform_max_output_bytes,
     }
 }
 
@@ -164,7 +175,7 @@ pub fn launch_with_store(
     if config.public_url.is_none() {
         config.public_url = url::Url::parse(&format!("http://{local_addr}")).ok();
     }
-    let sandbox = hookd_sandbox::Sandbox::start(config.transform_limits(), config.transform_threads())?;
+    let sandbox = hookd_sandbox::Sandbox::start(transform_limits(&config), config.transform_threads())?;
     let dispatcher = if config.delivery_enabled {
         Some(Dispatcher::new(
             Arc::clone(&store),
@@ -206,7 +217,7 @@ pub fn launch_with_store(
             work.await;
         }
     };
-    let state_limits = config.http_limits();
+    let state_limits = http::server::Limits::from_config(&config);
     let state = Service::new(Arc::clone(&store), config, dispatcher.clone(), sandbox);
     let meter = state.meter();
     // Background work belongs to worker nodes (every node on one database may run it:

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use hookd_core::sealed::SealingKey;
 use hookd_store::sealing::Keyring;
 
-use crate::config::{Config, ConfigError, DatabaseKind};
+use crate::config::{Config, ConfigError, DatabaseKind, parse_key as parse, parse_key_list as parse_list};
 
 /// Why there is no keyring.
 #[derive(Debug, thiserror::Error)]
@@ -56,31 +56,11 @@ pub fn keyring_for(config: &Config, database: &DatabaseKind) -> Result<Keyring, 
     Ok(Keyring::new(current, keys))
 }
 
-/// Whether the keys the configuration gives (not a key file) are well-formed.
-pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
-    if !config.secret_key.trim().is_empty() {
-        parse(&config.secret_key, "secret_key")?;
-    }
-    parse_list(&config.secret_key_previous, "secret_key_previous")?;
-    Ok(())
-}
-
 /// The key file of an embedded database: `hookd.db` → `hookd.db.key`.
 pub fn beside(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push(".key");
     PathBuf::from(name)
-}
-
-fn parse(text: &str, setting: &str) -> Result<SealingKey, ConfigError> {
-    SealingKey::from_base64(text).map_err(|e| ConfigError(format!("{setting}: {}", e.message)))
-}
-
-fn parse_list(text: &str, setting: &str) -> Result<Vec<SealingKey>, ConfigError> {
-    text.split([',', ' ', '\n', '\t'])
-        .filter(|k| !k.trim().is_empty())
-        .map(|k| parse(k, setting))
-        .collect()
 }
 
 /// The keys of a key file: its first key line is the current key, the others previous

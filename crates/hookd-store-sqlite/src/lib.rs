@@ -54,24 +54,6 @@ pub struct SqliteOptions {
 }
 
 impl SqliteOptions {
-    /// Reads a `sqlite://path` (or `sqlite:path`) URL.
-    pub fn from_url(url: &str, keyring: Keyring) -> Result<Self, String> {
-        Ok(Self::new(Self::path_from_url(url)?, keyring))
-    }
-
-    /// The file a `sqlite://path` (or `sqlite:path`) URL names.
-    pub fn path_from_url(url: &str) -> Result<PathBuf, String> {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .ok_or_else(|| format!("{url:?} is not a sqlite:// URL"))?;
-        let path = path.split('?').next().unwrap_or(path);
-        if path.is_empty() {
-            return Err("the sqlite:// URL has no file path".into());
-        }
-        Ok(PathBuf::from(path))
-    }
-
     pub fn new(path: impl Into<PathBuf>, keyring: Keyring) -> Self {
         Self {
             path: path.into(),

@@ -47,6 +47,20 @@ pub struct Limits {
     pub max_header_bytes: usize,
 }
 
+impl Limits {
+    /// The public listener's limits as configured.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            header_timeout: config.http_header_timeout,
+            body_timeout: config.http_body_timeout,
+            max_connections: config.http_max_connections,
+            max_in_flight: config.http_max_in_flight,
+            max_headers: config.http_max_headers,
+            max_header_bytes: config.http_max_header_bytes,
+        }
+    }
+}
+
 /// What an over-limit connection is told before it is closed.
 const BUSY_BODY: &str =
     r#"{"code":"unavailable","detail":"this server has as many connections as it allows; retry soon"}"#;

@@ -1,5 +1,8 @@
 //! Configuration: built-in defaults (`config.default.toml`, embedded) → optional TOML
 //! file named by `HOOKD_CONFIG` → `HOOKD_*` environment variables, environment last.
+//!
+//! Its own crate, on `hookd-core` alone: what it reads comes from the operator, so the
+//! fuzz target `config` (fuzz/) takes arbitrary files through [`Config::from_toml`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +12,7 @@ use figment::Figment;
 use figment::providers::{Format as _, Toml};
 use hookd_core::network::NetworkList;
 use hookd_core::retry::RetrySchedule;
+use hookd_core::sealed::SealingKey;
 use serde::{Deserialize, Serialize};
 
 /// A configured duration as a time span (durations too large for one, saturated).
@@ -23,7 +27,7 @@ pub const DEFAULT_TOML: &str = include_str!("../../../config.default.toml");
 /// Keys that may be set but have no default (they are commented out in the file).
 const OPTIONAL_KEYS: &[&str] = &["public_url"];
 /// `HOOKD_*` variables that are not settings: the config file, the tests' database,
-/// and the remote commands' server, token and profile (`crate::client`).
+/// and the remote commands' server, token and profile (hookd-server's `client`).
 const NOT_SETTINGS: &[&str] = &["config", "test_database_url", "server", "token", "profile"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,7 +86,7 @@ pub struct Config {
     pub transform_stack_bytes: usize,
     pub transform_max_output_bytes: usize,
     /// Seals secrets at rest (base64 of 32 bytes); empty: the key file
-    /// (`crate::secret_key`).
+    /// (hookd-server's `secret_key`).
     pub secret_key: String,
     /// Older keys that still open what they sealed (comma-separated), during a
     /// `hookd secrets rotate-key`.
@@ -105,7 +109,7 @@ pub struct Config {
     pub portal_frame_ancestors: String,
     #[serde(with = "as_duration")]
     pub shutdown_timeout: Duration,
-    /// The listener's limits ([`crate::http::server`], docs/security.md).
+    /// The listener's limits (hookd-server's `http::server`, docs/security.md).
     #[serde(with = "as_duration")]
     pub http_header_timeout: Duration,
     #[serde(with = "as_duration")]
@@ -159,7 +163,7 @@ pub struct Loaded {
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
-pub struct ConfigError(pub(crate) String);
+pub struct ConfigError(pub String);
 
 impl Config {
     /// Loads from the process environment (and the file it names).
@@ -170,18 +174,32 @@ impl Config {
     /// Loads from the given environment, for tests.
     pub fn load_from(env: impl IntoIterator<Item = (String, String)>) -> Result<Loaded, ConfigError> {
         let env: Vec<(String, String)> = env.into_iter().collect();
+        let file = match env.iter().find(|(k, _)| k == "HOOKD_CONFIG") {
+            Some((_, path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("cannot read HOOKD_CONFIG file {path}: {e}")))?,
+            ),
+            None => None,
+        };
+        Self::layered(file.as_deref(), &env)
+    }
+
+    /// The configuration a file's text gives over the defaults, with no environment.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Self::layered(Some(text), &[]).map(|loaded| loaded.config)
+    }
+
+    /// Defaults, then the file's text, then the `HOOKD_*` variables of `env`; checked.
+    fn layered(file: Option<&str>, env: &[(String, String)]) -> Result<Loaded, ConfigError> {
         let known = known_keys()?;
         let mut warnings = Vec::new();
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
-
-        if let Some((_, path)) = env.iter().find(|(k, _)| k == "HOOKD_CONFIG") {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError(format!("cannot read HOOKD_CONFIG file {path}: {e}")))?;
-            figment = figment.merge(Toml::string(&text));
+        if let Some(text) = file {
+            figment = figment.merge(Toml::string(text));
         }
 
         let mut settings = Vec::new();
-        for (key, value) in &env {
+        for (key, value) in env {
             let Some(name) = key.strip_prefix("HOOKD_") else {
                 continue;
             };
@@ -206,16 +224,6 @@ impl Config {
         Ok(Loaded { config, warnings })
     }
 
-    /// What one transformation run may use.
-    pub fn transform_limits(&self) -> hookd_sandbox::Limits {
-        hookd_sandbox::Limits {
-            memory_bytes: self.transform_memory_bytes,
-            time: self.transform_timeout,
-            stack_bytes: self.transform_stack_bytes,
-            max_output_bytes: self.transform_max_output_bytes,
-        }
-    }
-
     /// Threads that run transformations: as set, or one per core.
     pub fn transform_threads(&self) -> usize {
         match self.transform_workers {
@@ -224,20 +232,11 @@ impl Config {
         }
     }
 
-    /// The public listener's limits.
-    pub fn http_limits(&self) -> crate::http::server::Limits {
-        crate::http::server::Limits {
-            header_timeout: self.http_header_timeout,
-            body_timeout: self.http_body_timeout,
-            max_connections: self.http_max_connections,
-            max_in_flight: self.http_max_in_flight,
-            max_headers: self.http_max_headers,
-            max_header_bytes: self.http_max_header_bytes,
-        }
-    }
-
     fn check(&self) -> Result<(), ConfigError> {
-        crate::secret_key::check(self)?;
+        if !self.secret_key.trim().is_empty() {
+            parse_key(&self.secret_key, "secret_key")?;
+        }
+        parse_key_list(&self.secret_key_previous, "secret_key_previous")?;
         if !self.twilio_base_url.starts_with("https://") && !self.twilio_base_url.starts_with("http://") {
             return Err(ConfigError("twilio_base_url must be an http(s) URL".into()));
         }
@@ -385,12 +384,13 @@ impl Config {
     pub fn database(&self) -> Result<DatabaseKind, ConfigError> {
         let url = &self.database_url;
         if url.starts_with("sqlite:") {
-            hookd_store_sqlite::SqliteOptions::path_from_url(url)
+            sqlite_path(url)
                 .map(DatabaseKind::Sqlite)
                 .map_err(|e| ConfigError(format!("database_url: {e}")))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            // Parsed now, so a bad URL stops start-up with the setting named.
-            url.parse::<tokio_postgres::Config>()
+            // Parsed now, so a bad URL stops start-up with the setting named (the
+            // driver reads its parameters when it connects).
+            url::Url::parse(url)
                 .map_err(|e| ConfigError(format!("database_url: {}: {e}", redact_url(url))))?;
             Ok(DatabaseKind::Postgres(url.clone()))
         } else {
@@ -441,6 +441,33 @@ impl Config {
             .and_then(|u| redact_url(u.as_str()).parse().ok());
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
+}
+
+/// The file of a `sqlite://PATH` (or `sqlite:PATH`) URL; a `?query` is ignored.
+pub fn sqlite_path(url: &str) -> Result<PathBuf, String> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| format!("{url:?} is not a sqlite:// URL"))?;
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() {
+        return Err("the sqlite:// URL has no file path".into());
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// A key that seals secrets at rest (base64 of 32 bytes), `setting` naming where it
+/// was given.
+pub fn parse_key(text: &str, setting: &str) -> Result<SealingKey, ConfigError> {
+    SealingKey::from_base64(text).map_err(|e| ConfigError(format!("{setting}: {}", e.message)))
+}
+
+/// Keys separated by commas or white space.
+pub fn parse_key_list(text: &str, setting: &str) -> Result<Vec<SealingKey>, ConfigError> {
+    text.split([',', ' ', '\n', '\t'])
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| parse_key(k, setting))
+        .collect()
 }
 
 /// Every key the defaults file sets, plus the optional ones.
