@@ -1,5 +1,6 @@
 //! Secrets at rest (docs/security.md#secrets-at-rest): every secret hookd keeps is
-//! sealed, so the database (its files, or its rows on PostgreSQL) holds none in clear;
+//! sealed, and a source's URL token kept as its digest beside its sealed self, so the
+//! database (its files, or its rows on PostgreSQL) holds none in clear;
 //! a server with the wrong key refuses to start; a database from before sealing is
 //! sealed when it opens; and `hookd secrets rotate-key` re-seals under a new key while
 //! the server runs, after which the old key is no longer needed.
@@ -126,9 +127,29 @@ async fn plant(base: &str, token: &str, receiver: &str) -> String {
     "/api/v1/app/shop/endpoint/main".into()
 }
 
-/// Every planted secret found in the files of directory `dir` (the database, its WAL),
-/// once the closing connections have checkpointed and removed the WAL (or 5 s passed).
-async fn found_in_files(dir: &Path) -> Vec<String> {
+/// The source `gh`'s URL token (the last part of its `ingestUrl`), after rotating it
+/// once so an old token is kept too; answers (current, old).
+async fn ingest_tokens(base: &str, token: &str) -> (String, String) {
+    let tail = |source: &Value| {
+        let url = source["ingestUrl"].as_str().unwrap();
+        url.rsplit('/').next().unwrap().to_owned()
+    };
+    let before = ok(base, token, Method::GET, "/ingest/api/v1/source/gh", None).await;
+    let after = ok(
+        base,
+        token,
+        Method::POST,
+        "/ingest/api/v1/source/gh/token/rotate",
+        None,
+    )
+    .await;
+    (tail(&after), tail(&before))
+}
+
+/// Every planted secret (and each of `also`) found in the files of directory `dir`
+/// (the database, its WAL), once the closing connections have checkpointed and
+/// removed the WAL (or 5 s passed).
+async fn found_in_files(dir: &Path, also: &[&str]) -> Vec<String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while dir.join("hookd.db-wal").exists() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -142,7 +163,7 @@ async fn found_in_files(dir: &Path) -> Vec<String> {
         let Ok(bytes) = std::fs::read(&path) else {
             continue;
         };
-        for secret in PLANTED {
+        for secret in PLANTED.iter().chain(also) {
             if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
                 found.push(format!("{secret} in {}", path.display()));
             }
@@ -151,22 +172,33 @@ async fn found_in_files(dir: &Path) -> Vec<String> {
     found
 }
 
-/// Every planted secret found in the sealed columns' text (either backend).
-async fn found_in_rows(server: &TestServer) -> Vec<String> {
+/// Every planted secret (and each of `also`) found in the sealed columns' text (either
+/// backend), and in the columns sources are found by.
+async fn found_in_rows(server: &TestServer, also: &[&str]) -> Vec<String> {
     let mut found = Vec::new();
+    for sql in ["SELECT token FROM source", "SELECT old_token FROM source"] {
+        for value in server.raw_sql(sql).await {
+            for secret in PLANTED.iter().chain(also) {
+                if value.contains(secret) {
+                    found.push(format!("{secret} in {sql}"));
+                }
+            }
+        }
+    }
     for sql in [
         "SELECT secret FROM endpoint",
         "SELECT CAST(previous_secrets AS TEXT) FROM endpoint",
         "SELECT CAST(headers AS TEXT) FROM endpoint",
         "SELECT CAST(config AS TEXT) FROM source",
         "SELECT CAST(options AS TEXT) FROM source",
+        "SELECT token_sealed FROM source",
         "SELECT sealed FROM flow_secret",
     ] {
         let values = server.raw_sql(sql).await;
         assert!(!values.is_empty(), "{sql}: no rows");
         for value in values {
             assert!(value.contains("hks1."), "{sql}: not sealed: {value}");
-            for secret in PLANTED {
+            for secret in PLANTED.iter().chain(also) {
                 if value.contains(secret) {
                     found.push(format!("{secret} in {sql}"));
                 }
@@ -183,7 +215,11 @@ async fn no_secret_is_kept_in_clear_and_each_still_works() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with(&[("HOOKD_DELIVERY_ALLOW_NETWORKS", "127.0.0.0/8")]).await;
     let endpoint = plant(&server.url, &server.token, &receiver.url).await;
-    assert_eq!(found_in_rows(&server).await, Vec::<String>::new());
+    let (current, old) = ingest_tokens(&server.url, &server.token).await;
+    assert_eq!(
+        found_in_rows(&server, &[&current, &old]).await,
+        Vec::<String>::new()
+    );
 
     // Sealed, yet every secret does its job: the API shows the endpoint's secret and
     // headers, and a delivery is signed with the secret and carries the header.
@@ -260,6 +296,24 @@ async fn no_secret_is_kept_in_clear_and_each_still_works() {
     let good = post(GITHUB_SECRET).await.unwrap();
     assert!(good.status().is_success(), "{}", good.text().await.unwrap());
     assert_eq!(post("another-secret").await.unwrap().status(), 401);
+    // The rotated-away URL still finds the source in its grace period; a URL that is
+    // the stored digest itself finds nothing.
+    let old_url = ingest_url.replace(&current, &old);
+    let reply = reqwest::Client::new()
+        .post(&old_url)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 401, "the old URL no longer finds its source");
+    let digest = hookd_core::ingest::token_digest(&current);
+    let reply = reqwest::Client::new()
+        .post(ingest_url.replace(&current, &digest))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 404);
     server.stop().await;
 
     // The embedded database's files hold no secret at all (SQLite only: on PostgreSQL
@@ -268,8 +322,12 @@ async fn no_secret_is_kept_in_clear_and_each_still_works() {
         let db = dir.path().join("hookd.db");
         let server = TestServer::start_sqlite_at(&db, &[]).await;
         plant(&server.url, &server.token, &receiver.url).await;
+        let (current, old) = ingest_tokens(&server.url, &server.token).await;
         server.stop().await;
-        assert_eq!(found_in_files(dir.path()).await, Vec::<String>::new());
+        assert_eq!(
+            found_in_files(dir.path(), &[&current, &old]).await,
+            Vec::<String>::new()
+        );
         // The key file was made beside the database, for its owner only.
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(dir.path().join("hookd.db.key"))
@@ -427,16 +485,18 @@ async fn a_database_from_before_sealing_is_sealed_when_it_opens() {
     assert!(done, "{err}");
     let token = process::last_line(out.as_bytes());
     let endpoint = plant(&server.base, &token, "https://example.com/hook").await;
+    let (ingest_token, old_token) = ingest_tokens(&server.base, &token).await;
     drop(server);
 
     // Put the values back in clear, as a database from before sealing kept them, and
-    // forget the key check.
+    // forget the key check; the source's URL tokens too, as kept before digests.
     let secret = format!("whsec_{ENDPOINT_SECRET_B64}=");
     let headers = format!(r#"{{"Authorization": "Bearer {HEADER_CREDENTIAL}"}}"#);
     let config = format!(r#"{{"secret": "{GITHUB_SECRET}"}}"#);
     let sqls = [
         format!("UPDATE endpoint SET secret = '{secret}', previous_secrets = '[]', headers = '{headers}'"),
         format!("UPDATE source SET config = '{config}', options = 'null'"),
+        format!("UPDATE source SET token = '{ingest_token}', old_token = '{old_token}', token_sealed = NULL"),
         "DELETE FROM key_check".to_owned(),
     ];
     for sql in &sqls {
@@ -451,6 +511,7 @@ async fn a_database_from_before_sealing_is_sealed_when_it_opens() {
         "SELECT CAST(headers AS TEXT) FROM endpoint",
         "SELECT CAST(config AS TEXT) FROM source",
         "SELECT CAST(options AS TEXT) FROM source",
+        "SELECT token_sealed FROM source",
         "SELECT sealed FROM key_check",
     ] {
         for value in db.raw_sql(sql).await {
@@ -479,5 +540,37 @@ async fn a_database_from_before_sealing_is_sealed_when_it_opens() {
     )
     .await;
     assert!(headers.to_string().contains("Authorization"), "{headers}");
+    // The source's tokens are digests now; both URLs still find it (a request without
+    // GitHub's signature: 401, not 404) and the API shows the same URL.
+    let digests = db.raw_sql("SELECT token || ' ' || old_token FROM source").await;
+    assert_eq!(
+        digests,
+        vec![format!(
+            "{} {}",
+            hookd_core::ingest::token_digest(&ingest_token),
+            hookd_core::ingest::token_digest(&old_token)
+        )]
+    );
+    for t in [&ingest_token, &old_token] {
+        let reply = reqwest::Client::new()
+            .post(format!("{}/in/{t}", server.base))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 401, "/in/{t}");
+    }
+    let source = ok(
+        &server.base,
+        &token,
+        Method::GET,
+        "/ingest/api/v1/source/gh",
+        None,
+    )
+    .await;
+    assert!(
+        source["ingestUrl"].as_str().unwrap().ends_with(&ingest_token),
+        "{source}"
+    );
     drop(server);
 }

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use hookd_core::id::{ApplicationId, IngestLogId, MessageId, OrgId, SourceId};
+use hookd_core::ingest::token_digest;
 use hookd_core::name::SourceUid;
 use hookd_store::sealing::{Keyring, Sealed};
 use hookd_store::{
@@ -15,12 +16,13 @@ use tokio_postgres::Row;
 use crate::PgStore;
 use crate::db::{self, Args, get, json, to_json};
 
-const COLUMNS: &str = "id, app_id, token, uid, name, kind, config, options, metadata, created_at, updated_at";
+const COLUMNS: &str =
+    "id, app_id, token_sealed, uid, name, kind, config, options, metadata, created_at, updated_at";
 const UID_TAKEN: &str = "a source with this uid already exists";
 const LOG_COLUMNS: &str = "id, source_id, status, reason, method, path, query, headers, client_addr, body,
     response_status, msg_id, duplicate_of, received_at";
 
-/// A source, its sealed config and options opened.
+/// A source, its sealed token, config and options opened.
 fn from_row(keys: &Keyring, row: &Row) -> StoreResult<Source> {
     let id: String = get(row, 0)?;
     let open = |idx: usize, kind: Sealed| {
@@ -35,9 +37,12 @@ fn from_row(keys: &Keyring, row: &Row) -> StoreResult<Source> {
     )
     .map_err(|e| db::corrupt("source", e))?;
     Ok(Source {
-        id: SourceId::from_trusted(id),
         app_id: ApplicationId::from_trusted(get(row, 1)?),
-        token: get(row, 2)?,
+        token: {
+            let place = Sealed::SourceToken.place(&id);
+            keys.open(&get::<String>(row, 2)?, &place)
+                .map_err(|_| hookd_store::sealing::unopened(&place))?
+        },
         data: SourceData {
             uid: get::<Option<String>>(row, 3)?.map(SourceUid::from_trusted),
             name: get(row, 4)?,
@@ -47,6 +52,7 @@ fn from_row(keys: &Keyring, row: &Row) -> StoreResult<Source> {
         },
         created_at: get(row, 9)?,
         updated_at: get(row, 10)?,
+        id: SourceId::from_trusted(id),
     })
 }
 
@@ -220,7 +226,8 @@ impl IngestStore for PgStore {
         db::execute_unique(
             &tx,
             "INSERT INTO source (id, org_id, app_id, uid, name, kind, config, options, metadata, token,
-                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+                 token_sealed, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
             &[
                 &source.id.as_str(),
                 &org.as_str(),
@@ -231,7 +238,10 @@ impl IngestStore for PgStore {
                 &config,
                 &options,
                 &to_json(&source.data.metadata),
-                &source.token,
+                &token_digest(&source.token),
+                &self
+                    .keyring
+                    .seal(&source.token, &Sealed::SourceToken.place(source.id.as_str())),
                 &now,
             ],
             UID_TAKEN,
@@ -324,15 +334,18 @@ impl IngestStore for PgStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(db::err)?;
         let mut source = find(&tx, &self.keyring, org, id_or_uid, true).await?;
-        let old = std::mem::replace(&mut source.token, token);
+        source.token = token;
         source.updated_at = db::now();
+        // The current token's digest becomes the old one.
         db::execute_unique(
             &tx,
-            "UPDATE source SET token = $1, old_token = $2, old_token_until = $3, updated_at = $4
-             WHERE org_id = $5 AND id = $6",
+            "UPDATE source SET old_token = token, token = $1, token_sealed = $2, old_token_until = $3,
+                 updated_at = $4 WHERE org_id = $5 AND id = $6",
             &[
-                &source.token,
-                &old,
+                &token_digest(&source.token),
+                &self
+                    .keyring
+                    .seal(&source.token, &Sealed::SourceToken.place(source.id.as_str())),
                 &db::ms(old_until),
                 &source.updated_at,
                 &org.as_str(),
@@ -359,7 +372,7 @@ impl IngestStore for PgStore {
                  (SELECT {COLUMNS}, org_id FROM source WHERE old_token = $1 AND old_token_until > $2)
                  LIMIT 1"
             ),
-            &[&token, &now],
+            &[&token_digest(token), &now],
         )
         .await?;
         row.map(|r| Ok((OrgId::from_trusted(get(&r, 11)?), from_row(&self.keyring, &r)?)))

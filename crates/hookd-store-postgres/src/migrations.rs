@@ -45,6 +45,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0014_attempt_headers.sql"),
     ),
     ("0015_key_check", include_str!("../migrations/0015_key_check.sql")),
+    (
+        "0016_source_token_digest",
+        include_str!("../migrations/0016_source_token_digest.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

@@ -3,6 +3,7 @@
 //! with the store's keyring, the writers seal before binding.
 
 use deadpool_postgres::GenericClient;
+use hookd_core::ingest::token_digest;
 use hookd_store::StoreResult;
 use hookd_store::sealing::{
     Keyring, ResealBatch, ResealCursor, SEALED_TABLES, Sealed, SealedUnder, SecretStore,
@@ -110,6 +111,32 @@ async fn set<C: GenericClient>(
     Ok(())
 }
 
+/// Sources from before token digests (`token_sealed` NULL): the token is sealed into
+/// `token_sealed` and `token`, `old_token` become digests. Answers how many.
+async fn digest_source_tokens<C: GenericClient>(c: &C, keys: &Keyring) -> StoreResult<usize> {
+    let rows = db::query(
+        c,
+        "SELECT id, token, old_token FROM source WHERE token_sealed IS NULL",
+        &[],
+    )
+    .await?;
+    for row in &rows {
+        let (id, token, old): (String, String, Option<String>) = (get(row, 0)?, get(row, 1)?, get(row, 2)?);
+        db::execute(
+            c,
+            "UPDATE source SET token = $1, old_token = $2, token_sealed = $3 WHERE id = $4",
+            &[
+                &token_digest(&token),
+                &old.as_deref().map(token_digest),
+                &keys.seal(&token, &Sealed::SourceToken.place(&id)),
+                &id,
+            ],
+        )
+        .await?;
+    }
+    Ok(rows.len())
+}
+
 /// On open: checks the key against the database's key check (writing one if there is
 /// none yet) and seals every value still in clear, in one transaction under a lock.
 pub(crate) async fn prepare(client: &mut deadpool_postgres::Object, keys: &Keyring) -> StoreResult<()> {
@@ -124,7 +151,7 @@ pub(crate) async fn prepare(client: &mut deadpool_postgres::Object, keys: &Keyri
             "this database's secrets are sealed under a previous key; run `hookd secrets rotate-key`"
         );
     }
-    let mut sealed = 0usize;
+    let mut sealed = digest_source_tokens(&tx, keys).await?;
     for table in SEALED_TABLES {
         for &(column, kind) in table.columns {
             for (key, value) in values(&tx, table.table, table.key, column, kind, !first).await? {

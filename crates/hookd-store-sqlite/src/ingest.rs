@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, IngestLogId, MessageId, OrgId, SourceId};
+use hookd_core::ingest::token_digest;
 use hookd_core::name::SourceUid;
 use hookd_store::sealing::Sealed;
 use hookd_store::{
@@ -19,7 +20,7 @@ use crate::secrets::seal;
 use crate::sql::{self, from_json, from_millis, internal, to_json};
 
 /// The sealed columns are read opened (`secrets::register`).
-const COLUMNS: &str = "id, app_id, token, uid, name, kind, hookd_open(config, 'source-config', id),
+const COLUMNS: &str = "id, app_id, hookd_open(token_sealed, 'source-token', id), uid, name, kind, hookd_open(config, 'source-config', id),
     hookd_open(options, 'source-options', id), metadata, created_at, updated_at";
 const UID_TAKEN: &str = "a source with this uid already exists";
 const LOG_COLUMNS: &str = "id, source_id, status, reason, method, path, query, headers, client_addr, body,
@@ -198,7 +199,7 @@ impl IngestStore for SqliteStore {
             let (kind, config, options) = source.data.spec_columns()?;
             c.prepare_cached(
                 "INSERT INTO source (id, org_id, app_id, uid, name, kind, config, options, metadata, token,
-                     created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     token_sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -211,7 +212,8 @@ impl IngestStore for SqliteStore {
                     seal(&keys, Sealed::SourceConfig, source.id.as_str(), &config.to_string()),
                     seal(&keys, Sealed::SourceOptions, source.id.as_str(), &options.to_string()),
                     to_json(&source.data.metadata),
-                    source.token,
+                    token_digest(&source.token),
+                    seal(&keys, Sealed::SourceToken, source.id.as_str(), &source.token),
                     now.timestamp_millis(),
                     now.timestamp_millis(),
                 ])
@@ -298,18 +300,20 @@ impl IngestStore for SqliteStore {
         token: String,
         old_until: DateTime<Utc>,
     ) -> StoreResult<Source> {
-        let (org, key) = (org.clone(), id_or_uid.to_owned());
+        let (org, key, keys) = (org.clone(), id_or_uid.to_owned(), Arc::clone(&self.keyring));
         self.write(move |c| {
             let mut source = find(c, &org, &key)?;
-            let old = std::mem::replace(&mut source.token, token);
+            source.token = token;
             source.updated_at = sql::now();
+            // The current token's digest becomes the old one.
             c.prepare_cached(
-                "UPDATE source SET token = ?, old_token = ?, old_token_until = ?, updated_at = ? WHERE org_id = ? AND id = ?",
+                "UPDATE source SET old_token = token, token = ?, token_sealed = ?, old_token_until = ?,
+                     updated_at = ? WHERE org_id = ? AND id = ?",
             )
             .and_then(|mut s| {
                 s.execute(params![
-                    source.token,
-                    old,
+                    token_digest(&source.token),
+                    seal(&keys, Sealed::SourceToken, source.id.as_str(), &source.token),
                     old_until.timestamp_millis(),
                     source.updated_at.timestamp_millis(),
                     org.as_str(),
@@ -327,7 +331,7 @@ impl IngestStore for SqliteStore {
         token: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<(OrgId, Source)>> {
-        let token = token.to_owned();
+        let digest = token_digest(token);
         self.read(move |c| {
             c.prepare_cached(&format!(
                 "SELECT {COLUMNS}, org_id FROM source WHERE token = ?1
@@ -336,7 +340,7 @@ impl IngestStore for SqliteStore {
                  LIMIT 1"
             ))
             .and_then(|mut s| {
-                s.query_row(params![token, now.timestamp_millis()], |r| {
+                s.query_row(params![digest, now.timestamp_millis()], |r| {
                     Ok((OrgId::from_trusted(r.get(11)?), from_row(r)?))
                 })
                 .optional()

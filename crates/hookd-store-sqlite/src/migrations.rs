@@ -51,6 +51,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0018_attempt_headers.sql"),
     ),
     ("0019_key_check", include_str!("../migrations/0019_key_check.sql")),
+    (
+        "0020_source_token_digest",
+        include_str!("../migrations/0020_source_token_digest.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use hookd_core::ingest::token_digest;
 use hookd_store::StoreResult;
 use hookd_store::sealing::{
     Keyring, ResealBatch, ResealCursor, SEALED_TABLES, Sealed, SealedUnder, SecretStore,
@@ -81,7 +82,7 @@ pub(crate) fn prepare(c: &mut Connection, keys: &Keyring) -> StoreResult<()> {
             .map_err(internal)?;
         }
     }
-    let mut sealed = 0usize;
+    let mut sealed = digest_source_tokens(&tx, keys)?;
     for table in SEALED_TABLES {
         for &(column, kind) in table.columns {
             for (key, value) in values(&tx, table.key, table.table, column, false)? {
@@ -102,6 +103,31 @@ pub(crate) fn prepare(c: &mut Connection, keys: &Keyring) -> StoreResult<()> {
         tracing::info!(sealed, "sealed the secrets this database kept in clear");
     }
     Ok(())
+}
+
+/// Sources from before token digests (`token_sealed` NULL): the token is sealed into
+/// `token_sealed` and `token`, `old_token` become digests. Answers how many.
+fn digest_source_tokens(c: &Connection, keys: &Keyring) -> StoreResult<usize> {
+    let rows: Vec<(String, String, Option<String>)> = c
+        .prepare("SELECT id, token, old_token FROM source WHERE token_sealed IS NULL")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .map_err(internal)?;
+    for (id, token, old) in &rows {
+        c.prepare_cached("UPDATE source SET token = ?, old_token = ?, token_sealed = ? WHERE id = ?")
+            .and_then(|mut s| {
+                s.execute(params![
+                    token_digest(token),
+                    old.as_deref().map(token_digest),
+                    seal(keys, Sealed::SourceToken, id, token),
+                    id
+                ])
+            })
+            .map_err(internal)?;
+    }
+    Ok(rows.len())
 }
 
 /// `(row key, value)` of every non-NULL value of `column` that is sealed (or, with

@@ -154,17 +154,21 @@ pub enum Sealed {
     EndpointHeaders,
     SourceConfig,
     SourceOptions,
+    /// A source's URL token (`token_sealed`; `token` holds its digest,
+    /// [`hookd_core::ingest::token_digest`]).
+    SourceToken,
     /// A flow secret (sealed by the service since flows began), keyed `{org}/{name}`.
     FlowSecret,
 }
 
 impl Sealed {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::EndpointSecret,
         Self::EndpointPreviousSecrets,
         Self::EndpointHeaders,
         Self::SourceConfig,
         Self::SourceOptions,
+        Self::SourceToken,
         Self::FlowSecret,
     ];
 
@@ -176,6 +180,7 @@ impl Sealed {
             Self::EndpointHeaders => "endpoint-headers",
             Self::SourceConfig => "source-config",
             Self::SourceOptions => "source-options",
+            Self::SourceToken => "source-token",
             Self::FlowSecret => "flow-secret",
         }
     }
@@ -192,13 +197,14 @@ impl Sealed {
             Self::EndpointHeaders => format!("endpoint/{key}/headers"),
             Self::SourceConfig => format!("source/{key}/config"),
             Self::SourceOptions => format!("source/{key}/options"),
+            Self::SourceToken => format!("source/{key}/token"),
             Self::FlowSecret => format!("flow-secret/{key}"),
         }
     }
 
     /// Whether PostgreSQL keeps it in a `jsonb` column (as a JSON string).
     pub fn is_json(self) -> bool {
-        !matches!(self, Self::EndpointSecret | Self::FlowSecret)
+        !matches!(self, Self::EndpointSecret | Self::SourceToken | Self::FlowSecret)
     }
 }
 
@@ -228,6 +234,7 @@ pub const SEALED_TABLES: &[SealedTable] = &[
         columns: &[
             ("config", Sealed::SourceConfig),
             ("options", Sealed::SourceOptions),
+            ("token_sealed", Sealed::SourceToken),
         ],
     },
     SealedTable {

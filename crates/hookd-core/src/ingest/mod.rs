@@ -329,6 +329,13 @@ pub fn forward_headers(headers: &[(String, String)], options: &SourceOptions) ->
         .collect()
 }
 
+/// What a source's URL token is found by: its SHA-256, in hex. The database keeps
+/// this (and the token only sealed), so a copy of it opens no source's URL.
+pub fn token_digest(token: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
 /// The deduplication key of a request, when the source deduplicates and the request
 /// has one (a request without the header or pointer is never a duplicate).
 pub fn dedup_key(options: &SourceOptions, headers: &[(String, String)], body: &[u8]) -> Option<String> {
