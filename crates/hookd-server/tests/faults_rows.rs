@@ -132,3 +132,88 @@ async fn a_flow_run_whose_row_does_not_decode_is_set_aside_and_the_rest_run() {
     }
     server.stop().await;
 }
+
+/// Damaged rows read through the API: an application whose metadata no longer decodes
+/// and an endpoint whose secret no key opens. Each read that needs them answers 503
+/// with `Retry-After`, code `damaged_data` and the row named (never a bare 500), the
+/// rest of the organisation reads as before, and the row reads again once repaired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_row_read_through_the_api_is_a_named_503_and_the_rest_reads() {
+    let server = TestServer::start().await;
+    let mut apps = Vec::new();
+    for uid in ["broken", "fine"] {
+        let app = common::ok(
+            &server,
+            Method::POST,
+            "/api/v1/app",
+            json!({"name": uid, "uid": uid, "metadata": {"team": "a"}}),
+        )
+        .await;
+        apps.push(app["id"].as_str().unwrap().to_owned());
+    }
+    let endpoint = common::ok(
+        &server,
+        Method::POST,
+        "/api/v1/app/fine/endpoint",
+        json!({"url": "https://example.com/hook"}),
+    )
+    .await;
+    let endpoint = endpoint["id"].as_str().unwrap().to_owned();
+    let sqlite = hookd_store_postgres::testing::test_database_url().is_none();
+    // SQLite keeps text (no longer JSON); PostgreSQL jsonb (JSON, not metadata).
+    let damage = if sqlite { "'damaged{'" } else { "'\"damaged\"'" };
+    server
+        .raw_sql(&format!(
+            "UPDATE application SET metadata = {damage} WHERE id = '{}'",
+            apps[0]
+        ))
+        .await;
+    server
+        .raw_sql(&format!(
+            "UPDATE endpoint SET secret = 'hks1.damaged' WHERE id = '{endpoint}'"
+        ))
+        .await;
+
+    let damaged = |path: String, names: String| {
+        let server = &server;
+        async move {
+            let reply = server.req(Method::GET, &path).send().await.unwrap();
+            assert_eq!(reply.status(), 503, "{path}");
+            assert_eq!(
+                reply.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+                Some("5"),
+                "{path}"
+            );
+            let body: serde_json::Value = reply.json().await.unwrap();
+            assert_eq!(body["code"], "damaged_data", "{path}: {body}");
+            let detail = body["detail"].as_str().unwrap();
+            assert!(detail.contains(&names), "{path}: {detail}");
+            assert!(
+                !detail.contains("damaged{"),
+                "the stored value is not answered: {detail}"
+            );
+        }
+    };
+    damaged(format!("/api/v1/app/{}", apps[0]), apps[0].clone()).await;
+    damaged("/api/v1/app".into(), apps[0].clone()).await;
+    damaged(
+        format!("/api/v1/app/fine/endpoint/{endpoint}/secret"),
+        format!("endpoint/{endpoint}/secret"),
+    )
+    .await;
+    // The rest of the organisation reads as before.
+    let (status, app) = common::call(&server, Method::GET, "/api/v1/app/fine", None).await;
+    assert_eq!(status, 200, "{app}");
+    let (status, _) = common::call(&server, Method::GET, "/api/v1/health", None).await;
+    assert_eq!(status, 204);
+    // Repaired, the row reads again.
+    server
+        .raw_sql(&format!(
+            "UPDATE application SET metadata = '{{}}' WHERE id = '{}'",
+            apps[0]
+        ))
+        .await;
+    let (status, app) = common::call(&server, Method::GET, "/api/v1/app/broken", None).await;
+    assert_eq!(status, 200, "{app}");
+    server.stop().await;
+}

@@ -165,18 +165,30 @@ pub(crate) fn pool(e: deadpool_postgres::PoolError) -> StoreError {
 
 /// A column of `row`, or an internal error naming it.
 pub(crate) fn get<'a, T: FromSql<'a>>(row: &'a Row, idx: usize) -> StoreResult<T> {
-    row.try_get(idx).map_err(StoreError::internal)
+    row.try_get(idx).map_err(|e| damaged(row, idx, e))
+}
+
+/// A column of `row` that does not decode, named with the row's key (its first
+/// column, when that is text).
+pub(crate) fn damaged(row: &Row, idx: usize, cause: impl std::fmt::Display) -> StoreError {
+    let columns = row.columns();
+    let name = |i: usize| columns.get(i).map_or("?", |c| c.name());
+    let place = match row.try_get::<_, String>(0) {
+        Ok(key) if idx != 0 => format!("the {} of the row whose {} is {key}", name(idx), name(0)),
+        _ => format!("the {} of a row", name(idx)),
+    };
+    StoreError::damaged(place, cause)
 }
 
 /// A JSON column decoded into `T`.
 pub(crate) fn json<T: serde::de::DeserializeOwned>(row: &Row, idx: usize) -> StoreResult<T> {
     let v: serde_json::Value = get(row, idx)?;
-    serde_json::from_value(v).map_err(StoreError::internal)
+    serde_json::from_value(v).map_err(|e| damaged(row, idx, e))
 }
 
 pub(crate) fn json_opt<T: serde::de::DeserializeOwned>(row: &Row, idx: usize) -> StoreResult<Option<T>> {
     let v: Option<serde_json::Value> = get(row, idx)?;
-    v.map(|v| serde_json::from_value(v).map_err(StoreError::internal))
+    v.map(|v| serde_json::from_value(v).map_err(|e| damaged(row, idx, e)))
         .transpose()
 }
 
@@ -188,7 +200,7 @@ pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
 
 /// A value stored validated that no longer parses (should never happen).
 pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Internal(format!("stored {what} does not parse: {e}").into())
+    StoreError::damaged(format!("a stored {what}"), e)
 }
 
 /// `t` at the millisecond precision both backends keep.

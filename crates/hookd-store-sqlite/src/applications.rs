@@ -16,6 +16,10 @@ const COLUMNS: &str = "id, uid, name, throttle_rate, metadata, created_at, updat
 const UID_TAKEN: &str = "an application with this uid already exists";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Application> {
+    sql::named(row, from_row_columns)
+}
+
+fn from_row_columns(row: &Row<'_>) -> rusqlite::Result<Application> {
     Ok(Application {
         id: ApplicationId::from_trusted(row.get(0)?),
         data: ApplicationData {

@@ -69,6 +69,10 @@ fn leaderboard(
 const DOC_COLUMNS: &str = "key, body, version, created_at, updated_at";
 
 fn document_from_row(row: &Row<'_>) -> rusqlite::Result<Document> {
+    sql::named(row, document_from_row_columns)
+}
+
+fn document_from_row_columns(row: &Row<'_>) -> rusqlite::Result<Document> {
     Ok(Document {
         key: ItemKey::from_trusted(row.get(0)?),
         body: from_json(1, &row.get::<_, String>(1)?)?,
@@ -192,6 +196,10 @@ fn ranked(rows: Vec<(ItemKey, i64, DateTime<Utc>)>, first_rank: u64) -> Vec<Scor
 }
 
 fn api_key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
+    sql::named(row, api_key_from_row_columns)
+}
+
+fn api_key_from_row_columns(row: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
     let hash: Vec<u8> = row.get(3)?;
     let hash: [u8; 32] = hash.try_into().map_err(|_| sql::corrupt(3, std::fmt::Error))?;
     Ok(ApiKeyRecord {

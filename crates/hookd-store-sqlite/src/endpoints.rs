@@ -39,6 +39,10 @@ fn parse_secret(idx: usize, s: &str) -> rusqlite::Result<EndpointSecret> {
 }
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
+    sql::named(row, from_row_columns)
+}
+
+fn from_row_columns(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
     let previous: Vec<StoredSecret> = from_json(12, &row.get::<_, String>(12)?)?;
     Ok(Endpoint {
         id: EndpointId::from_trusted(row.get(0)?),

@@ -15,6 +15,10 @@ const COLUMNS: &str =
     "name, description, archived, deprecated, schemas, group_name, feature_flags, created_at, updated_at";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<EventType> {
+    sql::named(row, from_row_columns)
+}
+
+fn from_row_columns(row: &Row<'_>) -> rusqlite::Result<EventType> {
     Ok(EventType {
         name: EventTypeName::from_trusted(row.get(0)?),
         data: EventTypeData {

@@ -14,7 +14,11 @@ use crate::sql::{self, from_millis, internal};
 
 const COLUMNS: &str = "id, org_id, flow_id, status, state, due_at, created_at, updated_at, lease_owner";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<FlowRun> {
+fn from_row(row: &Row<'_>) -> rusqlite::Result<FlowRun> {
+    sql::named(row, from_row_columns)
+}
+
+fn from_row_columns(r: &Row<'_>) -> rusqlite::Result<FlowRun> {
     let state: String = r.get(4)?;
     Ok(FlowRun {
         id: FlowRunId::from_trusted(r.get(0)?),

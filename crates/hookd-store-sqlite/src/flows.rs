@@ -16,7 +16,11 @@ use crate::sql::{self, from_millis, internal};
 const COLUMNS: &str = "id, name, document, enabled, trigger_key, created_at, updated_at, concurrency";
 const TAKEN: &str = "a flow with this name already exists";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredFlow> {
+fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredFlow> {
+    sql::named(row, from_row_columns)
+}
+
+fn from_row_columns(r: &Row<'_>) -> rusqlite::Result<StoredFlow> {
     let document: String = r.get(2)?;
     Ok(StoredFlow {
         id: FlowId::from_trusted(r.get(0)?),
@@ -216,7 +220,11 @@ impl FlowStore for SqliteStore {
 
 const SECRET_COLUMNS: &str = "name, sealed, created_at, updated_at";
 
-fn secret_from_row(r: &Row<'_>) -> rusqlite::Result<FlowSecret> {
+fn secret_from_row(row: &Row<'_>) -> rusqlite::Result<FlowSecret> {
+    sql::named(row, secret_from_row_columns)
+}
+
+fn secret_from_row_columns(r: &Row<'_>) -> rusqlite::Result<FlowSecret> {
     Ok(FlowSecret {
         name: DataName::from_trusted(r.get(0)?),
         sealed: r.get(1)?,

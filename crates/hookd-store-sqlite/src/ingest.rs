@@ -27,6 +27,10 @@ const LOG_COLUMNS: &str = "id, source_id, status, reason, method, path, query, h
     response_status, msg_id, duplicate_of, received_at";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Source> {
+    sql::named(row, from_row_columns)
+}
+
+fn from_row_columns(row: &Row<'_>) -> rusqlite::Result<Source> {
     let (kind, options) = SourceData::parse_spec(
         &row.get::<_, String>(5)?,
         &from_json(6, &row.get::<_, String>(6)?)?,
@@ -50,6 +54,10 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Source> {
 }
 
 fn log_from_row(row: &Row<'_>) -> rusqlite::Result<IngestRequest> {
+    sql::named(row, log_from_row_columns)
+}
+
+fn log_from_row_columns(row: &Row<'_>) -> rusqlite::Result<IngestRequest> {
     Ok(IngestRequest {
         id: IngestLogId::from_trusted(row.get(0)?),
         source_id: SourceId::from_trusted(row.get(1)?),

@@ -12,7 +12,11 @@ use crate::sql::{self, from_millis, internal};
 
 const COLUMNS: &str = "id, org_id, kind, state, status, error, created_at, updated_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
+    sql::named(row, from_row_columns)
+}
+
+fn from_row_columns(r: &Row<'_>) -> rusqlite::Result<Job> {
     let state: String = r.get(3)?;
     Ok(Job {
         id: TaskId::from_trusted(r.get(0)?),

@@ -27,6 +27,10 @@ pub(crate) const M_COLUMNS: &str =
 pub(crate) const M_COUNT: usize = 9;
 
 pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
+    sql::named(row, from_row_columns)
+}
+
+fn from_row_columns(row: &Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
         id: MessageId::from_trusted(row.get(0)?),
         app_id: ApplicationId::from_trusted(row.get(1)?),
@@ -130,6 +134,10 @@ const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.response,
     a.duration_ms, a.status, a.trigger, a.created_at, a.transformed, a.headers";
 
 fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<MessageAttempt> {
+    sql::named(row, attempt_from_row_columns)
+}
+
+fn attempt_from_row_columns(row: &Row<'_>) -> rusqlite::Result<MessageAttempt> {
     Ok(MessageAttempt {
         id: AttemptId::from_trusted(row.get(0)?),
         msg_id: MessageId::from_trusted(row.get(1)?),

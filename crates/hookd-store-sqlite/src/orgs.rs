@@ -10,6 +10,10 @@ use crate::SqliteStore;
 use crate::sql::{self, from_millis, internal};
 
 fn org_from_row(row: &Row<'_>) -> rusqlite::Result<Org> {
+    sql::named(row, org_from_row_columns)
+}
+
+fn org_from_row_columns(row: &Row<'_>) -> rusqlite::Result<Org> {
     Ok(Org {
         id: OrgId::from_trusted(row.get(0)?),
         name: row.get(1)?,
@@ -18,6 +22,10 @@ fn org_from_row(row: &Row<'_>) -> rusqlite::Result<Org> {
 }
 
 fn token_from_row(row: &Row<'_>) -> rusqlite::Result<TokenRecord> {
+    sql::named(row, token_from_row_columns)
+}
+
+fn token_from_row_columns(row: &Row<'_>) -> rusqlite::Result<TokenRecord> {
     let hash: Vec<u8> = row.get(3)?;
     let hash: [u8; 32] = hash.try_into().map_err(|_| sql::corrupt(3, std::fmt::Error))?;
     Ok(TokenRecord {

@@ -11,13 +11,90 @@ use serde::de::DeserializeOwned;
 /// full (`SQLITE_FULL`), the file read-only (`SQLITE_READONLY`), busy or locked, an I/O
 /// error, the file gone — is `Unavailable` (503 with `Retry-After`, nothing committed);
 /// the rest internal.
+///
+/// A value that does not decode is `Damaged`, named where [`named`] could: the
+/// conversion failures of the row decoders, and a sealed value `hookd_open` could not
+/// open (SQLite hands a function's error back as its message).
 pub(crate) fn internal(e: rusqlite::Error) -> StoreError {
-    if let rusqlite::Error::SqliteFailure(f, _) = &e
-        && transient(f.code)
-    {
-        return StoreError::Unavailable(format!("SQLite: {e}"));
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) if transient(f.code) => {
+            StoreError::Unavailable(format!("SQLite: {e}"))
+        }
+        rusqlite::Error::SqliteFailure(_, Some(ref message)) => {
+            match message
+                .strip_prefix(DAMAGED_PREFIX)
+                .and_then(|rest| rest.split_once(": "))
+            {
+                Some((place, cause)) => StoreError::damaged(place, cause),
+                None => StoreError::internal(e),
+            }
+        }
+        rusqlite::Error::FromSqlConversionFailure(idx, _, cause) => match cause.downcast::<DamagedValue>() {
+            Ok(d) => StoreError::damaged(d.place, d.cause),
+            Err(cause) => StoreError::damaged(format!("column {idx} of a row"), cause),
+        },
+        rusqlite::Error::InvalidColumnType(_, name, ty) => StoreError::damaged(
+            format!("the {name} of a row"),
+            format!("a {ty} value where another type belongs"),
+        ),
+        e => StoreError::internal(e),
     }
-    StoreError::internal(e)
+}
+
+/// How `StoreError::Damaged` displays, as SQLite hands back a function's error.
+const DAMAGED_PREFIX: &str = "stored data does not decode: ";
+
+/// A value of a row that does not decode, with the column and row it is in.
+#[derive(Debug)]
+struct DamagedValue {
+    place: String,
+    cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl std::fmt::Display for DamagedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.place, self.cause)
+    }
+}
+
+impl std::error::Error for DamagedValue {}
+
+/// Decodes `row` with `decode`; a column that does not decode is named, with the
+/// row's key (its first column, when that is text), so the log says which row to
+/// repair.
+pub(crate) fn named<T>(
+    row: &Row<'_>,
+    decode: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    decode(row).map_err(|e| match e {
+        rusqlite::Error::FromSqlConversionFailure(idx, ty, cause) => {
+            let place = place(row, idx);
+            rusqlite::Error::FromSqlConversionFailure(idx, ty, Box::new(DamagedValue { place, cause }))
+        }
+        rusqlite::Error::InvalidColumnType(idx, _, ty) => {
+            let cause = format!("a {ty} value where another type belongs").into();
+            let place = place(row, idx);
+            rusqlite::Error::FromSqlConversionFailure(idx, ty, Box::new(DamagedValue { place, cause }))
+        }
+        other => other,
+    })
+}
+
+/// "the `column` of the row whose `key column` is `key`".
+fn place(row: &Row<'_>, idx: usize) -> String {
+    let statement = row.as_ref();
+    let name = |i: usize| {
+        let name = statement.column_name(i).unwrap_or("?");
+        // A sealed column is read as `hookd_open(column, kind, key)`.
+        name.strip_prefix("hookd_open(")
+            .and_then(|rest| rest.split(',').next())
+            .unwrap_or(name)
+            .to_owned()
+    };
+    match row.get_ref(0).ok().and_then(|v| v.as_str().ok()) {
+        Some(key) if idx != 0 => format!("the {} of the row whose {} is {key}", name(idx), name(0)),
+        _ => format!("the {} of a row", name(idx)),
+    }
 }
 
 fn transient(code: rusqlite::ErrorCode) -> bool {

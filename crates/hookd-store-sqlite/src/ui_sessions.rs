@@ -14,6 +14,10 @@ const COLUMNS: &str =
     "id, org_id, kind, app_id, secret_hash, grants, created_at, expires_at, used_at, revoked_at";
 
 fn session_from_row(row: &Row<'_>) -> rusqlite::Result<UiSession> {
+    sql::named(row, session_from_row_columns)
+}
+
+fn session_from_row_columns(row: &Row<'_>) -> rusqlite::Result<UiSession> {
     let kind: String = row.get(2)?;
     let kind = UiSessionKind::parse(&kind).ok_or_else(|| sql::corrupt(2, std::fmt::Error))?;
     let hash: Vec<u8> = row.get(4)?;

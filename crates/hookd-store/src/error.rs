@@ -25,6 +25,11 @@ pub enum StoreError {
     /// The database could not be reached or is shutting down.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// Stored data that does not decode: a damaged row, or a sealed value no key
+    /// opens. `place` names the column and the row (its key) where known; `cause`
+    /// says why and may quote the stored value, so it is logged, never answered.
+    #[error("stored data does not decode: {place}: {cause}")]
+    Damaged { place: String, cause: String },
     #[error("storage error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -32,6 +37,13 @@ pub enum StoreError {
 impl StoreError {
     pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Internal(Box::new(e))
+    }
+
+    pub fn damaged(place: impl Into<String>, cause: impl std::fmt::Display) -> Self {
+        Self::Damaged {
+            place: place.into(),
+            cause: cause.to_string(),
+        }
     }
 
     pub fn rejected(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -49,6 +61,7 @@ impl StoreError {
             Self::Rejected { field, message } => Self::rejected(field.clone(), message.clone()),
             Self::Precondition(m) => Self::Precondition(m.clone()),
             Self::Unavailable(m) => Self::Unavailable(m.clone()),
+            Self::Damaged { place, cause } => Self::damaged(place.clone(), cause),
             Self::Internal(e) => Self::Unavailable(e.to_string()),
         }
     }

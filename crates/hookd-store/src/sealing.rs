@@ -142,7 +142,10 @@ pub fn wrong_key() -> StoreError {
 
 /// A sealed value that does not open, as a decoding error of the row it is in.
 pub fn unopened(place: &str) -> StoreError {
-    StoreError::Internal(format!("the sealed value of {place} does not open under any key").into())
+    StoreError::damaged(
+        format!("the sealed value of {place}"),
+        "it does not open under any key",
+    )
 }
 
 /// Which sealed value a column holds; with the row's key it names the place the

@@ -78,6 +78,11 @@ pub enum ApiError {
     /// 502: what the request set off failed further on (a flow a mode ran).
     #[error("{0}")]
     BadGateway(String),
+    /// 503 with `Retry-After`: stored data the request needs does not decode (a
+    /// damaged row, a secret no configured key opens) until an operator repairs it;
+    /// the detail names the row.
+    #[error("{0}")]
+    Damaged(String),
     #[error("internal error")]
     Internal,
 }
@@ -111,6 +116,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Damaged(_) => (StatusCode::SERVICE_UNAVAILABLE, "damaged_data"),
             Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "flow_failed"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -158,7 +164,7 @@ impl IntoResponse for ApiError {
                 }
             }
             // A fault we could not handle: the client is told when to try again.
-            Self::Unavailable(ref detail) => (
+            Self::Unavailable(ref detail) | Self::Damaged(ref detail) => (
                 status,
                 [(
                     axum::http::header::RETRY_AFTER,
@@ -193,6 +199,12 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(m) => {
                 tracing::error!(error = %m, "the database is unavailable");
                 Self::Unavailable("the database is unavailable; try again".into())
+            }
+            StoreError::Damaged { place, cause } => {
+                tracing::error!(%place, %cause, "stored data does not decode; repair or delete the row");
+                Self::Damaged(format!(
+                    "stored data this request needs does not decode ({place}); it has been logged for an operator to repair"
+                ))
             }
             StoreError::Internal(source) => {
                 let mut chain = source.to_string();

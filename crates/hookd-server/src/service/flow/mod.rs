@@ -1158,7 +1158,10 @@ async fn save_write(
 
 /// Whether a store error may pass (tried again on the retry schedule).
 fn passing(e: &StoreError) -> bool {
-    matches!(e, StoreError::Unavailable(_) | StoreError::Internal(_))
+    matches!(
+        e,
+        StoreError::Unavailable(_) | StoreError::Damaged { .. } | StoreError::Internal(_)
+    )
 }
 
 /// The outcome of a step that failed with `error`: tried again on the delivery retry
