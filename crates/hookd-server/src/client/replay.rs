@@ -202,10 +202,16 @@ pub async fn run(remote: Remote, a: ReplayArgs) -> Result<(), Failure> {
         save(&path, &c);
     }
     bar.abandon();
-    let counts = format!(
-        "{} of {total} done ({} without a 2xx, {} skipped: a rejected request is never forwarded)",
-        c.done, c.failed, c.skipped
-    );
+    // Only the server's replay skips (a rejected request is never forwarded; one
+    // pruned since it was listed is gone); --to sends every verdict.
+    let counts = if a.to.is_some() && c.skipped == 0 {
+        format!("{} of {total} done ({} without a 2xx)", c.done, c.failed)
+    } else {
+        format!(
+            "{} of {total} done ({} without a 2xx, {} skipped: a rejected request is never forwarded, a pruned one is gone)",
+            c.done, c.failed, c.skipped
+        )
+    };
     if interrupted || failure.is_some() {
         save(&path, &c);
         eprintln!("hookd replay: stopped after {counts}; the same command resumes there");
