@@ -66,7 +66,26 @@ struct State {
     inflight: HashMap<EndpointId, usize>,
     paused: HashMap<EndpointId, Instant>,
     throttle: Throttle,
+    listeners: ListenerHolds,
 }
+
+/// `hookd listen` sessions across nodes (`DeliveryStore::hold_listener`): this node
+/// renews the holds of the sessions connected to it, and leaves alone the deliveries
+/// of sessions another node holds.
+#[derive(Debug, Default)]
+struct ListenerHolds {
+    /// When the other nodes' holds were last read, and what they were.
+    checked: Option<Instant>,
+    elsewhere: Vec<EndpointId>,
+    /// When this node last renewed its own.
+    renewed: Option<Instant>,
+}
+
+/// How often the other nodes' holds are read again.
+const LISTENERS_CHECK: Duration = Duration::from_secs(1);
+/// How often this node renews the holds of its sessions (each lasts
+/// [`crate::relay::HOLD`]).
+const LISTENERS_RENEW: Duration = Duration::from_secs(10);
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|p| p.into_inner())
@@ -180,6 +199,43 @@ impl Dispatcher {
         Ok(n)
     }
 
+    /// Renews this node's holds on its `hookd listen` sessions (every
+    /// [`LISTENERS_RENEW`]) and answers the sessions other nodes hold (read again
+    /// every [`LISTENERS_CHECK`]). A store that fails keeps the last answer.
+    async fn listeners_elsewhere(&self, now: chrono::DateTime<Utc>) -> Vec<EndpointId> {
+        let due = |at: Option<Instant>, every: Duration| at.is_none_or(|at| at.elapsed() >= every);
+        let (check, renew) = {
+            let st = self.state();
+            (
+                due(st.listeners.checked, LISTENERS_CHECK),
+                due(st.listeners.renewed, LISTENERS_RENEW),
+            )
+        };
+        if renew {
+            let until = now + chrono::Duration::from_std(crate::relay::HOLD).unwrap_or_default();
+            for ep in self.relays.connected() {
+                if let Err(e) = self.store.hold_listener(&ep, &self.config.node_id, until).await {
+                    tracing::warn!(endpoint = %ep, error = %e, "could not renew a `hookd listen` session's hold");
+                }
+            }
+            self.state().listeners.renewed = Some(Instant::now());
+        }
+        if check {
+            match self.store.listeners_elsewhere(&self.config.node_id, now).await {
+                Ok(elsewhere) => {
+                    let mut st = self.state();
+                    st.listeners.elsewhere = elsewhere;
+                    st.listeners.checked = Some(Instant::now());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read which node holds each `hookd listen` session");
+                    self.state().listeners.checked = Some(Instant::now());
+                }
+            }
+        }
+        self.state().listeners.elsewhere.clone()
+    }
+
     /// Leases due deliveries and takes a concurrency slot for each one sent now; the
     /// rest (endpoint at its cap, throttled) are put back for later.
     async fn claim(&self) -> StoreResult<Vec<(ClaimedDelivery, InFlight)>> {
@@ -188,6 +244,12 @@ impl Dispatcher {
             return Ok(Vec::new());
         }
         let now = Utc::now();
+        let elsewhere: Vec<EndpointId> = self
+            .listeners_elsewhere(now)
+            .await
+            .into_iter()
+            .filter(|ep| !self.relays.is_connected(ep))
+            .collect();
         let room = {
             let mut st = self.state();
             let instant = Instant::now();
@@ -200,6 +262,8 @@ impl Dispatcher {
                 .map(|(e, n)| (e.clone(), cap.saturating_sub(*n)))
                 .collect();
             limited.extend(st.paused.keys().map(|e| (e.clone(), 0)));
+            // Another node relays these: claimed here they could only fail.
+            limited.extend(elsewhere.into_iter().map(|e| (e, 0)));
             EndpointRoom { each: cap, limited }
         };
         let lease_until =
@@ -217,8 +281,24 @@ impl Dispatcher {
         // endpoint is refused in this batch, the rest of its deliveries are too (its
         // first wait, then one slot each) without asking the bucket again.
         let mut throttled: HashMap<EndpointId, (Duration, u32)> = HashMap::new();
+        // Read again at most once a batch, when the list above may be stale.
+        let mut fresh_elsewhere: Option<Vec<EndpointId>> = None;
         for d in claimed {
             let ep = d.endpoint.id.clone();
+            if d.endpoint.data.url.is_listener() && !self.relays.is_connected(&ep) {
+                // A session that connected to another node since the list was read:
+                // put back for that node rather than failed here.
+                if fresh_elsewhere.is_none() {
+                    let read = self.store.listeners_elsewhere(&self.config.node_id, now).await;
+                    let read = read.unwrap_or_default();
+                    self.state().listeners.elsewhere = read.clone();
+                    fresh_elsewhere = Some(read);
+                }
+                if fresh_elsewhere.as_ref().is_some_and(|held| held.contains(&ep)) {
+                    later.push((d.id, now + chrono::Duration::milliseconds(200)));
+                    continue;
+                }
+            }
             let busy = self.state().inflight.get(&ep).copied().unwrap_or(0)
                 >= self.config.endpoint_concurrency.max(1);
             if busy {

@@ -3,11 +3,14 @@
 //! handed to the session's connection on this node (the server streams it to the
 //! CLI), and the attempt ends when the CLI answers with what its local target said.
 //!
-//! The registry is this node's only: a session is connected to one node, and a
-//! delivery claimed by the engine of a node the session is not connected to fails
-//! with that reason and is retried (docs/cli.md). A session that connects again has
-//! its waiting retries made due at once (`Store::retry_endpoint_now`), so nothing
-//! waits out the retry schedule.
+//! The registry is this node's only: a session is connected to one node. With several
+//! nodes on one database, that node holds the session in the database
+//! (`DeliveryStore::hold_listener`, renewed by its engine, lasting [`HOLD`]) and the
+//! other nodes' engines claim none of its deliveries meanwhile, so they reach the node
+//! that can relay them. A delivery claimed where no session is connected (none is, or
+//! a hold ran out) fails with that reason and is retried (docs/cli.md). A session that
+//! connects again has its waiting retries made due at once
+//! (`Store::retry_endpoint_now`), so nothing waits out the retry schedule.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +19,10 @@ use std::time::Duration;
 
 use hookd_core::id::{EndpointId, MessageId, OrgId};
 use tokio::sync::{mpsc, oneshot};
+
+/// How long a node's hold on a session lasts unless renewed: a node that dies with
+/// sessions connected keeps their deliveries from the other nodes this long at most.
+pub const HOLD: Duration = Duration::from_secs(30);
 
 /// Requests a session may have queued and not yet written to its connection; more
 /// fail at once ("the listener is behind") and are retried.
@@ -138,6 +145,11 @@ impl Relays {
             connection,
         };
         (held, rx)
+    }
+
+    /// The sessions connected here.
+    pub fn connected(&self) -> Vec<EndpointId> {
+        self.lock().keys().cloned().collect()
     }
 
     /// Whether the session of `endpoint` is connected here.

@@ -466,6 +466,38 @@ impl DeliveryStore for PgStore {
         ENDPOINT_THROTTLE.take(self, endpoint.as_str(), rate, now).await
     }
 
+    async fn hold_listener(
+        &self,
+        endpoint: &EndpointId,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let c = self.client().await?;
+        // An endpoint deleted meanwhile inserts nothing.
+        db::execute(
+            &c,
+            "INSERT INTO listen_hold (endpoint_id, owner, until)
+             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM endpoint WHERE id = $1)
+             ON CONFLICT (endpoint_id) DO UPDATE SET owner = EXCLUDED.owner, until = EXCLUDED.until",
+            &[&endpoint.as_str(), &owner, &db::ms(until)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn listeners_elsewhere(&self, owner: &str, now: DateTime<Utc>) -> StoreResult<Vec<EndpointId>> {
+        let c = self.client().await?;
+        let rows = db::query(
+            &c,
+            "SELECT endpoint_id FROM listen_hold WHERE owner <> $1 AND until > $2",
+            &[&owner, &now],
+        )
+        .await?;
+        rows.iter()
+            .map(|r| Ok(EndpointId::from_trusted(get::<String>(r, 0)?)))
+            .collect()
+    }
+
     fn shares_throttle(&self) -> bool {
         true
     }

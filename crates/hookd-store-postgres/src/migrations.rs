@@ -49,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0016_source_token_digest",
         include_str!("../migrations/0016_source_token_digest.sql"),
     ),
+    (
+        "0017_listen_holds",
+        include_str!("../migrations/0017_listen_holds.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

@@ -390,6 +390,25 @@ pub trait DeliveryStore: Send + Sync {
         let _ = (endpoint, rate, now);
         Ok(None)
     }
+    /// Notes that the `hookd listen` session of `endpoint` is connected to node
+    /// `owner` until `until` (renewed while it stays connected), so the other nodes'
+    /// engines leave its deliveries to that node ([`DeliveryStore::listeners_elsewhere`]).
+    /// A single-node backend keeps nothing: its one engine serves every session.
+    async fn hold_listener(
+        &self,
+        endpoint: &EndpointId,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let _ = (endpoint, owner, until);
+        Ok(())
+    }
+    /// The endpoints whose `hookd listen` session another node than `owner` holds at
+    /// `now`: this node's engine claims none of their deliveries.
+    async fn listeners_elsewhere(&self, owner: &str, now: DateTime<Utc>) -> StoreResult<Vec<EndpointId>> {
+        let _ = (owner, now);
+        Ok(Vec::new())
+    }
     /// Whether throttling must go through [`DeliveryStore::throttle_take`] (several
     /// nodes may send to one endpoint) rather than a bucket in the node's memory.
     fn shares_throttle(&self) -> bool {

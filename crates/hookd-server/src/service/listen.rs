@@ -91,6 +91,13 @@ pub async fn connect(
     let relays = relays(state)?;
     session_endpoint(state, org, app, endpoint).await?;
     let (held, rx) = relays.connect(org, endpoint);
+    // The other nodes' engines leave its deliveries to this node from now on (the
+    // engine renews the hold while the session stays).
+    let hold_until = Utc::now() + chrono::Duration::from_std(hookd_dispatch::relay::HOLD).unwrap_or_default();
+    state
+        .store
+        .hold_listener(endpoint, &state.config.node_id(), hold_until)
+        .await?;
     let waiting = state
         .store
         .retry_endpoint_now(org, app, endpoint, Utc::now())

@@ -45,6 +45,17 @@ impl Cli {
     }
 
     pub fn start_env(server: &TestServer, command_name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_at(&server.url, &server.token, command_name, args, env)
+    }
+
+    /// Against the hookd at `base` with `token` (a server started as a process).
+    pub fn start_at(
+        base: &str,
+        token: &str,
+        command_name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut cmd = command();
         for (k, v) in env {
             cmd.env(k, v);
@@ -52,8 +63,8 @@ impl Cli {
         let mut child = cmd
             .arg(command_name)
             .args(args)
-            .env("HOOKD_SERVER", &server.url)
-            .env("HOOKD_TOKEN", &server.token)
+            .env("HOOKD_SERVER", base)
+            .env("HOOKD_TOKEN", token)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
