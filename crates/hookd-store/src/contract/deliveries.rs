@@ -623,6 +623,46 @@ pub async fn shared_throttle_allows_the_rate(store: &dyn Store) {
     assert!(store.throttle_take(&ep.id, five, later).await.unwrap().is_some());
 }
 
+/// A `hookd listen` session's hold: listed for every other node until it runs out,
+/// never for its own; a newer hold by another node takes it over; a deleted endpoint
+/// takes its hold along. Single-node backends keep none.
+pub async fn listener_holds_are_seen_by_the_other_nodes(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("holds", None))
+        .await
+        .unwrap();
+    let ep = store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let until = now + chrono::Duration::seconds(30);
+    store.hold_listener(&ep.id, "node-a", until).await.unwrap();
+    let seen_by = |node: &'static str, at| {
+        let ep = ep.id.clone();
+        async move { store.listeners_elsewhere(node, at).await.unwrap().contains(&ep) }
+    };
+    if !store.shares_throttle() {
+        assert!(!seen_by("node-b", now).await, "a single node keeps no holds");
+        return;
+    }
+    assert!(seen_by("node-b", now).await);
+    assert!(!seen_by("node-a", now).await, "never its own");
+    assert!(!seen_by("node-b", until).await, "ran out");
+    store.hold_listener(&ep.id, "node-b", until).await.unwrap();
+    assert!(seen_by("node-a", now).await, "taken over");
+    assert!(!seen_by("node-b", now).await);
+    store
+        .delete_endpoint(&org, &app.id, ep.id.as_str())
+        .await
+        .unwrap();
+    assert!(!seen_by("node-a", now).await, "gone with its endpoint");
+    // A hold for an endpoint that no longer exists keeps nothing.
+    store.hold_listener(&ep.id, "node-b", until).await.unwrap();
+    assert!(!seen_by("node-a", now).await);
+}
+
 /// A waiting retry is made due at once for its endpoint only, never for a leased
 /// delivery or another organisation's endpoint.
 pub async fn waiting_retries_of_an_endpoint_are_made_due(store: &dyn Store) {

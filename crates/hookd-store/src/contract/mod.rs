@@ -100,6 +100,7 @@ macro_rules! contract_tests {
             concurrent_event_ids_are_unique,
             concurrent_exhaustion_disables_once,
             shared_throttle_allows_the_rate,
+            listener_holds_are_seen_by_the_other_nodes,
             data_definitions_round_trip_and_are_tenant_scoped,
             documents_version_filter_and_go_with_their_collection,
             concurrent_document_edits_apply_one_after_another,
