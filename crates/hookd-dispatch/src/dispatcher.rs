@@ -212,9 +212,8 @@ impl Dispatcher {
             )
         };
         if renew {
-            let until = now + chrono::Duration::from_std(crate::relay::HOLD).unwrap_or_default();
             for ep in self.relays.connected() {
-                if let Err(e) = self.store.hold_listener(&ep, &self.config.node_id, until).await {
+                if let Err(e) = self.hold_listener(&ep).await {
                     tracing::warn!(endpoint = %ep, error = %e, "could not renew a `hookd listen` session's hold");
                 }
             }
@@ -234,6 +233,16 @@ impl Dispatcher {
             }
         }
         self.state().listeners.elsewhere.clone()
+    }
+
+    /// Holds the `hookd listen` session of `endpoint` for this node for
+    /// [`crate::relay::HOLD`]: the other nodes' engines leave its deliveries here. The
+    /// server calls it when a session connects; the engine renews it meanwhile.
+    pub async fn hold_listener(&self, endpoint: &EndpointId) -> StoreResult<()> {
+        let until = Utc::now() + chrono::Duration::from_std(crate::relay::HOLD).unwrap_or_default();
+        self.store
+            .hold_listener(endpoint, &self.config.node_id, until)
+            .await
     }
 
     /// Leases due deliveries and takes a concurrency slot for each one sent now; the
@@ -289,9 +298,14 @@ impl Dispatcher {
                 // A session that connected to another node since the list was read:
                 // put back for that node rather than failed here.
                 if fresh_elsewhere.is_none() {
-                    let read = self.store.listeners_elsewhere(&self.config.node_id, now).await;
-                    let read = read.unwrap_or_default();
-                    self.state().listeners.elsewhere = read.clone();
+                    // A store that fails keeps the last answer, as the periodic read does.
+                    let read = match self.store.listeners_elsewhere(&self.config.node_id, now).await {
+                        Ok(read) => {
+                            self.state().listeners.elsewhere = read.clone();
+                            read
+                        }
+                        Err(_) => self.state().listeners.elsewhere.clone(),
+                    };
                     fresh_elsewhere = Some(read);
                 }
                 if fresh_elsewhere.as_ref().is_some_and(|held| held.contains(&ep)) {

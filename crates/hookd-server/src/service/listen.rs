@@ -93,11 +93,9 @@ pub async fn connect(
     let (held, rx) = relays.connect(org, endpoint);
     // The other nodes' engines leave its deliveries to this node from now on (the
     // engine renews the hold while the session stays).
-    let hold_until = Utc::now() + chrono::Duration::from_std(hookd_dispatch::relay::HOLD).unwrap_or_default();
-    state
-        .store
-        .hold_listener(endpoint, &state.config.node_id(), hold_until)
-        .await?;
+    if let Some(engine) = state.dispatcher() {
+        engine.hold_listener(endpoint).await?;
+    }
     let waiting = state
         .store
         .retry_endpoint_now(org, app, endpoint, Utc::now())

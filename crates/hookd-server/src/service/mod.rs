@@ -133,6 +133,11 @@ impl Service {
         self.dispatcher.as_ref().map(|d| d.relays())
     }
 
+    /// This node's delivery engine (`None` on an API-only node).
+    fn dispatcher(&self) -> Option<&Arc<Dispatcher>> {
+        self.dispatcher.as_ref()
+    }
+
     /// Tells the local delivery engine that new deliveries were committed.
     fn wake_dispatcher(&self) {
         if let Some(d) = &self.dispatcher {
