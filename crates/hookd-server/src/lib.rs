@@ -245,10 +245,9 @@ pub fn launch_with_store(
             state.clone(),
             stop_rx.clone(),
         )))));
-        background.push(tokio::spawn(after_release(Box::pin(ops::flows::run_flows(
-            state.clone(),
-            stop_rx.clone(),
-        )))));
+        background.push(ops::flows::spawn_runner(after_release(Box::pin(
+            ops::flows::run_flows(state.clone(), stop_rx.clone()),
+        )))?);
         background.push(tokio::spawn(service::cron::run_cron(
             Arc::clone(&store),
             state.clone(),

@@ -169,7 +169,8 @@ impl FlowRunStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<FlowRun>> {
         let owner = owner.to_owned();
-        self.write(move |c| {
+        // The runner's background work: it waits for the writer's spare time.
+        self.write_later(move |c| {
             // One statement a run, each seeing the leases the ones before took (so a
             // flow's concurrency holds inside the batch), all in one commit.
             let mut claim = c
@@ -224,7 +225,7 @@ impl FlowRunStore for SqliteStore {
         step: FlowRunStep,
     ) -> StoreResult<FlowRunSaved> {
         let (id, owner) = (id.clone(), owner.to_owned());
-        self.write(move |c| {
+        let save = move |c: &Connection| {
             let org: Option<String> = c
                 .prepare_cached("SELECT org_id FROM flow_run WHERE id = ? AND lease_owner = ?")
                 .and_then(|mut s| s.query_row(params![id.as_str(), owner], |r| r.get(0)).optional())
@@ -299,8 +300,12 @@ impl FlowRunStore for SqliteStore {
             })
             .map_err(internal)?;
             Ok(FlowRunSaved::Saved(written))
-        })
-        .await
+        };
+        if step.urgent {
+            self.write(save).await
+        } else {
+            self.write_later(save).await
+        }
     }
 
     async fn get_flow_run(&self, org: &OrgId, id: &FlowRunId) -> StoreResult<FlowRun> {

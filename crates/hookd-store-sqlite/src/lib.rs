@@ -135,12 +135,23 @@ impl SqliteStore {
         self.readers.read(f).await
     }
 
+    /// A write a caller waits on (see [`writer::Lane`]).
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        self.writer.write(f).await
+        self.writer.write(writer::Lane::Now, f).await
+    }
+
+    /// Background work's write, which waits for the writer's spare time (see
+    /// [`writer::Lane`]).
+    async fn write_later<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.writer.write(writer::Lane::Later, f).await
     }
 }
 

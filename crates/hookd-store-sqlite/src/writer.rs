@@ -6,8 +6,17 @@
 //! [`MAX_BATCH`]) into one transaction. Each job runs inside its own savepoint, so a job
 //! that fails rolls back alone; every caller is answered only after the shared COMMIT
 //! has returned, which keeps the rule that a 2xx means the data is on disk.
+//!
+//! Jobs come in two lanes. [`Lane::Now`] is what a caller is waiting on (an API
+//! request, a received webhook, a form). [`Lane::Later`] is background work that
+//! catches up on its own (the flow runner's claims and steps): a batch takes every
+//! waiting `Now` job, then `Later` jobs only for [`LATER_BUDGET`] (or to
+//! [`MAX_BATCH`] when no `Now` job is waiting), so background work that outgrows the
+//! writer falls behind itself instead of making every request wait behind it.
 
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
 
 use hookd_store::{StoreError, StoreResult};
 use rusqlite::Connection;
@@ -19,6 +28,20 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_BATCH: usize = 256;
 /// Jobs that may wait for the writer before callers are held back.
 const QUEUE_DEPTH: usize = 4_096;
+/// `Later` jobs the writer takes off the queue and keeps aside; past it, their
+/// callers are held back by the queue as before.
+const LATER_DEPTH: usize = 4_096;
+/// How long a batch that carries `Now` jobs may spend on `Later` ones: short beside
+/// a commit, so a request behind such a batch waits about one commit more at most.
+const LATER_BUDGET: Duration = Duration::from_micros(1_500);
+
+/// Whether a caller waits on a job ([`Lane::Now`]) or it is background work
+/// ([`Lane::Later`]); see the module's documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    Now,
+    Later,
+}
 
 type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// A job runs on the connection, or is handed the error that kept it from running.
@@ -26,7 +49,7 @@ type Job = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> (bool, Finish) + 
 
 #[derive(Debug, Clone)]
 pub(crate) struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<(Lane, Job)>,
 }
 
 impl Writer {
@@ -41,8 +64,8 @@ impl Writer {
         Ok(Self { jobs })
     }
 
-    /// Runs `f` in a write transaction and answers once it is committed.
-    pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    /// Runs `f` in a write transaction, in `lane`, and answers once it is committed.
+    pub(crate) async fn write<T, F>(&self, lane: Lane, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
@@ -65,7 +88,7 @@ impl Writer {
             (ok, finish)
         });
         self.jobs
-            .send(job)
+            .send((lane, job))
             .await
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
         rx.await
@@ -73,41 +96,87 @@ impl Writer {
     }
 }
 
-fn run(conn: &Connection, mut rx: mpsc::Receiver<Job>, checkpoints: &Checkpoints) {
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = Vec::with_capacity(16);
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+fn run(conn: &Connection, mut rx: mpsc::Receiver<(Lane, Job)>, checkpoints: &Checkpoints) {
+    let mut queue = Queue::default();
+    loop {
+        if queue.later.is_empty() {
+            match rx.blocking_recv() {
+                Some(job) => queue.push(job),
+                None => break,
             }
         }
-        if run_batch(conn, batch) {
+        queue.fill(&mut rx);
+        let now: Vec<Job> = queue.now.drain(..).collect();
+        if run_batch(conn, now, &mut queue.later) {
             checkpoints.committed();
         }
     }
     tracing::debug!("SQLite writer stopped");
 }
 
-/// Runs `batch` in one transaction; whether it was committed.
-fn run_batch(conn: &Connection, batch: Vec<Job>) -> bool {
+/// The jobs taken off the channel, by lane.
+#[derive(Default)]
+struct Queue {
+    now: Vec<Job>,
+    later: VecDeque<Job>,
+}
+
+impl Queue {
+    fn push(&mut self, (lane, job): (Lane, Job)) {
+        match lane {
+            Lane::Now => self.now.push(job),
+            Lane::Later => self.later.push_back(job),
+        }
+    }
+
+    /// Takes what is queued, while a batch has room for `Now` jobs and `Later` ones
+    /// have room aside.
+    fn fill(&mut self, rx: &mut mpsc::Receiver<(Lane, Job)>) {
+        while self.now.len() < MAX_BATCH && self.later.len() < LATER_DEPTH {
+            match rx.try_recv() {
+                Ok(job) => self.push(job),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Runs `now`, then as many of `later` as [`LATER_BUDGET`] allows (all up to
+/// [`MAX_BATCH`] when `now` is empty), in one transaction; whether it was committed.
+fn run_batch(conn: &Connection, now: Vec<Job>, later: &mut VecDeque<Job>) -> bool {
+    let started = Instant::now();
+    let urgent = !now.is_empty();
+    let mut now = now.into_iter();
+    let mut taken = 0;
+    // The next job of the batch: the `Now` ones, then `Later` ones while there is time.
+    let mut next = || {
+        let job = now.next().or_else(|| {
+            let spent = if urgent {
+                started.elapsed() >= LATER_BUDGET
+            } else {
+                taken >= MAX_BATCH
+            };
+            if spent { None } else { later.pop_front() }
+        });
+        taken += 1;
+        job
+    };
     if let Err(e) = cached(conn, "BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "SQLite writer could not begin a transaction");
         let err = StoreError::Unavailable(format!("could not begin a transaction: {e}"));
-        for job in batch {
+        while let Some(job) = next() {
             let (_, finish) = job(Err(&err));
             finish(None);
         }
         return false;
     }
-    let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
+    let mut finishes: Vec<Finish> = Vec::with_capacity(64);
     // Set when SQLite rolled the whole transaction back by itself (it may on a full
     // disk, an I/O error or out of memory): every job of the batch is lost, and no
     // later job may run outside the transaction (a SAVEPOINT would open a new one
     // that its RELEASE commits alone).
     let mut lost: Option<StoreError> = None;
-    for job in batch {
+    while let Some(job) = next() {
         if let Some(err) = &lost {
             let (_, finish) = job(Err(err));
             finishes.push(finish);
@@ -176,4 +245,128 @@ fn rolled_back() -> StoreError {
 /// each time showed in profiles).
 fn cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn writer(dir: &tempfile::TempDir) -> Writer {
+        let path = dir.path().join("lanes.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (lane TEXT, n INTEGER)")
+            .unwrap();
+        let checkpoints = Checkpoints::start(Connection::open(&path).unwrap()).unwrap();
+        Writer::start(conn, checkpoints).unwrap()
+    }
+
+    /// Background jobs queued ahead of a job a caller waits on do not hold it back:
+    /// it is committed once [`LATER_BUDGET`] of them have run, and every one of them
+    /// is committed afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waited_on_job_goes_ahead_of_background_work_that_all_gets_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir);
+        // Hold the writer so the queue fills behind this job.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let holding = {
+            let w = writer.clone();
+            tokio::spawn(async move {
+                w.write(Lane::Now, move |_| {
+                    held.recv().ok();
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        const LATER: usize = 200;
+        let ran = Arc::new(AtomicUsize::new(0));
+        let mut later = Vec::new();
+        for n in 0..LATER {
+            let (w, ran) = (writer.clone(), Arc::clone(&ran));
+            later.push(tokio::spawn(async move {
+                w.write(Lane::Later, move |c| {
+                    // About 200 µs each: the whole backlog is some 40 ms of work.
+                    std::thread::sleep(Duration::from_micros(200));
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    c.execute("INSERT INTO t VALUES ('later', ?)", [n as i64])
+                        .map_err(StoreError::internal)
+                })
+                .await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let urgent = {
+            let w = writer.clone();
+            tokio::spawn(async move {
+                w.write(Lane::Now, |c| {
+                    c.execute("INSERT INTO t VALUES ('now', 0)", [])
+                        .map_err(StoreError::internal)
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        release.send(()).unwrap();
+        holding.await.unwrap().unwrap();
+        urgent.await.unwrap().unwrap();
+        let before_urgent = ran.load(Ordering::SeqCst);
+        assert!(
+            before_urgent < LATER / 4,
+            "{before_urgent} of {LATER} background jobs ran before the waited-on one was answered"
+        );
+        for job in later {
+            assert_eq!(job.await.unwrap().unwrap(), 1);
+        }
+        let rows: i64 = writer
+            .write(Lane::Now, |c| {
+                c.query_row("SELECT count(*) FROM t WHERE lane = 'later'", [], |r| r.get(0))
+                    .map_err(StoreError::internal)
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, LATER as i64);
+    }
+
+    /// With nothing waited on, background jobs fill whole batches, and a failing one
+    /// rolls back alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn background_jobs_alone_commit_and_fail_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir);
+        let mut jobs = Vec::new();
+        for n in 0..600_i64 {
+            let w = writer.clone();
+            jobs.push(tokio::spawn(async move {
+                w.write(Lane::Later, move |c| {
+                    c.execute("INSERT INTO t VALUES ('later', ?)", [n])
+                        .map_err(StoreError::internal)?;
+                    if n % 100 == 7 {
+                        return Err(StoreError::Conflict("refused".into()));
+                    }
+                    Ok(())
+                })
+                .await
+            }));
+        }
+        let mut refused = 0;
+        for job in jobs {
+            if job.await.unwrap().is_err() {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 6);
+        let rows: i64 = writer
+            .write(Lane::Now, |c| {
+                c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                    .map_err(StoreError::internal)
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, 594);
+    }
 }

@@ -229,6 +229,10 @@ pub struct FlowRunStep {
     /// `None`: the lease is given up (the run ended, or waits for later, when any
     /// node may take it).
     pub lease_until: Option<DateTime<Utc>>,
+    /// A caller waits on this step (a run carried out inline for an API call or a
+    /// form); otherwise it is the runner's background work, which a store with a
+    /// single writer commits behind what callers wait on.
+    pub urgent: bool,
 }
 
 /// What saving a step came to.

@@ -175,6 +175,7 @@ fn step(data: FlowRunData, lease_until: Option<chrono::DateTime<Utc>>) -> FlowRu
         next: FlowNext::State(data),
         now: Utc::now(),
         lease_until,
+        urgent: false,
     }
 }
 
@@ -500,6 +501,7 @@ pub async fn a_flow_runs_data_step_commits_with_its_state_or_not_at_all(store: &
         next: FlowNext::Write(write("customers", "cus_1", 1)),
         now: Utc::now(),
         lease_until: Some(now + minute),
+        urgent: false,
     };
     let FlowRunSaved::Saved(Some(Written::Document(written))) =
         store.save_flow_run(&run.id, "a", s).await.unwrap()
@@ -523,6 +525,7 @@ pub async fn a_flow_runs_data_step_commits_with_its_state_or_not_at_all(store: &
         next: FlowNext::Write(write("missing", "cus_1", 2)),
         now: Utc::now(),
         lease_until: Some(now + minute),
+        urgent: false,
     };
     assert!(matches!(
         store.save_flow_run(&run.id, "a", s).await,
@@ -538,6 +541,7 @@ pub async fn a_flow_runs_data_step_commits_with_its_state_or_not_at_all(store: &
         next: FlowNext::Write(write("customers", "cus_2", 2)),
         now: Utc::now(),
         lease_until: Some(now + minute),
+        urgent: false,
     };
     assert_eq!(
         store.save_flow_run(&run.id, "b", s).await.unwrap(),
@@ -961,6 +965,7 @@ pub async fn a_flow_runs_score_and_child_run_commit_with_its_step(store: &dyn St
         next: FlowNext::Write(next),
         now: Utc::now(),
         lease_until: Some(now + minute),
+        urgent: false,
     };
     let then = |next: u64| -> AfterWrite {
         Box::new(move |w: &Written| {

@@ -838,6 +838,7 @@ async fn drive(
                 }),
                 now: Utc::now(),
                 lease_until: None,
+                urgent: deadline.is_some(),
             };
             if let FlowRunSaved::Saved(_) = state.store.save_flow_run(&run.id, owner, step).await? {
                 count_ended(state, RunStatus::Failed);
@@ -864,6 +865,7 @@ async fn drive(
                 next: FlowNext::State(stored(&current)),
                 now: Utc::now(),
                 lease_until: None,
+                urgent: deadline.is_some(),
             };
             if let FlowRunSaved::Saved(_) = state.store.save_flow_run(&run.id, owner, step).await? {
                 count_ended(state, RunStatus::Failed);
@@ -885,6 +887,7 @@ async fn drive(
             next: FlowNext::State(stored(&current)),
             now,
             lease_until: None,
+            urgent: deadline.is_some(),
         };
         state.store.save_flow_run(&run.id, owner, step).await?;
         return Ok(());
@@ -1035,6 +1038,7 @@ async fn save(
         next: FlowNext::State(stored(next)),
         now,
         lease_until: keep_lease(state, next, deadline, now),
+        urgent: deadline.is_some(),
     };
     Ok(matches!(
         state.store.save_flow_run(id, owner, step).await?,
@@ -1134,6 +1138,7 @@ async fn save_write(
         next: FlowNext::Write(write),
         now,
         lease_until,
+        urgent: deadline.is_some(),
     };
     match state.store.save_flow_run(&run.id, owner, step).await {
         Ok(FlowRunSaved::Saved(written)) => {
