@@ -42,6 +42,11 @@ enum Command {
     /// Message creation at full speed into one endpoint: acknowledged messages/s and
     /// API latency.
     Ingest(Opts),
+    /// Closed loop end to end: --concurrency connections (default 32) post 300-byte
+    /// messages as fast as they are answered into one endpoint; messages delivered/s
+    /// from the first post to the last delivery, as a share of what the same load
+    /// generator gets from the bare receiver in the same run.
+    E2e(Opts),
     /// End to end, ingest and delivery at once, at an offered rate (--rate, default
     /// 10,000 messages/s): deliveries/s, whether they kept up, event → delivery latency.
     Deliver(Opts),
@@ -90,9 +95,10 @@ pub struct Opts {
     /// Seconds of load before measuring starts.
     #[arg(long, value_name = "SECONDS")]
     pub warmup: Option<f64>,
-    /// Connections of the load generator (closed loop: requests in flight).
-    #[arg(long, default_value_t = 64)]
-    pub concurrency: usize,
+    /// Connections of the load generator (closed loop: requests in flight). Default:
+    /// 64; e2e: 32.
+    #[arg(long = "concurrency")]
+    pub connections: Option<usize>,
     /// Offered messages/s (deliver: default 10,000; latency: 1,000; fanout: 20,000 /
     /// endpoints; flow: 5,000 requests/s).
     #[arg(long)]
@@ -142,6 +148,11 @@ impl Opts {
         }
     }
 
+    /// `--concurrency`, or 64.
+    pub fn concurrency(&self) -> usize {
+        self.connections.unwrap_or(64).max(1)
+    }
+
     pub fn backend(&self) -> &'static str {
         if self.database.is_some() {
             "postgres"
@@ -170,6 +181,7 @@ fn run(command: Command) -> Result<(), Error> {
     use scenarios::Scenario;
     let (list, opts) = match command {
         Command::Ingest(o) => (vec![Scenario::Ingest], o),
+        Command::E2e(o) => (vec![Scenario::E2e], o),
         Command::Deliver(o) => (vec![Scenario::Deliver], o),
         Command::Latency(o) => (vec![Scenario::Latency], o),
         Command::Fanout(o) => (vec![Scenario::Fanout], o),

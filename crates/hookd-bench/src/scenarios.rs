@@ -1,4 +1,4 @@
-//! The seven scenarios. Each starts from nothing (fresh database, new processes) and
+//! The scenarios. Each starts from nothing (fresh database, new processes) and
 //! leaves nothing behind.
 
 use std::net::SocketAddr;
@@ -19,6 +19,7 @@ use crate::{Error, Opts};
 #[derive(Debug, Clone, Copy)]
 pub enum Scenario {
     Ingest,
+    E2e,
     Deliver,
     Latency,
     Fanout,
@@ -29,8 +30,9 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Self::Ingest,
+        Self::E2e,
         Self::Deliver,
         Self::Latency,
         Self::Fanout,
@@ -43,6 +45,7 @@ impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Self::Ingest => "ingest",
+            Self::E2e => "e2e",
             Self::Deliver => "deliver",
             Self::Latency => "latency",
             Self::Fanout => "fanout",
@@ -58,6 +61,7 @@ pub async fn run(scenario: Scenario, bin: &Path, dir: &Path, opts: &Opts) -> Res
     eprintln!("running {} on {}...", scenario.name(), opts.backend());
     match scenario {
         Scenario::Ingest => ingest(bin, dir, opts).await,
+        Scenario::E2e => e2e(bin, dir, opts).await,
         Scenario::Deliver => deliver(bin, dir, opts).await,
         Scenario::Latency => latency(bin, dir, opts).await,
         Scenario::Fanout => fanout(bin, dir, opts).await,
@@ -199,7 +203,17 @@ fn settings(opts: &Opts) -> Result<Vec<(String, String)>, Error> {
 /// `POST /api/v1/app/bench/msg/` with a payload of about `payload_bytes` carrying its
 /// send time.
 fn message_spec(token: &str, payload_bytes: usize) -> Spec {
-    let pad = "x".repeat(payload_bytes.saturating_sub(40));
+    padded_message_spec(token, "x".repeat(payload_bytes.saturating_sub(40)))
+}
+
+/// The same message, its whole request body `bytes` long (the send time is 16 digits
+/// of µs until the 2280s).
+fn sized_message_spec(token: &str, bytes: usize) -> Spec {
+    let frame = r#"{"eventType":"bench.event","payload":{"t":"#.len() + 16 + r#","pad":""}}"#.len();
+    padded_message_spec(token, "x".repeat(bytes.saturating_sub(frame)))
+}
+
+fn padded_message_spec(token: &str, pad: String) -> Spec {
     Spec {
         method: Method::POST,
         path: "/api/v1/app/bench/msg/?with_content=false".into(),
@@ -339,8 +353,8 @@ async fn post_messages(
     let spec = message_spec(&setup.token, opts.payload_bytes);
     let load = async {
         match offer {
-            Offer::Closed => load::closed(setup.addr, opts.concurrency, window, &spec).await,
-            Offer::Rate(rate) => load::open(setup.addr, rate, opts.concurrency, window, &spec).await,
+            Offer::Closed => load::closed(setup.addr, opts.concurrency(), window, &spec).await,
+            Offer::Rate(rate) => load::open(setup.addr, rate, opts.concurrency(), window, &spec).await,
         }
     };
     let (out, span) = measured(&setup, window, load).await?;
@@ -353,7 +367,7 @@ async fn ingest(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         "ingest",
         opts.backend(),
         opts.quick,
-        params(opts, json!({"concurrency": opts.concurrency, "endpoints": 1})),
+        params(opts, json!({"concurrency": opts.concurrency(), "endpoints": 1})),
     );
     r.add_goal(
         "messages acknowledged/s",
@@ -366,6 +380,99 @@ async fn ingest(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     r.add("API latency max", out.ms(1.0), "ms");
     r.add("deliveries/s meanwhile", span.delivered_per_s, "/s");
     add_usage(&mut r, &setup, &span, 100.0)?;
+    note_errors(&mut r, &out);
+    Ok(r)
+}
+
+/// The request body of `e2e`'s messages, in bytes.
+const E2E_BODY_BYTES: usize = 300;
+/// How long `e2e` waits for the last deliveries once the posts stop.
+const E2E_DRAIN_LIMIT: Duration = Duration::from_secs(120);
+
+/// Closed loop end to end (the method hookd is compared with other servers by):
+/// `--concurrency` connections (default 32) post 300-byte messages into one endpoint as
+/// fast as they are answered, and the figure is messages delivered per second from the
+/// first post to the last delivery. The same load generator first gets what it can
+/// from the bare receiver for as long, so the figure is also a share of what this
+/// machine can do at all that day.
+async fn e2e(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
+    let connections = opts.connections.unwrap_or(32).max(1);
+    let setup = Setup::start(bin, dir, opts, &[], true).await?;
+    setup.application(1, opts).await?;
+    let window = opts.window();
+    let spec = sized_message_spec(&setup.token, E2E_BODY_BYTES);
+
+    // The ceiling: the same connections and bodies, straight to the receiver.
+    let ceiling = load::closed(setup.rx, connections, window, &spec).await?;
+    if ceiling.ok == 0 {
+        return Err(format!("the bare receiver answered nothing 2xx: {:?}", ceiling.errors).into());
+    }
+
+    // hookd, from the first post until the receiver has every accepted message.
+    let before = setup.seen(true).await?.total;
+    let usage = hookd::usage(setup.pid()?)?;
+    let started = Instant::now();
+    let out = load::closed(setup.addr, connections, window, &spec).await?;
+    let posting = started.elapsed();
+    let mut seen = setup.seen(false).await?;
+    while seen.total.saturating_sub(before) < out.ok_total && started.elapsed() < posting + E2E_DRAIN_LIMIT {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        seen = setup.seen(false).await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64().max(1e-6);
+    let cpu_s = hookd::usage(setup.pid()?)?.cpu_s - usage.cpu_s;
+    let delivered = seen.total.saturating_sub(before);
+    let per_s = delivered as f64 / elapsed;
+    if out.ok == 0 || delivered == 0 {
+        return Err(format!("nothing went through hookd: {:?}", out.errors).into());
+    }
+
+    let mut r = Report::new(
+        "e2e",
+        opts.backend(),
+        opts.quick,
+        params(
+            opts,
+            json!({"connections": connections, "body_bytes": E2E_BODY_BYTES, "endpoints": 1}),
+        ),
+    );
+    r.add_goal(
+        "messages delivered/s, first post to last delivery",
+        per_s,
+        "/s",
+        Target::AtLeast(pg_or(opts, 9_000.0, 4_000.0)),
+    );
+    let share = per_s / ceiling.rate().max(1e-6) * 100.0;
+    if opts.database.is_none() {
+        r.add_goal(
+            "share of the bare receiver's rate",
+            share,
+            "%",
+            Target::AtLeast(8.0),
+        );
+    } else {
+        r.add("share of the bare receiver's rate", share, "%");
+    }
+    r.add("bare receiver, same load generator", ceiling.rate(), "/s");
+    r.add_goal(
+        "accepted but not delivered",
+        out.ok_total.saturating_sub(delivered) as f64,
+        "",
+        Target::Below(1.0),
+    );
+    r.add("API latency p50", out.ms(0.50), "ms");
+    r.add_goal("API latency p99", out.ms(0.99), "ms", Target::Below(25.0));
+    r.add("event -> delivery p50", seen.p50_us as f64 / 1000.0, "ms");
+    r.add("event -> delivery p99", seen.p99_us as f64 / 1000.0, "ms");
+    r.add(
+        "seconds from the last post to the last delivery",
+        elapsed - posting.as_secs_f64(),
+        "s",
+    );
+    r.add("hookd CPU (% of one core)", cpu_s / elapsed * 100.0, "%");
+    r.add("hookd CPU µs per message", cpu_s * 1e6 / delivered as f64, "µs");
+    let peak = hookd::usage(setup.pid()?)?.peak_rss_mib;
+    r.add_goal("hookd peak RSS", peak, "MiB", Target::Below(100.0));
     note_errors(&mut r, &out);
     Ok(r)
 }
@@ -384,7 +491,7 @@ async fn deliver(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         opts.quick,
         params(
             opts,
-            json!({"offered_messages_per_s": rate, "connections": opts.concurrency, "endpoints": 1}),
+            json!({"offered_messages_per_s": rate, "connections": opts.concurrency(), "endpoints": 1}),
         ),
     );
     r.add_goal(
@@ -425,7 +532,7 @@ async fn latency(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         opts.quick,
         params(
             opts,
-            json!({"rate": rate, "connections": opts.concurrency, "endpoints": 1}),
+            json!({"rate": rate, "connections": opts.concurrency(), "endpoints": 1}),
         ),
     );
     r.add("messages acknowledged/s", out.rate(), "/s");
@@ -456,7 +563,7 @@ async fn fanout(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         opts.quick,
         params(
             opts,
-            json!({"endpoints": endpoints, "offered_messages_per_s": rate, "connections": opts.concurrency}),
+            json!({"endpoints": endpoints, "offered_messages_per_s": rate, "connections": opts.concurrency()}),
         ),
     );
     if endpoints == 100 {
@@ -501,7 +608,7 @@ async fn receive(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     let (out, span) = measured(
         &setup,
         window,
-        load::closed(setup.addr, opts.concurrency, window, &spec),
+        load::closed(setup.addr, opts.concurrency(), window, &spec),
     )
     .await?;
     let seen = span.seen.as_ref().ok_or("no receiver figures")?;
@@ -511,7 +618,7 @@ async fn receive(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         opts.quick,
         params(
             opts,
-            json!({"concurrency": opts.concurrency, "source": "generic-webhook", "destinations": 1}),
+            json!({"concurrency": opts.concurrency(), "source": "generic-webhook", "destinations": 1}),
         ),
     );
     r.add_goal("requests accepted/s", out.rate(), "/s", Target::AtLeast(20_000.0));
@@ -551,7 +658,7 @@ async fn listen(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     let (direct, direct_span) = measured(
         &setup,
         window,
-        load::open(setup.addr, rate, opts.concurrency, window, &spec),
+        load::open(setup.addr, rate, opts.concurrency(), window, &spec),
     )
     .await?;
     // The destination goes; a session takes its place.
@@ -575,13 +682,13 @@ async fn listen(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     let (relayed, relayed_span) = measured(
         &setup,
         window,
-        load::open(setup.addr, rate, opts.concurrency, window, &spec),
+        load::open(setup.addr, rate, opts.concurrency(), window, &spec),
     )
     .await?;
     let (saturated, saturated_span) = measured(
         &setup,
         window,
-        load::closed(setup.addr, opts.concurrency, window, &spec),
+        load::closed(setup.addr, opts.concurrency(), window, &spec),
     )
     .await?;
     session.stop(Duration::from_secs(20))?;
@@ -594,7 +701,7 @@ async fn listen(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         opts.quick,
         params(
             opts,
-            json!({"concurrency": opts.concurrency, "rate": rate, "listen_concurrency": 128}),
+            json!({"concurrency": opts.concurrency(), "rate": rate, "listen_concurrency": 128}),
         ),
     );
     r.add_goal(
@@ -679,11 +786,11 @@ async fn backlog(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         warmup: Duration::from_millis(500),
         measure: Duration::from_secs(2),
     };
-    let probe_load = || load::open(setup.addr, PROBE_RATE, opts.concurrency, probe, &spec);
+    let probe_load = || load::open(setup.addr, PROBE_RATE, opts.concurrency(), probe, &spec);
     let (empty, _) = measured(&setup, probe, probe_load()).await?;
     let fill = load::closed_count(
         setup.addr,
-        opts.concurrency,
+        opts.concurrency(),
         pending.saturating_sub(empty.ok_total + (PROBE_RATE * 2.5) as u64),
         Duration::from_secs(3_600),
         &spec,
@@ -713,7 +820,7 @@ async fn backlog(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         opts.quick,
         params(
             opts,
-            json!({"pending": queued, "concurrency": opts.concurrency, "probe_messages_per_s": PROBE_RATE}),
+            json!({"pending": queued, "concurrency": opts.concurrency(), "probe_messages_per_s": PROBE_RATE}),
         ),
     );
     r.add("deliveries queued", queued as f64, "");
@@ -866,7 +973,7 @@ async fn flow(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     let (alone, _) = measured(
         &setup,
         window,
-        load::open(addr, rate, opts.concurrency, window, &plain),
+        load::open(addr, rate, opts.concurrency(), window, &plain),
     )
     .await?;
     let edges = async {
@@ -882,7 +989,7 @@ async fn flow(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         measured(
             &setup,
             window,
-            load::open(addr, rate, opts.concurrency, window, &flowing)
+            load::open(addr, rate, opts.concurrency(), window, &flowing)
         ),
         edges
     );
@@ -904,7 +1011,7 @@ async fn flow(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     let pending = opts.pending.unwrap_or(if opts.quick { 10_000 } else { 100_000 });
     let filled = load::closed_count(
         addr,
-        opts.concurrency,
+        opts.concurrency(),
         pending,
         Duration::from_secs(3_600),
         &spec(waiting),
@@ -935,7 +1042,7 @@ async fn flow(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         opts.quick,
         params(
             opts,
-            json!({"rate": rate, "concurrency": opts.concurrency, "steps": "condition, transform, document.patch",
+            json!({"rate": rate, "concurrency": opts.concurrency(), "steps": "condition, transform, document.patch",
                    "waiting_runs": filled.ok_total}),
         ),
     );
