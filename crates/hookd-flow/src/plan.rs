@@ -214,15 +214,18 @@ fn render_value(m: &Mapping, data: &RunData, field: &str) -> Result<Value, PlanE
     m.render(data).map_err(|e| at(field, e))
 }
 
-fn subject(data: &RunData) -> (Value, Value) {
-    (data.trigger.clone(), Value::Object(data.steps.clone()))
+/// The earlier steps' outputs as one object (a filter's `steps`).
+fn steps_value(data: &RunData) -> Value {
+    Value::Object(data.steps.clone())
 }
 
 /// What `step` does with `data`.
 pub fn plan(step: &Step, data: &RunData) -> Result<Effect, PlanError> {
-    let (trigger, steps) = subject(data);
+    // The trigger is borrowed: it is the largest part of the data, and most steps
+    // only read it.
+    let (trigger, steps) = (&data.trigger, steps_value(data));
     let view = Subject {
-        trigger: Some(&trigger),
+        trigger: Some(trigger),
         steps: Some(&steps),
         ..Subject::default()
     };

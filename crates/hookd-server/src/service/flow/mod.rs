@@ -1021,8 +1021,19 @@ fn keep_lease(
     deadline: Option<tokio::time::Instant>,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
+    lease_while(state, run.is_due(now), deadline, now)
+}
+
+/// The lease to keep when the run's next step is due now (`due`) and no deadline
+/// has passed.
+fn lease_while(
+    state: &Service,
+    due: bool,
+    deadline: Option<tokio::time::Instant>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let spent = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
-    (run.is_due(now) && !spent).then(|| now + crate::service::jobs::lease_span(state))
+    (due && !spent).then(|| now + crate::service::jobs::lease_span(state))
 }
 
 /// Commits `next` as the run's state; `false` if `owner` no longer holds the run.
@@ -1083,25 +1094,23 @@ async fn save_write(
         return Err(Outcome::Failed(e.to_string()));
     }
     let now = Utc::now();
-    let output = Arc::new(pending.output);
-    let after = {
-        let (flow, current, output) = (Arc::clone(flow), current.clone(), Arc::clone(&output));
-        move |written: &Written| {
-            let mut next = current;
-            next.record(&flow, Outcome::Done(output(written)), input, started, now);
-            next
-        }
-    };
-    // The lease is decided on the state the write leads to, which the store computes;
-    // a write is never the end of a wait, so the next step is due now unless the run
-    // ends here.
-    let mut probe = current.clone();
-    probe.record(flow, Outcome::Done(Value::Null), None, started, now);
-    let lease_until = keep_lease(state, &probe, deadline, now);
+    // The state the write leads to is made by the store, in the write's transaction
+    // (`then`), and handed back through `made` rather than made twice.
+    let made = Arc::new(std::sync::OnceLock::new());
     let then: hookd_store::AfterWrite = {
-        let after = after.clone();
-        Box::new(move |written: &Written| stored(&after(written)))
+        let (flow, made, output) = (Arc::clone(flow), Arc::clone(&made), pending.output);
+        let mut next = current.clone();
+        Box::new(move |written: &Written| {
+            next.record(&flow, Outcome::Done(output(written)), input, started, now);
+            let data = stored(&next);
+            let _ = made.set(next);
+            data
+        })
     };
+    // The lease is decided on the state the write leads to: a step done, so the run
+    // goes on now unless this was its last step (a write never ends a wait).
+    let goes_on = current.next + 1 < flow.steps.len();
+    let lease_until = lease_while(state, goes_on, deadline, now);
     let write = match pending.write {
         PendingKind::Document {
             app,
@@ -1153,7 +1162,17 @@ async fn save_write(
             }
             // A child run, or runs the write started, wait for the runner.
             state.flows_wake.notify_one();
-            Ok((after(&written), true))
+            // `then` ran in the store and is gone, so `made` is this task's alone.
+            let next = Arc::try_unwrap(made)
+                .ok()
+                .and_then(std::sync::OnceLock::into_inner);
+            let Some(next) = next else {
+                // Never expected: the run goes on from what was committed, once its
+                // lease runs out.
+                tracing::error!(run = %run.id, "the store committed a step without making the run's next state");
+                return Ok((current.clone(), false));
+            };
+            Ok((next, true))
         }
         Ok(FlowRunSaved::NotHeld) => Ok((current.clone(), false)),
         Err(StoreError::NotFound(what)) => Err(Outcome::Failed(format!("{what} not found"))),
