@@ -10,9 +10,10 @@
 //! Jobs come in two lanes. [`Lane::Now`] is what a caller is waiting on (an API
 //! request, a received webhook, a form). [`Lane::Later`] is background work that
 //! catches up on its own (the flow runner's claims and steps): a batch takes every
-//! waiting `Now` job, then `Later` jobs only for [`LATER_BUDGET`] (or to
-//! [`MAX_BATCH`] when no `Now` job is waiting), so background work that outgrows the
-//! writer falls behind itself instead of making every request wait behind it.
+//! waiting `Now` job, then `Later` jobs only until the batch has run for
+//! [`LATER_BUDGET`] (and at most [`MAX_BATCH`] jobs), so background work that
+//! outgrows the writer falls behind itself instead of making every request wait
+//! behind it.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -31,8 +32,9 @@ const QUEUE_DEPTH: usize = 4_096;
 /// `Later` jobs the writer takes off the queue and keeps aside; past it, their
 /// callers are held back by the queue as before.
 const LATER_DEPTH: usize = 4_096;
-/// How long a batch that carries `Now` jobs may spend on `Later` ones: short beside
-/// a commit, so a request behind such a batch waits about one commit more at most.
+/// How long a batch may run before it stops taking `Later` jobs: short beside a
+/// commit, so a request that arrives behind background work waits about one commit
+/// more at most.
 const LATER_BUDGET: Duration = Duration::from_micros(1_500);
 
 /// Whether a caller waits on a job ([`Lane::Now`]) or it is background work
@@ -141,21 +143,18 @@ impl Queue {
     }
 }
 
-/// Runs `now`, then as many of `later` as [`LATER_BUDGET`] allows (all up to
-/// [`MAX_BATCH`] when `now` is empty), in one transaction; whether it was committed.
+/// Runs `now`, then as many of `later` as [`LATER_BUDGET`] and [`MAX_BATCH`] allow,
+/// in one transaction; whether it was committed.
 fn run_batch(conn: &Connection, now: Vec<Job>, later: &mut VecDeque<Job>) -> bool {
     let started = Instant::now();
-    let urgent = !now.is_empty();
     let mut now = now.into_iter();
     let mut taken = 0;
-    // The next job of the batch: the `Now` ones, then `Later` ones while there is time.
+    // The next job of the batch: the `Now` ones, then `Later` ones while there is time
+    // (also when no `Now` job waits: one may arrive meanwhile, and it then waits for
+    // this batch to end).
     let mut next = || {
         let job = now.next().or_else(|| {
-            let spent = if urgent {
-                started.elapsed() >= LATER_BUDGET
-            } else {
-                taken >= MAX_BATCH
-            };
+            let spent = taken >= MAX_BATCH || started.elapsed() >= LATER_BUDGET;
             if spent { None } else { later.pop_front() }
         });
         taken += 1;
@@ -332,8 +331,50 @@ mod tests {
         assert_eq!(rows, LATER as i64);
     }
 
-    /// With nothing waited on, background jobs fill whole batches, and a failing one
-    /// rolls back alone.
+    /// A waited-on job that arrives while the writer is busy with background work
+    /// waits for one short batch, not for the whole backlog.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waited_on_job_arriving_during_background_work_is_not_held_behind_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir);
+        const LATER: usize = 200;
+        let ran = Arc::new(AtomicUsize::new(0));
+        let mut later = Vec::new();
+        for n in 0..LATER {
+            let (w, ran) = (writer.clone(), Arc::clone(&ran));
+            later.push(tokio::spawn(async move {
+                w.write(Lane::Later, move |c| {
+                    std::thread::sleep(Duration::from_micros(200));
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    c.execute("INSERT INTO t VALUES ('later', ?)", [n as i64])
+                        .map_err(StoreError::internal)
+                })
+                .await
+            }));
+        }
+        // The writer is into the backlog (some 40 ms of it) when this one comes.
+        while ran.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        writer
+            .write(Lane::Now, |c| {
+                c.execute("INSERT INTO t VALUES ('now', 0)", [])
+                    .map_err(StoreError::internal)
+            })
+            .await
+            .unwrap();
+        let before_urgent = ran.load(Ordering::SeqCst);
+        assert!(
+            before_urgent < LATER / 4,
+            "{before_urgent} of {LATER} background jobs ran before the waited-on one was answered"
+        );
+        for job in later {
+            assert_eq!(job.await.unwrap().unwrap(), 1);
+        }
+    }
+
+    /// With nothing waited on, background jobs all commit, and a failing one rolls
+    /// back alone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn background_jobs_alone_commit_and_fail_one_by_one() {
         let dir = tempfile::tempdir().unwrap();
