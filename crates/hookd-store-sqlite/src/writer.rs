@@ -262,6 +262,17 @@ mod tests {
         Writer::start(conn, checkpoints).unwrap()
     }
 
+    /// The committed rows written in `lane` (`now` or `later`).
+    async fn rows(writer: &Writer, lane: &'static str) -> i64 {
+        writer
+            .write(Lane::Now, move |c| {
+                c.query_row("SELECT count(*) FROM t WHERE lane = ?", [lane], |r| r.get(0))
+                    .map_err(StoreError::internal)
+            })
+            .await
+            .unwrap()
+    }
+
     /// Background jobs queued ahead of a job a caller waits on do not hold it back:
     /// it is committed once [`LATER_BUDGET`] of them have run, and every one of them
     /// is committed afterwards.
@@ -321,14 +332,7 @@ mod tests {
         for job in later {
             assert_eq!(job.await.unwrap().unwrap(), 1);
         }
-        let rows: i64 = writer
-            .write(Lane::Now, |c| {
-                c.query_row("SELECT count(*) FROM t WHERE lane = 'later'", [], |r| r.get(0))
-                    .map_err(StoreError::internal)
-            })
-            .await
-            .unwrap();
-        assert_eq!(rows, LATER as i64);
+        assert_eq!(rows(&writer, "later").await, LATER as i64);
     }
 
     /// A waited-on job that arrives while the writer is busy with background work
@@ -401,13 +405,6 @@ mod tests {
             }
         }
         assert_eq!(refused, 6);
-        let rows: i64 = writer
-            .write(Lane::Now, |c| {
-                c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-                    .map_err(StoreError::internal)
-            })
-            .await
-            .unwrap();
-        assert_eq!(rows, 594);
+        assert_eq!(rows(&writer, "later").await, 594);
     }
 }
