@@ -25,6 +25,8 @@ use crate::{Error, unix_micros};
 pub struct Spec {
     pub method: Method,
     pub path: String,
+    /// Appended to `path` for each request (a random player, say), when set.
+    pub path_tail: Option<Arc<dyn Fn() -> String + Send + Sync>>,
     pub headers: Vec<(&'static str, String)>,
     pub body: Arc<dyn Fn(u64) -> Bytes + Send + Sync>,
 }
@@ -249,9 +251,13 @@ async fn send(addr: SocketAddr, conn: &mut Option<SendRequest<Full<Bytes>>>, spe
             }
         },
     };
+    let path = match &spec.path_tail {
+        Some(tail) => format!("{}{}", spec.path, tail()),
+        None => spec.path.clone(),
+    };
     let mut req = Request::builder()
         .method(spec.method.clone())
-        .uri(spec.path.as_str())
+        .uri(path)
         .header("host", addr.to_string());
     for (k, v) in &spec.headers {
         req = req.header(*k, v.as_str());

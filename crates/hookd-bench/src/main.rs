@@ -69,6 +69,10 @@ enum Command {
     /// saturation, and the receive → local p99 at --rate (default 2,000/s) through a
     /// plain destination and through the session (what the session adds).
     Listen(Opts),
+    /// The data API through modes with an API key, --concurrency clients (default 64):
+    /// leaderboard submissions and rank reads on boards of 1,000, 100,000 and 1,000,000
+    /// players, document reads, and increments of one hot document.
+    Data(Opts),
     /// Every scenario in turn.
     All(Opts),
     /// The receiver process (started by the harness).
@@ -189,6 +193,7 @@ fn run(command: Command) -> Result<(), Error> {
         Command::Backlog(o) => (vec![Scenario::Backlog], o),
         Command::Flow(o) => (vec![Scenario::Flow], o),
         Command::Listen(o) => (vec![Scenario::Listen], o),
+        Command::Data(o) => (vec![Scenario::Data], o),
         Command::All(o) => (Scenario::ALL.to_vec(), o),
         Command::Receiver { .. } => return Ok(()),
     };

@@ -27,10 +27,11 @@ pub enum Scenario {
     Backlog,
     Flow,
     Listen,
+    Data,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Self::Ingest,
         Self::E2e,
         Self::Deliver,
@@ -40,6 +41,7 @@ impl Scenario {
         Self::Backlog,
         Self::Flow,
         Self::Listen,
+        Self::Data,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +55,7 @@ impl Scenario {
             Self::Backlog => "backlog",
             Self::Flow => "flow",
             Self::Listen => "listen",
+            Self::Data => "data",
         }
     }
 }
@@ -69,6 +72,7 @@ pub async fn run(scenario: Scenario, bin: &Path, dir: &Path, opts: &Opts) -> Res
         Scenario::Backlog => backlog(bin, dir, opts).await,
         Scenario::Flow => flow(bin, dir, opts).await,
         Scenario::Listen => listen(bin, dir, opts).await,
+        Scenario::Data => data(bin, dir, opts).await,
     }
 }
 
@@ -217,6 +221,7 @@ fn padded_message_spec(token: &str, pad: String) -> Spec {
     Spec {
         method: Method::POST,
         path: "/api/v1/app/bench/msg/?with_content=false".into(),
+        path_tail: None,
         headers: vec![
             ("authorization", format!("Bearer {token}")),
             ("content-type", "application/json".into()),
@@ -763,6 +768,7 @@ fn received_spec(path: String, opts: &Opts) -> Spec {
     Spec {
         method: Method::POST,
         path,
+        path_tail: None,
         headers: vec![("content-type", "application/json".into())],
         body: Arc::new(move |t| Bytes::from(format!(r#"{{"t":{t},"pad":"{pad}"}}"#))),
     }
@@ -959,6 +965,7 @@ async fn flow(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         Spec {
             method: Method::POST,
             path,
+            path_tail: None,
             headers: vec![("content-type", "application/json".into())],
             body: Arc::new(move |t| Bytes::from(format!(r#"{{"t":{t},"pad":"{pad}"}}"#))),
         }
@@ -1073,4 +1080,304 @@ async fn flow(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     r.add("hookd peak RSS", usage.peak_rss_mib, "MiB");
     note_errors(&mut r, &with);
     Ok(r)
+}
+
+/// Players on the `data` scenario's leaderboard at each measurement.
+const BOARD_SIZES: [u64; 3] = [1_000, 100_000, 1_000_000];
+const QUICK_BOARD_SIZES: [u64; 2] = [1_000, 20_000];
+/// Documents `data` reads at random.
+const DOCUMENTS: u64 = 1_000;
+
+/// A stream of well-mixed numbers shared by a scenario's connections (SplitMix64 over
+/// a counter): which player or document a request names, and the scores.
+#[derive(Clone)]
+struct Mix(Arc<std::sync::atomic::AtomicU64>);
+
+impl Mix {
+    fn new(seed: u64) -> Self {
+        Self(Arc::new(std::sync::atomic::AtomicU64::new(seed)))
+    }
+
+    fn next(&self) -> u64 {
+        let mut z = self
+            .0
+            .fetch_add(0x9e37_79b9_7f4a_7c15, std::sync::atomic::Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// The data API as a game uses it: `--concurrency` keep-alive clients calling modes
+/// with an API key. A leaderboard (`latest` policy, so every submission moves its
+/// player) is filled to 1,000, 100,000 and 1,000,000 players (1,000 and 20,000 with
+/// `--quick`); at each size, submissions of random scores by random players and rank
+/// reads of random players are measured in turn. Then reads of random documents among
+/// 1,000, and increments of one hot document.
+async fn data(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
+    let setup = Setup::start(bin, dir, opts, &[], false).await?;
+    let (addr, token) = (setup.addr, Some(setup.token.as_str()));
+    let admin = |method: Method, path: &'static str, body: serde_json::Value| {
+        load::call_ok(addr, method, path, token, Some(body))
+    };
+    admin(
+        Method::POST,
+        "/api/v1/app/",
+        json!({"name": "bench", "uid": "bench"}),
+    )
+    .await?;
+    admin(
+        Method::POST,
+        "/api/v1/app/bench/leaderboard",
+        json!({"name": "board", "policy": "latest", "order": "desc"}),
+    )
+    .await?;
+    admin(
+        Method::POST,
+        "/api/v1/app/bench/collection",
+        json!({"name": "docs"}),
+    )
+    .await?;
+    for (name, method, operation, target) in [
+        ("submit", "POST", "leaderboard.submit", "board"),
+        ("rank", "GET", "leaderboard.rank", "board"),
+        ("doc", "GET", "document.get", "docs"),
+        ("incr", "POST", "document.increment", "docs"),
+    ] {
+        admin(
+            Method::POST,
+            "/api/v1/app/bench/mode",
+            json!({"name": name, "method": method, "operation": operation, "target": target}),
+        )
+        .await?;
+    }
+    let key = admin(
+        Method::POST,
+        "/api/v1/app/bench/api-key",
+        json!({"name": "bench", "scopes": ["read", "write"], "rateLimit": 1_000_000}),
+    )
+    .await?;
+    let key = key["key"].as_str().ok_or("the API key was not shown")?.to_owned();
+    let connections = opts.concurrency();
+    let window = opts.window();
+    let mix = Mix::new(0x5eed);
+    let call = |method: Method, mode: &str, tail: Arc<dyn Fn() -> String + Send + Sync>, body: bool| {
+        let mix = mix.clone();
+        Spec {
+            method,
+            path: format!("/h/bench/bench/{mode}/"),
+            path_tail: Some(tail),
+            headers: vec![
+                ("authorization", format!("Bearer {key}")),
+                ("content-type", "application/json".into()),
+            ],
+            body: Arc::new(move |_| {
+                if body {
+                    Bytes::from(format!(r#"{{"score":{}}}"#, mix.next() % 1_000_000_000))
+                } else {
+                    Bytes::new()
+                }
+            }),
+        }
+    };
+    let mut r = Report::new(
+        "data",
+        opts.backend(),
+        opts.quick,
+        params(opts, json!({"concurrency": connections, "documents": DOCUMENTS})),
+    );
+    let sizes: &[u64] = if opts.quick {
+        &QUICK_BOARD_SIZES
+    } else {
+        &BOARD_SIZES
+    };
+    let mut filled = 0u64;
+    let mut first: Option<(f64, f64)> = None;
+    let mut last_cpu = 0.0;
+    for &size in sizes {
+        // New players p{filled}..p{size}, each submitted once.
+        let next = Arc::new(std::sync::atomic::AtomicU64::new(filled));
+        let tail: Arc<dyn Fn() -> String + Send + Sync> =
+            Arc::new(move || format!("p{}", next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+        let seed = call(Method::POST, "submit", tail, true);
+        let fill = load::closed_count(
+            addr,
+            connections,
+            size - filled,
+            Duration::from_secs(3_600),
+            &seed,
+        )
+        .await?;
+        if fill.ok < size - filled {
+            return Err(format!("filling the board to {size} players failed: {:?}", fill.errors).into());
+        }
+        filled = size;
+        let players = {
+            let mix = mix.clone();
+            move || -> Arc<dyn Fn() -> String + Send + Sync> {
+                let mix = mix.clone();
+                Arc::new(move || format!("p{}", mix.next() % size))
+            }
+        };
+        let (submit, span) = measured(
+            &setup,
+            window,
+            load::closed(
+                addr,
+                connections,
+                window,
+                &call(Method::POST, "submit", players(), true),
+            ),
+        )
+        .await?;
+        let (rank, _) = measured(
+            &setup,
+            window,
+            load::closed(
+                addr,
+                connections,
+                window,
+                &call(Method::GET, "rank", players(), false),
+            ),
+        )
+        .await?;
+        last_cpu = span.cpu_percent;
+        let players = format_count(size);
+        let (submit_goal, rank_goal) = if size >= 1_000_000 && opts.database.is_none() {
+            (Some(10_000.0), Some(10_000.0))
+        } else {
+            (None, None)
+        };
+        add_maybe_goal(
+            &mut r,
+            &format!("leaderboard submit/s, {players} players"),
+            submit.rate(),
+            "/s",
+            submit_goal,
+        );
+        r.add(
+            &format!("leaderboard submit p99, {players} players"),
+            submit.ms(0.99),
+            "ms",
+        );
+        add_maybe_goal(
+            &mut r,
+            &format!("leaderboard rank/s, {players} players"),
+            rank.rate(),
+            "/s",
+            rank_goal,
+        );
+        r.add(
+            &format!("leaderboard rank p99, {players} players"),
+            rank.ms(0.99),
+            "ms",
+        );
+        match first {
+            None => first = Some((submit.rate(), rank.rate())),
+            Some((submit_first, rank_first)) => {
+                let goal = (opts.database.is_none()).then_some(80.0);
+                let share = |rate: f64, of: f64| rate / of.max(1e-6) * 100.0;
+                add_maybe_goal(
+                    &mut r,
+                    &format!("submit/s at {players} players, % of 1,000"),
+                    share(submit.rate(), submit_first),
+                    "%",
+                    goal,
+                );
+                add_maybe_goal(
+                    &mut r,
+                    &format!("rank/s at {players} players, % of 1,000"),
+                    share(rank.rate(), rank_first),
+                    "%",
+                    goal,
+                );
+            }
+        }
+        note_errors(&mut r, &submit);
+        note_errors(&mut r, &rank);
+    }
+
+    // Documents d0..d999, then reads of random ones and increments of one.
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let keys: Arc<dyn Fn() -> String + Send + Sync> =
+        Arc::new(move || format!("d{}", next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    let mut create = call(Method::POST, "incr", keys, false);
+    create.body = Arc::new(|_| Bytes::from_static(br#"{"n":1}"#));
+    load::closed_count(addr, connections, DOCUMENTS, Duration::from_secs(600), &create).await?;
+    let docs: Arc<dyn Fn() -> String + Send + Sync> = {
+        let mix = mix.clone();
+        Arc::new(move || format!("d{}", mix.next() % DOCUMENTS))
+    };
+    let (get, _) = measured(
+        &setup,
+        window,
+        load::closed(addr, connections, window, &call(Method::GET, "doc", docs, false)),
+    )
+    .await?;
+    let mut hot = call(Method::POST, "incr", Arc::new(|| "hot".to_owned()), false);
+    hot.body = Arc::new(|_| Bytes::from_static(br#"{"n":1}"#));
+    let (incr, span) = measured(&setup, window, load::closed(addr, connections, window, &hot)).await?;
+    let sqlite = opts.database.is_none();
+    add_maybe_goal(
+        &mut r,
+        "document get/s",
+        get.rate(),
+        "/s",
+        sqlite.then_some(20_000.0),
+    );
+    r.add("document get p99", get.ms(0.99), "ms");
+    add_maybe_goal(
+        &mut r,
+        "increments/s of one document",
+        incr.rate(),
+        "/s",
+        sqlite.then_some(10_000.0),
+    );
+    r.add("increment p99", incr.ms(0.99), "ms");
+    // The hot document holds every increment made while measuring and before.
+    let counted = load::call_ok(
+        addr,
+        Method::GET,
+        "/api/v1/app/bench/collection/docs/document/hot",
+        token,
+        None,
+    )
+    .await?;
+    let n = counted["data"]["n"].as_u64().unwrap_or(0);
+    r.add_goal(
+        "increments lost",
+        incr.ok_total.saturating_sub(n) as f64,
+        "",
+        Target::Below(1.0),
+    );
+    r.add(
+        "hookd CPU while submitting to the largest board (% of one core)",
+        last_cpu,
+        "%",
+    );
+    add_usage(&mut r, &setup, &span, 200.0)?;
+    note_errors(&mut r, &get);
+    note_errors(&mut r, &incr);
+    Ok(r)
+}
+
+/// A figure with a goal only where the scenario sets one (SQLite's targets).
+fn add_maybe_goal(r: &mut Report, name: &str, value: f64, unit: &'static str, goal: Option<f64>) {
+    match goal {
+        Some(goal) => r.add_goal(name, value, unit, Target::AtLeast(goal)),
+        None => r.add(name, value, unit),
+    }
+}
+
+/// 1000000 as "1,000,000".
+fn format_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }

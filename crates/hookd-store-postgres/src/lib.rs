@@ -29,6 +29,7 @@ mod messages;
 pub mod migrations;
 mod notify;
 mod orgs;
+mod rank_index;
 mod retention;
 mod secrets;
 #[cfg(feature = "testing")]

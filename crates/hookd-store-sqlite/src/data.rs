@@ -8,6 +8,7 @@ use hookd_core::api_token::TokenHash;
 use hookd_core::data::period_key;
 use hookd_core::id::{ApiKeyId, ApplicationId, OrgId};
 use hookd_core::name::{DataName, ItemKey};
+use hookd_store::rank_index::IndexKey;
 use hookd_store::{
     ApiKeyData, ApiKeyRecord, DataStore, Definition, DefinitionKind, DefinitionSpec, Document, DocumentEdit,
     DocumentFilter, DocumentWrite, DocumentWritten, LeaderboardData, ListQuery, Mutation, NewApiKey, Page,
@@ -18,6 +19,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension as _, Row, ToSql, params};
 
 use crate::SqliteStore;
+use crate::rank_index::{self, BoardPeriod};
 use crate::sql::{self, from_json, from_millis, internal, to_json};
 
 fn definition_from_row(kind: DefinitionKind) -> impl FnMut(&Row<'_>) -> rusqlite::Result<Definition> {
@@ -102,62 +104,38 @@ fn find_document(
     .map_err(internal)
 }
 
-/// A player's current entry in `period`, with its rank.
+/// A player's current score in `period`: the score, its rank key and when it was
+/// reached (milliseconds).
+fn score_row(c: &Connection, b: BoardPeriod<'_>, player: &ItemKey) -> StoreResult<Option<(i64, i64, i64)>> {
+    c.prepare_cached(
+        "SELECT score, rank_key, achieved_at FROM score
+         WHERE org_id = ? AND app_id = ? AND board = ? AND period = ? AND player = ?",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![b.org, b.app, b.board, b.period, player.as_str()], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        })
+        .optional()
+    })
+    .map_err(internal)
+}
+
+/// A player's current entry in `period`, with its rank (through the board's rank
+/// index), and its rank key. Run it inside one transaction: a rank reads several rows.
 fn score_entry(
     c: &Connection,
-    org: &OrgId,
-    app: &ApplicationId,
-    board: &DataName,
-    period: &str,
+    b: BoardPeriod<'_>,
     player: &ItemKey,
 ) -> StoreResult<Option<(ScoreEntry, i64)>> {
-    let row = c
-        .prepare_cached(
-            "SELECT score, rank_key, achieved_at FROM score
-             WHERE org_id = ? AND app_id = ? AND board = ? AND period = ? AND player = ?",
-        )
-        .and_then(|mut s| {
-            s.query_row(
-                params![
-                    org.as_str(),
-                    app.as_str(),
-                    board.as_str(),
-                    period,
-                    player.as_str()
-                ],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
-            )
-            .optional()
-        })
-        .map_err(internal)?;
-    let Some((score, rank_key, achieved)) = row else {
+    let Some((score, rank_key, achieved)) = score_row(c, b, player)? else {
         return Ok(None);
     };
-    let ahead: i64 = c
-        .prepare_cached(
-            "SELECT count(*) FROM score WHERE org_id = ? AND app_id = ? AND board = ? AND period = ?
-             AND (rank_key, achieved_at, player) < (?, ?, ?)",
-        )
-        .and_then(|mut s| {
-            s.query_row(
-                params![
-                    org.as_str(),
-                    app.as_str(),
-                    board.as_str(),
-                    period,
-                    rank_key,
-                    achieved,
-                    player.as_str()
-                ],
-                |r| r.get(0),
-            )
-        })
-        .map_err(internal)?;
+    let ahead = rank_index::ahead(c, b, &IndexKey::new(rank_key, achieved), player.as_str())?;
     Ok(Some((
         ScoreEntry {
             player: player.clone(),
             score,
-            rank: ahead.unsigned_abs() + 1,
+            rank: ahead + 1,
             achieved_at: from_millis(achieved),
         },
         rank_key,
@@ -379,6 +357,9 @@ impl DataStore for SqliteStore {
             c.prepare_cached(contents)
                 .and_then(|mut s| s.execute(params![org.as_str(), app.as_str(), name]))
                 .map_err(internal)?;
+            if kind == DefinitionKind::Leaderboard {
+                rank_index::forget(c, org.as_str(), app.as_str(), &name)?;
+            }
             Ok(())
         })
         .await
@@ -519,10 +500,18 @@ impl DataStore for SqliteStore {
         let (org, app, board, player) = (org.clone(), app.clone(), board.clone(), player.clone());
         let period = period.clone();
         self.read(move |c| {
+            // One snapshot for the rank (several rows of the index) and the neighbours.
+            let tx = c.unchecked_transaction().map_err(internal)?;
+            let c = &*tx;
             let data = leaderboard(c, &org, &app, &board)?;
             let period = period.key(data.reset);
-            let (entry, rank_key) =
-                score_entry(c, &org, &app, &board, &period, &player)?.ok_or(StoreError::NotFound("score"))?;
+            let b = BoardPeriod {
+                org: org.as_str(),
+                app: app.as_str(),
+                board: board.as_str(),
+                period: &period,
+            };
+            let (entry, rank_key) = score_entry(c, b, &player)?.ok_or(StoreError::NotFound("score"))?;
             let at = entry.achieved_at.timestamp_millis();
             let mut above = score_rows(
                 c,
@@ -564,6 +553,7 @@ impl DataStore for SqliteStore {
             let next = entry.rank + 1;
             window.push(entry);
             window.extend(ranked(below, next));
+            drop(tx);
             Ok((period, window))
         })
         .await
@@ -582,6 +572,7 @@ impl DataStore for SqliteStore {
                 .prepare_cached("DELETE FROM score WHERE org_id = ? AND app_id = ? AND board = ?")
                 .and_then(|mut s| s.execute(params![org.as_str(), app.as_str(), board.as_str()]))
                 .map_err(internal)?;
+            rank_index::forget(c, org.as_str(), app.as_str(), board.as_str())?;
             Ok(deleted as u64)
         })
         .await
@@ -827,31 +818,41 @@ pub(crate) fn submit_score_in(
 ) -> StoreResult<ScoreSubmitted> {
     let data = leaderboard(c, org, app, board)?;
     let period = period_key(data.reset, now);
-    let current = score_entry(c, org, app, board, &period, player)?;
-    let new = score_to_store(&data, current.as_ref().map(|(e, _)| e.score), score)?;
+    let b = BoardPeriod {
+        org: org.as_str(),
+        app: app.as_str(),
+        board: board.as_str(),
+        period: &period,
+    };
+    let current = score_row(c, b, player)?;
+    let new = score_to_store(&data, current.map(|(score, _, _)| score), score)?;
     let changed = new.is_some();
     if let Some(new) = new {
+        let rank_key = data.order.rank_key(new);
+        let achieved = sql::now().timestamp_millis();
         c.prepare_cached(
-                "INSERT INTO score (app_id, board, period, player, org_id, score, rank_key, achieved_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (app_id, board, period, player) DO UPDATE SET
-                     score = excluded.score, rank_key = excluded.rank_key, achieved_at = excluded.achieved_at",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    app.as_str(),
-                    board.as_str(),
-                    period,
-                    player.as_str(),
-                    org.as_str(),
-                    new,
-                    data.order.rank_key(new),
-                    sql::now().timestamp_millis()
-                ])
-            })
-            .map_err(internal)?;
+            "INSERT INTO score (app_id, board, period, player, org_id, score, rank_key, achieved_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (app_id, board, period, player) DO UPDATE SET
+                 score = excluded.score, rank_key = excluded.rank_key, achieved_at = excluded.achieved_at",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                app.as_str(),
+                board.as_str(),
+                period,
+                player.as_str(),
+                org.as_str(),
+                new,
+                rank_key,
+                achieved
+            ])
+        })
+        .map_err(internal)?;
+        let old = current.map(|(_, rank_key, achieved)| IndexKey::new(rank_key, achieved));
+        rank_index::move_key(c, b, old, IndexKey::new(rank_key, achieved))?;
     }
-    let (entry, _) = score_entry(c, org, app, board, &period, player)?
+    let (entry, _) = score_entry(c, b, player)?
         .ok_or_else(|| StoreError::Unavailable("a score vanished while it was written".into()))?;
     let submitted = ScoreSubmitted {
         period,

@@ -55,6 +55,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0020_source_token_digest",
         include_str!("../migrations/0020_source_token_digest.sql"),
     ),
+    (
+        "0021_score_index",
+        include_str!("../migrations/0021_score_index.sql"),
+    ),
 ];
 
 /// The schema version this build expects.

@@ -16,6 +16,7 @@ pub mod fanout;
 mod flows;
 mod models;
 mod page;
+pub mod rank_index;
 pub mod sealing;
 mod ui_sessions;
 

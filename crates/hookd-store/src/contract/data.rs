@@ -761,6 +761,106 @@ pub async fn concurrent_scores_add_up_exactly(store: &dyn Store) {
     assert_eq!(top.iter().map(|e| e.score).collect::<Vec<_>>(), [45, 45]);
 }
 
+/// Every rank a store reports equals the player's place in the board's order, on a
+/// board large enough for the rank index to split several levels deep (scores spread
+/// wide, many players tied on one score, scores moving up and down, concurrent
+/// submissions), and again after a reset.
+pub async fn ranks_stay_exact_on_a_board_past_the_index_bounds(store: &dyn Store) {
+    use hookd_core::data::{ScoreOrder, ScorePolicy};
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("arena", None))
+        .await
+        .unwrap();
+    let ladder = dn("ladder");
+    store
+        .create_definition(
+            &org,
+            &app.id,
+            "ladder",
+            board(ScorePolicy::Latest, ScoreOrder::Desc),
+        )
+        .await
+        .unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut random = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    // Player i scores in a narrow band (ties) when i is even, anywhere when odd.
+    let mut submissions: Vec<(String, i64)> = (0..700)
+        .map(|i| {
+            let score = if i % 2 == 0 {
+                random(8)
+            } else {
+                random(2_000_000_000)
+            };
+            (format!("p{i}"), score as i64 - 1_000)
+        })
+        .collect();
+    submissions.extend((0..300).map(|_| (format!("p{}", random(700)), random(5_000) as i64)));
+    let check = |label: &'static str| {
+        let (org, app, board) = (org.clone(), app.id.clone(), ladder.clone());
+        async move {
+            let (_, order) = store
+                .top_scores(&org, &app, &board, &Period::At(Utc::now()), 1000)
+                .await
+                .unwrap();
+            for (place, entry) in order.iter().enumerate() {
+                assert_eq!(entry.rank, place as u64 + 1, "{label}: top list");
+                let (_, around) = store
+                    .scores_around(&org, &app, &board, &entry.player, 1, &Period::At(Utc::now()))
+                    .await
+                    .unwrap();
+                let ranks: Vec<(String, u64)> =
+                    around.iter().map(|e| (e.player.to_string(), e.rank)).collect();
+                let want: Vec<(String, u64)> = order[place.saturating_sub(1)..(place + 2).min(order.len())]
+                    .iter()
+                    .map(|e| (e.player.to_string(), e.rank))
+                    .collect();
+                assert_eq!(ranks, want, "{label}: around {}", entry.player);
+            }
+            order.len()
+        }
+    };
+    for (player, score) in &submissions {
+        let submitted = store
+            .submit_score(&org, &app.id, &ladder, &ik(player), *score, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(submitted.entry.score, *score);
+    }
+    assert_eq!(check("one at a time").await, 700);
+    // Concurrent submissions: new players and moves at once.
+    let results = at_once(64, |i| {
+        let (org, app, board) = (org.clone(), app.id.clone(), ladder.clone());
+        async move {
+            let player = if i % 2 == 0 {
+                format!("new{i}")
+            } else {
+                format!("p{i}")
+            };
+            store
+                .submit_score(&org, &app, &board, &ik(&player), (i as i64 % 5) * 100, Utc::now())
+                .await
+        }
+    })
+    .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(check("concurrent").await, 732);
+    store.reset_leaderboard(&org, &app.id, &ladder).await.unwrap();
+    for (player, score) in submissions.iter().take(300) {
+        store
+            .submit_score(&org, &app.id, &ladder, &ik(player), *score, Utc::now())
+            .await
+            .unwrap();
+    }
+    let players: BTreeSet<&String> = submissions.iter().take(300).map(|(p, _)| p).collect();
+    assert_eq!(check("after a reset").await, players.len());
+}
+
 pub async fn api_keys_are_found_scoped_and_revoked(store: &dyn Store) {
     let (org, other) = two_orgs(store).await;
     let app = store

@@ -107,6 +107,7 @@ macro_rules! contract_tests {
             document_changes_publish_events_in_the_same_write,
             scores_follow_policies_ranks_and_periods,
             concurrent_scores_add_up_exactly,
+            ranks_stay_exact_on_a_board_past_the_index_bounds,
             api_keys_are_found_scoped_and_revoked,
             usage_adds_up_per_org_and_day,
             jobs_are_leased_stepped_and_taken_over,
