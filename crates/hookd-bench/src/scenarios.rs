@@ -1219,26 +1219,18 @@ async fn data(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
                 Arc::new(move || format!("p{}", mix.next() % size))
             }
         };
-        let (submit, span) = measured(
+        let (submit, span) = closed_phase(
             &setup,
+            connections,
             window,
-            load::closed(
-                addr,
-                connections,
-                window,
-                &call(Method::POST, "submit", players(), true),
-            ),
+            &call(Method::POST, "submit", players(), true),
         )
         .await?;
-        let (rank, _) = measured(
+        let (rank, _) = closed_phase(
             &setup,
+            connections,
             window,
-            load::closed(
-                addr,
-                connections,
-                window,
-                &call(Method::GET, "rank", players(), false),
-            ),
+            &call(Method::GET, "rank", players(), false),
         )
         .await?;
         last_cpu = span.cpu_percent;
@@ -1308,15 +1300,16 @@ async fn data(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         let mix = mix.clone();
         Arc::new(move || format!("d{}", mix.next() % DOCUMENTS))
     };
-    let (get, _) = measured(
+    let (get, _) = closed_phase(
         &setup,
+        connections,
         window,
-        load::closed(addr, connections, window, &call(Method::GET, "doc", docs, false)),
+        &call(Method::GET, "doc", docs, false),
     )
     .await?;
     let mut hot = call(Method::POST, "incr", Arc::new(|| "hot".to_owned()), false);
     hot.body = Arc::new(|_| Bytes::from_static(br#"{"n":1}"#));
-    let (incr, span) = measured(&setup, window, load::closed(addr, connections, window, &hot)).await?;
+    let (incr, span) = closed_phase(&setup, connections, window, &hot).await?;
     let sqlite = opts.database.is_none();
     add_maybe_goal(
         &mut r,
@@ -1359,6 +1352,16 @@ async fn data(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     note_errors(&mut r, &get);
     note_errors(&mut r, &incr);
     Ok(r)
+}
+
+/// One closed-loop measurement of `spec` against hookd.
+async fn closed_phase(
+    setup: &Setup,
+    connections: usize,
+    window: Window,
+    spec: &Spec,
+) -> Result<(Outcome, Span), Error> {
+    measured(setup, window, load::closed(setup.addr, connections, window, spec)).await
 }
 
 /// A figure with a goal only where the scenario sets one (SQLite's targets).

@@ -21,7 +21,6 @@ use tokio_postgres::Row;
 
 use crate::PgStore;
 use crate::db::{self, Args, get, json};
-use crate::rank_index::{self, BoardPeriod};
 
 fn definition_from_row(kind: DefinitionKind, row: &Row) -> StoreResult<Definition> {
     Ok(Definition {
@@ -109,50 +108,45 @@ async fn find_document<C: GenericClient>(
     .transpose()
 }
 
-/// A player's current score in `period`: the score, its rank key and when it was reached.
-async fn score_row<C: GenericClient>(
-    c: &C,
-    b: BoardPeriod<'_>,
-    player: &ItemKey,
-) -> StoreResult<Option<(i64, i64, DateTime<Utc>)>> {
-    let row = db::query_opt(
-        c,
-        "SELECT score, rank_key, achieved_at FROM score
-         WHERE org_id = $1 AND app_id = $2 AND board = $3 AND period = $4 AND player = $5",
-        &[&b.org, &b.app, &b.board, &b.period, &player.as_str()],
-    )
-    .await?;
-    row.map(|row| Ok((get(&row, 0)?, get(&row, 1)?, get(&row, 2)?)))
-        .transpose()
-}
-
-/// A player's current entry in `period` with its rank (through the board's rank index),
-/// and its rank key. Run it in one snapshot: a rank reads several rows.
+/// A player's current entry in `period` with its rank, and its rank key.
 async fn score_entry<C: GenericClient>(
     c: &C,
-    b: BoardPeriod<'_>,
+    org: &OrgId,
+    app: &ApplicationId,
+    board: &DataName,
+    period: &str,
     player: &ItemKey,
 ) -> StoreResult<Option<(ScoreEntry, i64)>> {
-    let Some((score, rank_key, achieved)) = score_row(c, b, player).await? else {
+    let row = db::query_opt(
+        c,
+        "SELECT s.score, s.rank_key, s.achieved_at,
+             (SELECT count(*) FROM score b WHERE b.org_id = s.org_id AND b.app_id = s.app_id
+                  AND b.board = s.board AND b.period = s.period
+                  AND (b.rank_key, b.achieved_at, b.player) < (s.rank_key, s.achieved_at, s.player))
+         FROM score s
+         WHERE s.org_id = $1 AND s.app_id = $2 AND s.board = $3 AND s.period = $4 AND s.player = $5",
+        &[
+            &org.as_str(),
+            &app.as_str(),
+            &board.as_str(),
+            &period,
+            &player.as_str(),
+        ],
+    )
+    .await?;
+    let Some(row) = row else {
         return Ok(None);
     };
-    let key = rank_index::key(rank_key, achieved);
-    let ahead = rank_index::ahead(c, b, &key, player.as_str(), rank_key, achieved).await?;
+    let ahead: i64 = get(&row, 3)?;
     Ok(Some((
         ScoreEntry {
             player: player.clone(),
-            score,
-            rank: ahead + 1,
-            achieved_at: achieved,
+            score: get(&row, 0)?,
+            rank: ahead.unsigned_abs() + 1,
+            achieved_at: get(&row, 2)?,
         },
-        rank_key,
+        get(&row, 1)?,
     )))
-}
-
-/// Serialises the writes of one board's scores and rank index (submissions, reset,
-/// deletion) until the transaction ends.
-async fn lock_board<C: GenericClient>(c: &C, app: &ApplicationId, board: &str) -> StoreResult<()> {
-    lock_key(c, &["score", app.as_str(), board]).await
 }
 
 fn ranked(rows: &[Row], first_rank: u64) -> StoreResult<Vec<ScoreEntry>> {
@@ -346,10 +340,6 @@ impl DataStore for PgStore {
             }
             DefinitionKind::Mode => None,
         };
-        if kind == DefinitionKind::Leaderboard {
-            lock_board(&tx, app, name).await?;
-            rank_index::forget(&tx, org.as_str(), app.as_str(), name).await?;
-        }
         if let Some(sql) = contents {
             db::execute(&tx, sql, &[&org.as_str(), &app.as_str(), &name]).await?;
         }
@@ -492,13 +482,7 @@ impl DataStore for PgStore {
             .map_err(db::err)?;
         let data = leaderboard(&tx, org, app, board).await?;
         let period = period.key(data.reset);
-        let b = BoardPeriod {
-            org: org.as_str(),
-            app: app.as_str(),
-            board: board.as_str(),
-            period: &period,
-        };
-        let (entry, rank_key) = score_entry(&tx, b, player)
+        let (entry, rank_key) = score_entry(&tx, org, app, board, &period, player)
             .await?
             .ok_or(StoreError::NotFound("score"))?;
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
@@ -549,19 +533,14 @@ impl DataStore for PgStore {
         app: &ApplicationId,
         board: &DataName,
     ) -> StoreResult<u64> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(db::err)?;
-        leaderboard(&tx, org, app, board).await?;
-        lock_board(&tx, app, board.as_str()).await?;
-        let deleted = db::execute(
-            &tx,
+        let c = self.client().await?;
+        leaderboard(&c, org, app, board).await?;
+        db::execute(
+            &c,
             "DELETE FROM score WHERE org_id = $1 AND app_id = $2 AND board = $3",
             &[&org.as_str(), &app.as_str(), &board.as_str()],
         )
-        .await?;
-        rank_index::forget(&tx, org.as_str(), app.as_str(), board.as_str()).await?;
-        tx.commit().await.map_err(db::err)?;
-        Ok(deleted)
+        .await
     }
 
     async fn create_api_key(
@@ -796,21 +775,15 @@ pub(crate) async fn submit_score_in<C: GenericClient>(
 ) -> StoreResult<ScoreSubmitted> {
     let data = leaderboard(tx, org, app, board).await?;
     let period = period_key(data.reset, now);
-    // One submission at a time per board: the rank index is changed in place.
-    lock_board(tx, app, board.as_str()).await?;
-    let b = BoardPeriod {
-        org: org.as_str(),
-        app: app.as_str(),
-        board: board.as_str(),
-        period: &period,
-    };
-    let current = score_row(tx, b, player).await?;
-    let new = score_to_store(&data, current.map(|(score, _, _)| score), score)?;
+    lock_key(
+        tx,
+        &["score", app.as_str(), board.as_str(), &period, player.as_str()],
+    )
+    .await?;
+    let current = score_entry(tx, org, app, board, &period, player).await?;
+    let new = score_to_store(&data, current.as_ref().map(|(e, _)| e.score), score)?;
     let changed = new.is_some();
     if let Some(new) = new {
-        let rank_key = data.order.rank_key(new);
-        // A stored time has microseconds: the key is built from what is stored.
-        let achieved = db::now();
         db::execute(
             tx,
             "INSERT INTO score (app_id, board, period, player, org_id, score, rank_key, achieved_at)
@@ -824,15 +797,13 @@ pub(crate) async fn submit_score_in<C: GenericClient>(
                 &player.as_str(),
                 &org.as_str(),
                 &new,
-                &rank_key,
-                &achieved,
+                &data.order.rank_key(new),
+                &db::now(),
             ],
         )
         .await?;
-        let old = current.map(|(_, rank_key, achieved)| rank_index::key(rank_key, achieved));
-        rank_index::move_key(tx, b, old, rank_index::key(rank_key, achieved)).await?;
     }
-    let (entry, _) = score_entry(tx, b, player)
+    let (entry, _) = score_entry(tx, org, app, board, &period, player)
         .await?
         .ok_or_else(|| StoreError::Unavailable("a score vanished while it was written".into()))?;
     let submitted = ScoreSubmitted {

@@ -29,7 +29,6 @@ mod messages;
 pub mod migrations;
 mod notify;
 mod orgs;
-mod rank_index;
 mod retention;
 mod secrets;
 #[cfg(feature = "testing")]

@@ -53,10 +53,6 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0017_listen_holds",
         include_str!("../migrations/0017_listen_holds.sql"),
     ),
-    (
-        "0018_score_index",
-        include_str!("../migrations/0018_score_index.sql"),
-    ),
 ];
 
 /// The schema version this build expects.

@@ -480,7 +480,7 @@ impl DataStore for SqliteStore {
                 c,
                 "SELECT player, score, achieved_at FROM score
                  WHERE org_id = ? AND app_id = ? AND board = ? AND period = ?
-                 ORDER BY rank_key, achieved_at, player LIMIT ?",
+                 ORDER BY rank_key, achieved_at, player LIMIT CAST(? AS INTEGER)",
                 params![org.as_str(), app.as_str(), board.as_str(), period, limit as i64],
             )?;
             Ok((period, ranked(rows, 1)))
@@ -518,7 +518,7 @@ impl DataStore for SqliteStore {
                 "SELECT player, score, achieved_at FROM score
                  WHERE org_id = ? AND app_id = ? AND board = ? AND period = ?
                  AND (rank_key, achieved_at, player) < (?, ?, ?)
-                 ORDER BY rank_key DESC, achieved_at DESC, player DESC LIMIT ?",
+                 ORDER BY rank_key DESC, achieved_at DESC, player DESC LIMIT CAST(? AS INTEGER)",
                 params![
                     org.as_str(),
                     app.as_str(),
@@ -536,7 +536,7 @@ impl DataStore for SqliteStore {
                 "SELECT player, score, achieved_at FROM score
                  WHERE org_id = ? AND app_id = ? AND board = ? AND period = ?
                  AND (rank_key, achieved_at, player) > (?, ?, ?)
-                 ORDER BY rank_key, achieved_at, player LIMIT ?",
+                 ORDER BY rank_key, achieved_at, player LIMIT CAST(? AS INTEGER)",
                 params![
                     org.as_str(),
                     app.as_str(),

@@ -69,7 +69,7 @@ impl<'a> QueueWalk<'a> {
                  WHERE id IN (SELECT id FROM delivery
                      WHERE status = 1 AND endpoint_id = ? AND next_attempt_at <= ?
                        AND (lease_until IS NULL OR lease_until <= ?)
-                     ORDER BY next_attempt_at LIMIT ?)
+                     ORDER BY next_attempt_at LIMIT CAST(? AS INTEGER))
                  RETURNING id, org_id, app_id, msg_id, endpoint_id, attempts, trigger",
             )
             .map_err(internal)?;

@@ -201,7 +201,7 @@ impl EndpointStore for SqliteStore {
             let mut s = c
                 .prepare_cached(&format!(
                     "SELECT {COLUMNS}, failing_since FROM endpoint \
-                     WHERE org_id = ? AND failing_since IS NOT NULL ORDER BY failing_since, id LIMIT ?"
+                     WHERE org_id = ? AND failing_since IS NOT NULL ORDER BY failing_since, id LIMIT CAST(? AS INTEGER)"
                 ))
                 .map_err(internal)?;
             s.query_map(params![org.as_str(), limit], |row| {

@@ -26,7 +26,7 @@ impl SqliteStore {
         self.read(move |c| {
             let mut stmt = c
                 .prepare(&format!(
-                    "SELECT rowid, * FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?"
+                    "SELECT rowid, * FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT CAST(? AS INTEGER)"
                 ))
                 .map_err(internal)?;
             let columns: Vec<String> = stmt

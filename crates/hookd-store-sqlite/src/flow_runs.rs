@@ -398,7 +398,7 @@ impl FlowRunStore for SqliteStore {
         self.write(move |c| {
             c.prepare_cached(
                 "DELETE FROM flow_run WHERE id IN
-                     (SELECT id FROM flow_run WHERE due_at IS NULL AND updated_at < ? ORDER BY updated_at LIMIT ?)",
+                     (SELECT id FROM flow_run WHERE due_at IS NULL AND updated_at < ? ORDER BY updated_at LIMIT CAST(? AS INTEGER))",
             )
             .and_then(|mut s| s.execute(params![cutoff.timestamp_millis(), limit as i64]))
             .map_err(internal)

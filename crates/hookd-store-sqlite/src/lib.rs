@@ -202,12 +202,6 @@ fn open_connection(options: &SqliteOptions, read_only: bool) -> StoreResult<Conn
     }
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(unavailable)?;
-    // Plans that do not look at bound values. Without it, SQLite (built with STAT4, as
-    // the bundled library is) marks a statement whose `LIMIT ?` or range it planned from
-    // a bound value as expired at every new binding and parses it again at its next
-    // step: a cached claim, page or neighbours query cost a full prepare each time.
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
-        .map_err(unavailable)?;
     secrets::register(&conn, Arc::clone(&options.keyring)).map_err(unavailable)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)

@@ -534,7 +534,7 @@ impl MessageStore for SqliteStore {
                 "UPDATE delivery SET status = 1, next_attempt_at = ?1, trigger = 1
                  WHERE id IN (SELECT d.id FROM delivery d JOIN message m ON m.id = d.msg_id
                      WHERE d.org_id = ?2 AND d.app_id = ?3 AND d.endpoint_id = ?4 AND d.status = 2
-                       AND m.payload IS NOT NULL AND m.created_at >= ?5 AND m.created_at < ?6 LIMIT ?7)",
+                       AND m.payload IS NOT NULL AND m.created_at >= ?5 AND m.created_at < ?6 LIMIT CAST(?7 AS INTEGER))",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -570,7 +570,7 @@ impl MessageStore for SqliteStore {
                  WHERE m.org_id = ?1 AND m.app_id = ?2 AND m.id > ?3 AND m.payload IS NOT NULL
                    AND m.created_at >= ?4 AND m.created_at < ?5
                    AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = ?6)
-                 ORDER BY m.id LIMIT ?7"
+                 ORDER BY m.id LIMIT CAST(?7 AS INTEGER)"
             );
             let mut stmt = c.prepare_cached(&sql).map_err(internal)?;
             let rows = stmt
@@ -638,7 +638,7 @@ impl MessageStore for SqliteStore {
         self.write(move |c| {
             let ids: Vec<String> = c
                 .prepare_cached(
-                    "SELECT id FROM message WHERE org_id = ? AND app_id = ? AND payload IS NOT NULL ORDER BY id LIMIT ?",
+                    "SELECT id FROM message WHERE org_id = ? AND app_id = ? AND payload IS NOT NULL ORDER BY id LIMIT CAST(? AS INTEGER)",
                 )
                 .and_then(|mut s| {
                     s.query_map(params![org.as_str(), app.as_str(), limit as i64], |r| r.get(0))?

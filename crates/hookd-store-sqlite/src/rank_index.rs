@@ -17,6 +17,17 @@ pub(crate) struct BoardPeriod<'a> {
     pub period: &'a str,
 }
 
+/// The node at `prefix` from a row of its count and split flag.
+fn counted(prefix: &[u8]) -> impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<Node> + '_ {
+    move |r| {
+        Ok(Node {
+            prefix: prefix.to_vec(),
+            n: r.get(0)?,
+            split: r.get(1)?,
+        })
+    }
+}
+
 fn node(c: &Connection, b: BoardPeriod<'_>, prefix: &[u8]) -> StoreResult<Option<Node>> {
     c.prepare_cached(
         "SELECT n, split FROM score_node
@@ -25,13 +36,7 @@ fn node(c: &Connection, b: BoardPeriod<'_>, prefix: &[u8]) -> StoreResult<Option
     .and_then(|mut s| {
         s.query_row(
             params![b.org, b.app, b.board, b.period, prefix.len() as i64, prefix],
-            |r| {
-                Ok(Node {
-                    prefix: prefix.to_vec(),
-                    n: r.get(0)?,
-                    split: r.get(1)?,
-                })
-            },
+            counted(prefix),
         )
         .optional()
     })
@@ -109,13 +114,7 @@ fn add(c: &Connection, b: BoardPeriod<'_>, prefix: &[u8], delta: i64) -> StoreRe
                 prefix.len() as i64,
                 prefix
             ],
-            |r| {
-                Ok(Node {
-                    prefix: prefix.to_vec(),
-                    n: r.get(0)?,
-                    split: r.get(1)?,
-                })
-            },
+            counted(prefix),
         )
         .optional()
     })

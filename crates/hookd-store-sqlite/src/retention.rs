@@ -11,7 +11,7 @@ use crate::sql::internal;
 fn delete_requests(c: &rusqlite::Connection, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
     c.prepare_cached(
         "DELETE FROM ingest_request WHERE id IN
-             (SELECT id FROM ingest_request WHERE received_at < ? ORDER BY received_at LIMIT ?)",
+             (SELECT id FROM ingest_request WHERE received_at < ? ORDER BY received_at LIMIT CAST(? AS INTEGER))",
     )
     .and_then(|mut s| s.execute(params![cutoff.timestamp_millis(), limit as i64]))
     .map_err(internal)
@@ -23,7 +23,7 @@ impl RetentionStore for SqliteStore {
         self.write(move |c| {
             let ids: Vec<String> = c
                 .prepare_cached(
-                    "SELECT id FROM message WHERE payload IS NOT NULL AND retain_until < ? ORDER BY retain_until LIMIT ?",
+                    "SELECT id FROM message WHERE payload IS NOT NULL AND retain_until < ? ORDER BY retain_until LIMIT CAST(? AS INTEGER)",
                 )
                 .and_then(|mut s| {
                     s.query_map(params![now.timestamp_millis(), limit as i64], |r| r.get(0))?
@@ -47,7 +47,7 @@ impl RetentionStore for SqliteStore {
         self.write(move |c| {
             let ids: Vec<(String, String, String)> = c
                 .prepare_cached(
-                    "SELECT id, org_id, app_id FROM message WHERE created_at < ? ORDER BY created_at LIMIT ?",
+                    "SELECT id, org_id, app_id FROM message WHERE created_at < ? ORDER BY created_at LIMIT CAST(? AS INTEGER)",
                 )
                 .and_then(|mut s| {
                     s.query_map(params![cutoff.timestamp_millis(), limit as i64], |r| {

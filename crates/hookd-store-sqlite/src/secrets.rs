@@ -178,7 +178,7 @@ impl SecretStore for SqliteStore {
                 let columns: Vec<&str> = table.columns.iter().map(|(c, _)| *c).collect();
                 let rows: Vec<(String, Vec<Option<String>>)> = c
                     .prepare_cached(&format!(
-                        "SELECT {key}, {columns} FROM {t} WHERE {key} > ? ORDER BY {key} LIMIT ?",
+                        "SELECT {key}, {columns} FROM {t} WHERE {key} > ? ORDER BY {key} LIMIT CAST(? AS INTEGER)",
                         key = table.key,
                         columns = columns.join(", "),
                         t = table.table,

@@ -1,5 +1,10 @@
 //! Conversions between SQLite values and the store's types: times, JSON columns,
 //! constraint errors and keyset pagination.
+//!
+//! A `LIMIT` taken from a parameter is written `LIMIT CAST(? AS INTEGER)`: SQLite plans
+//! a plain `LIMIT ?` from the value bound, so it marks the cached statement expired at
+//! every new binding and parses it again at its next step (a claim, a page, a
+//! leaderboard's neighbours paid a full prepare each time). A test keeps it so.
 
 use chrono::{DateTime, Utc};
 use hookd_store::{ListQuery, Page, StoreError, StoreResult};
@@ -191,4 +196,22 @@ pub(crate) fn select_page<T>(
         })
         .map_err(internal)?;
     Ok(query.into_page(rows))
+}
+
+#[cfg(test)]
+mod limit_tests {
+    /// See the module's documentation: no statement binds a bare `LIMIT ?`.
+    #[test]
+    fn no_statement_limits_by_a_bare_parameter() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.ends_with("sql.rs") {
+                continue; // this explanation
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let bare = text.match_indices("LIMIT ?").count();
+            assert_eq!(bare, 0, "{} binds a bare LIMIT ?", path.display());
+        }
+    }
 }
