@@ -1084,7 +1084,7 @@ async fn flow(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
 
 /// Players on the `data` scenario's leaderboard at each measurement.
 const BOARD_SIZES: [u64; 3] = [1_000, 100_000, 1_000_000];
-const QUICK_BOARD_SIZES: [u64; 2] = [1_000, 20_000];
+const QUICK_BOARD_SIZES: [u64; 2] = [1_000, 10_000];
 /// Documents `data` reads at random.
 const DOCUMENTS: u64 = 1_000;
 
@@ -1110,7 +1110,7 @@ impl Mix {
 
 /// The data API as a game uses it: `--concurrency` keep-alive clients calling modes
 /// with an API key. A leaderboard (`latest` policy, so every submission moves its
-/// player) is filled to 1,000, 100,000 and 1,000,000 players (1,000 and 20,000 with
+/// player) is filled to 1,000, 100,000 and 1,000,000 players (1,000 and 10,000 with
 /// `--quick`); at each size, submissions of random scores by random players and rank
 /// reads of random players are measured in turn. Then reads of random documents among
 /// 1,000, and increments of one hot document.
