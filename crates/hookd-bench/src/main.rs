@@ -193,7 +193,18 @@ fn run(command: Command) -> Result<(), Error> {
         Command::Backlog(o) => (vec![Scenario::Backlog], o),
         Command::Flow(o) => (vec![Scenario::Flow], o),
         Command::Listen(o) => (vec![Scenario::Listen], o),
-        Command::Data(o) => (vec![Scenario::Data], o),
+        Command::Data(o) => {
+            // Run alone, these would be accepted and do nothing.
+            if o.filter.is_some()
+                || o.transformation.is_some()
+                || o.rate.is_some()
+                || o.endpoints.is_some()
+                || o.pending.is_some()
+            {
+                return Err("data calls modes, not endpoints: it takes no --filter, --transformation, --rate, --endpoints or --pending".into());
+            }
+            (vec![Scenario::Data], o)
+        }
         Command::All(o) => (Scenario::ALL.to_vec(), o),
         Command::Receiver { .. } => return Ok(()),
     };

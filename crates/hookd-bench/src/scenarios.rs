@@ -1161,31 +1161,24 @@ async fn data(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     let connections = opts.concurrency();
     let window = opts.window();
     let mix = Mix::new(0x5eed);
-    let call = |method: Method, mode: &str, tail: Arc<dyn Fn() -> String + Send + Sync>, body: bool| {
+    type Body = Arc<dyn Fn(u64) -> Bytes + Send + Sync>;
+    let score: Body = {
         let mix = mix.clone();
-        Spec {
-            method,
-            path: format!("/h/bench/bench/{mode}/"),
-            path_tail: Some(tail),
-            headers: vec![
-                ("authorization", format!("Bearer {key}")),
-                ("content-type", "application/json".into()),
-            ],
-            body: Arc::new(move |_| {
-                if body {
-                    Bytes::from(format!(r#"{{"score":{}}}"#, mix.next() % 1_000_000_000))
-                } else {
-                    Bytes::new()
-                }
-            }),
-        }
+        Arc::new(move |_| Bytes::from(format!(r#"{{"score":{}}}"#, mix.next() % 1_000_000_000)))
     };
-    let mut r = Report::new(
-        "data",
-        opts.backend(),
-        opts.quick,
-        params(opts, json!({"concurrency": connections, "documents": DOCUMENTS})),
-    );
+    let empty: Body = Arc::new(|_| Bytes::new());
+    let one: Body = Arc::new(|_| Bytes::from_static(br#"{"n":1}"#));
+    let call = |method: Method, mode: &str, tail: Arc<dyn Fn() -> String + Send + Sync>, body: &Body| Spec {
+        method,
+        path: format!("/h/bench/bench/{mode}/"),
+        path_tail: Some(tail),
+        headers: vec![
+            ("authorization", format!("Bearer {key}")),
+            ("content-type", "application/json".into()),
+        ],
+        body: Arc::clone(body),
+    };
+    let mut r = Report::new("data", opts.backend(), opts.quick, data_params(opts, connections));
     let sizes: &[u64] = if opts.quick {
         &QUICK_BOARD_SIZES
     } else {
@@ -1199,7 +1192,7 @@ async fn data(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         let next = Arc::new(std::sync::atomic::AtomicU64::new(filled));
         let tail: Arc<dyn Fn() -> String + Send + Sync> =
             Arc::new(move || format!("p{}", next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
-        let seed = call(Method::POST, "submit", tail, true);
+        let seed = call(Method::POST, "submit", tail, &score);
         let fill = load::closed_count(
             addr,
             connections,
@@ -1223,14 +1216,14 @@ async fn data(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
             &setup,
             connections,
             window,
-            &call(Method::POST, "submit", players(), true),
+            &call(Method::POST, "submit", players(), &score),
         )
         .await?;
         let (rank, _) = closed_phase(
             &setup,
             connections,
             window,
-            &call(Method::GET, "rank", players(), false),
+            &call(Method::GET, "rank", players(), &empty),
         )
         .await?;
         last_cpu = span.cpu_percent;
@@ -1293,8 +1286,7 @@ async fn data(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let keys: Arc<dyn Fn() -> String + Send + Sync> =
         Arc::new(move || format!("d{}", next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
-    let mut create = call(Method::POST, "incr", keys, false);
-    create.body = Arc::new(|_| Bytes::from_static(br#"{"n":1}"#));
+    let create = call(Method::POST, "incr", keys, &one);
     load::closed_count(addr, connections, DOCUMENTS, Duration::from_secs(600), &create).await?;
     let docs: Arc<dyn Fn() -> String + Send + Sync> = {
         let mix = mix.clone();
@@ -1304,11 +1296,10 @@ async fn data(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
         &setup,
         connections,
         window,
-        &call(Method::GET, "doc", docs, false),
+        &call(Method::GET, "doc", docs, &empty),
     )
     .await?;
-    let mut hot = call(Method::POST, "incr", Arc::new(|| "hot".to_owned()), false);
-    hot.body = Arc::new(|_| Bytes::from_static(br#"{"n":1}"#));
+    let hot = call(Method::POST, "incr", Arc::new(|| "hot".to_owned()), &one);
     let (incr, span) = closed_phase(&setup, connections, window, &hot).await?;
     let sqlite = opts.database.is_none();
     add_maybe_goal(
@@ -1352,6 +1343,18 @@ async fn data(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     note_errors(&mut r, &get);
     note_errors(&mut r, &incr);
     Ok(r)
+}
+
+/// `data`'s parameters: the options about messages and endpoints (which `all` passes to
+/// every scenario) do nothing here, so they are not reported as applied.
+fn data_params(opts: &Opts, connections: usize) -> serde_json::Value {
+    let mut p = params(opts, json!({"concurrency": connections, "documents": DOCUMENTS}));
+    if let Some(p) = p.as_object_mut() {
+        for unused in ["payload_bytes", "filter", "transformation"] {
+            p.remove(unused);
+        }
+    }
+    p
 }
 
 /// One closed-loop measurement of `spec` against hookd.

@@ -127,19 +127,26 @@ fn score_entry(
     b: BoardPeriod<'_>,
     player: &ItemKey,
 ) -> StoreResult<Option<(ScoreEntry, i64)>> {
-    let Some((score, rank_key, achieved)) = score_row(c, b, player)? else {
+    let Some(row) = score_row(c, b, player)? else {
         return Ok(None);
     };
+    Ok(Some((ranked_entry(c, b, player, row)?, row.1)))
+}
+
+/// A player's entry from its score row (score, rank key, time reached), ranked.
+fn ranked_entry(
+    c: &Connection,
+    b: BoardPeriod<'_>,
+    player: &ItemKey,
+    (score, rank_key, achieved): (i64, i64, i64),
+) -> StoreResult<ScoreEntry> {
     let ahead = rank_index::ahead(c, b, &IndexKey::new(rank_key, achieved), player.as_str())?;
-    Ok(Some((
-        ScoreEntry {
-            player: player.clone(),
-            score,
-            rank: ahead + 1,
-            achieved_at: from_millis(achieved),
-        },
-        rank_key,
-    )))
+    Ok(ScoreEntry {
+        player: player.clone(),
+        score,
+        rank: ahead + 1,
+        achieved_at: from_millis(achieved),
+    })
 }
 
 fn score_rows(
@@ -827,7 +834,8 @@ pub(crate) fn submit_score_in(
     let current = score_row(c, b, player)?;
     let new = score_to_store(&data, current.map(|(score, _, _)| score), score)?;
     let changed = new.is_some();
-    if let Some(new) = new {
+    // The row the player has now: the one written below, or the one read above.
+    let row = if let Some(new) = new {
         let rank_key = data.order.rank_key(new);
         let achieved = sql::now().timestamp_millis();
         c.prepare_cached(
@@ -851,9 +859,14 @@ pub(crate) fn submit_score_in(
         .map_err(internal)?;
         let old = current.map(|(_, rank_key, achieved)| IndexKey::new(rank_key, achieved));
         rank_index::move_key(c, b, old, IndexKey::new(rank_key, achieved))?;
-    }
-    let (entry, _) = score_entry(c, b, player)?
-        .ok_or_else(|| StoreError::Unavailable("a score vanished while it was written".into()))?;
+        (new, rank_key, achieved)
+    } else {
+        // The policy keeps a score only a player who has one can keep.
+        current.ok_or_else(|| {
+            StoreError::Unavailable("a submission kept a score the player does not have".into())
+        })?
+    };
+    let entry = ranked_entry(c, b, player, row)?;
     let submitted = ScoreSubmitted {
         period,
         entry,
