@@ -2,8 +2,9 @@
 # Builds the fuzz targets with libFuzzer's coverage instrumentation on the machine's
 # stable toolchain (the flags `cargo fuzz` passes, with no sanitizer, which would need
 # nightly) and runs each for SECONDS (default 30) from its seed corpus, corpus/TARGET.
-# A crash, a panic or a failed assertion fails the run; its input is left in
-# artifacts/TARGET/ (replay it: target/HOST/release/TARGET artifacts/TARGET/crash-...).
+# Targets run side by side, one per core. A crash, a panic or a failed assertion fails
+# the run; its input is left in artifacts/TARGET/ (replay it:
+# target/HOST/release/TARGET artifacts/TARGET/crash-...).
 #   fuzz/run.sh [SECONDS] [TARGET...]
 #   fuzz/run.sh --build          (only builds; CI builds while other checks run)
 set -euo pipefail
@@ -25,17 +26,39 @@ if [ "$seconds" = "--build" ]; then
   exit 0
 fi
 bin="$CARGO_TARGET_DIR/$host/release"
-for t in "${targets[@]}"; do
+# libFuzzer runs one target on one core, so targets run side by side, one per core
+# (HOOKD_FUZZ_JOBS overrides), each as long as it would alone; their output is printed
+# target by target once all have finished.
+jobs=${HOOKD_FUZZ_JOBS:-$(nproc)}
+logs=$(mktemp -d)
+fuzz_one() {
+  local t=$1 work status=0
   work=$(mktemp -d)
   mkdir -p "artifacts/$t"
-  echo "=== fuzz $t for ${seconds}s"
-  if ! "$bin/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-      -artifact_prefix="artifacts/$t/" -print_final_stats=1 "$work" "corpus/$t" >"$work.log" 2>&1; then
-    tail -n 60 "$work.log"
-    echo "fuzz target $t failed; the input is in fuzz/artifacts/$t/" >&2
-    rm -rf "$work" "$work.log"
-    exit 1
-  fi
-  grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$work.log" || tail -n 3 "$work.log"
-  rm -rf "$work" "$work.log"
+  "$bin/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix="artifacts/$t/" -print_final_stats=1 "$work" "corpus/$t" \
+    >"$logs/$t.log" 2>&1 || status=$?
+  rm -rf "$work"
+  echo "$status" >"$logs/$t.status"
+}
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
+    wait -n || true
+  done
+  fuzz_one "$t" &
 done
+wait
+failed=0
+for t in "${targets[@]}"; do
+  echo "=== fuzz $t for ${seconds}s"
+  if [ "$(cat "$logs/$t.status")" = 0 ]; then
+    grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$logs/$t.log" ||
+      tail -n 3 "$logs/$t.log"
+  else
+    tail -n 60 "$logs/$t.log"
+    echo "fuzz target $t failed; the input is in fuzz/artifacts/$t/" >&2
+    failed=1
+  fi
+done
+rm -rf "$logs"
+exit "$failed"
