@@ -116,6 +116,10 @@ pub struct Config {
     pub http_body_timeout: Duration,
     pub http_max_connections: usize,
     pub http_max_in_flight: usize,
+    /// Admission control: writes are refused (503, `Retry-After`) while the database's
+    /// writes have waited longer than this (`hookd_store::pressure`); zero: never.
+    #[serde(with = "as_duration")]
+    pub http_admission_write_wait: Duration,
     pub http_max_headers: usize,
     pub http_max_header_bytes: usize,
     pub sqlite_synchronous: SqliteSynchronous,

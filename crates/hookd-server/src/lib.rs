@@ -220,6 +220,7 @@ pub fn launch_with_store(
     let state_limits = http::server::Limits::from_config(&config);
     let state = Service::new(Arc::clone(&store), config, dispatcher.clone(), sandbox);
     let meter = state.meter();
+    let state_overloaded = state.overloaded_counter();
     // Background work belongs to worker nodes (every node on one database may run it:
     // pruning batches skip each other's rows and a cron firing is recorded once).
     let mut background = vec![tokio::spawn(
@@ -259,10 +260,17 @@ pub fn launch_with_store(
     // without one (the SDKs differ).
     let app = NormalizePathLayer::trim_trailing_slash().layer(router::router(state));
     let limits = state_limits;
+    let admission = http::server::Admission {
+        write_wait: {
+            let store = Arc::clone(&store);
+            Arc::new(move || store.write_wait())
+        },
+        refused: state_overloaded,
+    };
     let mut released = released.clone();
     let task = tokio::spawn(async move {
         let _ = released.wait_for(|done| *done).await;
-        http::server::serve(listener, app, limits, stop_rx).await;
+        http::server::serve(listener, app, limits, admission, stop_rx).await;
         Ok(())
     });
     Ok(Running {

@@ -346,3 +346,100 @@ async fn a_source_past_its_rate_limit_is_answered_429_and_keeps_nothing_more() {
     assert_eq!(resp.status(), 422);
     server.stop().await;
 }
+
+/// More writers than the database serves: on PostgreSQL with a pool of two, 200
+/// clients writing as fast as they are answered keep the pool's queue standing, so
+/// writes are refused early (503 `overloaded`, `Retry-After: 1`) rather than every
+/// one waiting its turn; every message answered 202 is stored, none refused is, reads
+/// go on meanwhile, and once the load stops a write is accepted again. (SQLite's
+/// writer gathers every waiting write into one commit: its signal is checked by the
+/// store's writer tests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_past_what_the_database_serves_are_refused_early_and_nothing_is_lost() {
+    if hookd_store_postgres::testing::test_database_url().is_none() {
+        eprintln!("skipped: runs on PostgreSQL (HOOKD_TEST_DATABASE_URL)");
+        return;
+    }
+    let server = std::sync::Arc::new(
+        TestServer::start_with(&[
+            ("HOOKD_POSTGRES_POOL_SIZE", "2"),
+            ("HOOKD_POSTGRES_ACQUIRE_TIMEOUT", "30s"),
+            ("HOOKD_HTTP_ADMISSION_WRITE_WAIT", "5ms"),
+        ])
+        .await,
+    );
+    let app = common::ok(
+        &server,
+        reqwest::Method::POST,
+        "/api/v1/app",
+        serde_json::json!({"name": "overload"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut clients = Vec::new();
+    for c in 0..200 {
+        let (server, app) = (std::sync::Arc::clone(&server), app.clone());
+        clients.push(tokio::spawn(async move {
+            let (mut accepted, mut refused) = (Vec::new(), Vec::new());
+            let mut n = 0;
+            while Instant::now() < until {
+                let event_id = format!("c{c}-{n}");
+                n += 1;
+                let resp = server
+                    .req(reqwest::Method::POST, &format!("/api/v1/app/{app}/msg"))
+                    .json(&serde_json::json!({"eventType": "load.test", "eventId": event_id, "payload": {"n": n}}))
+                    .timeout(Duration::from_secs(60))
+                    .send()
+                    .await
+                    .unwrap();
+                match resp.status().as_u16() {
+                    202 => accepted.push(event_id),
+                    503 => {
+                        assert_eq!(resp.headers()["retry-after"], "1");
+                        let body: serde_json::Value = resp.json().await.unwrap();
+                        assert_eq!(body["code"], "overloaded", "{body}");
+                        refused.push(event_id);
+                    }
+                    other => panic!("{other}: {}", resp.text().await.unwrap_or_default()),
+                }
+            }
+            (accepted, refused)
+        }));
+    }
+    // Reads are not refused while writes are.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(list_apps(&server).await.status().as_u16(), 200);
+    assert_eq!(health(&server).await, 204);
+    let (mut accepted, mut refused) = (Vec::new(), Vec::new());
+    for client in clients {
+        let (a, r) = client.await.unwrap();
+        accepted.extend(a);
+        refused.extend(r);
+    }
+    eprintln!("{} writes accepted, {} refused", accepted.len(), refused.len());
+    assert!(
+        !refused.is_empty(),
+        "no write was refused ({} accepted)",
+        accepted.len()
+    );
+    assert!(!accepted.is_empty(), "every write was refused");
+    // Stored: exactly the accepted ones (listed by their event ids).
+    let stored = server
+        .raw_sql("SELECT event_id FROM message WHERE event_id IS NOT NULL")
+        .await;
+    let stored: std::collections::HashSet<String> = stored.into_iter().collect();
+    let accepted_set: std::collections::HashSet<String> = accepted.iter().cloned().collect();
+    assert_eq!(stored, accepted_set, "{} refused", refused.len());
+    // The load gone, the signal lapses and a write goes through.
+    tokio::time::sleep(hookd_store::pressure::WINDOW * 3).await;
+    common::ok(
+        &server,
+        reqwest::Method::POST,
+        &format!("/api/v1/app/{app}/msg"),
+        serde_json::json!({"eventType": "load.test", "payload": {}}),
+    )
+    .await;
+}

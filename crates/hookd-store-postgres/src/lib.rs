@@ -40,6 +40,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Timeouts};
+use hookd_store::pressure::WriteWait;
 use hookd_store::sealing::Keyring;
 use hookd_store::{Store, StoreError, StoreResult};
 use tokio::sync::Notify;
@@ -112,6 +113,9 @@ pub struct PgStore {
     /// The endpoint this node's last claim ended on; the next claim starts after it.
     claim_cursor: Arc<std::sync::Mutex<String>>,
     keyring: Arc<Keyring>,
+    /// How long calls wait for a pooled connection (admission control's signal,
+    /// [`hookd_store::pressure`]).
+    wait: Arc<WriteWait>,
     /// Closes the pool and stops the background tasks when the last clone goes.
     _closer: Arc<Closer>,
 }
@@ -204,11 +208,15 @@ impl PgStore {
             announce,
             claim_cursor: Arc::default(),
             keyring: options.keyring,
+            wait: Arc::default(),
         })
     }
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(db::pool)
+        let asked = std::time::Instant::now();
+        let client = self.pool.get().await.map_err(db::pool)?;
+        self.wait.record(asked.elapsed());
+        Ok(client)
     }
 
     /// Tells every node (this one included) that deliveries were committed.
@@ -227,5 +235,15 @@ impl Store for PgStore {
 
     fn backend_name(&self) -> &'static str {
         "postgres"
+    }
+
+    /// Reads and writes share the pool, so its wait is the signal: a pool every call
+    /// waits for is the database (or the pool's size) at its limit. Only while calls
+    /// are waiting for it now: a one-off stall's waits end with it.
+    fn write_wait(&self) -> std::time::Duration {
+        if self.pool.status().waiting == 0 {
+            return std::time::Duration::ZERO;
+        }
+        self.wait.current()
     }
 }

@@ -217,4 +217,8 @@ impl Store for SqliteStore {
     fn backend_name(&self) -> &'static str {
         "sqlite"
     }
+
+    fn write_wait(&self) -> std::time::Duration {
+        self.writer.wait()
+    }
 }

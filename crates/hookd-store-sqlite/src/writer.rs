@@ -17,8 +17,10 @@
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hookd_store::pressure::WriteWait;
 use hookd_store::{StoreError, StoreResult};
 use rusqlite::Connection;
 
@@ -49,9 +51,15 @@ type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// A job runs on the connection, or is handed the error that kept it from running.
 type Job = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> (bool, Finish) + Send>;
 
+/// A job in the queue: its lane and when it was queued.
+type Queued = (Lane, Instant, Job);
+
 #[derive(Debug, Clone)]
 pub(crate) struct Writer {
-    jobs: mpsc::Sender<(Lane, Job)>,
+    jobs: mpsc::Sender<Queued>,
+    /// How long `Now` jobs wait from their queueing to their commit (admission
+    /// control's signal, [`hookd_store::pressure`]).
+    wait: Arc<WriteWait>,
 }
 
 impl Writer {
@@ -60,10 +68,23 @@ impl Writer {
     /// Each commit tells `checkpoints` (see [`crate::checkpoint`]).
     pub(crate) fn start(conn: Connection, checkpoints: Checkpoints) -> std::io::Result<Self> {
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
+        let wait = Arc::new(WriteWait::default());
+        let recorded = Arc::clone(&wait);
         std::thread::Builder::new()
             .name("hookd-sqlite-writer".into())
-            .spawn(move || run(&conn, rx, &checkpoints))?;
-        Ok(Self { jobs })
+            .spawn(move || run(&conn, rx, &checkpoints, &recorded))?;
+        Ok(Self { jobs, wait })
+    }
+
+    /// How long jobs callers wait on have lately taken from their queueing to their
+    /// commit ([`WriteWait::current`]), while jobs are waiting now: once the queue is
+    /// empty, what the last window saw (jobs held up by a one-off stall, a lock
+    /// another process held) is over.
+    pub(crate) fn wait(&self) -> Duration {
+        if self.jobs.capacity() == self.jobs.max_capacity() {
+            return Duration::ZERO;
+        }
+        self.wait.current()
     }
 
     /// Runs `f` in a write transaction, in `lane`, and answers once it is committed.
@@ -90,7 +111,7 @@ impl Writer {
             (ok, finish)
         });
         self.jobs
-            .send((lane, job))
+            .send((lane, Instant::now(), job))
             .await
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
         rx.await
@@ -98,7 +119,7 @@ impl Writer {
     }
 }
 
-fn run(conn: &Connection, mut rx: mpsc::Receiver<(Lane, Job)>, checkpoints: &Checkpoints) {
+fn run(conn: &Connection, mut rx: mpsc::Receiver<Queued>, checkpoints: &Checkpoints, wait: &WriteWait) {
     let mut queue = Queue::default();
     loop {
         if queue.later.is_empty() {
@@ -108,9 +129,15 @@ fn run(conn: &Connection, mut rx: mpsc::Receiver<(Lane, Job)>, checkpoints: &Che
             }
         }
         queue.fill(&mut rx);
-        let now: Vec<Job> = queue.now.drain(..).collect();
+        // The batch's shortest time from queueing to commit is its last-queued `Now`
+        // job's: the one admission control's window keeps.
+        let latest = queue.now.iter().map(|(queued, _)| *queued).max();
+        let now: Vec<Job> = queue.now.drain(..).map(|(_, job)| job).collect();
         if run_batch(conn, now, &mut queue.later) {
             checkpoints.committed();
+        }
+        if let Some(latest) = latest {
+            wait.record(latest.elapsed());
         }
     }
     tracing::debug!("SQLite writer stopped");
@@ -119,21 +146,23 @@ fn run(conn: &Connection, mut rx: mpsc::Receiver<(Lane, Job)>, checkpoints: &Che
 /// The jobs taken off the channel, by lane.
 #[derive(Default)]
 struct Queue {
-    now: Vec<Job>,
+    /// With when each was queued.
+    now: Vec<(Instant, Job)>,
     later: VecDeque<Job>,
 }
 
 impl Queue {
-    fn push(&mut self, (lane, job): (Lane, Job)) {
+    fn push(&mut self, (lane, queued, job): Queued) {
         match lane {
-            Lane::Now => self.now.push(job),
+            Lane::Now => self.now.push((queued, job)),
+            // Background work waits by design: its time is no signal.
             Lane::Later => self.later.push_back(job),
         }
     }
 
     /// Takes what is queued, while a batch has room for `Now` jobs and `Later` ones
     /// have room aside.
-    fn fill(&mut self, rx: &mut mpsc::Receiver<(Lane, Job)>) {
+    fn fill(&mut self, rx: &mut mpsc::Receiver<Queued>) {
         while self.now.len() < MAX_BATCH && self.later.len() < LATER_DEPTH {
             match rx.try_recv() {
                 Ok(job) => self.push(job),
@@ -333,6 +362,42 @@ mod tests {
             assert_eq!(job.await.unwrap().unwrap(), 1);
         }
         assert_eq!(rows(&writer, "later").await, LATER as i64);
+    }
+
+    /// Offered faster than the writer serves, waited-on jobs queue, and the queue's
+    /// wait is what `wait()` reports (admission control's signal); once the queue has
+    /// drained and nothing more is offered, the report lapses to zero.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_standing_queue_shows_as_the_writers_wait_and_lapses_when_it_drains() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir);
+        assert_eq!(writer.wait(), Duration::ZERO);
+        // A job every millisecond, each 3 ms of the writer's time: about three times
+        // what it serves, for 400 ms.
+        let mut jobs = Vec::new();
+        for n in 0..400_i64 {
+            let w = writer.clone();
+            jobs.push(tokio::spawn(async move {
+                w.write(Lane::Now, move |c| {
+                    std::thread::sleep(Duration::from_millis(3));
+                    c.execute("INSERT INTO t VALUES ('now', ?)", [n])
+                        .map_err(StoreError::internal)
+                })
+                .await
+            }));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let standing = writer.wait();
+        assert!(
+            standing >= Duration::from_millis(50),
+            "the writer's wait with a standing queue was {standing:?}"
+        );
+        for job in jobs {
+            assert_eq!(job.await.unwrap().unwrap(), 1);
+        }
+        tokio::time::sleep(hookd_store::pressure::WINDOW * 3).await;
+        assert_eq!(writer.wait(), Duration::ZERO);
+        assert_eq!(rows(&writer, "now").await, 400);
     }
 
     /// A waited-on job that arrives while the writer is busy with background work

@@ -16,6 +16,7 @@ pub mod fanout;
 mod flows;
 mod models;
 mod page;
+pub mod pressure;
 pub mod rank_index;
 pub mod sealing;
 mod ui_sessions;
@@ -909,4 +910,8 @@ pub trait Store:
     async fn ping(&self) -> StoreResult<()>;
     /// Which backend this is, for logs and `config print`.
     fn backend_name(&self) -> &'static str;
+    /// How long writes callers wait on have lately waited before they started
+    /// ([`pressure::WriteWait::current`]), zero unless writes are waiting now: what
+    /// admission control reads.
+    fn write_wait(&self) -> std::time::Duration;
 }

@@ -73,6 +73,10 @@ pub enum ApiError {
     /// 503, with `Retry-After` ([`UNAVAILABLE_RETRY_AFTER`]).
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with `Retry-After: 1`: refused before any work because the database's
+    /// writes are queueing (admission control, `http_admission_write_wait`).
+    #[error("{0}")]
+    Overloaded(String),
     #[error("{0}")]
     NotImplemented(String),
     /// 502: what the request set off failed further on (a flow a mode ran).
@@ -116,6 +120,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Self::Damaged(_) => (StatusCode::SERVICE_UNAVAILABLE, "damaged_data"),
             Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "flow_failed"),
@@ -163,6 +168,16 @@ impl IntoResponse for ApiError {
                     None => (status, body).into_response(),
                 }
             }
+            // Shed load: worth retrying within the second.
+            Self::Overloaded(ref detail) => (
+                status,
+                [(axum::http::header::RETRY_AFTER, "1".to_owned())],
+                Json(HttpErrorOut {
+                    code: code.into(),
+                    detail: detail.clone(),
+                }),
+            )
+                .into_response(),
             // A fault we could not handle: the client is told when to try again.
             Self::Unavailable(ref detail) | Self::Damaged(ref detail) => (
                 status,

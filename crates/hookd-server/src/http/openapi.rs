@@ -397,7 +397,7 @@ fn finish_operation(path: &str, method: &str, op: &mut Map<String, Value>) {
     }
     add(
         "503",
-        json!({"description": "The database is unavailable; nothing was committed (`unavailable`). Retry after `Retry-After` seconds.",
+        json!({"description": "The database is unavailable (`unavailable`), or its writes are queueing past what it commits and the request was refused before any work (`overloaded`); nothing was committed. Retry after `Retry-After` seconds.",
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HttpErrorOut"}}}}),
     );

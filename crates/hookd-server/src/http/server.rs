@@ -13,7 +13,14 @@
 //!   ([`DeadlineBody`]); a late one is a `408` (`ApiError::RequestTimeout`);
 //! - the handlers: at most [`Limits::max_in_flight`] requests are being handled at once;
 //!   one more is answered `503` with `Retry-After` at once. Health checks are exempt,
-//!   so an orchestrator still sees the node alive while it sheds load.
+//!   so an orchestrator still sees the node alive while it sheds load;
+//! - the database: while every write of the last 100 ms waited longer than
+//!   [`Limits::admission_write_wait`] to start ([`hookd_store::pressure`]), a request
+//!   that would write through `/api`, `/in` or `/h` (any method but `GET`, `HEAD` and
+//!   `OPTIONS`) is answered `503 overloaded` with `Retry-After: 1` before any work.
+//!   Past what the database commits, requests are refused early instead of every one
+//!   waiting longer, so what is accepted commits in bounded time and deliveries (whose
+//!   writes are never refused) keep their share of the database.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,7 +33,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use axum::http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -45,6 +52,8 @@ pub struct Limits {
     pub max_in_flight: usize,
     pub max_headers: usize,
     pub max_header_bytes: usize,
+    /// Zero: no admission control.
+    pub admission_write_wait: Duration,
 }
 
 impl Limits {
@@ -57,6 +66,7 @@ impl Limits {
             max_in_flight: config.http_max_in_flight,
             max_headers: config.http_max_headers,
             max_header_bytes: config.http_max_header_bytes,
+            admission_write_wait: config.http_admission_write_wait,
         }
     }
 }
@@ -78,10 +88,41 @@ fn exempt(path: &str) -> bool {
     path.starts_with("/api/v1/health")
 }
 
+/// What admission control reads and counts.
+#[derive(Clone)]
+pub struct Admission {
+    /// How long the database's writes wait lately (`Store::write_wait`).
+    pub write_wait: Arc<dyn Fn() -> Duration + Send + Sync>,
+    /// Requests refused (`hookd_http_overloaded`).
+    pub refused: prometheus_client::metrics::counter::Counter,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("write_wait", &(self.write_wait)())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether admission control applies to a request: one that writes (by its method)
+/// through the API, a source URL or a data API mode. The web UI's forms and the
+/// delivery engine's own writes are never refused.
+fn subject_to_admission(method: &Method, path: &str) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        && (path.starts_with("/api/") || path.starts_with("/in/") || path.starts_with("/h/"))
+        && !exempt(path)
+}
+
 /// Serves `app` on `listener` until `stop` turns true, then lets every open connection
 /// finish its request (hyper's graceful shutdown) and returns once all are closed.
-pub async fn serve<S>(listener: TcpListener, app: S, limits: Limits, mut stop: watch::Receiver<bool>)
-where
+pub async fn serve<S>(
+    listener: TcpListener,
+    app: S,
+    limits: Limits,
+    admission: Admission,
+    mut stop: watch::Receiver<bool>,
+) where
     S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
@@ -122,6 +163,8 @@ where
             remote,
             in_flight: Arc::clone(&in_flight),
             body_timeout: limits.body_timeout,
+            admission_write_wait: limits.admission_write_wait,
+            admission: admission.clone(),
         };
         let conn = builder.serve_connection(
             TokioIo::new(tcp),
@@ -172,6 +215,8 @@ struct Limited<S> {
     remote: SocketAddr,
     in_flight: Arc<Semaphore>,
     body_timeout: Duration,
+    admission_write_wait: Duration,
+    admission: Admission,
 }
 
 impl<S> tower::Service<Request<Incoming>> for Limited<S>
@@ -190,6 +235,19 @@ where
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        if !self.admission_write_wait.is_zero() && subject_to_admission(req.method(), req.uri().path()) {
+            let waited = (self.admission.write_wait)();
+            if waited > self.admission_write_wait {
+                tracing::debug!(?waited, "write refused: the database's writes are queueing");
+                self.admission.refused.inc();
+                return Box::pin(async {
+                    Ok(ApiError::Overloaded(
+                        "the database's writes are queueing past http_admission_write_wait; nothing was done, retry in a second".into(),
+                    )
+                    .into_response())
+                });
+            }
+        }
         let permit = if exempt(req.uri().path()) {
             None
         } else {
@@ -286,4 +344,46 @@ pub fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
         cur = err.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_control_weighs_writes_from_clients_only() {
+        for (method, path) in [
+            (Method::POST, "/api/v1/app/a/msg"),
+            (Method::PUT, "/api/v1/app/a"),
+            (Method::PATCH, "/api/v1/app/a/endpoint/e"),
+            (Method::DELETE, "/api/v1/app/a"),
+            (Method::POST, "/in/src_token"),
+            (Method::PUT, "/in/src_token"),
+            (Method::POST, "/h/acme/game/scores/submit"),
+        ] {
+            assert!(subject_to_admission(&method, path), "{method} {path}");
+        }
+        for (method, path) in [
+            (Method::GET, "/api/v1/app"),
+            (Method::HEAD, "/in/src_token"),
+            (Method::OPTIONS, "/h/acme/game/scores/submit"),
+            (Method::GET, "/h/acme/game/scores/top"),
+            (Method::POST, "/api/v1/health"),
+            (Method::POST, "/ui/login"),
+            (Method::POST, "/portal/x"),
+            (Method::POST, "/metrics"),
+        ] {
+            assert!(!subject_to_admission(&method, path), "{method} {path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_is_a_503_overloaded_to_retry_in_a_second() {
+        let response = ApiError::Overloaded("queueing".into()).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "overloaded");
+    }
 }

@@ -59,6 +59,9 @@ pub struct ServerMetrics {
     pub ingest_too_large: Counter,
     pub ingest_rate_limited: Counter,
     pub flow_runs_ended: Family<FlowRunLabels, Counter>,
+    /// Requests admission control refused (`http::server`).
+    pub overloaded: Counter,
+    write_wait: Gauge<f64, std::sync::atomic::AtomicU64>,
     backlog_due: Gauge,
     backlog_scheduled: Gauge,
 }
@@ -103,6 +106,16 @@ impl Metrics {
             server.flow_runs_ended.clone(),
         );
         registry.register(
+            "hookd_http_overloaded",
+            "Requests refused 503 overloaded before any work because the database's writes were queueing past http_admission_write_wait",
+            server.overloaded.clone(),
+        );
+        registry.register(
+            "hookd_database_write_wait_seconds",
+            "The shortest wait of a write for the database over the last 100 ms (SQLite's writer queue, PostgreSQL's pool): what admission control compares with http_admission_write_wait",
+            server.write_wait.clone(),
+        );
+        registry.register(
             "hookd_deliveries_due",
             "Pending deliveries whose time has come (the queue)",
             server.backlog_due.clone(),
@@ -128,6 +141,11 @@ pub async fn render(state: &Service) -> ApiResult<String> {
     let (due, scheduled) = state.store.backlog(Utc::now()).await?;
     state.metrics.server.backlog_due.set(due as i64);
     state.metrics.server.backlog_scheduled.set(scheduled as i64);
+    state
+        .metrics
+        .server
+        .write_wait
+        .set(state.store.write_wait().as_secs_f64());
     let mut text = String::new();
     encode(&mut text, &state.metrics.registry).map_err(|_| ApiError::Internal)?;
     Ok(text)

@@ -123,6 +123,11 @@ impl Service {
         Arc::clone(&self.meter)
     }
 
+    /// The count of requests admission control refuses (`hookd_http_overloaded`).
+    pub(crate) fn overloaded_counter(&self) -> prometheus_client::metrics::counter::Counter {
+        self.metrics.server.overloaded.clone()
+    }
+
     /// Announces each request a source of this node records.
     pub fn subscribe_received(&self) -> tokio::sync::broadcast::Receiver<hookd_core::id::SourceId> {
         self.received.subscribe()
