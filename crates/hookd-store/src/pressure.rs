@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The span over which the shortest wait is taken.
-pub const WINDOW: Duration = Duration::from_millis(100);
+pub const WINDOW: Duration = Duration::from_millis(300);
 
 /// No wait was recorded in the window (yet).
 const NONE: u64 = u64::MAX;
@@ -102,7 +102,10 @@ impl WriteWait {
 mod tests {
     use super::*;
 
-    const MS: u64 = 1_000;
+    /// `n` hundredths of a window, in µs.
+    fn at(n: u64) -> u64 {
+        WINDOW.as_micros() as u64 * n / 100
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -111,35 +114,35 @@ mod tests {
     #[test]
     fn a_burst_that_drains_within_the_window_is_no_signal() {
         let w = WriteWait::default();
-        // Writes at 150..250 ms: most waited 40 ms, one did not wait.
+        // Writes through a window: most waited 40 ms, one did not wait.
         for t in (150..250).step_by(10) {
-            w.record_at(t * MS, ms(40));
+            w.record_at(at(t), ms(40));
         }
-        w.record_at(240 * MS, ms(0));
-        // The next write ends the window that began at 150 ms.
-        w.record_at(260 * MS, ms(40));
-        assert_eq!(w.current_at(261 * MS), Duration::ZERO);
+        w.record_at(at(240), ms(0));
+        // The next write ends the window that began at 150.
+        w.record_at(at(260), ms(40));
+        assert_eq!(w.current_at(at(261)), Duration::ZERO);
     }
 
     #[test]
     fn a_standing_queue_is_the_shortest_wait_of_the_window() {
         let w = WriteWait::default();
         for (i, t) in (150..260).step_by(10).enumerate() {
-            w.record_at(t * MS, ms(60 + i as u64));
+            w.record_at(at(t), ms(60 + i as u64));
         }
-        // The window from 150 ms ended at 250 ms; its shortest wait was the first.
-        assert_eq!(w.current_at(255 * MS), ms(60));
+        // The window from 150 ended at 250; its shortest wait was the first.
+        assert_eq!(w.current_at(at(255)), ms(60));
     }
 
     #[test]
     fn a_window_in_progress_counts_once_it_is_a_window_old() {
         let w = WriteWait::default();
-        w.record_at(150 * MS, ms(1));
-        // A long batch: its commit records 300 ms at 260 ms, then nothing for long.
-        w.record_at(260 * MS, ms(300));
-        assert_eq!(w.current_at(300 * MS), ms(1));
-        assert_eq!(w.current_at(361 * MS), ms(300));
-        assert_eq!(w.current_at(2_000 * MS), ms(300));
+        w.record_at(at(150), ms(1));
+        // A long batch: its commit records 300 ms at 260, then nothing for long.
+        w.record_at(at(260), ms(300));
+        assert_eq!(w.current_at(at(300)), ms(1));
+        assert_eq!(w.current_at(at(361)), ms(300));
+        assert_eq!(w.current_at(at(2_000)), ms(300));
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! - the handlers: at most [`Limits::max_in_flight`] requests are being handled at once;
 //!   one more is answered `503` with `Retry-After` at once. Health checks are exempt,
 //!   so an orchestrator still sees the node alive while it sheds load;
-//! - the database: while every write of the last 100 ms waited longer than
+//! - the database: while every write of the last 300 ms waited longer than
 //!   [`Limits::admission_write_wait`] to start ([`hookd_store::pressure`]), a request
 //!   that would write through `/api`, `/in` or `/h` (any method but `GET`, `HEAD` and
 //!   `OPTIONS`) is answered `503 overloaded` with `Retry-After: 1` before any work.

@@ -112,7 +112,7 @@ impl Metrics {
         );
         registry.register(
             "hookd_database_write_wait_seconds",
-            "The shortest wait of a write for the database over the last 100 ms (SQLite's writer queue, PostgreSQL's pool): what admission control compares with http_admission_write_wait",
+            "The shortest wait of a write for the database over the last 300 ms (SQLite's writer queue, PostgreSQL's pool): what admission control compares with http_admission_write_wait",
             server.write_wait.clone(),
         );
         registry.register(
