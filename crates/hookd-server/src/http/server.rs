@@ -15,7 +15,9 @@
 //!   one more is answered `503` with `Retry-After` at once. Health checks are exempt,
 //!   so an orchestrator still sees the node alive while it sheds load;
 //! - the database: while every write of the last 300 ms waited longer than
-//!   [`Limits::admission_write_wait`] to start ([`hookd_store::pressure`]), a request
+//!   [`Limits::admission_write_wait`] (SQLite: from queueing to commit; PostgreSQL:
+//!   for a pooled connection; [`hookd_store::pressure`]) and writes are still
+//!   waiting, a request
 //!   that would write through `/api`, `/in` or `/h` (any method but `GET`, `HEAD` and
 //!   `OPTIONS`) is answered `503 overloaded` with `Retry-After: 1` before any work.
 //!   Past what the database commits, requests are refused early instead of every one
