@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hookd_core::id::{ApplicationId, AttemptId, EndpointId, OrgId};
 use hookd_store::{
-    AttemptTrigger, CLAIM_WALK_ENDPOINTS, ClaimedDelivery, DeliveryStatus, DeliveryStore, EndpointRoom,
-    NewAttempt, NextStep, RawBody, ReceivedParts, StoreError, StoreResult,
+    AttemptTrigger, CLAIM_WALK_ENDPOINTS, ClaimedDelivery, DeliveryStatus, DeliveryStore, Endpoint,
+    EndpointRoom, Message, NewAttempt, NextStep, RawBody, ReceivedParts, StoreError, StoreResult,
 };
 use rusqlite::{Connection, OptionalExtension as _, params};
 
@@ -137,18 +137,58 @@ struct Leased {
     trigger: i64,
 }
 
-/// Loads what is needed to send a leased delivery; `None` (and the delivery canceled)
-/// when it can no longer be sent.
-fn load(c: &Connection, leased: Leased) -> StoreResult<Option<ClaimedDelivery>> {
-    let Leased {
-        id,
-        org,
-        app,
-        msg,
-        endpoint,
-        attempts,
-        trigger,
-    } = leased;
+/// A message as a claim reads it: the row, its application's uid and kind, and for a
+/// forwarded request the body from the source's log (`None` when that is gone).
+#[derive(Clone)]
+struct MessageRead {
+    message: Option<Message>,
+    app_uid: Option<String>,
+    operational: bool,
+    raw: Option<Option<RawBody>>,
+}
+
+/// What one claim has read already: each endpoint once however many of its deliveries
+/// the claim leases, and each message once however many endpoints it goes to
+/// (fan-out). Keyed with the tenant, as the queries are.
+#[derive(Default)]
+struct ClaimReads {
+    endpoints: HashMap<(OrgId, ApplicationId, String), Option<Endpoint>>,
+    messages: HashMap<(OrgId, String), MessageRead>,
+}
+
+impl ClaimReads {
+    fn endpoint(
+        &mut self,
+        c: &Connection,
+        org: &OrgId,
+        app: &ApplicationId,
+        id: &str,
+    ) -> StoreResult<Option<Endpoint>> {
+        let key = (org.clone(), app.clone(), id.to_owned());
+        if let Some(ep) = self.endpoints.get(&key) {
+            return Ok(ep.clone());
+        }
+        let ep = match crate::endpoints::find(c, org, app, id) {
+            Ok(ep) => Some(ep),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        self.endpoints.insert(key, ep.clone());
+        Ok(ep)
+    }
+
+    fn message(&mut self, c: &Connection, org: &OrgId, id: &str) -> StoreResult<MessageRead> {
+        let key = (org.clone(), id.to_owned());
+        if let Some(m) = self.messages.get(&key) {
+            return Ok(m.clone());
+        }
+        let read = read_message(c, org, id)?;
+        self.messages.insert(key, read.clone());
+        Ok(read)
+    }
+}
+
+fn read_message(c: &Connection, org: &OrgId, msg: &str) -> StoreResult<MessageRead> {
     // The message and its application's uid and kind, in one query.
     let loaded = c
         .prepare_cached(&format!(
@@ -208,11 +248,33 @@ fn load(c: &Connection, leased: Leased) -> StoreResult<Option<ClaimedDelivery>> 
         },
         None => Some(None),
     };
-    let endpoint = match crate::endpoints::find(c, &org, &app, &endpoint) {
-        Ok(ep) => Some(ep),
-        Err(StoreError::NotFound(_)) => None,
-        Err(e) => return Err(e),
-    };
+    Ok(MessageRead {
+        message,
+        app_uid,
+        operational,
+        raw,
+    })
+}
+
+/// Loads what is needed to send a leased delivery; `None` (and the delivery canceled)
+/// when it can no longer be sent.
+fn load(c: &Connection, reads: &mut ClaimReads, leased: Leased) -> StoreResult<Option<ClaimedDelivery>> {
+    let Leased {
+        id,
+        org,
+        app,
+        msg,
+        endpoint,
+        attempts,
+        trigger,
+    } = leased;
+    let MessageRead {
+        message,
+        app_uid,
+        operational,
+        raw,
+    } = reads.message(c, &org, &msg)?;
+    let endpoint = reads.endpoint(c, &org, &app, &endpoint)?;
     match (message, endpoint) {
         (Some(message), Some(endpoint))
             if message.payload.is_some() && !endpoint.data.disabled && raw.is_some() =>
@@ -273,9 +335,10 @@ impl DeliveryStore for SqliteStore {
                 *g = last;
             }
             let mut claimed = Vec::with_capacity(walk.leased.len());
+            let mut reads = ClaimReads::default();
             for leased in walk.leased {
                 let (id, endpoint, msg) = (leased.id, leased.endpoint.clone(), leased.msg.clone());
-                match load(c, leased) {
+                match load(c, &mut reads, leased) {
                     Ok(Some(d)) => claimed.push(d),
                     Ok(None) => {}
                     Err(e @ StoreError::Unavailable(_)) => return Err(e),
@@ -303,13 +366,30 @@ impl DeliveryStore for SqliteStore {
         next: NextStep,
     ) -> StoreResult<Option<AttemptId>> {
         self.write(move |c| {
+            let (status, next_at) = match next {
+                NextStep::Done => (DeliveryStatus::Success, None),
+                NextStep::RetryAt(t) => (DeliveryStatus::Pending, Some(t.timestamp_millis())),
+                NextStep::Exhausted => (DeliveryStatus::Fail, None),
+                NextStep::Cancel => (DeliveryStatus::Canceled, None),
+            };
+            let at = attempt.at.timestamp_millis();
+            // The delivery moved on, handing back what the attempt row repeats: one
+            // statement, not a read and a write.
             let row: Option<(String, String, String, String)> = c
-                .prepare_cached("SELECT org_id, app_id, msg_id, endpoint_id FROM delivery WHERE id = ?")
-                .and_then(|mut s| s.query_row([delivery], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional())
+                .prepare_cached(
+                    "UPDATE delivery SET attempts = attempts + 1, status = ?, next_attempt_at = ?, lease_until = NULL,
+                         lease_owner = NULL, trigger = 0, last_attempt_at = ? WHERE id = ?
+                     RETURNING org_id, app_id, msg_id, endpoint_id",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![status as i64, next_at, at, delivery], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .optional()
+                })
                 .map_err(internal)?;
             // The endpoint or message was deleted while the attempt was in flight.
             let Some((org, app, msg, endpoint)) = row else { return Ok(None) };
-            let at = attempt.at.timestamp_millis();
             let attempt_id = AttemptId::generate();
             c.prepare_cached(
                 "INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, delivery_id, url, status,
@@ -335,18 +415,6 @@ impl DeliveryStore for SqliteStore {
                     attempt.headers.stored(),
                 ])
             })
-            .map_err(internal)?;
-            let (status, next_at) = match next {
-                NextStep::Done => (DeliveryStatus::Success, None),
-                NextStep::RetryAt(t) => (DeliveryStatus::Pending, Some(t.timestamp_millis())),
-                NextStep::Exhausted => (DeliveryStatus::Fail, None),
-                NextStep::Cancel => (DeliveryStatus::Canceled, None),
-            };
-            c.prepare_cached(
-                "UPDATE delivery SET attempts = attempts + 1, status = ?, next_attempt_at = ?, lease_until = NULL,
-                     lease_owner = NULL, trigger = 0, last_attempt_at = ? WHERE id = ?",
-            )
-            .and_then(|mut s| s.execute(params![status as i64, next_at, at, delivery]))
             .map_err(internal)?;
             if next == NextStep::Done {
                 c.prepare_cached("UPDATE endpoint SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL")
