@@ -21,6 +21,7 @@ mod endpoints;
 mod event_types;
 mod flow_runs;
 mod flows;
+mod group_commit;
 mod idempotency;
 mod import;
 mod ingest;
@@ -116,6 +117,8 @@ pub struct PgStore {
     /// How long calls wait for a pooled connection (admission control's signal,
     /// [`hookd_store::pressure`]).
     wait: Arc<WriteWait>,
+    /// Gathers concurrent new messages into one statement ([`group_commit`]).
+    messages: group_commit::GroupCommit,
     /// Closes the pool and stops the background tasks when the last clone goes.
     _closer: Arc<Closer>,
 }
@@ -198,6 +201,13 @@ impl PgStore {
             Arc::downgrade(&work),
         ));
         tokio::spawn(notify::announce(pool.clone(), Arc::clone(&announce)));
+        let wait = Arc::<WriteWait>::default();
+        let messages = group_commit::GroupCommit::start(
+            pool.clone(),
+            Arc::clone(&wait),
+            Arc::clone(&announce),
+            group_commit_slots(options.pool_size),
+        );
         Ok(Self {
             _closer: Arc::new(Closer {
                 pool: pool.clone(),
@@ -208,7 +218,8 @@ impl PgStore {
             announce,
             claim_cursor: Arc::default(),
             keyring: options.keyring,
-            wait: Arc::default(),
+            wait,
+            messages,
         })
     }
 
@@ -223,6 +234,12 @@ impl PgStore {
     fn announce_work(&self) {
         self.announce.notify_one();
     }
+}
+
+/// How many message batches are written at once: a quarter of the pool, so the
+/// engine and the readers keep the rest ([`group_commit`]).
+fn group_commit_slots(pool_size: usize) -> usize {
+    (pool_size / 4).clamp(1, 8)
 }
 
 #[async_trait]
@@ -240,10 +257,14 @@ impl Store for PgStore {
     /// Reads and writes share the pool, so its wait is the signal: a pool every call
     /// waits for is the database (or the pool's size) at its limit. Only while calls
     /// are waiting for it now: a one-off stall's waits end with it.
+    /// New messages wait in the group commit's queue instead ([`group_commit`]): the
+    /// longer of the two.
     fn write_wait(&self) -> std::time::Duration {
-        if self.pool.status().waiting == 0 {
-            return std::time::Duration::ZERO;
-        }
-        self.wait.current()
+        let pool = if self.pool.status().waiting == 0 {
+            std::time::Duration::ZERO
+        } else {
+            self.wait.current()
+        };
+        pool.max(self.messages.wait())
     }
 }

@@ -79,31 +79,212 @@ async fn subscribers<C: GenericClient>(
     forward: Option<&ForwardedRequest>,
     request: Option<RequestView<'_>>,
 ) -> StoreResult<Vec<String>> {
-    let rows = db::query(
-        c,
-        "SELECT id, disabled, event_types, channels, filter::text FROM endpoint WHERE org_id = $1 AND app_id = $2",
-        &[&org.as_str(), &app.as_str()],
-    )
-    .await?;
-    // The filter as text: the key of its parsed form (`fanout`'s cache).
-    let mut candidates = Candidates::default();
-    for row in &rows {
-        let types: Option<BTreeSet<EventTypeName>> = json_opt(row, 2)?;
-        let chans: Option<BTreeSet<ChannelName>> = json_opt(row, 3)?;
-        let sub = Subscription {
-            disabled: get(row, 1)?,
-            event_types: types.as_ref(),
-            channels: chans.as_ref(),
-        };
-        if accepts(sub, &msg.event_type, msg.channels.as_ref()) {
-            candidates.push(get(row, 0)?, get(row, 4)?);
-        }
-    }
+    let candidates = subscribed(&endpoint_rows(c, org, app).await?, msg);
     let logged = match candidates.needs_log(forward, request) {
         Some(id) => logged_request(c, org, id).await?,
         None => None,
     };
     Ok(candidates.keep(msg, forward, request, logged.as_ref()))
+}
+
+/// An endpoint as the fan-out reads it.
+struct EndpointRow {
+    id: String,
+    disabled: bool,
+    event_types: Option<BTreeSet<EventTypeName>>,
+    channels: Option<BTreeSet<ChannelName>>,
+    /// As text: the key of its parsed form (`fanout`'s cache).
+    filter: Option<String>,
+}
+
+async fn endpoint_rows<C: GenericClient>(
+    c: &C,
+    org: &OrgId,
+    app: &ApplicationId,
+) -> StoreResult<Vec<EndpointRow>> {
+    db::query(
+        c,
+        "SELECT id, disabled, event_types, channels, filter::text FROM endpoint WHERE org_id = $1 AND app_id = $2",
+        &[&org.as_str(), &app.as_str()],
+    )
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(EndpointRow {
+            id: get(row, 0)?,
+            disabled: get(row, 1)?,
+            event_types: json_opt(row, 2)?,
+            channels: json_opt(row, 3)?,
+            filter: get(row, 4)?,
+        })
+    })
+    .collect()
+}
+
+/// The endpoints subscribed to `msg`'s event type and channels, before their filters.
+fn subscribed(rows: &[EndpointRow], msg: &Message) -> Candidates {
+    let mut candidates = Candidates::default();
+    for row in rows {
+        let sub = Subscription {
+            disabled: row.disabled,
+            event_types: row.event_types.as_ref(),
+            channels: row.channels.as_ref(),
+        };
+        if accepts(sub, &msg.event_type, msg.channels.as_ref()) {
+            candidates.push(row.id.clone(), row.filter.clone());
+        }
+    }
+    candidates
+}
+
+/// Whether `message` may be written by [`insert_batch`]: a message sent through the
+/// API to every subscribed endpoint, starting no flow run. A forward (read with its
+/// request), a resend to one endpoint and a message that starts runs (written with
+/// them in one transaction) take [`insert_message`].
+pub(crate) fn batchable(message: &NewMessage) -> bool {
+    message.only_endpoint.is_none() && message.forward.is_none() && message.flow_runs.is_none()
+}
+
+/// Writes several [`batchable`] messages and their deliveries in one statement, so
+/// one commit (one WAL flush) and one round trip carry them all: the group commit
+/// of concurrent `create_message` calls ([`crate::group_commit`]). Each message gets
+/// its answer: created with its delivery count, or a conflict when its `eventId` was
+/// taken (before, or by an earlier message of the batch). `Err` (the application
+/// deleted meanwhile, a deadlock with another batch, the database gone): nothing
+/// was written, and the caller tries each message on its own to answer it exactly.
+pub(crate) async fn insert_batch<C: GenericClient>(
+    c: &C,
+    batch: &[(OrgId, ApplicationId, NewMessage)],
+) -> StoreResult<Vec<StoreResult<(Message, usize)>>> {
+    let now = db::now();
+    // Each application's endpoints, read once for the batch.
+    let mut endpoints: Vec<(&OrgId, &ApplicationId, Vec<EndpointRow>)> = Vec::new();
+    let mut msgs = Vec::with_capacity(batch.len());
+    let mut cols = BatchColumns::default();
+    for (org, app, message) in batch {
+        cols.payload.push(&message.payload);
+        let at = match endpoints.iter().position(|(o, a, _)| *o == org && *a == app) {
+            Some(at) => at,
+            None => {
+                endpoints.push((org, app, endpoint_rows(c, org, app).await?));
+                endpoints.len() - 1
+            }
+        };
+        let msg = Message {
+            id: MessageId::generate(),
+            app_id: app.clone(),
+            event_type: message.event_type.clone(),
+            event_id: message.event_id.clone(),
+            channels: message.channels.clone(),
+            tags: message.tags.clone(),
+            payload: Some(message.payload.clone()),
+            created_at: now,
+            deliver_at: message.deliver_at,
+        };
+        let chosen = subscribed(&endpoints[at].2, &msg).keep(&msg, None, None, None);
+        cols.push(org, app, &msg, message.retain_until, &chosen);
+        msgs.push((msg, chosen.len()));
+    }
+    let stmt = c
+        .prepare_cached(
+            "WITH m AS (
+                 INSERT INTO message (id, org_id, app_id, event_type, event_id, channels, tags, payload,
+                     retain_until, created_at, deliver_at)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
+                     $7::jsonb[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[])
+                 ON CONFLICT DO NOTHING
+                 RETURNING id, org_id, app_id, created_at, deliver_at
+             ), d AS (
+                 INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, next_attempt_at, created_at)
+                 SELECT m.org_id, m.app_id, m.id, x.ep, 1, coalesce(m.deliver_at, m.created_at), m.created_at
+                 FROM unnest($12::text[], $13::text[]) AS x(msg, ep) JOIN m ON m.id = x.msg
+             )
+             SELECT id FROM m",
+        )
+        .await
+        .map_err(db::err)?;
+    let rows = c
+        .query(
+            &stmt,
+            &[
+                &cols.id,
+                &cols.org,
+                &cols.app,
+                &cols.event_type,
+                &cols.event_id,
+                &cols.channels,
+                &cols.tags,
+                &cols.payload,
+                &cols.retain_until,
+                &cols.created_at,
+                &cols.deliver_at,
+                &cols.delivery_msg,
+                &cols.delivery_endpoint,
+            ],
+        )
+        .await
+        .map_err(db::err)?;
+    let written: std::collections::HashSet<String> = rows
+        .iter()
+        .map(|r| get::<String>(r, 0))
+        .collect::<StoreResult<_>>()?;
+    Ok(msgs
+        .into_iter()
+        .map(|(msg, n)| {
+            if written.contains(msg.id.as_str()) {
+                Ok((msg, n))
+            } else {
+                // Its id is new, so the one unique key left is the eventId.
+                Err(StoreError::Conflict(
+                    "a message with this eventId already exists".into(),
+                ))
+            }
+        })
+        .collect())
+}
+
+/// [`insert_batch`]'s statement parameters, one array per column.
+#[derive(Default)]
+struct BatchColumns<'a> {
+    id: Vec<String>,
+    org: Vec<String>,
+    app: Vec<String>,
+    event_type: Vec<String>,
+    event_id: Vec<Option<String>>,
+    channels: Vec<Option<serde_json::Value>>,
+    tags: Vec<serde_json::Value>,
+    payload: Vec<&'a str>,
+    retain_until: Vec<DateTime<Utc>>,
+    created_at: Vec<DateTime<Utc>>,
+    deliver_at: Vec<Option<DateTime<Utc>>>,
+    delivery_msg: Vec<String>,
+    delivery_endpoint: Vec<String>,
+}
+
+impl BatchColumns<'_> {
+    fn push(
+        &mut self,
+        org: &OrgId,
+        app: &ApplicationId,
+        msg: &Message,
+        retain_until: DateTime<Utc>,
+        endpoints: &[String],
+    ) {
+        self.id.push(msg.id.to_string());
+        self.org.push(org.to_string());
+        self.app.push(app.to_string());
+        self.event_type.push(msg.event_type.to_string());
+        self.event_id.push(msg.event_id.as_ref().map(|e| e.to_string()));
+        self.channels.push(msg.channels.as_ref().map(to_json));
+        self.tags.push(to_json(&msg.tags));
+        self.retain_until.push(db::ms(retain_until));
+        self.created_at.push(msg.created_at);
+        self.deliver_at.push(msg.deliver_at);
+        for ep in endpoints {
+            self.delivery_msg.push(msg.id.to_string());
+            self.delivery_endpoint.push(ep.clone());
+        }
+    }
 }
 
 /// The parts of a logged request a destination's filter is matched on.
@@ -276,6 +457,10 @@ impl MessageStore for PgStore {
         app: &ApplicationId,
         message: NewMessage,
     ) -> StoreResult<(Message, usize)> {
+        if batchable(&message) {
+            // Announced by the batch writer.
+            return self.messages.create(org, app, message).await;
+        }
         let mut c = self.client().await?;
         let created = if message.flow_runs.is_none() {
             insert_message(&c, org, app, message, None).await?

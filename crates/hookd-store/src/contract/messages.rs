@@ -96,6 +96,113 @@ pub async fn messages_for_a_deleted_application_are_not_found(store: &dyn Store)
     ));
 }
 
+/// Many messages at once (PostgreSQL writes concurrent ones in one statement, a group
+/// commit): each call gets its own answer, as if they had come one by one. Taken
+/// `eventId`s conflict (also within one batch), a deleted application's messages are
+/// not found while the others of their batch are stored, and each stored message has
+/// exactly the deliveries its subscriptions give it.
+pub async fn concurrent_messages_are_each_answered_as_if_alone(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("many", None))
+        .await
+        .unwrap();
+    let gone = store
+        .create_application(&org, app_data("gone-many", None))
+        .await
+        .unwrap();
+    store.delete_application(&org, gone.id.as_str()).await.unwrap();
+    store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let mut typed = endpoint_data(None);
+    typed.event_types = Some(["a.b".parse().unwrap()].into_iter().collect());
+    store.create_endpoint(&org, &app.id, typed).await.unwrap();
+    // Round one: 300 calls to the live application whose event ids repeat
+    // (`i % 150`), so 150 take an id another call took first. Round two: 100 calls
+    // with new ids, every other one for the deleted application.
+    let send = |round: &'static str, n: usize, i: usize| {
+        let (org, app, gone) = (org.clone(), app.id.clone(), gone.id.clone());
+        async move {
+            let mut m = new_message(if i.is_multiple_of(2) { "a.b" } else { "c.d" }, None);
+            m.event_id = Some(format!("{round}-{}", i % n).parse().unwrap());
+            let to = if round == "two" && i % 2 == 1 { gone } else { app };
+            store.create_message(&org, &to, m).await
+        }
+    };
+    let one = at_once(300, |i| send("one", 150, i)).await;
+    let two = at_once(100, |i| send("two", 100, i)).await;
+    let mut stored = std::collections::BTreeMap::new();
+    let (mut conflicts, mut not_found, mut delivered) = (0, 0, 0);
+    for (round, i, answer) in one
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| ("one", i, a))
+        .chain(two.into_iter().enumerate().map(|(i, a)| ("two", i, a)))
+    {
+        match answer {
+            Ok((msg, n)) => {
+                assert!(
+                    round == "one" || i % 2 == 0,
+                    "call {i} was for the deleted application"
+                );
+                assert_eq!(
+                    n,
+                    if i.is_multiple_of(2) { 2 } else { 1 },
+                    "call {round}-{i}'s deliveries"
+                );
+                delivered += n;
+                let event = msg.event_id.clone().unwrap().to_string();
+                assert!(stored.insert(event, msg.id).is_none(), "one message per event id");
+            }
+            Err(StoreError::Conflict(_)) => {
+                assert_eq!(round, "one", "call {round}-{i}'s id was new");
+                conflicts += 1;
+            }
+            Err(StoreError::NotFound(_)) => {
+                assert!(
+                    round == "two" && i % 2 == 1,
+                    "call {round}-{i} was for a live application"
+                );
+                not_found += 1;
+            }
+            Err(e) => panic!("call {round}-{i}: {e}"),
+        }
+    }
+    assert_eq!((stored.len(), conflicts, not_found), (200, 150, 50));
+    for (event, id) in &stored {
+        assert_eq!(&store.get_message(&org, &app.id, event).await.unwrap().id, id);
+    }
+    let listed = store
+        .list_messages(
+            &org,
+            &app.id,
+            &ListQuery {
+                limit: 250,
+                ..ListQuery::default()
+            },
+            &MessageFilter::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.items.len(),
+        stored.len(),
+        "no message stored without its answer"
+    );
+    // Every delivery an answer counted, and no other.
+    let mut claimed = 0;
+    loop {
+        let got = claim_all(store, Utc::now()).await.len();
+        if got == 0 {
+            break;
+        }
+        claimed += got;
+    }
+    assert_eq!(claimed, delivered);
+}
+
 pub async fn messages_and_attempts_are_tenant_scoped(store: &dyn Store) {
     let (a, b) = two_orgs(store).await;
     let app = store

@@ -74,6 +74,7 @@ macro_rules! contract_tests {
             filtered_out_endpoints_get_no_delivery,
             event_ids_are_unique_per_app,
             messages_for_a_deleted_application_are_not_found,
+            concurrent_messages_are_each_answered_as_if_alone,
             claims_lease_and_expired_leases_are_reclaimed,
             claims_keep_within_each_endpoints_room,
             claims_serve_endpoints_in_turn,
