@@ -21,28 +21,43 @@ use crate::db::{self, get};
 
 /// Leases due rows and reads everything needed to send them, in one statement. Rows
 /// another node holds (locked by its claim in progress) are skipped, not waited for.
-/// A claim: walks the endpoints with pending deliveries after `$6` (up to `$7`, when
-/// set) in id order, at most `$11` of them, and leases each one's oldest due deliveries
-/// up to its room (`$8`, or the `$9`/`$10` pairs; the endpoints in `$2` have none),
-/// `$3` in all. Always answers at least one row: its last column is the last endpoint
-/// the walk visited (NULL: none), and a row without a delivery (NULL id) only carries
-/// that.
+/// A claim walks the endpoints with pending deliveries after `$6` in id order, then
+/// wraps round to those up to and including it (`wrapped`), skipping those in `$2`,
+/// at most `$10` of them, and leases each one's oldest due deliveries up to its room
+/// (`$7`, or the `$8`/`$9` pairs), `$3` in all. Always answers at least one row: its
+/// last column is the last endpoint the walk visited (NULL: none), the one before it
+/// the place in the walk of the row's endpoint, and a row without a delivery (NULL
+/// id) only carries the former. One statement whatever the cursor: with the walk in
+/// two passes (after the cursor, then up to it) a queue of one endpoint cost two
+/// statements per claim, the first always empty.
 fn claim_sql() -> &'static str {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
-            "WITH RECURSIVE walk(e, n) AS (
-             (SELECT endpoint_id, 1::bigint FROM delivery
-              WHERE status = 1 AND endpoint_id > $6 AND ($7::text IS NULL OR endpoint_id <= $7)
-              ORDER BY endpoint_id LIMIT 1)
+            "WITH RECURSIVE walk(e, n, wrapped) AS (
+             (SELECT s.e, 1::bigint, s.wrapped FROM (
+                 (SELECT endpoint_id AS e, false AS wrapped FROM delivery
+                  WHERE status = 1 AND endpoint_id > $6 ORDER BY endpoint_id LIMIT 1)
+                 UNION ALL
+                 (SELECT endpoint_id, true FROM delivery
+                  WHERE status = 1 AND endpoint_id <= $6 ORDER BY endpoint_id LIMIT 1)
+              ) s ORDER BY s.wrapped LIMIT 1)
              UNION ALL
-             SELECT (SELECT d.endpoint_id FROM delivery d
-                     WHERE d.status = 1 AND d.endpoint_id > w.e AND ($7::text IS NULL OR d.endpoint_id <= $7)
-                     ORDER BY d.endpoint_id LIMIT 1), w.n + 1
-             FROM walk w WHERE w.e IS NOT NULL AND w.n < $11
+             SELECT nx.e, w.n + 1, nx.wrapped FROM walk w, LATERAL (
+                 SELECT x.e, x.wrapped FROM (
+                     (SELECT d.endpoint_id AS e, w.wrapped AS wrapped FROM delivery d
+                      WHERE d.status = 1 AND d.endpoint_id > w.e AND (NOT w.wrapped OR d.endpoint_id <= $6)
+                      ORDER BY d.endpoint_id LIMIT 1)
+                     UNION ALL
+                     (SELECT d.endpoint_id, true FROM delivery d
+                      WHERE NOT w.wrapped AND d.status = 1 AND d.endpoint_id <= $6
+                      ORDER BY d.endpoint_id LIMIT 1)
+                 ) x ORDER BY x.wrapped LIMIT 1
+             ) nx
+             WHERE w.n < $10
          ), visit AS (
-             SELECT w.e, w.n, COALESCE(r.room, $8) AS room FROM walk w
-             LEFT JOIN unnest($9::text[], $10::bigint[]) AS r(endpoint_id, room) ON r.endpoint_id = w.e
-             WHERE w.e IS NOT NULL AND NOT (w.e = ANY($2))
+             SELECT w.e, w.n, COALESCE(r.room, $7) AS room FROM walk w
+             LEFT JOIN unnest($8::text[], $9::bigint[]) AS r(endpoint_id, room) ON r.endpoint_id = w.e
+             WHERE NOT (w.e = ANY($2))
          ), candidate AS (
              SELECT c.id, v.n, c.next_attempt_at FROM visit v
              CROSS JOIN LATERAL (
@@ -53,17 +68,17 @@ fn claim_sql() -> &'static str {
                  FOR UPDATE SKIP LOCKED
              ) c
          ), due AS (
-             SELECT id FROM candidate ORDER BY n, next_attempt_at LIMIT $3
+             SELECT id, n FROM candidate ORDER BY n, next_attempt_at LIMIT $3
          ), leased AS (
              UPDATE delivery d SET lease_until = $4, lease_owner = $5
              FROM due WHERE d.id = due.id
-             RETURNING d.id, d.org_id, d.msg_id, d.endpoint_id, d.attempts, d.trigger
+             RETURNING d.id, d.org_id, d.msg_id, d.endpoint_id, d.attempts, d.trigger, due.n
          ), visited AS (
-             SELECT max(e) AS last FROM walk
+             SELECT (SELECT e FROM walk ORDER BY n DESC LIMIT 1) AS last
          )
          SELECT l.id, l.org_id, l.attempts, l.trigger,
                 {m}, a.uid, a.operational = 1, m.ingest_id IS NOT NULL, ir.body, m.forward_headers,
-                ir.path, ir.query, ir.headers, ir.method, {e}, l.endpoint_id, visited.last
+                ir.path, ir.query, ir.headers, ir.method, {e}, l.endpoint_id, l.n, visited.last
          FROM visited
          LEFT JOIN leased l ON true
          LEFT JOIN message m ON m.id = l.msg_id
@@ -213,49 +228,42 @@ impl DeliveryStore for PgStore {
         let (partial, partial_room): (Vec<&str>, Vec<i64>) =
             room.partial().map(|(e, n)| (e.as_str(), count(n))).unzip();
         let after = self.claim_cursor.lock().map(|g| g.clone()).unwrap_or_default();
-        let sql = claim_sql();
-        let mut rows = Vec::new();
-        let mut next_cursor = None;
-        // The endpoints after the one served last, then from the first up to it.
-        let passes: [(&str, Option<&str>); 2] = [(&after, None), ("", Some(&after))];
-        for (from, upto) in passes {
-            if rows.len() >= limit || (upto.is_some() && after.is_empty()) {
-                break;
-            }
-            let got = db::query(
-                &c,
-                sql,
-                &[
-                    &now,
-                    &skip,
-                    &count(limit - rows.len()),
-                    &lease_until,
-                    &owner,
-                    &from,
-                    &upto,
-                    &count(room.each),
-                    &partial,
-                    &partial_room,
-                    &count(CLAIM_WALK_ENDPOINTS),
-                ],
-            )
-            .await?;
-            let last_col = got.first().map_or(0, |r| r.len() - 1);
-            let walked: Option<String> = got.first().map(|r| get(r, last_col)).transpose()?.flatten();
-            let got: Vec<Row> = got
-                .into_iter()
-                .filter(|r| r.try_get::<_, Option<i64>>(0).ok().flatten().is_some())
-                .collect();
-            // A full claim resumes after the last endpoint it took from; otherwise after
-            // the last one visited.
-            let served = got
-                .iter()
-                .filter_map(|r| get::<String>(r, last_col - 1).ok())
-                .max();
-            let full = got.len() >= limit - rows.len();
-            next_cursor = if full { served } else { walked }.or(next_cursor);
-            rows.extend(got);
-        }
+        let got = db::query(
+            &c,
+            claim_sql(),
+            &[
+                &now,
+                &skip,
+                &count(limit),
+                &lease_until,
+                &owner,
+                &after,
+                &count(room.each),
+                &partial,
+                &partial_room,
+                &count(CLAIM_WALK_ENDPOINTS),
+            ],
+        )
+        .await?;
+        let last_col = got.first().map_or(0, |r| r.len() - 1);
+        let walked: Option<String> = got.first().map(|r| get(r, last_col)).transpose()?.flatten();
+        let rows: Vec<Row> = got
+            .into_iter()
+            .filter(|r| r.try_get::<_, Option<i64>>(0).ok().flatten().is_some())
+            .collect();
+        // A full claim resumes after the last endpoint it took from (in the walk's
+        // order); otherwise after the last one visited.
+        let served = rows
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    get::<i64>(r, last_col - 1).ok()?,
+                    get::<String>(r, last_col - 2).ok()?,
+                ))
+            })
+            .max()
+            .map(|(_, endpoint)| endpoint);
+        let next_cursor = if rows.len() >= limit { served } else { walked };
         if let (Some(cursor), Ok(mut g)) = (next_cursor, self.claim_cursor.lock()) {
             *g = cursor;
         }
