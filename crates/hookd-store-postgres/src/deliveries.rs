@@ -1,17 +1,19 @@
 //! The delivery queue: leasing due deliveries with `FOR UPDATE SKIP LOCKED`, recording
-//! attempts, and the throttle every node shares.
+//! attempts (the sends that ended together in one statement, [`Records`]), and the
+//! throttle every node shares.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 use hookd_core::id::{ApplicationId, AttemptId, EndpointId, OrgId};
 use hookd_core::throttle::ThrottleRate;
 use hookd_store::sealing::Keyring;
 use hookd_store::{
     AttemptTrigger, CLAIM_WALK_ENDPOINTS, ClaimedDelivery, DeliveryStatus, DeliveryStore, EndpointRoom,
-    NewAttempt, NextStep, RawBody, ReceivedParts, StoreResult,
+    NewAttempt, NextStep, RawBody, ReceivedParts, StoreError, StoreResult,
 };
 use tokio::sync::Notify;
 use tokio_postgres::Row;
@@ -212,6 +214,195 @@ impl SharedThrottle {
     }
 }
 
+/// Where a record leaves its delivery: its status and next attempt.
+fn moved_on(next: NextStep) -> (DeliveryStatus, Option<DateTime<Utc>>) {
+    match next {
+        NextStep::Done => (DeliveryStatus::Success, None),
+        NextStep::RetryAt(t) => (DeliveryStatus::Pending, Some(db::ms(t))),
+        NextStep::Exhausted => (DeliveryStatus::Fail, None),
+        NextStep::Cancel => (DeliveryStatus::Canceled, None),
+    }
+}
+
+/// One attempt's record: the delivery moves on, the attempt is logged and a success
+/// clears the endpoint's failing streak, in one statement. `None`: the delivery is
+/// gone (its endpoint or message deleted while the attempt was in flight).
+async fn finish_one<C: GenericClient>(
+    c: &C,
+    delivery: i64,
+    attempt: NewAttempt,
+    next: NextStep,
+) -> StoreResult<Option<AttemptId>> {
+    let (status, next_at) = moved_on(next);
+    let attempt_id = AttemptId::generate();
+    let at = db::ms(attempt.at);
+    let row = db::query_opt(
+        c,
+        "WITH d AS (
+             UPDATE delivery SET attempts = attempts + 1, status = $1, next_attempt_at = $2,
+                 lease_until = NULL, lease_owner = NULL, trigger = 0, last_attempt_at = $3
+             WHERE id = $4 RETURNING org_id, app_id, msg_id, endpoint_id
+         ), healthy AS (
+             UPDATE endpoint SET failing_since = NULL
+             WHERE $5 AND id = (SELECT endpoint_id FROM d) AND failing_since IS NOT NULL
+         )
+         INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, delivery_id, url, status,
+             response_status_code, response, duration_ms, trigger, created_at, transformed, headers)
+         SELECT $6, org_id, app_id, msg_id, endpoint_id, $4, $7, $8, $9, $10, $11, $12, $3, $13, $14 FROM d
+         RETURNING id",
+        &[
+            &(status as i32),
+            &next_at,
+            &at,
+            &delivery,
+            &(next == NextStep::Done),
+            &attempt_id.as_str(),
+            &attempt.url,
+            &(attempt.status as i32),
+            &attempt.response_status_code,
+            &attempt.response,
+            &attempt.duration_ms,
+            &(attempt.trigger as i32),
+            &attempt.transformed,
+            &attempt.headers.stored(),
+        ],
+    )
+    .await?;
+    Ok(row.map(|_| attempt_id))
+}
+
+/// The attempts of sends that ended together, recorded by one statement
+/// ([`crate::group_commit`]): what [`finish_one`] does, for each of them.
+pub(crate) struct Records;
+
+#[async_trait]
+impl crate::group_commit::Batch for Records {
+    type Item = (i64, NewAttempt, NextStep);
+    type Out = Option<AttemptId>;
+
+    fn bytes((_, attempt, _): &Self::Item) -> usize {
+        attempt.url.len() + attempt.response.len() + 256
+    }
+
+    async fn together(
+        c: &deadpool_postgres::Object,
+        items: &[Self::Item],
+    ) -> StoreResult<Vec<StoreResult<Self::Out>>> {
+        // A delivery twice in one batch (its lease ran out and this node took it again)
+        // would be updated once: those are written one by one.
+        let mut seen = std::collections::HashSet::with_capacity(items.len());
+        if !items.iter().all(|(d, _, _)| seen.insert(*d)) {
+            return Err(StoreError::Conflict("a delivery is twice in the batch".into()));
+        }
+        let mut cols = RecordColumns::default();
+        let ids: Vec<AttemptId> = items.iter().map(|_| AttemptId::generate()).collect();
+        for ((delivery, attempt, next), id) in items.iter().zip(&ids) {
+            cols.push(*delivery, attempt, *next, id);
+        }
+        let rows = db::query(
+            c,
+            "WITH x AS (
+                 SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::timestamptz[], $5::bool[],
+                     $6::text[], $7::text[], $8::int[], $9::int[], $10::text[], $11::bigint[], $12::int[],
+                     $13::bool[], $14::text[])
+                 AS x(delivery, status, next_at, at, done, attempt_id, url, attempt_status, code, response,
+                     duration_ms, trigger, transformed, headers)
+             ), d AS (
+                 UPDATE delivery SET attempts = attempts + 1, status = x.status, next_attempt_at = x.next_at,
+                     lease_until = NULL, lease_owner = NULL, trigger = 0, last_attempt_at = x.at
+                 FROM x WHERE delivery.id = x.delivery
+                 RETURNING delivery.id, delivery.org_id, delivery.app_id, delivery.msg_id, delivery.endpoint_id
+             ), healthy AS (
+                 UPDATE endpoint SET failing_since = NULL
+                 WHERE failing_since IS NOT NULL
+                   AND id IN (SELECT d.endpoint_id FROM d JOIN x ON x.delivery = d.id WHERE x.done)
+             )
+             INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, delivery_id, url, status,
+                 response_status_code, response, duration_ms, trigger, created_at, transformed, headers)
+             SELECT x.attempt_id, d.org_id, d.app_id, d.msg_id, d.endpoint_id, d.id, x.url, x.attempt_status,
+                 x.code, x.response, x.duration_ms, x.trigger, x.at, x.transformed, x.headers
+             FROM d JOIN x ON x.delivery = d.id
+             RETURNING delivery_id",
+            &[
+                &cols.delivery,
+                &cols.status,
+                &cols.next_at,
+                &cols.at,
+                &cols.done,
+                &cols.attempt_id,
+                &cols.url,
+                &cols.attempt_status,
+                &cols.code,
+                &cols.response,
+                &cols.duration_ms,
+                &cols.trigger,
+                &cols.transformed,
+                &cols.headers,
+            ],
+        )
+        .await?;
+        let recorded: std::collections::HashSet<i64> = rows
+            .iter()
+            .map(|r| get::<i64>(r, 0))
+            .collect::<StoreResult<_>>()?;
+        Ok(items
+            .iter()
+            .zip(ids)
+            .map(|((delivery, _, _), id)| Ok(recorded.contains(delivery).then_some(id)))
+            .collect())
+    }
+
+    async fn alone(
+        c: &deadpool_postgres::Object,
+        (delivery, attempt, next): Self::Item,
+    ) -> StoreResult<Self::Out> {
+        finish_one(c, delivery, attempt, next).await
+    }
+
+    fn new_work(_: &Self::Out) -> bool {
+        false
+    }
+}
+
+/// [`Records::together`]'s statement parameters, one array per column.
+#[derive(Default)]
+struct RecordColumns<'a> {
+    delivery: Vec<i64>,
+    status: Vec<i32>,
+    next_at: Vec<Option<DateTime<Utc>>>,
+    at: Vec<DateTime<Utc>>,
+    done: Vec<bool>,
+    attempt_id: Vec<&'a str>,
+    url: Vec<&'a str>,
+    attempt_status: Vec<i32>,
+    code: Vec<i32>,
+    response: Vec<&'a str>,
+    duration_ms: Vec<i64>,
+    trigger: Vec<i32>,
+    transformed: Vec<bool>,
+    headers: Vec<Option<String>>,
+}
+
+impl<'a> RecordColumns<'a> {
+    fn push(&mut self, delivery: i64, attempt: &'a NewAttempt, next: NextStep, id: &'a AttemptId) {
+        let (status, next_at) = moved_on(next);
+        self.delivery.push(delivery);
+        self.status.push(status as i32);
+        self.next_at.push(next_at);
+        self.at.push(db::ms(attempt.at));
+        self.done.push(next == NextStep::Done);
+        self.attempt_id.push(id.as_str());
+        self.url.push(&attempt.url);
+        self.attempt_status.push(attempt.status as i32);
+        self.code.push(attempt.response_status_code);
+        self.response.push(&attempt.response);
+        self.duration_ms.push(attempt.duration_ms);
+        self.trigger.push(attempt.trigger as i32);
+        self.transformed.push(attempt.transformed);
+        self.headers.push(attempt.headers.stored());
+    }
+}
+
 #[async_trait]
 impl DeliveryStore for PgStore {
     async fn claim_due(
@@ -316,51 +507,7 @@ impl DeliveryStore for PgStore {
         attempt: NewAttempt,
         next: NextStep,
     ) -> StoreResult<Option<AttemptId>> {
-        let c = self.client().await?;
-        let (status, next_at) = match next {
-            NextStep::Done => (DeliveryStatus::Success, None),
-            NextStep::RetryAt(t) => (DeliveryStatus::Pending, Some(db::ms(t))),
-            NextStep::Exhausted => (DeliveryStatus::Fail, None),
-            NextStep::Cancel => (DeliveryStatus::Canceled, None),
-        };
-        let attempt_id = AttemptId::generate();
-        let at = db::ms(attempt.at);
-        // The delivery moves on, the attempt is logged and a success clears the
-        // endpoint's failing streak: one statement, one round trip.
-        let row = db::query_opt(
-            &c,
-            "WITH d AS (
-                 UPDATE delivery SET attempts = attempts + 1, status = $1, next_attempt_at = $2,
-                     lease_until = NULL, lease_owner = NULL, trigger = 0, last_attempt_at = $3
-                 WHERE id = $4 RETURNING org_id, app_id, msg_id, endpoint_id
-             ), healthy AS (
-                 UPDATE endpoint SET failing_since = NULL
-                 WHERE $5 AND id = (SELECT endpoint_id FROM d) AND failing_since IS NOT NULL
-             )
-             INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, delivery_id, url, status,
-                 response_status_code, response, duration_ms, trigger, created_at, transformed, headers)
-             SELECT $6, org_id, app_id, msg_id, endpoint_id, $4, $7, $8, $9, $10, $11, $12, $3, $13, $14 FROM d
-             RETURNING id",
-            &[
-                &(status as i32),
-                &next_at,
-                &at,
-                &delivery,
-                &(next == NextStep::Done),
-                &attempt_id.as_str(),
-                &attempt.url,
-                &(attempt.status as i32),
-                &attempt.response_status_code,
-                &attempt.response,
-                &attempt.duration_ms,
-                &(attempt.trigger as i32),
-                &attempt.transformed,
-                &attempt.headers.stored(),
-            ],
-        )
-        .await?;
-        // No row: the endpoint or message was deleted while the attempt was in flight.
-        Ok(row.map(|_| attempt_id))
+        self.records.write((delivery, attempt, next)).await
     }
 
     async fn note_exhausted(

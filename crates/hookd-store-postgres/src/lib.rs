@@ -118,7 +118,9 @@ pub struct PgStore {
     /// [`hookd_store::pressure`]).
     wait: Arc<WriteWait>,
     /// Gathers concurrent new messages into one statement ([`group_commit`]).
-    messages: group_commit::GroupCommit,
+    messages: group_commit::GroupCommit<messages::NewMessages>,
+    /// Gathers the attempts of sends that ended together into one statement.
+    records: group_commit::GroupCommit<deliveries::Records>,
     /// Closes the pool and stops the background tasks when the last clone goes.
     _closer: Arc<Closer>,
 }
@@ -208,6 +210,12 @@ impl PgStore {
             Arc::clone(&announce),
             group_commit_slots(options.pool_size),
         );
+        let records = group_commit::GroupCommit::start(
+            pool.clone(),
+            Arc::clone(&wait),
+            Arc::clone(&announce),
+            group_commit_slots(options.pool_size),
+        );
         Ok(Self {
             _closer: Arc::new(Closer {
                 pool: pool.clone(),
@@ -220,6 +228,7 @@ impl PgStore {
             keyring: options.keyring,
             wait,
             messages,
+            records,
         })
     }
 
@@ -236,9 +245,10 @@ impl PgStore {
     }
 }
 
-/// How many message batches are written at once: a quarter of the pool, so the
-/// engine and the readers keep the rest ([`group_commit`]).
-fn group_commit_slots(pool_size: usize) -> usize {
+/// How many batches of one kind (messages, attempt records) are written at once: a
+/// quarter of the pool each, so the claims and the readers keep the rest
+/// ([`group_commit`]).
+pub(crate) fn group_commit_slots(pool_size: usize) -> usize {
     (pool_size / 4).clamp(1, 8)
 }
 
@@ -257,14 +267,14 @@ impl Store for PgStore {
     /// Reads and writes share the pool, so its wait is the signal: a pool every call
     /// waits for is the database (or the pool's size) at its limit. Only while calls
     /// are waiting for it now: a one-off stall's waits end with it.
-    /// New messages wait in the group commit's queue instead ([`group_commit`]): the
-    /// longer of the two.
+    /// New messages and attempt records wait in the group commit's queues instead
+    /// ([`group_commit`]): the longest of the three.
     fn write_wait(&self) -> std::time::Duration {
         let pool = if self.pool.status().waiting == 0 {
             std::time::Duration::ZERO
         } else {
             self.wait.current()
         };
-        pool.max(self.messages.wait())
+        pool.max(self.messages.wait()).max(self.records.wait())
     }
 }

@@ -243,6 +243,34 @@ pub(crate) async fn insert_batch<C: GenericClient>(
         .collect())
 }
 
+/// New messages sent through the API, group-committed ([`crate::group_commit`]).
+pub(crate) struct NewMessages;
+
+#[async_trait]
+impl crate::group_commit::Batch for NewMessages {
+    type Item = (OrgId, ApplicationId, NewMessage);
+    type Out = (Message, usize);
+
+    fn bytes((_, _, message): &Self::Item) -> usize {
+        message.payload.len()
+    }
+
+    async fn together(
+        c: &deadpool_postgres::Object,
+        items: &[Self::Item],
+    ) -> StoreResult<Vec<StoreResult<Self::Out>>> {
+        insert_batch(c, items).await
+    }
+
+    async fn alone(c: &deadpool_postgres::Object, (org, app, message): Self::Item) -> StoreResult<Self::Out> {
+        insert_message(c, &org, &app, message, None).await
+    }
+
+    fn new_work((_, deliveries): &Self::Out) -> bool {
+        *deliveries > 0
+    }
+}
+
 /// [`insert_batch`]'s statement parameters, one array per column.
 #[derive(Default)]
 struct BatchColumns<'a> {
@@ -459,7 +487,7 @@ impl MessageStore for PgStore {
     ) -> StoreResult<(Message, usize)> {
         if batchable(&message) {
             // Announced by the batch writer.
-            return self.messages.create(org, app, message).await;
+            return self.messages.write((org.clone(), app.clone(), message)).await;
         }
         let mut c = self.client().await?;
         let created = if message.flow_runs.is_none() {

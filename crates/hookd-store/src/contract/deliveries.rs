@@ -222,6 +222,116 @@ pub async fn claims_lease_and_expired_leases_are_reclaimed(store: &dyn Store) {
     );
 }
 
+/// Many attempts recorded at once (PostgreSQL records the sends that ended together
+/// with one statement): each call gets its own answer, as if alone. A delivery whose
+/// endpoint was deleted while it was in flight records nothing; the others are
+/// logged, and each moves on as its own verdict says.
+pub async fn concurrent_attempt_records_are_each_answered_as_if_alone(store: &dyn Store) {
+    let (org, _) = two_orgs(store).await;
+    let app = store
+        .create_application(&org, app_data("records", None))
+        .await
+        .unwrap();
+    let kept = store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    let gone = store
+        .create_endpoint(&org, &app.id, endpoint_data(None))
+        .await
+        .unwrap();
+    for _ in 0..120 {
+        store
+            .create_message(&org, &app.id, new_message("a.b", None))
+            .await
+            .unwrap();
+    }
+    let now = Utc::now();
+    let mut claimed = Vec::new();
+    loop {
+        let got = claim_all(store, now).await;
+        if got.is_empty() {
+            break;
+        }
+        claimed.extend(got);
+    }
+    assert_eq!(claimed.len(), 240);
+    store
+        .delete_endpoint(&org, &app.id, gone.id.as_str())
+        .await
+        .unwrap();
+    let retry_at = now + chrono::Duration::seconds(60);
+    let answers = at_once(claimed.len(), |i| {
+        let d = &claimed[i];
+        async move {
+            let (attempt, next) = if i.is_multiple_of(2) {
+                (attempt(DeliveryStatus::Success, 200), NextStep::Done)
+            } else {
+                (attempt(DeliveryStatus::Fail, 500), NextStep::RetryAt(retry_at))
+            };
+            (d, store.finish_attempt(d.id, attempt, next).await.unwrap())
+        }
+    })
+    .await;
+    let mut ids = BTreeSet::new();
+    let (mut done, mut retried) = (BTreeSet::new(), BTreeSet::new());
+    for (i, (d, answer)) in answers.into_iter().enumerate() {
+        if d.endpoint.id == gone.id {
+            assert_eq!(answer, None, "delivery {} went with its endpoint", d.id);
+            continue;
+        }
+        let id = answer.unwrap_or_else(|| panic!("delivery {} was recorded", d.id));
+        assert!(ids.insert(id), "one attempt id per record");
+        if i.is_multiple_of(2) {
+            done.insert(d.id);
+        } else {
+            retried.insert(d.id);
+        }
+    }
+    assert_eq!(ids.len(), 120);
+    let attempts = |status| AttemptFilter {
+        status: Some(status),
+        endpoint: Some(kept.id.clone()),
+        ..Default::default()
+    };
+    let (org, app) = (&org, &app);
+    let count = |status| async move {
+        store
+            .list_attempts(
+                org,
+                &app.id,
+                &ListQuery {
+                    limit: 250,
+                    ..Default::default()
+                },
+                &attempts(status),
+            )
+            .await
+            .unwrap()
+            .items
+            .len()
+    };
+    assert_eq!(count(DeliveryStatus::Success).await, done.len());
+    assert_eq!(count(DeliveryStatus::Fail).await, retried.len());
+    assert!(
+        claim_all(store, retry_at - chrono::Duration::seconds(1))
+            .await
+            .is_empty()
+    );
+    let mut again = BTreeSet::new();
+    loop {
+        let got = claim_all(store, retry_at).await;
+        if got.is_empty() {
+            break;
+        }
+        for d in got {
+            assert_eq!(d.attempts, 1);
+            again.insert(d.id);
+        }
+    }
+    assert_eq!(again, retried, "exactly the retried deliveries come back");
+}
+
 pub async fn attempts_are_recorded_and_retries_scheduled(store: &dyn Store) {
     let (org, _) = two_orgs(store).await;
     let app = store

@@ -79,6 +79,7 @@ macro_rules! contract_tests {
             claims_keep_within_each_endpoints_room,
             claims_serve_endpoints_in_turn,
             attempts_are_recorded_and_retries_scheduled,
+            concurrent_attempt_records_are_each_answered_as_if_alone,
             waiting_retries_of_an_endpoint_are_made_due,
             expunged_and_disabled_deliveries_are_canceled,
             messages_and_attempts_are_tenant_scoped,
