@@ -2,7 +2,8 @@
 //! (`http_admission_write_wait`, hookd-server's `http::server`).
 //!
 //! A backend records how long writes waited (SQLite: from a job's queueing to its
-//! batch's commit; PostgreSQL: the wait for a pooled connection). What counts is the
+//! batch's commit; PostgreSQL: the wait for a pooled connection, and a group-commit
+//! batch's time from queueing to commit). What counts is the
 //! *shortest* wait over a window of [`WINDOW`], as CoDel judges a queue: a burst makes
 //! some writes wait and drains within the window, so some write in it waited little;
 //! a queue that stands (more offered than the database commits) makes every write of

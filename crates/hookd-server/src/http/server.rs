@@ -16,7 +16,8 @@
 //!   so an orchestrator still sees the node alive while it sheds load;
 //! - the database: while every write of the last 300 ms waited longer than
 //!   [`Limits::admission_write_wait`] (SQLite: from queueing to commit; PostgreSQL:
-//!   for a pooled connection; [`hookd_store::pressure`]) and writes are still
+//!   for a pooled connection, or from queueing to commit in a group commit;
+//!   [`hookd_store::pressure`]) and writes are still
 //!   waiting, a request
 //!   that would write through `/api`, `/in` or `/h` (any method but `GET`, `HEAD` and
 //!   `OPTIONS`) is answered `503 overloaded` with `Retry-After: 1` before any work.
