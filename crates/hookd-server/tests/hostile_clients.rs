@@ -347,8 +347,9 @@ async fn a_source_past_its_rate_limit_is_answered_429_and_keeps_nothing_more() {
     server.stop().await;
 }
 
-/// More writers than the database serves: on PostgreSQL with a pool of two, 200
-/// clients writing as fast as they are answered keep the pool's queue standing, so
+/// More writers than the database serves: on PostgreSQL with a pool of two (one slot
+/// for batches of new messages), 200 clients writing as fast as they are answered
+/// keep the group commit's queue standing (`hookd-store-postgres`'s `group_commit`), so
 /// writes are refused early (503 `overloaded`, `Retry-After: 1`) rather than every
 /// one waiting its turn; every message answered 202 is stored, none refused is, reads
 /// go on meanwhile, and once the load stops a write is accepted again. (SQLite's
