@@ -539,7 +539,7 @@ async fn a_database_that_cannot_be_written_answers_503_with_retry_after_and_keep
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the refused write left nothing");
-    let (status, _) = json_of(
+    let (status, body) = json_of(
         server
             .req(Method::POST, "/api/v1/app")
             .json(&json!({"name": "after", "uid": "locked"}))
@@ -551,6 +551,6 @@ async fn a_database_that_cannot_be_written_answers_503_with_retry_after_and_keep
     assert_eq!(
         status,
         StatusCode::CREATED,
-        "the same call succeeds once the lock is gone"
+        "the same call succeeds once the lock is gone: {body}"
     );
 }

@@ -18,6 +18,7 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hookd_store::pressure::WriteWait;
@@ -60,6 +61,8 @@ pub(crate) struct Writer {
     /// How long `Now` jobs wait from their queueing to their commit (admission
     /// control's signal, [`hookd_store::pressure`]).
     wait: Arc<WriteWait>,
+    /// How many `Now` jobs are in the channel, not yet taken by the writer thread.
+    now_queued: Arc<AtomicUsize>,
 }
 
 impl Writer {
@@ -70,18 +73,26 @@ impl Writer {
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
         let wait = Arc::new(WriteWait::default());
         let recorded = Arc::clone(&wait);
+        let now_queued = Arc::new(AtomicUsize::new(0));
+        let taken = Arc::clone(&now_queued);
         std::thread::Builder::new()
             .name("hookd-sqlite-writer".into())
-            .spawn(move || run(&conn, rx, &checkpoints, &recorded))?;
-        Ok(Self { jobs, wait })
+            .spawn(move || run(&conn, rx, &checkpoints, &recorded, &taken))?;
+        Ok(Self {
+            jobs,
+            wait,
+            now_queued,
+        })
     }
 
     /// How long jobs callers wait on have lately taken from their queueing to their
-    /// commit ([`WriteWait::current`]), while jobs are waiting now: once the queue is
-    /// empty, what the last window saw (jobs held up by a one-off stall, a lock
-    /// another process held) is over.
+    /// commit ([`WriteWait::current`]), while such a job is waiting now: once none
+    /// waits, what the last window saw (jobs held up by a one-off stall, a lock
+    /// another process held) is over. Background jobs queued meanwhile do not renew
+    /// it: they wait by design, and a write refused after a stall would otherwise be
+    /// refused for as long as one of them sat in the channel.
     pub(crate) fn wait(&self) -> Duration {
-        if self.jobs.capacity() == self.jobs.max_capacity() {
+        if self.now_queued.load(Ordering::Acquire) == 0 {
             return Duration::ZERO;
         }
         self.wait.current()
@@ -110,17 +121,56 @@ impl Writer {
             });
             (ok, finish)
         });
+        let mut sending = Sending::start(lane, &self.now_queued);
         self.jobs
             .send((lane, Instant::now(), job))
             .await
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        sending.sent();
         rx.await
             .map_err(|_| StoreError::Unavailable("a write job panicked; it was rolled back".into()))?
     }
 }
 
-fn run(conn: &Connection, mut rx: mpsc::Receiver<Queued>, checkpoints: &Checkpoints, wait: &WriteWait) {
-    let mut queue = Queue::default();
+/// Counts a `Now` job in [`Writer::now_queued`] while it is sent, and counts it out
+/// again unless it reached the channel (a full channel's send fails, or its caller
+/// hangs up meanwhile); once sent, the writer thread counts it out as it takes it.
+struct Sending<'a>(Option<&'a AtomicUsize>);
+
+impl<'a> Sending<'a> {
+    fn start(lane: Lane, now_queued: &'a AtomicUsize) -> Self {
+        if lane != Lane::Now {
+            return Self(None);
+        }
+        now_queued.fetch_add(1, Ordering::AcqRel);
+        Self(Some(now_queued))
+    }
+
+    fn sent(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        if let Some(now_queued) = self.0 {
+            now_queued.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+fn run(
+    conn: &Connection,
+    mut rx: mpsc::Receiver<Queued>,
+    checkpoints: &Checkpoints,
+    wait: &WriteWait,
+    now_queued: &AtomicUsize,
+) {
+    let mut queue = Queue {
+        now: Vec::new(),
+        later: VecDeque::new(),
+        now_queued,
+    };
     loop {
         if queue.later.is_empty() {
             match rx.blocking_recv() {
@@ -144,17 +194,21 @@ fn run(conn: &Connection, mut rx: mpsc::Receiver<Queued>, checkpoints: &Checkpoi
 }
 
 /// The jobs taken off the channel, by lane.
-#[derive(Default)]
-struct Queue {
+struct Queue<'a> {
     /// With when each was queued.
     now: Vec<(Instant, Job)>,
     later: VecDeque<Job>,
+    /// [`Writer::now_queued`], counted down as `Now` jobs are taken.
+    now_queued: &'a AtomicUsize,
 }
 
-impl Queue {
+impl Queue<'_> {
     fn push(&mut self, (lane, queued, job): Queued) {
         match lane {
-            Lane::Now => self.now.push((queued, job)),
+            Lane::Now => {
+                self.now_queued.fetch_sub(1, Ordering::AcqRel);
+                self.now.push((queued, job));
+            }
             // Background work waits by design: its time is no signal.
             Lane::Later => self.later.push_back(job),
         }
@@ -277,9 +331,6 @@ fn cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use super::*;
 
     fn writer(dir: &tempfile::TempDir) -> Writer {
@@ -398,6 +449,50 @@ mod tests {
         tokio::time::sleep(hookd_store::pressure::WINDOW * 3).await;
         assert_eq!(writer.wait(), Duration::ZERO);
         assert_eq!(rows(&writer, "now").await, 400);
+    }
+
+    /// A stall (here a long job; in production a lock another process held) leaves a
+    /// window whose every waited-on job waited long. Once none waits, background jobs
+    /// sitting in the channel do not bring that old signal back: a write offered
+    /// then is admitted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn background_jobs_queued_after_a_stall_do_not_renew_its_signal() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir);
+        let insert = |lane: Lane, sleep_ms: u64| {
+            let w = writer.clone();
+            tokio::spawn(async move {
+                w.write(lane, move |c| {
+                    std::thread::sleep(Duration::from_millis(sleep_ms));
+                    c.execute("INSERT INTO t VALUES ('x', 1)", [])
+                        .map_err(StoreError::internal)
+                })
+                .await
+            })
+        };
+        let stall = insert(Lane::Now, 700);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let held = insert(Lane::Now, 0);
+        stall.await.unwrap().unwrap();
+        held.await.unwrap().unwrap();
+        // The window the held job's wait opened is now a window old.
+        tokio::time::sleep(hookd_store::pressure::WINDOW + Duration::from_millis(50)).await;
+        let background = insert(Lane::Later, 300);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let queued = insert(Lane::Later, 0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            writer.wait.current() >= Duration::from_millis(500),
+            "the stall's window is still the last one: {:?}",
+            writer.wait.current()
+        );
+        assert!(
+            writer.jobs.capacity() < writer.jobs.max_capacity(),
+            "a job sits in the channel"
+        );
+        assert_eq!(writer.wait(), Duration::ZERO);
+        background.await.unwrap().unwrap();
+        queued.await.unwrap().unwrap();
     }
 
     /// A waited-on job that arrives while the writer is busy with background work
