@@ -584,7 +584,9 @@ impl DeliveryStore for PgStore {
         let c = self.client().await?;
         let n = db::execute(
             &c,
-            "UPDATE delivery SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = $1",
+            // Only pending rows are leased; `delivery_due` finds them (there is no
+            // index on the owner: migration 0018).
+            "UPDATE delivery SET lease_until = NULL, lease_owner = NULL WHERE status = 1 AND lease_owner = $1",
             &[&owner],
         )
         .await?;

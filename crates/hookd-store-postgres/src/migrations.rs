@@ -53,6 +53,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0017_listen_holds",
         include_str!("../migrations/0017_listen_holds.sql"),
     ),
+    (
+        "0018_delivery_hot_claims",
+        include_str!("../migrations/0018_delivery_hot_claims.sql"),
+    ),
 ];
 
 /// The schema version this build expects.
