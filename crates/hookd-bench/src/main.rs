@@ -10,6 +10,7 @@
 
 mod hookd;
 mod load;
+mod pgwire;
 mod receiver;
 mod report;
 mod scenarios;
@@ -73,7 +74,12 @@ enum Command {
     /// leaderboard submissions and rank reads on boards of 1,000, 100,000 and 1,000,000
     /// players, document reads, and increments of one hot document.
     Data(Opts),
-    /// Every scenario in turn.
+    /// PostgreSQL only: an API node (--no-worker) and a delivery node (--no-api) on one
+    /// database, messages at --rate (default 2,000/s): CPU µs per message on each node
+    /// and on the PostgreSQL server, statements, round trips and transactions per
+    /// message (docs/operations.md sizes deployments from them).
+    Nodes(Opts),
+    /// Every scenario in turn (nodes only on PostgreSQL).
     All(Opts),
     /// The receiver process (started by the harness).
     #[command(hide = true)]
@@ -205,7 +211,15 @@ fn run(command: Command) -> Result<(), Error> {
             }
             (vec![Scenario::Data], o)
         }
-        Command::All(o) => (Scenario::ALL.to_vec(), o),
+        Command::Nodes(o) => (vec![Scenario::Nodes], o),
+        Command::All(o) => {
+            let on_postgres = o.database.is_some();
+            let list = Scenario::ALL
+                .into_iter()
+                .filter(|s| on_postgres || !s.postgres_only())
+                .collect();
+            (list, o)
+        }
         Command::Receiver { .. } => return Ok(()),
     };
     // The load generator gets one thread: the machine's cores are hookd's to use.

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::hookd::{self, Database, Proc, Usage};
 use crate::load::{self, Outcome, Spec, Window};
+use crate::pgwire::{self, Proxy, Sent};
 use crate::receiver::Seen;
 use crate::report::{Report, Target};
 use crate::{Error, Opts};
@@ -28,10 +29,11 @@ pub enum Scenario {
     Flow,
     Listen,
     Data,
+    Nodes,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Self::Ingest,
         Self::E2e,
         Self::Deliver,
@@ -42,6 +44,7 @@ impl Scenario {
         Self::Flow,
         Self::Listen,
         Self::Data,
+        Self::Nodes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,7 +59,13 @@ impl Scenario {
             Self::Flow => "flow",
             Self::Listen => "listen",
             Self::Data => "data",
+            Self::Nodes => "nodes",
         }
+    }
+
+    /// Whether it measures what only PostgreSQL does (`all` leaves it out on SQLite).
+    pub fn postgres_only(self) -> bool {
+        matches!(self, Self::Nodes)
     }
 }
 
@@ -73,6 +82,7 @@ pub async fn run(scenario: Scenario, bin: &Path, dir: &Path, opts: &Opts) -> Res
         Scenario::Flow => flow(bin, dir, opts).await,
         Scenario::Listen => listen(bin, dir, opts).await,
         Scenario::Data => data(bin, dir, opts).await,
+        Scenario::Nodes => nodes(bin, dir, opts).await,
     }
 }
 
@@ -1358,6 +1368,217 @@ fn data_params(opts: &Opts, connections: usize) -> serde_json::Value {
 }
 
 /// One closed-loop measurement of `spec` against hookd.
+/// What the split deployment has used so far: each node's CPU, the PostgreSQL
+/// server's, what each node's sessions sent, the database's transactions, and what
+/// the receiver saw.
+struct NodesMark {
+    at: Instant,
+    api_cpu_s: f64,
+    worker_cpu_s: f64,
+    server_cpu_s: Option<f64>,
+    api_sent: Sent,
+    worker_sent: Sent,
+    transactions: i64,
+    wal_bytes: f64,
+    delivered: u64,
+}
+
+/// CPU seconds of every `postgres` process on this machine (the server's backends
+/// and its background workers: the WAL writer, the checkpointer, autovacuum), or
+/// `None` when none is visible (a remote server).
+fn postgres_cpu_s() -> Option<f64> {
+    let mut total = 0.0;
+    let mut seen = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() != "postgres" {
+            continue;
+        }
+        if let Ok(usage) = hookd::usage(pid) {
+            total += usage.cpu_s;
+            seen = true;
+        }
+    }
+    seen.then_some(total)
+}
+
+/// Transactions the database has ended (committed or rolled back) so far, and the
+/// bytes of WAL the server has written.
+async fn transactions(db: &tokio_postgres::Client) -> Result<(i64, f64), Error> {
+    // Each query is its own transaction, so it reads the statistics afresh; sessions
+    // flush their counts about once a second while they work.
+    let row = db
+        .query_one(
+            "SELECT (xact_commit + xact_rollback)::bigint, pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8
+             FROM pg_stat_database WHERE datname = current_database()",
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Per-message costs of a split deployment on PostgreSQL: an API node (`--no-worker`)
+/// takes messages at `--rate` (default 2,000/s, below what one node carries, so the
+/// costs are those of a node with room), a delivery node (`--no-api`) sends them;
+/// each node reaches the database through its own counting proxy. Reports CPU µs
+/// per message on each node and on the PostgreSQL server, and statements, round
+/// trips and transactions per message: the figures docs/operations.md sizes
+/// deployments from.
+async fn nodes(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
+    let base = opts
+        .database
+        .as_deref()
+        .ok_or("nodes measures nodes sharing a PostgreSQL database: give --database")?;
+    let rate = opts.rate.unwrap_or(2_000.0);
+    let db = Database::fresh(Some(base), dir).await?;
+    let token = hookd::token(bin, &db)?;
+    let rx = loopback(hookd::free_port()?);
+    let receiver = hookd::receiver(rx).await?;
+    let upstream = pgwire::server(base).await?;
+    let (api_proxy, worker_proxy) = (Proxy::start(upstream).await?, Proxy::start(upstream).await?);
+    let through = |proxy: &Proxy| -> Result<Vec<(String, String)>, Error> {
+        let mut s = settings(opts)?;
+        s.push((
+            "HOOKD_DATABASE_URL".into(),
+            pgwire::through(db.url(), proxy.addr)?,
+        ));
+        Ok(s)
+    };
+    let api_addr = loopback(hookd::free_port()?);
+    let api = hookd::serve(bin, &db, api_addr, &["--no-worker"], &through(&api_proxy)?).await?;
+    let worker_addr = loopback(hookd::free_port()?);
+    let worker = hookd::serve(bin, &db, worker_addr, &["--no-api"], &through(&worker_proxy)?).await?;
+    let (stats, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let (api_pid, worker_pid) = (api.pid(), worker.pid());
+    let setup = Setup {
+        hookd: Some(api),
+        receiver: Some(receiver),
+        addr: api_addr,
+        rx,
+        token,
+        db,
+    };
+    setup.application(1, opts).await?;
+
+    let mark = || async {
+        let (transactions, wal_bytes) = transactions(&stats).await?;
+        Ok::<_, Error>(NodesMark {
+            at: Instant::now(),
+            api_cpu_s: hookd::usage(api_pid)?.cpu_s,
+            worker_cpu_s: hookd::usage(worker_pid)?.cpu_s,
+            server_cpu_s: postgres_cpu_s(),
+            api_sent: api_proxy.sent(),
+            worker_sent: worker_proxy.sent(),
+            transactions,
+            wal_bytes,
+            delivered: setup.seen(false).await?.total,
+        })
+    };
+    let window = opts.window();
+    let spec = message_spec(&setup.token, opts.payload_bytes);
+    let marks = async {
+        tokio::time::sleep(window.warmup).await;
+        let a = mark().await?;
+        tokio::time::sleep(window.measure.saturating_sub(a.at.elapsed())).await;
+        let b = mark().await?;
+        Ok::<_, Error>((a, b))
+    };
+    let (out, marks) = tokio::join!(
+        load::open(setup.addr, rate, opts.concurrency(), window, &spec),
+        marks
+    );
+    let (out, (a, b)) = (out?, marks?);
+    let drained = setup.wait_for(out.ok_total, Duration::from_secs(120)).await?;
+
+    let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-6);
+    let delivered = b.delivered.saturating_sub(a.delivered);
+    if out.ok == 0 || delivered == 0 {
+        return Err(format!("nothing went through the nodes while measuring: {:?}", out.errors).into());
+    }
+    let accepted = out.ok as f64;
+    let per_delivery = |x: f64| x / delivered as f64;
+    let mut r = Report::new(
+        "nodes",
+        opts.backend(),
+        opts.quick,
+        params(
+            opts,
+            json!({"offered_messages_per_s": rate, "connections": opts.concurrency(), "endpoints": 1,
+                   "nodes": "one --no-worker, one --no-api"}),
+        ),
+    );
+    r.add("messages acknowledged/s", out.rate(), "/s");
+    r.add("deliveries/s", delivered as f64 / secs, "/s");
+    r.add(
+        "API node CPU µs per message",
+        (b.api_cpu_s - a.api_cpu_s) * 1e6 / accepted,
+        "µs",
+    );
+    r.add(
+        "delivery node CPU µs per message",
+        per_delivery((b.worker_cpu_s - a.worker_cpu_s) * 1e6),
+        "µs",
+    );
+    match (a.server_cpu_s, b.server_cpu_s) {
+        (Some(x), Some(y)) => r.add("PostgreSQL CPU µs per message", per_delivery((y - x) * 1e6), "µs"),
+        _ => r.note("PostgreSQL's processes are not visible here: its CPU is not measured"),
+    }
+    let api_sent = b.api_sent.since(a.api_sent);
+    let worker_sent = b.worker_sent.since(a.worker_sent);
+    r.add(
+        "API node statements per message",
+        api_sent.statements as f64 / accepted,
+        "",
+    );
+    r.add(
+        "API node round trips per message",
+        api_sent.round_trips as f64 / accepted,
+        "",
+    );
+    r.add(
+        "delivery node statements per message",
+        per_delivery(worker_sent.statements as f64),
+        "",
+    );
+    r.add(
+        "delivery node round trips per message",
+        per_delivery(worker_sent.round_trips as f64),
+        "",
+    );
+    r.add(
+        "transactions per message (both nodes)",
+        per_delivery((b.transactions - a.transactions) as f64),
+        "",
+    );
+    r.add(
+        "WAL bytes per message (the whole server)",
+        per_delivery(b.wal_bytes - a.wal_bytes),
+        "B",
+    );
+    r.add("API latency p99", out.ms(0.99), "ms");
+    r.add_goal(
+        "accepted but not delivered",
+        out.ok_total.saturating_sub(drained.total) as f64,
+        "",
+        Target::Below(1.0),
+    );
+    note_errors(&mut r, &out);
+    r.note(
+        "statements: Execute and Query messages; round trips: Sync and Query messages \
+         (each waits for the server); transactions: pg_stat_database, counted by the \
+         server a second or so late, so a short window is approximate",
+    );
+    drop(worker);
+    drop(setup);
+    driver.abort();
+    Ok(r)
+}
+
 async fn closed_phase(
     setup: &Setup,
     connections: usize,
