@@ -75,7 +75,8 @@ enum Command {
     /// players, document reads, and increments of one hot document.
     Data(Opts),
     /// PostgreSQL only: an API node (--no-worker) and a delivery node (--no-api) on one
-    /// database, messages at --rate (default 2,000/s): CPU µs per message on each node
+    /// database, messages at --rate (default 2,000/s) into --endpoints endpoints
+    /// (default 1): CPU µs per message on each node
     /// and on the PostgreSQL server, statements, round trips and transactions per
     /// message (docs/operations.md sizes deployments from them).
     Nodes(Opts),
