@@ -182,28 +182,19 @@ pub fn through(url: &str, proxy: SocketAddr) -> Result<String, Error> {
     Ok(format!("{scheme}://{user}{proxy}{tail}{sep}sslmode=disable"))
 }
 
-/// The server `url` names (host and port, 5432 by default).
+/// The server `url` names: its one TCP host and port (5432 by default), as
+/// tokio-postgres reads the URL.
 pub async fn server(url: &str) -> Result<SocketAddr, Error> {
-    let rest = url
-        .split_once("://")
-        .map(|(_, r)| r)
-        .ok_or("the database URL has no scheme")?;
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if host.starts_with('[')
-        || host
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        host.to_owned()
-    } else {
-        format!("{host}:5432")
+    let config: tokio_postgres::Config = url.parse()?;
+    let (host, port) = match (config.get_hosts(), config.get_ports()) {
+        ([tokio_postgres::config::Host::Tcp(host)], []) => (host.clone(), 5432),
+        ([tokio_postgres::config::Host::Tcp(host)], [port]) => (host.clone(), *port),
+        _ => return Err("the nodes scenario needs one TCP host in the database URL".into()),
     };
-    tokio::net::lookup_host(&host)
+    tokio::net::lookup_host((host.as_str(), port))
         .await?
         .next()
-        .ok_or_else(|| format!("{host} does not resolve").into())
+        .ok_or_else(|| format!("{host}:{port} does not resolve").into())
 }
 
 #[cfg(test)]

@@ -283,16 +283,27 @@ fn span(a: &Mark, b: Mark) -> Span {
     }
 }
 
+/// Marks the edges of the measurement window: `mark(true)` once the warm-up is over,
+/// `mark(false)` when the window ends (`at` says when a mark was taken).
+async fn edges<M, F, Fut>(window: Window, mark: F, at: impl Fn(&M) -> Instant) -> Result<(M, M), Error>
+where
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<M, Error>>,
+{
+    tokio::time::sleep(window.warmup).await;
+    let a = mark(true).await?;
+    tokio::time::sleep(window.measure.saturating_sub(at(&a).elapsed())).await;
+    let b = mark(false).await?;
+    Ok((a, b))
+}
+
 /// Runs `load` while marking the measurement window's edges.
 async fn measured<F>(setup: &Setup, window: Window, load: F) -> Result<(Outcome, Span), Error>
 where
     F: std::future::Future<Output = Result<Outcome, Error>>,
 {
     let marks = async {
-        tokio::time::sleep(window.warmup).await;
-        let a = mark(setup, true).await?;
-        tokio::time::sleep(window.measure.saturating_sub(a.at.elapsed())).await;
-        let b = mark(setup, false).await?;
+        let (a, b) = edges(window, |first| mark(setup, first), |m: &Mark| m.at).await?;
         Ok::<_, Error>(span(&a, b))
     };
     let (out, span) = tokio::join!(load, marks);
@@ -1469,7 +1480,7 @@ async fn nodes(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     };
     setup.application(endpoints, opts).await?;
 
-    let mark = || async {
+    let mark = |_first| async {
         let (transactions, wal_bytes) = server_counts(&stats).await?;
         Ok::<_, Error>(NodesMark {
             at: Instant::now(),
@@ -1485,13 +1496,7 @@ async fn nodes(bin: &Path, dir: &Path, opts: &Opts) -> Result<Report, Error> {
     };
     let window = opts.window();
     let spec = message_spec(&setup.token, opts.payload_bytes);
-    let marks = async {
-        tokio::time::sleep(window.warmup).await;
-        let a = mark().await?;
-        tokio::time::sleep(window.measure.saturating_sub(a.at.elapsed())).await;
-        let b = mark().await?;
-        Ok::<_, Error>((a, b))
-    };
+    let marks = edges(window, mark, |m: &NodesMark| m.at);
     let (out, marks) = tokio::join!(
         load::open(setup.addr, rate, opts.concurrency(), window, &spec),
         marks
